@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Gate.Core;
+using Spectre.Console;
+
+namespace Gate.Cli;
+
+/// <summary>Shared CLI plumbing: usage errors exit 3, input errors print one clear message and exit 3, anything else exits 4.</summary>
+public static class Cli
+{
+    public static async Task<int> InvokeAsync(RootCommand root, string[] args)
+    {
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) Console.Error.WriteLine($"gate: {e.Message}");
+            Console.Error.WriteLine("Run 'gate --help' (or 'gate <command> --help') for usage.");
+            return ExitCodes.BadInput;
+        }
+        try
+        {
+            return await parse.InvokeAsync();
+        }
+        catch (Exception e)
+        {
+            return Report(e);
+        }
+    }
+
+    /// <summary>Runs a command body with the exit-code contract applied to whatever it throws.</summary>
+    public static async Task<int> Guard(Func<Task<int>> body)
+    {
+        try { return await body(); }
+        catch (Exception e) { return Report(e); }
+    }
+
+    private static int Report(Exception e)
+    {
+        switch (e)
+        {
+            case GateInputException gi:
+                Console.Error.WriteLine($"error: {gi.Message}");
+                return ExitCodes.BadInput;
+            case GateComponentMissingException cm:
+                Console.Error.WriteLine($"error: {cm.Message}");
+                return ExitCodes.BadInput;
+            case OperationCanceledException:
+                Console.Error.WriteLine("error: cancelled");
+                return ExitCodes.InternalError;
+            default:
+                Console.Error.WriteLine($"internal error ({e.GetType().Name}): {e.Message}");
+                if (Environment.GetEnvironmentVariable("GATE_DEBUG") == "1") Console.Error.WriteLine(e);
+                else Console.Error.WriteLine("Set GATE_DEBUG=1 for details. Please report this.");
+                return ExitCodes.InternalError;
+        }
+    }
+
+    /// <summary>Parses repeated NAME=VALUE options into a dictionary; a malformed one is a usage error.</summary>
+    public static Dictionary<string, string> ParsePairs(IEnumerable<string>? items, string option)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var item in items ?? [])
+        {
+            int eq = item.IndexOf('=');
+            if (eq <= 0 || eq == item.Length - 1) throw new GateInputException($"{option} expects NAME=PATH, got '{item}'");
+            d[item[..eq]] = item[(eq + 1)..];
+        }
+        return d;
+    }
+
+    public static IAnsiConsole Err { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+}

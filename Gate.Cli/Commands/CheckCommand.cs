@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Gate.Core;
+using Gate.Core.Decision;
+using Gate.Core.Evidence;
+using Gate.Sandbox;
+using Spectre.Console;
+
+namespace Gate.Cli.Commands;
+
+public static class CheckCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model to judge.", Required = true };
+        var policy = new Option<FileInfo>("--policy", "-p") { Description = "The deployment policy (YAML, apiVersion gate/v1).", Required = true };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder for decision.json and evidence/ (default: ./gate-out)." };
+        var data = new Option<string[]>("--data") { Description = "Override a dataset path from the policy: NAME=x.npy (inputs) or NAME.labels=y.npy. Repeatable.", AllowMultipleArgumentsPerToken = false };
+        var sandbox = new Option<string>("--sandbox") { Description = $"Sandbox backend: {string.Join(", ", SandboxSelector.Names)} (default: auto, the strongest available)." };
+        var gpu = new Option<bool>("--gpu") { Description = "Ask for the CUDA execution provider even if the policy does not." };
+        var json = new Option<bool>("--json") { Description = "Print decision.json to stdout instead of the summary table." };
+        var cmd = new Command("check", """
+            Judge a model against a policy and write a decision.
+            Exit codes: 0 APPROVE, 1 REJECT, 2 INCONCLUSIVE, 3 bad input or usage, 4 internal error.
+            Example: gate check --model examples/digits/digits-cnn.onnx --policy policies/digits-release.yaml --out out/
+            """) { model, policy, outDir, data, sandbox, gpu, json };
+        cmd.SetAction((pr, ct) => Cli.Guard(async () =>
+        {
+            var req = new GateCheckRequest(pr.GetValue(model)!.FullName, pr.GetValue(policy)!.FullName,
+                pr.GetValue(outDir)?.FullName ?? Path.GetFullPath("gate-out"), Cli.ParsePairs(pr.GetValue(data), "--data"), pr.GetValue(gpu));
+            var backend = SandboxSelector.Select(pr.GetValue(sandbox));
+            var record = await new GateCheckPipeline(backend).RunAsync(req, null, ct);
+            var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
+            if (pr.GetValue(json)) Console.Out.WriteLine(record.ToJson());
+            else PrintSummary(record, path);
+            return record.ExitCode;
+        }));
+        return cmd;
+    }
+
+    private static void PrintSummary(DecisionRecord record, string path)
+    {
+        var console = AnsiConsole.Console;
+        var table = new Table().Border(TableBorder.Rounded).Title($"Gate — {Markup.Escape(record.PolicyName)} on {Markup.Escape(record.Model.Name)}");
+        table.AddColumns("check", "type", "enforcement", "verdict", "summary");
+        foreach (var c in record.Checks)
+        {
+            var colour = c.Verdict switch { Verdict.Pass => "green", Verdict.Fail => "red", _ => "yellow" };
+            table.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Type), c.Enforcement.ToString().ToLowerInvariant(),
+                $"[{colour}]{c.Verdict.ToString().ToUpperInvariant()}[/]", Markup.Escape(c.Summary));
+        }
+        console.Write(table);
+        var dc = record.Decision switch { GateDecision.Approve => "green", GateDecision.Reject => "red", _ => "yellow" };
+        console.MarkupLine($"Decision: [bold {dc}]{record.Decision.ToString().ToUpperInvariant()}[/] (exit {record.ExitCode})");
+        foreach (var r in record.Reasons) console.MarkupLine($"  - {Markup.Escape(r)}");
+        console.MarkupLine($"Sandbox: {Markup.Escape(record.Sandbox.Backend)} (isolation {Markup.Escape(record.Sandbox.Isolation)}, required {Markup.Escape(record.Sandbox.RequiredIsolation)})");
+        console.MarkupLine($"Written: {Markup.Escape(path)}");
+    }
+}

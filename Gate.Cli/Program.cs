@@ -1,0 +1,12 @@
+using System.CommandLine;
+using Gate.Cli;
+using Gate.Cli.Commands;
+
+var root = new RootCommand("""
+    Gate: a zero-shot deployment gate for machine-learning models.
+    Judges an ONNX model against a YAML policy (mechanistic checks, adversarial search, sandbox simulation)
+    and writes a decision: APPROVE (exit 0), REJECT (1) or INCONCLUSIVE (2). Bad input exits 3, internal errors 4.
+    """);
+root.Subcommands.Add(CheckCommand.Create());
+root.Subcommands.Add(RunCommand.Create());
+return await Cli.InvokeAsync(root, args);

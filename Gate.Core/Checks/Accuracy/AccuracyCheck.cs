@@ -1,0 +1,72 @@
+using Gate.Core.Evidence;
+using Gate.Core.Policy;
+using Gate.Core.Runtime;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Checks.Accuracy;
+
+public sealed record AccuracyOptions(string Dataset, int? Samples, double? Confidence);
+
+/// <summary>Top-1 accuracy of the model on a labelled dataset, run on the production runtime when available.</summary>
+public sealed class AccuracyCheck : Check<AccuracyOptions>
+{
+    public override string Type => "accuracy";
+    public override CheckPlacement Placement => CheckPlacement.Sandbox;
+    public override string Purpose =>
+        "Measures how often the model's top prediction matches the label on a held-out dataset: the baseline competence every other guarantee is relative to.";
+
+    public override AccuracyOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) => new(
+        spec.Dataset!, spec.Node["samples"] is PolicyScalar s ? (int)s.AsLong() : null,
+        spec.Node["confidence"] is PolicyScalar c ? c.AsDouble() : null);
+
+    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, AccuracyOptions o, CancellationToken ct)
+    {
+        var r = NewResult(spec);
+        var ds = ctx.LoadDataset(o.Dataset);
+        int n = Math.Min(o.Samples ?? ds.Count, ds.Count);
+        var session = ctx.Production ?? null;
+        string runtimeName;
+        Func<Tensor, Tensor> run;
+        if (session is not null) { run = x => session.RunSingle(x, ctx.PrimaryOutput); runtimeName = session.Info.Name; }
+        else
+        {
+            // Accuracy is a behavioural measurement; when the policy names onnxruntime and it is missing, the
+            // measurement would not be of the production model, so it is inconclusive rather than substituted.
+            if (ctx.Policy.Spec.Runtime == "onnxruntime")
+                return Task.FromResult(CheckResult.Inconclusive(spec, ctx.ProductionUnavailableReason ?? "production runtime unavailable"));
+            run = x => ctx.Engine.Run(new Dictionary<string, Tensor> { [ctx.Engine.InputNames[0]] = x }, [ctx.PrimaryOutput])[ctx.PrimaryOutput];
+            runtimeName = "builtin";
+        }
+        int correct = 0;
+        const int batch = 256;
+        for (int start = 0; start < n; start += batch)
+        {
+            ct.ThrowIfCancellationRequested();
+            int count = Math.Min(batch, n - start);
+            var logits = run(ds.Inputs.SliceBatch(start, count));
+            int classes = logits.Length / count;
+            var lf = logits.ToFloatArray();
+            for (int i = 0; i < count; i++)
+            {
+                int arg = 0;
+                for (int k = 1; k < classes; k++) if (lf[i * classes + k] > lf[i * classes + arg]) arg = k;
+                if (arg == ds.Labels![start + i]) correct++;
+            }
+            ctx.Progress.Report(new ProgressUpdate(spec.Id, "samples", start + count, n, "samples"));
+        }
+        double acc = n == 0 ? double.NaN : (double)correct / n;
+        r.Metrics["accuracy"] = acc;
+        r.Metrics["samples"] = n;
+        r.Metrics["correct"] = correct;
+        var (lo, hi) = Statistics.WilsonInterval(correct, n, o.Confidence ?? 0.95);
+        r.Metrics["accuracyLower"] = lo;
+        r.Metrics["accuracyUpper"] = hi;
+        r.Runtime = runtimeName;
+        // With `confidence`, the requirement is judged on the pessimistic end of the interval, not the point estimate.
+        var judged = o.Confidence is not null ? new Dictionary<string, double> { ["accuracy"] = lo } : null;
+        Requirements.Apply(r, spec.Require, judged);
+        r.Summary = $"accuracy {acc:P2} on {n} samples ({correct} correct) via {runtimeName}";
+        r.Coverage = $"{n} samples of dataset '{o.Dataset}'";
+        return Task.FromResult(r);
+    }
+}

@@ -1,0 +1,109 @@
+using Gate.Core.Engine;
+using Gate.Core.Evidence;
+using Gate.Core.Model;
+using Gate.Core.Policy;
+using Gate.Core.Runtime;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Checks;
+
+/// <summary>A dataset as loaded: inputs (first axis = samples) and optional integer labels.</summary>
+public sealed record Dataset(string Name, Tensor Inputs, long[]? Labels)
+{
+    public int Count => Inputs.Shape[0];
+}
+
+/// <summary>Progress of long work, e.g. "adversarial/pgd 1200/8000 queries". Shown as bars on the host.</summary>
+public readonly record struct ProgressUpdate(string CheckId, string Task, double Done, double Total, string? Unit = null);
+
+/// <summary>Everything a running check may use. Built by the executor (in the sandbox runner or on the host).</summary>
+public sealed class CheckContext
+{
+    private readonly Dictionary<string, Dataset> _datasets;
+    private readonly Lazy<CompiledModel> _engine;
+
+    public CheckContext(OnnxModel model, DeploymentPolicy policy, IInferenceSession? production, string? productionUnavailableReason,
+        EvidenceWriter evidence, IProgress<ProgressUpdate>? progress = null)
+    {
+        Model = model;
+        Policy = policy;
+        Production = production;
+        ProductionUnavailableReason = productionUnavailableReason;
+        Evidence = evidence;
+        Progress = progress ?? new Progress<ProgressUpdate>();
+        _engine = new Lazy<CompiledModel>(() => CompiledModel.Compile(model));
+        _datasets = new();
+    }
+
+    private CheckContext(CheckContext other, EvidenceWriter evidence)
+    {
+        Model = other.Model; Policy = other.Policy; Production = other.Production;
+        ProductionUnavailableReason = other.ProductionUnavailableReason; Progress = other.Progress;
+        _engine = other._engine; _datasets = other._datasets;
+        Evidence = evidence;
+    }
+
+    /// <summary>The same context (engine, datasets, runtime shared) writing evidence elsewhere.</summary>
+    public CheckContext WithEvidence(EvidenceWriter evidence) => new(this, evidence);
+
+    public OnnxModel Model { get; }
+    public DeploymentPolicy Policy { get; }
+    /// <summary>The built-in engine: gradients and activations (white-box work).</summary>
+    public CompiledModel Engine => _engine.Value;
+    /// <summary>The production runtime (ONNX Runtime), or null with <see cref="ProductionUnavailableReason"/>.</summary>
+    public IInferenceSession? Production { get; }
+    public string? ProductionUnavailableReason { get; }
+    public EvidenceWriter Evidence { get; }
+    public IProgress<ProgressUpdate> Progress { get; }
+
+    /// <summary>
+    /// The production session, or an exception that the executor turns into INCONCLUSIVE with the reason.
+    /// Checks whose evidence must hold in production call this instead of silently using the built-in engine.
+    /// </summary>
+    public IInferenceSession RequireProduction() =>
+        Production ?? throw new GateComponentMissingException(ProductionUnavailableReason ?? "the production runtime is not available");
+
+    /// <summary>Per-check seed: derived from the policy seed and the check id, so adding a check does not change others.</summary>
+    public ulong SeedFor(string checkId)
+    {
+        ulong h = 1469598103934665603UL;
+        foreach (char c in checkId) { h ^= c; h *= 1099511628211UL; }
+        return Policy.Spec.Seed ^ h;
+    }
+
+    /// <summary>The primary input (first declared in the policy, else the model's first) with its value range.</summary>
+    public InputSpec PrimaryInput
+    {
+        get
+        {
+            var declared = Policy.Spec.Model.Inputs.FirstOrDefault();
+            var name = declared?.Name ?? Model.Graph.Inputs[0].Name;
+            return declared ?? new InputSpec(name, [], double.NegativeInfinity, double.PositiveInfinity);
+        }
+    }
+
+    /// <summary>Output used as class scores: the policy's spec.model.output, else the model's first output.</summary>
+    public string PrimaryOutput => Policy.Spec.Model.Output ?? Model.Graph.Outputs[0].Name;
+
+    public Dataset LoadDataset(string name)
+    {
+        lock (_datasets)
+        {
+            if (_datasets.TryGetValue(name, out var d)) return d;
+            if (!Policy.Spec.Datasets.TryGetValue(name, out var spec)) throw new GateInputException($"dataset '{name}' is not defined in the policy");
+            var x = Npy.Read(spec.InputsPath);
+            if (x.Rank == 0) throw new GateInputException($"{spec.InputsPath}: dataset inputs must have a sample axis");
+            long[]? y = null;
+            if (spec.LabelsPath is not null)
+            {
+                var lt = Npy.Read(spec.LabelsPath);
+                if (lt.Rank != 1 || lt.Shape[0] != x.Shape[0])
+                    throw new GateInputException($"{spec.LabelsPath}: labels must be a vector of {x.Shape[0]} entries (one per input sample), got shape {lt.ShapeString}");
+                y = lt.ToLongArray();
+            }
+            if (x.Type != DType.Float32)
+                x = Tensor.FromFloats(x.Shape, x.ToFloatArray());
+            return _datasets[name] = new Dataset(name, x, y);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using Gate.Core.Evidence;
+using Gate.Core.Policy;
+
+namespace Gate.Core.Checks;
+
+/// <summary>Where a check runs: on the host (reads the model, never executes it) or inside the sandbox.</summary>
+public enum CheckPlacement { Host, Sandbox }
+
+/// <summary>
+/// One check type (e.g. "adversarial"). Implementations are stateless and found by reflection
+/// (<see cref="CheckRegistry"/>), so a new check type is one new class.
+/// </summary>
+public interface ICheck
+{
+    /// <summary>The policy's <c>type:</c> value.</summary>
+    string Type { get; }
+    CheckPlacement Placement { get; }
+    /// <summary>Plain-language description for reviewers: what the check tests and why it matters.</summary>
+    string Purpose { get; }
+
+    /// <summary>
+    /// Binds and validates the type-specific options before anything runs. Throws <see cref="PolicyException"/>
+    /// (file:line:col) for options the schema cannot express (e.g. a layer name that must exist).
+    /// </summary>
+    object Bind(CheckSpec spec, DeploymentPolicy policy);
+
+    /// <summary>Runs the check. Must not throw for model behaviour; faults are caught by the caller and become INCONCLUSIVE.</summary>
+    Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, object options, CancellationToken cancellationToken);
+}
+
+/// <summary>Typed convenience base: options are bound once and handed back typed.</summary>
+public abstract class Check<TOptions> : ICheck where TOptions : class
+{
+    public abstract string Type { get; }
+    public abstract CheckPlacement Placement { get; }
+    public abstract string Purpose { get; }
+    public abstract TOptions BindOptions(CheckSpec spec, DeploymentPolicy policy);
+    public abstract Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, TOptions options, CancellationToken cancellationToken);
+
+    object ICheck.Bind(CheckSpec spec, DeploymentPolicy policy) => BindOptions(spec, policy);
+    Task<CheckResult> ICheck.RunAsync(CheckContext context, CheckSpec spec, object options, CancellationToken ct) =>
+        RunAsync(context, spec, (TOptions)options, ct);
+
+    /// <summary>A fresh result carrying the spec's identity.</summary>
+    protected static CheckResult NewResult(CheckSpec spec) => new() { Id = spec.Id, Type = spec.Type, Enforcement = spec.Enforcement };
+}

@@ -1,0 +1,185 @@
+using Gate.Core.Model;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Engine;
+
+/// <summary>The values a forward pass returns: requested outputs and captured intermediates, plus a tape for gradients.</summary>
+public sealed class ForwardPass
+{
+    public required IReadOnlyDictionary<string, Tensor> Values { get; init; }
+    internal Tensor?[][]? TapeInputs { get; init; }
+    internal Tensor[][]? TapeOutputs { get; init; }
+    public Tensor this[string name] => Values.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"tensor '{name}' was not requested from this forward pass");
+}
+
+/// <summary>
+/// A model bound to the built-in engine's kernels. Thread-safe: compile once, run from many threads.
+/// </summary>
+public sealed class CompiledModel
+{
+    private readonly Operator[] _ops;
+    private readonly OpContext[] _ctx;
+    private readonly Dictionary<string, int> _lastUse = new();
+    private readonly HashSet<string> _produced = new();
+
+    public OnnxModel Model { get; }
+    public Graph Graph => Model.Graph;
+    public IReadOnlyList<string> InputNames { get; }
+    public IReadOnlyList<string> OutputNames { get; }
+
+    private CompiledModel(OnnxModel model, Operator[] ops)
+    {
+        Model = model;
+        _ops = ops;
+        _ctx = model.Graph.Nodes.Select(n => new OpContext(n, model.Opsets.TryGetValue(n.Domain, out var v) ? v : model.DefaultOpset)).ToArray();
+        InputNames = model.Graph.Inputs.Select(i => i.Name).ToList();
+        OutputNames = model.Graph.Outputs.Select(o => o.Name).ToList();
+        for (int i = 0; i < model.Graph.Nodes.Count; i++)
+        {
+            foreach (var inp in model.Graph.Nodes[i].Inputs) if (inp.Length > 0) _lastUse[inp] = i;
+            foreach (var o in model.Graph.Nodes[i].Outputs) if (o.Length > 0) _produced.Add(o);
+        }
+    }
+
+    /// <summary>Binds every node to a kernel; lists all unsupported operators at once.</summary>
+    public static CompiledModel Compile(OnnxModel model)
+    {
+        var ops = new Operator[model.Graph.Nodes.Count];
+        var missing = new SortedSet<string>();
+        for (int i = 0; i < ops.Length; i++)
+        {
+            var n = model.Graph.Nodes[i];
+            var op = OperatorRegistry.Find(n.Domain, n.OpType);
+            if (op is null) missing.Add(string.IsNullOrEmpty(n.Domain) ? n.OpType : $"{n.Domain}:{n.OpType}");
+            else ops[i] = op;
+        }
+        if (missing.Count > 0)
+            throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing)}");
+        return new CompiledModel(model, ops);
+    }
+
+    /// <summary>Every tensor name that can be captured (graph inputs, initializers and node outputs).</summary>
+    public IEnumerable<string> TensorNames => InputNames.Concat(Graph.Initializers.Keys).Concat(_produced);
+
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? outputs = null) =>
+        Forward(inputs, outputs).Values;
+
+    /// <summary>Single-input convenience: runs the model's only input and returns its first output.</summary>
+    public Tensor Run(Tensor input) =>
+        Forward(new Dictionary<string, Tensor> { [InputNames.Single()] = input }, [OutputNames[0]]).Values[OutputNames[0]];
+
+    /// <summary>
+    /// Runs the graph. Only <paramref name="outputs"/> (default: graph outputs) and <paramref name="capture"/> are
+    /// returned; other intermediates are dropped after their last use unless <paramref name="recordForBackward"/>.
+    /// </summary>
+    public ForwardPass Forward(IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? outputs = null,
+        IEnumerable<string>? capture = null, bool recordForBackward = false)
+    {
+        var wanted = new HashSet<string>(outputs ?? OutputNames);
+        if (capture is not null) wanted.UnionWith(capture);
+        foreach (var w in wanted)
+            if (!_produced.Contains(w) && !Graph.Initializers.ContainsKey(w) && !InputNames.Contains(w))
+                throw new GateInputException($"{Model.FileName}: no tensor named '{w}' in the graph");
+
+        var values = new Dictionary<string, Tensor>(Graph.Initializers);
+        foreach (var vi in Graph.Inputs)
+        {
+            if (!inputs.TryGetValue(vi.Name, out var t))
+            {
+                throw new GateInputException($"{Model.FileName}: missing input '{vi.Name}' (expected {vi.ElementType.OnnxName()}{vi.ShapeString})");
+            }
+            CheckInput(vi, t);
+            values[vi.Name] = t;
+        }
+        foreach (var k in inputs.Keys)
+            if (!InputNames.Contains(k) && !Graph.Initializers.ContainsKey(k))
+                throw new GateInputException($"{Model.FileName}: the model has no input named '{k}' (inputs: {string.Join(", ", InputNames)})");
+            else if (Graph.Initializers.ContainsKey(k)) values[k] = inputs[k]; // overriding an initializer (e.g. for weight gradients)
+
+        var nodes = Graph.Nodes;
+        var tapeIn = recordForBackward ? new Tensor?[nodes.Count][] : null;
+        var tapeOut = recordForBackward ? new Tensor[nodes.Count][] : null;
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            var node = nodes[i];
+            var args = new Tensor?[node.Inputs.Length];
+            for (int j = 0; j < args.Length; j++)
+            {
+                var name = node.Inputs[j];
+                if (name.Length == 0) continue;
+                if (!values.TryGetValue(name, out var v)) throw new InvalidOperationException($"{node.DisplayName}: input '{name}' is not available (engine bug)");
+                args[j] = v;
+            }
+            Tensor[] res = _ops[i].Forward(_ctx[i], args);
+            for (int j = 0; j < node.Outputs.Length && j < res.Length; j++)
+                if (node.Outputs[j].Length > 0) values[node.Outputs[j]] = res[j];
+            if (tapeIn is not null) { tapeIn[i] = args; tapeOut![i] = res; }
+            else
+            {
+                foreach (var name in node.Inputs)
+                    if (name.Length > 0 && _lastUse.TryGetValue(name, out var last) && last == i && !wanted.Contains(name) && !Graph.Initializers.ContainsKey(name))
+                        values.Remove(name);
+            }
+        }
+        var result = new Dictionary<string, Tensor>();
+        foreach (var w in wanted) result[w] = values[w];
+        return new ForwardPass { Values = result, TapeInputs = tapeIn, TapeOutputs = tapeOut };
+    }
+
+    private void CheckInput(ValueInfo vi, Tensor t)
+    {
+        if (vi.ElementType != DType.Undefined && vi.ElementType != t.Type)
+            throw new GateInputException($"{Model.FileName}: input '{vi.Name}' must be {vi.ElementType.OnnxName()}, got {t.Type.OnnxName()}");
+        if (vi.Shape is null) return;
+        if (vi.Shape.Length != t.Rank)
+            throw new GateInputException($"{Model.FileName}: input '{vi.Name}' must have shape {vi.ShapeString}, got {t.ShapeString}");
+        for (int i = 0; i < t.Rank; i++)
+            if (vi.Shape[i].Value is long d && d != t.Shape[i])
+                throw new GateInputException($"{Model.FileName}: input '{vi.Name}' must have shape {vi.ShapeString}, got {t.ShapeString} (axis {i})");
+    }
+
+    /// <summary>
+    /// Reverse-mode gradient. <paramref name="outputGrads"/> seeds d(scalar)/d(output) for any produced tensors;
+    /// returns d(scalar)/d(name) for each name in <paramref name="wrt"/> (graph inputs or initializers).
+    /// Batched naturally: a seed of shape [N,K] yields per-sample input gradients.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> Backward(ForwardPass pass, IReadOnlyDictionary<string, Tensor> outputGrads, IEnumerable<string> wrt)
+    {
+        if (pass.TapeInputs is null || pass.TapeOutputs is null)
+            throw new InvalidOperationException("Forward was not run with recordForBackward: true");
+        var grads = new Dictionary<string, Tensor>(outputGrads);
+        var wrtSet = wrt.ToList();
+        var nodes = Graph.Nodes;
+        for (int i = nodes.Count - 1; i >= 0; i--)
+        {
+            var node = nodes[i];
+            var outGrads = new Tensor?[node.Outputs.Length];
+            bool any = false;
+            for (int j = 0; j < outGrads.Length; j++)
+                if (node.Outputs[j].Length > 0 && grads.TryGetValue(node.Outputs[j], out var g)) { outGrads[j] = g; any = true; }
+            if (!any) continue;
+            if (!_ops[i].IsDifferentiable) continue; // piecewise-constant: contributes zero gradient
+            var inGrads = _ops[i].Backward(_ctx[i], pass.TapeInputs[i], pass.TapeOutputs[i], outGrads);
+            for (int j = 0; j < node.Inputs.Length && j < inGrads.Length; j++)
+            {
+                var name = node.Inputs[j];
+                var g = inGrads[j];
+                if (name.Length == 0 || g is null) continue;
+                grads[name] = grads.TryGetValue(name, out var prev) ? Kernels.AddSameShape(prev, g) : g;
+            }
+        }
+        var result = new Dictionary<string, Tensor>();
+        foreach (var w in wrtSet)
+        {
+            if (grads.TryGetValue(w, out var g)) result[w] = g;
+            else
+            {
+                var shape = Graph.Initializers.TryGetValue(w, out var init) ? init.Shape
+                    : pass.TapeInputs.SelectMany((a, k) => a.Select((t, m) => (t, nodes[k].Inputs[m]))).FirstOrDefault(p => p.Item2 == w).t?.Shape
+                    ?? throw new GateInputException($"no tensor named '{w}' to differentiate with respect to");
+                result[w] = Tensor.Zeros(DType.Float32, shape);
+            }
+        }
+        return result;
+    }
+}

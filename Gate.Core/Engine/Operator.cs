@@ -1,0 +1,44 @@
+using Gate.Core.Model;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Engine;
+
+/// <summary>What a kernel sees of its call site: the node (attributes, names) and the opset in force.</summary>
+public readonly record struct OpContext(Node Node, long Opset)
+{
+    public string Where => Node.DisplayName;
+}
+
+/// <summary>
+/// One ONNX operator, in one place: its shape rule, forward kernel and vector-Jacobian product (and, later,
+/// bound-propagation rules). Operators are stateless singletons registered in <see cref="OperatorRegistry"/>.
+/// </summary>
+public abstract class Operator
+{
+    public abstract string OpType { get; }
+    public virtual string Domain => "";
+
+    /// <summary>
+    /// Shape rule: output shapes from input shapes (an entry is null where unknown). The default says "unknown";
+    /// kernels still validate shapes at run time.
+    /// </summary>
+    public virtual int[]?[] InferShapes(OpContext ctx, int[]?[] inputShapes) => new int[]?[ctx.Node.Outputs.Length];
+
+    /// <summary>Forward kernel. <paramref name="inputs"/>[i] is null where an optional input is omitted.</summary>
+    public abstract Tensor[] Forward(OpContext ctx, Tensor?[] inputs);
+
+    /// <summary>False for operators whose outputs are piecewise constant or discrete (ArgMax, comparisons, Shape...).</summary>
+    public virtual bool IsDifferentiable => true;
+
+    /// <summary>
+    /// Vector-Jacobian product: given the forward inputs/outputs and the gradient of a scalar with respect to each
+    /// output (null = zero), return the gradient with respect to each input (null = none / not differentiable).
+    /// </summary>
+    public virtual Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] outputGrads) =>
+        throw new NotDifferentiableException($"{ctx.Where}: operator {OpType} has no gradient");
+}
+
+public sealed class NotDifferentiableException(string message) : Exception(message);
+
+/// <summary>Raised by kernels for inputs they cannot process (wrong shapes, bad attributes); names the node.</summary>
+public sealed class OperatorException(string message) : GateInputException(message);

@@ -1,0 +1,28 @@
+using System.Reflection;
+
+namespace Gate.Core.Engine;
+
+/// <summary>
+/// Every <see cref="Operator"/> subclass in this assembly, found by reflection so that adding an operator is
+/// adding one file.
+/// </summary>
+public static class OperatorRegistry
+{
+    private static readonly Lazy<Dictionary<(string Domain, string OpType), Operator>> All = new(() =>
+    {
+        var d = new Dictionary<(string, string), Operator>();
+        foreach (var t in typeof(Operator).Assembly.GetTypes())
+        {
+            if (t.IsAbstract || !typeof(Operator).IsAssignableFrom(t) || t.GetConstructor(Type.EmptyTypes) is null) continue;
+            var op = (Operator)Activator.CreateInstance(t)!;
+            if (!d.TryAdd((op.Domain, op.OpType), op))
+                throw new InvalidOperationException($"operator {op.Domain}:{op.OpType} is implemented twice ({t.Name} and {d[(op.Domain, op.OpType)].GetType().Name})");
+        }
+        return d;
+    });
+
+    public static Operator? Find(string domain, string opType) =>
+        All.Value.TryGetValue((domain == "ai.onnx" ? "" : domain, opType), out var op) ? op : null;
+
+    public static IEnumerable<Operator> Operators => All.Value.Values;
+}

@@ -1,0 +1,163 @@
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Engine.Ops;
+
+/// <summary>
+/// 2-D convolution (NCHW) with groups, pads, strides, dilations and auto_pad, computed as im2col + GEMM so that
+/// the SIMD matrix kernel does the work. The backward pass reuses the same column matrix.
+/// </summary>
+public sealed class ConvOp : Operator
+{
+    public override string OpType => "Conv";
+
+    private sealed record Geo(int N, int C, int H, int W, int M, int Cg, int Mg, int Kh, int Kw, int G, SpatialGeometry S)
+    {
+        public int OH => S.Output[0];
+        public int OW => S.Output[1];
+        public int ColRows => Cg * Kh * Kw;
+        public int ColCols => OH * OW;
+    }
+
+    private static Geo Geometry(OpContext ctx, int[] x, int[] w)
+    {
+        if (x.Length != 4 || w.Length != 4)
+            throw new OperatorException($"{ctx.Where}: the built-in Conv supports 2-D convolution (4-D X and W), got X [{string.Join(",", x)}], W [{string.Join(",", w)}]");
+        int g = (int)ctx.Node.GetInt("group", 1);
+        int c = x[1], m = w[0];
+        if (g <= 0 || c % g != 0 || m % g != 0 || w[1] != c / g)
+            throw new OperatorException($"{ctx.Where}: channels do not match: X has {c} channels, W is [{string.Join(",", w)}], group={g}");
+        var ks = ctx.Node.GetInts("kernel_shape");
+        if (ks is { Length: > 0 } && (ks[0] != w[2] || ks[1] != w[3])) throw new OperatorException($"{ctx.Where}: kernel_shape does not match W");
+        var s = SpatialGeometry.Compute(ctx, [x[2], x[3]], [w[2], w[3]]);
+        return new Geo(x[0], c, x[2], x[3], m, c / g, m / g, w[2], w[3], g, s);
+    }
+
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null || s[1] is null) return [null];
+        var g = Geometry(ctx, s[0]!, s[1]!);
+        return [[g.N, g.M, g.OH, g.OW]];
+    }
+
+    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, Geo g, int n, int grp)
+    {
+        var s = g.S;
+        int ohw = g.ColCols;
+        for (int c = 0; c < g.Cg; c++)
+        {
+            int ch = grp * g.Cg + c;
+            var plane = x.Slice(((n * g.C) + ch) * g.H * g.W, g.H * g.W);
+            for (int ky = 0; ky < g.Kh; ky++)
+                for (int kx = 0; kx < g.Kw; kx++)
+                {
+                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * ohw, ohw);
+                    for (int oy = 0; oy < g.OH; oy++)
+                    {
+                        int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
+                        for (int ox = 0; ox < g.OW; ox++)
+                        {
+                            int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
+                            row[oy * g.OW + ox] = (uint)iy < (uint)g.H && (uint)ix < (uint)g.W ? plane[iy * g.W + ix] : 0f;
+                        }
+                    }
+                }
+        }
+    }
+
+    private static void Col2ImAdd(ReadOnlySpan<float> col, Span<float> dx, Geo g, int n, int grp)
+    {
+        var s = g.S;
+        int ohw = g.ColCols;
+        for (int c = 0; c < g.Cg; c++)
+        {
+            int ch = grp * g.Cg + c;
+            var plane = dx.Slice(((n * g.C) + ch) * g.H * g.W, g.H * g.W);
+            for (int ky = 0; ky < g.Kh; ky++)
+                for (int kx = 0; kx < g.Kw; kx++)
+                {
+                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * ohw, ohw);
+                    for (int oy = 0; oy < g.OH; oy++)
+                    {
+                        int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
+                        if ((uint)iy >= (uint)g.H) continue;
+                        for (int ox = 0; ox < g.OW; ox++)
+                        {
+                            int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
+                            if ((uint)ix < (uint)g.W) plane[iy * g.W + ix] += row[oy * g.OW + ox];
+                        }
+                    }
+                }
+        }
+    }
+
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        var g = Geometry(ctx, x.Shape, w.Shape);
+        var xf = Kernels.Floats(x, ctx, "X"); var wf = Kernels.Floats(w, ctx, "W");
+        var y = new float[g.N * g.M * g.OH * g.OW];
+        int outPlane = g.OH * g.OW;
+        Parallel.For(0, g.N * g.G, job =>
+        {
+            int n = job / g.G, grp = job % g.G;
+            var col = new float[g.ColRows * g.ColCols];
+            Im2Col(xf, col, g, n, grp);
+            Kernels.MatMul(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), col,
+                y.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane), g.Mg, g.ColRows, g.ColCols);
+        });
+        if (b is not null)
+        {
+            var bf = Kernels.Floats(b, ctx, "B");
+            for (int n = 0; n < g.N; n++)
+                for (int m = 0; m < g.M; m++)
+                {
+                    var span = y.AsSpan((n * g.M + m) * outPlane, outPlane);
+                    System.Numerics.Tensors.TensorPrimitives.Add(span, bf[m], span);
+                }
+        }
+        return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
+    }
+
+    public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)
+    {
+        var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        var g = Geometry(ctx, x.Shape, w.Shape);
+        var xf = x.Floats!; var wf = w.Floats!; var gy = grads[0]!.Floats!;
+        int outPlane = g.OH * g.OW;
+        var dx = new float[x.Length];
+        var dwParts = new float[g.N][];
+        // Transposed weights per group, shared by every sample.
+        var wT = new float[g.G][];
+        for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
+        Parallel.For(0, g.N, n =>
+        {
+            var col = new float[g.ColRows * g.ColCols];
+            var dcol = new float[g.ColRows * g.ColCols];
+            var dw = new float[w.Length];
+            for (int grp = 0; grp < g.G; grp++)
+            {
+                var gyg = gy.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane);
+                Im2Col(xf, col, g, n, grp);
+                // dW[grp] += dY · col^T
+                var colT = Kernels.Transpose(col, g.ColRows, g.ColCols);
+                Kernels.MatMul(gyg, colT, dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
+                // dcol = W^T · dY, scattered back to the input (disjoint per sample, so no race).
+                Kernels.MatMul(wT[grp], gyg, dcol, g.ColRows, g.Mg, g.ColCols);
+                Col2ImAdd(dcol, dx, g, n, grp);
+            }
+            dwParts[n] = dw;
+        });
+        var dwTotal = new float[w.Length];
+        foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(dwTotal, part, dwTotal);
+        Tensor? db = null;
+        if (b is not null)
+        {
+            var dbf = new float[g.M];
+            for (int n = 0; n < g.N; n++)
+                for (int m = 0; m < g.M; m++)
+                    dbf[m] += System.Numerics.Tensors.TensorPrimitives.Sum(gy.AsSpan((n * g.M + m) * outPlane, outPlane));
+            db = Tensor.FromFloats([g.M], dbf);
+        }
+        return [Tensor.FromFloats(x.Shape, dx), Tensor.FromFloats(w.Shape, dwTotal), db];
+    }
+}

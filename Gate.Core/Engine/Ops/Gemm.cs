@@ -1,0 +1,117 @@
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Engine.Ops;
+
+/// <summary>Y = alpha · op(A) · op(B) + beta · C, with op = optional transpose and C unidirectionally broadcast.</summary>
+public sealed class GemmOp : Operator
+{
+    public override string OpType => "Gemm";
+
+    private static (int m, int k, int n) Dims(OpContext ctx, int[] a, int[] b)
+    {
+        bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
+        if (a.Length != 2 || b.Length != 2) throw new OperatorException($"{ctx.Where}: Gemm needs 2-D A and B, got [{string.Join(",", a)}] and [{string.Join(",", b)}]");
+        int m = ta ? a[1] : a[0], k = ta ? a[0] : a[1];
+        int kb = tb ? b[1] : b[0], n = tb ? b[0] : b[1];
+        if (k != kb) throw new OperatorException($"{ctx.Where}: inner dimensions differ: A gives {k}, B gives {kb}");
+        return (m, k, n);
+    }
+
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null || s[1] is null) return [null];
+        var (m, _, n) = Dims(ctx, s[0]!, s[1]!);
+        return [[m, n]];
+    }
+
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var a = inputs[0]!; var b = inputs[1]!; var c = inputs.Length > 2 ? inputs[2] : null;
+        if (a.Type == DType.Float64) return [ForwardDouble(ctx, a, b, c)];
+        var (m, k, n) = Dims(ctx, a.Shape, b.Shape);
+        bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
+        float alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
+        var af = Kernels.Floats(a, ctx, "A"); var bf = Kernels.Floats(b, ctx, "B");
+        var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af;
+        var bm = tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf;
+        var y = new float[m * n];
+        Kernels.MatMul(am, bm, y, m, k, n);
+        if (alpha != 1f) for (int i = 0; i < y.Length; i++) y[i] *= alpha;
+        if (c is not null && beta != 0f)
+        {
+            Broadcast.Shape(c.Shape, [m, n], ctx.Where);
+            var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
+            var cf = Kernels.Floats(c, ctx, "C");
+            for (int i = 0; i < y.Length; i++) y[i] += beta * cf[idx[i]];
+        }
+        return [Tensor.FromFloats([m, n], y)];
+    }
+
+    private static Tensor ForwardDouble(OpContext ctx, Tensor a, Tensor b, Tensor? c)
+    {
+        var (m, k, n) = Dims(ctx, a.Shape, b.Shape);
+        bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
+        double alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
+        var y = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++)
+                    s += a.Doubles![ta ? p * m + i : i * k + p] * b.Doubles![tb ? j * k + p : p * n + j];
+                y[i * n + j] = alpha * s;
+            }
+        if (c is not null && beta != 0)
+        {
+            var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
+            for (int i = 0; i < y.Length; i++) y[i] += beta * c.Doubles![idx[i]];
+        }
+        return Tensor.FromDoubles([m, n], y);
+    }
+
+    public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g)
+    {
+        var a = inputs[0]!; var b = inputs[1]!; var c = inputs.Length > 2 ? inputs[2] : null; var gy = g[0]!;
+        var (m, k, n) = Dims(ctx, a.Shape, b.Shape);
+        bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
+        double alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
+        if (a.Type == DType.Float64)
+        {
+            var ga = new double[a.Length]; var gb = new double[b.Length];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double gij = alpha * gy.Doubles![i * n + j];
+                    for (int p = 0; p < k; p++)
+                    {
+                        int ai = ta ? p * m + i : i * k + p, bi = tb ? j * k + p : p * n + j;
+                        ga[ai] += gij * b.Doubles![bi];
+                        gb[bi] += gij * a.Doubles![ai];
+                    }
+                }
+            Tensor? gcd = null;
+            if (c is not null) { var s = new double[m * n]; for (int i = 0; i < s.Length; i++) s[i] = beta * gy.Doubles![i]; gcd = Broadcast.ReduceTo(Tensor.FromDoubles([m, n], s), c.Shape); }
+            return [Tensor.FromDoubles(a.Shape, ga), Tensor.FromDoubles(b.Shape, gb), gcd];
+        }
+        var gyf = gy.Floats!;
+        var af = a.Floats!; var bf = b.Floats!;
+        var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af; // [m,k]
+        var bm = tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf; // [k,n]
+        // dA' = dY · B'^T  ([m,n]·[n,k]);  dB' = A'^T · dY ([k,m]·[m,n])
+        var dAm = new float[m * k];
+        Kernels.MatMul(gyf, Kernels.Transpose(bm, k, n), dAm, m, n, k);
+        var dBm = new float[k * n];
+        Kernels.MatMul(Kernels.Transpose(am, m, k), gyf, dBm, k, m, n);
+        if (alpha != 1.0) { for (int i = 0; i < dAm.Length; i++) dAm[i] *= (float)alpha; for (int i = 0; i < dBm.Length; i++) dBm[i] *= (float)alpha; }
+        var dA = ta ? Kernels.Transpose(dAm, m, k) : dAm;
+        var dB = tb ? Kernels.Transpose(dBm, k, n) : dBm;
+        Tensor? gc = null;
+        if (c is not null)
+        {
+            var s = new float[m * n];
+            for (int i = 0; i < s.Length; i++) s[i] = (float)(beta * gyf[i]);
+            gc = Broadcast.ReduceTo(Tensor.FromFloats([m, n], s), c.Shape);
+        }
+        return [Tensor.FromFloats(a.Shape, dA), Tensor.FromFloats(b.Shape, dB), gc];
+    }
+}

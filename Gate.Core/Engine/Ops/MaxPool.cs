@@ -1,0 +1,89 @@
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Engine.Ops;
+
+/// <summary>2-D max pooling (NCHW). The gradient goes to the first maximum of each window, as in the forward pass.</summary>
+public sealed class MaxPoolOp : Operator
+{
+    public override string OpType => "MaxPool";
+
+    private static SpatialGeometry Geometry(OpContext ctx, int[] x)
+    {
+        if (x.Length != 4) throw new OperatorException($"{ctx.Where}: the built-in MaxPool supports 2-D pooling (4-D input), got [{string.Join(",", x)}]");
+        var k = ctx.Node.GetInts("kernel_shape") ?? throw new OperatorException($"{ctx.Where}: kernel_shape is required");
+        return SpatialGeometry.Compute(ctx, [x[2], x[3]], k.Select(v => (int)v).ToArray(), ctx.Node.GetInt("ceil_mode", 0) != 0);
+    }
+
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null) return [null, null];
+        var g = Geometry(ctx, s[0]!);
+        int[] o = [s[0]![0], s[0]![1], g.Output[0], g.Output[1]];
+        return [o, o];
+    }
+
+    /// <summary>Index (within the input plane) of the first maximum of each output window; -1 if the window is all padding.</summary>
+    private static int[] ArgMaxes(ReadOnlySpan<float> x, int planes, SpatialGeometry g, int h, int w)
+    {
+        int oh = g.Output[0], ow = g.Output[1];
+        var arg = new int[planes * oh * ow];
+        for (int p = 0; p < planes; p++)
+        {
+            var plane = x.Slice(p * h * w, h * w);
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    int best = -1; float bv = float.NegativeInfinity;
+                    for (int ky = 0; ky < g.Kernel[0]; ky++)
+                    {
+                        int iy = oy * g.Strides[0] - g.PadBegin[0] + ky * g.Dilations[0];
+                        if ((uint)iy >= (uint)h) continue;
+                        for (int kx = 0; kx < g.Kernel[1]; kx++)
+                        {
+                            int ix = ox * g.Strides[1] - g.PadBegin[1] + kx * g.Dilations[1];
+                            if ((uint)ix >= (uint)w) continue;
+                            float v = plane[iy * w + ix];
+                            if (best < 0 || v > bv || float.IsNaN(v)) { bv = v; best = iy * w + ix; }
+                        }
+                    }
+                    arg[(p * oh + oy) * ow + ox] = best;
+                }
+        }
+        return arg;
+    }
+
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var x = inputs[0]!;
+        var g = Geometry(ctx, x.Shape);
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        var xf = Kernels.Floats(x, ctx, "X");
+        var arg = ArgMaxes(xf, n * c, g, h, w);
+        var y = new float[arg.Length];
+        var idx = new long[arg.Length];
+        int ohw = g.Output[0] * g.Output[1];
+        for (int i = 0; i < arg.Length; i++)
+        {
+            int plane = i / ohw;
+            y[i] = arg[i] < 0 ? float.NegativeInfinity : xf[plane * h * w + arg[i]];
+            idx[i] = arg[i] < 0 ? -1 : (long)plane * h * w + arg[i];
+        }
+        int[] shape = [n, c, g.Output[0], g.Output[1]];
+        var result = Tensor.FromFloats(shape, y, x.Type);
+        return ctx.Node.Outputs.Length > 1 ? [result, Tensor.FromLongs(shape, idx)] : [result];
+    }
+
+    public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)
+    {
+        var x = inputs[0]!;
+        var g = Geometry(ctx, x.Shape);
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        var arg = ArgMaxes(x.Floats!, n * c, g, h, w);
+        var gy = grads[0]!.Floats!;
+        var dx = new float[x.Length];
+        int ohw = g.Output[0] * g.Output[1];
+        for (int i = 0; i < arg.Length; i++)
+            if (arg[i] >= 0) dx[(i / ohw) * h * w + arg[i]] += gy[i];
+        return [Tensor.FromFloats(x.Shape, dx)];
+    }
+}

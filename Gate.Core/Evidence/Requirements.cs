@@ -1,0 +1,34 @@
+using System.Globalization;
+using Gate.Core.Policy;
+
+namespace Gate.Core.Evidence;
+
+/// <summary>Judges a check's <c>require</c> block against its metrics, the same way for every check type.</summary>
+public static class Requirements
+{
+    /// <summary>
+    /// Fills <see cref="CheckResult.Requirements"/> and sets the verdict: Fail if any requirement fails, Pass if all
+    /// hold, Inconclusive if a required metric was not measured. A check that already decided Inconclusive
+    /// (e.g. exhausted budget) stays so: "not measured" never becomes a pass.
+    /// </summary>
+    public static void Apply(CheckResult result, IReadOnlyDictionary<string, MetricBound> require, IReadOnlyDictionary<string, double>? judgedValues = null)
+    {
+        bool anyFail = false, anyMissing = false;
+        bool alreadyInconclusive = result.Verdict == Verdict.Inconclusive && result.Reasons.Count > 0;
+        foreach (var (metric, bound) in require)
+        {
+            double? value = judgedValues is not null && judgedValues.TryGetValue(metric, out var jv) ? jv
+                : result.Metrics.TryGetValue(metric, out var mv) ? mv : null;
+            bool? holds = value is double v ? bound.Holds(v) : null;
+            string text = value is double x
+                ? $"{metric} = {x.ToString("G4", CultureInfo.InvariantCulture)} (required {bound})"
+                : $"{metric} was not measured (required {bound})";
+            result.Requirements.Add(new RequirementOutcome(metric, bound.Min, bound.Max, value, holds, text));
+            if (holds == false) { anyFail = true; result.Reasons.Add($"requirement failed: {text}"); }
+            if (holds is null) { anyMissing = true; result.Reasons.Add(text); }
+        }
+        result.Verdict = anyFail || result.Verdict == Verdict.Fail ? Verdict.Fail
+            : alreadyInconclusive || anyMissing ? Verdict.Inconclusive
+            : Verdict.Pass;
+    }
+}

@@ -1,0 +1,164 @@
+using System.Buffers.Binary;
+using System.Text;
+using Gate.Core.Model.Proto;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Model;
+
+/// <summary>Converts ONNX TensorProto messages to and from <see cref="Tensor"/>.</summary>
+public static class TensorProtoCodec
+{
+    /// <summary>Parses a serialized TensorProto (e.g. a conformance case's input_0.pb).</summary>
+    public static Tensor ParseSerialized(byte[] bytes, string name, ModelLimits? limits = null)
+    {
+        TensorProto tp;
+        try { tp = TensorProto.Parser.ParseFrom(bytes); }
+        catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new GateInputException($"{name}: not a valid TensorProto: {e.Message}"); }
+        return ToTensor(tp, name, limits ?? ModelLimits.Default, externalLoader: null);
+    }
+
+    internal static Tensor ToTensor(TensorProto tp, string where, ModelLimits limits, Func<TensorProto, byte[]>? externalLoader)
+    {
+        var type = (DType)tp.DataType;
+        if (tp.Dims.Count > limits.MaxRank) throw new GateInputException($"{where}: tensor '{tp.Name}' has rank {tp.Dims.Count} (limit {limits.MaxRank})");
+        var shape = new int[tp.Dims.Count];
+        long count = 1;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            long d = tp.Dims[i];
+            if (d < 0 || d > limits.MaxDim) throw new GateInputException($"{where}: tensor '{tp.Name}' has dimension {d} at axis {i} (allowed 0..{limits.MaxDim})");
+            count *= d;
+            if (count > limits.MaxTensorElements) throw new GateInputException($"{where}: tensor '{tp.Name}' has more than {limits.MaxTensorElements} elements");
+            shape[i] = (int)d;
+        }
+        int n = (int)count;
+        byte[]? raw = null;
+        if (tp.DataLocation == 1)
+        {
+            if (externalLoader is null) throw new GateInputException($"{where}: tensor '{tp.Name}' uses external data, which is not allowed here");
+            raw = externalLoader(tp);
+        }
+        else if (!tp.RawData.IsEmpty) raw = tp.RawData.ToByteArray();
+
+        try
+        {
+            switch (type)
+            {
+                case DType.Float32:
+                {
+                    var a = new float[n];
+                    if (raw is not null) { Need(raw, n * 4, tp, where); for (int i = 0; i < n; i++) a[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.AsSpan(i * 4)); }
+                    else { NeedCount(tp.FloatData.Count, n, tp, where); tp.FloatData.CopyTo(a, 0); }
+                    return Tensor.FromFloats(shape, a);
+                }
+                case DType.Float64:
+                {
+                    var a = new double[n];
+                    if (raw is not null) { Need(raw, n * 8, tp, where); for (int i = 0; i < n; i++) a[i] = BinaryPrimitives.ReadDoubleLittleEndian(raw.AsSpan(i * 8)); }
+                    else { NeedCount(tp.DoubleData.Count, n, tp, where); tp.DoubleData.CopyTo(a, 0); }
+                    return Tensor.FromDoubles(shape, a);
+                }
+                case DType.Float16 or DType.BFloat16:
+                {
+                    var a = new float[n];
+                    for (int i = 0; i < n; i++)
+                    {
+                        ushort bits = raw is not null ? BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 2)) : (ushort)tp.Int32Data[i];
+                        a[i] = type == DType.Float16 ? (float)BitConverter.UInt16BitsToHalf(bits) : BitConverter.Int32BitsToSingle(bits << 16);
+                    }
+                    if (raw is not null) Need(raw, n * 2, tp, where); else NeedCount(tp.Int32Data.Count, n, tp, where);
+                    return Tensor.FromFloats(shape, a, type);
+                }
+                case DType.String:
+                {
+                    NeedCount(tp.StringData.Count, n, tp, where);
+                    return Tensor.FromStrings(shape, tp.StringData.Select(b => b.ToStringUtf8()).Take(n).ToArray());
+                }
+                case DType.Int64 or DType.Int32 or DType.Int16 or DType.Int8 or DType.UInt8 or DType.UInt16 or DType.UInt32 or DType.UInt64 or DType.Bool:
+                {
+                    var a = new long[n];
+                    int size = type switch { DType.Int64 or DType.UInt64 => 8, DType.Int32 or DType.UInt32 => 4, DType.Int16 or DType.UInt16 => 2, _ => 1 };
+                    if (raw is not null)
+                    {
+                        Need(raw, n * size, tp, where);
+                        for (int i = 0; i < n; i++)
+                        {
+                            var s = raw.AsSpan(i * size);
+                            a[i] = type switch
+                            {
+                                DType.Int64 or DType.UInt64 => BinaryPrimitives.ReadInt64LittleEndian(s),
+                                DType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(s),
+                                DType.UInt32 => BinaryPrimitives.ReadUInt32LittleEndian(s),
+                                DType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(s),
+                                DType.UInt16 => BinaryPrimitives.ReadUInt16LittleEndian(s),
+                                DType.Int8 => (sbyte)s[0],
+                                DType.Bool => s[0] != 0 ? 1 : 0,
+                                _ => s[0],
+                            };
+                        }
+                    }
+                    else if (type == DType.Int64) { NeedCount(tp.Int64Data.Count, n, tp, where); tp.Int64Data.CopyTo(a, 0); }
+                    else if (type is DType.UInt64 or DType.UInt32) { NeedCount(tp.Uint64Data.Count, n, tp, where); for (int i = 0; i < n; i++) a[i] = (long)tp.Uint64Data[i]; }
+                    else { NeedCount(tp.Int32Data.Count, n, tp, where); for (int i = 0; i < n; i++) a[i] = type switch { DType.Bool => tp.Int32Data[i] != 0 ? 1 : 0, DType.UInt8 => (byte)tp.Int32Data[i], DType.UInt16 => (ushort)tp.Int32Data[i], DType.Int8 => (sbyte)tp.Int32Data[i], DType.Int16 => (short)tp.Int32Data[i], _ => tp.Int32Data[i] }; }
+                    return Tensor.FromLongs(shape, a, type);
+                }
+                default:
+                    return ExoticTensorCodec.Decode(type, shape, n, raw, tp, where);
+            }
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw new GateInputException($"{where}: tensor '{tp.Name}' has less data than its shape [{string.Join(",", shape)}] needs");
+        }
+    }
+
+    private static void Need(byte[] raw, long bytes, TensorProto tp, string where)
+    {
+        if (raw.Length < bytes) throw new GateInputException($"{where}: tensor '{tp.Name}' raw data has {raw.Length} bytes, shape needs {bytes}");
+    }
+    private static void NeedCount(int have, int need, TensorProto tp, string where)
+    {
+        if (have < need) throw new GateInputException($"{where}: tensor '{tp.Name}' has {have} values, shape needs {need}");
+    }
+
+    /// <summary>Serializes a tensor (float32/64, integer, bool, string) as a TensorProto with raw data.</summary>
+    public static byte[] Serialize(Tensor t, string name)
+    {
+        var tp = new TensorProto { Name = name, DataType = (int)t.Type };
+        tp.Dims.AddRange(t.Shape.Select(d => (long)d));
+        if (t.Type == DType.String) { tp.StringData.AddRange(t.Strings!.Take(t.Length).Select(Google.Protobuf.ByteString.CopyFromUtf8)); }
+        else
+        {
+            using var ms = new MemoryStream();
+            Span<byte> b = stackalloc byte[8];
+            for (int i = 0; i < t.Length; i++)
+            {
+                switch (t.Type)
+                {
+                    case DType.Float32: BinaryPrimitives.WriteSingleLittleEndian(b, t.Floats![i]); ms.Write(b[..4]); break;
+                    case DType.Float64: BinaryPrimitives.WriteDoubleLittleEndian(b, t.Doubles![i]); ms.Write(b[..8]); break;
+                    case DType.Int64 or DType.UInt64: BinaryPrimitives.WriteInt64LittleEndian(b, t.Longs![i]); ms.Write(b[..8]); break;
+                    case DType.Int32 or DType.UInt32: BinaryPrimitives.WriteInt32LittleEndian(b, (int)t.Longs![i]); ms.Write(b[..4]); break;
+                    case DType.Int16 or DType.UInt16: BinaryPrimitives.WriteInt16LittleEndian(b, (short)t.Longs![i]); ms.Write(b[..2]); break;
+                    case DType.Int8 or DType.UInt8 or DType.Bool: ms.WriteByte((byte)t.Longs![i]); break;
+                    default: throw new NotSupportedException($"cannot serialize {t.Type}");
+                }
+            }
+            tp.RawData = Google.Protobuf.ByteString.CopyFrom(ms.ToArray());
+        }
+        return Google.Protobuf.MessageExtensions.ToByteArray(tp);
+    }
+}
+
+/// <summary>
+/// Decoding of the narrow float and packed integer types (float8 variants, float4, int4/uint4, int2/uint2).
+/// Values are widened to float32 / int64 on load. Kept apart from the common path because only conformance
+/// cases use them.
+/// </summary>
+internal static class ExoticTensorCodec
+{
+    public static Tensor Decode(DType type, int[] shape, int n, byte[]? raw, TensorProto tp, string where)
+    {
+        throw new GateInputException($"{where}: tensor '{tp.Name}' has element type {type}, which Gate does not read");
+    }
+}

@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Gate.Core.Policy;
+
+/// <summary>
+/// Loads a policy: YAML → positioned node tree → JSON-Schema validation → semantic validation → typed records.
+/// Every failure is a <see cref="PolicyException"/> listing all errors as <c>file:line:col: path: message</c>.
+/// </summary>
+public static partial class PolicyLoader
+{
+    /// <param name="dataOverrides">dataset name → inputs path (and optionally labels as "x.npy,y.npy"), from <c>--data</c>.</param>
+    public static DeploymentPolicy Load(string path, IReadOnlyDictionary<string, string>? dataOverrides = null)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) throw new GateInputException($"{path}: policy file not found");
+        if (info.Length > PolicyYamlReader.MaxBytes)
+            throw new PolicyException(new PolicyError(new(path, 1, 1), "", $"policy file is {info.Length} bytes; the limit is {PolicyYamlReader.MaxBytes} (1 MiB)"));
+        var bytes = File.ReadAllBytes(path);
+        return Parse(bytes, path, dataOverrides);
+    }
+
+    public static DeploymentPolicy Parse(byte[] bytes, string path, IReadOnlyDictionary<string, string>? dataOverrides = null)
+    {
+        string text;
+        try { text = new UTF8Encoding(false, true).GetString(bytes); }
+        catch (DecoderFallbackException) { throw new PolicyException(new PolicyError(new(path, 1, 1), "", "policy is not valid UTF-8 text")); }
+        var node = PolicyYamlReader.Read(text, path);
+        if (node is not PolicyMapping root)
+            throw PolicyException.At(node, $"a policy must be a mapping with apiVersion, kind, metadata and spec; got {PolicySchema.Describe(node)}");
+        var errors = PolicySchema.V1.Validate(root);
+        if (errors.Count > 0) throw new PolicyException(errors);
+        var policy = Bind(root, path, dataOverrides, errors);
+        if (errors.Count > 0) throw new PolicyException(errors);
+        return policy with { Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes)), Bytes = bytes };
+    }
+
+    private static DeploymentPolicy Bind(PolicyMapping root, string path, IReadOnlyDictionary<string, string>? overrides, List<PolicyError> errors)
+    {
+        var meta = (PolicyMapping)root["metadata"]!;
+        var spec = (PolicyMapping)root["spec"]!;
+        var metadata = new PolicyMetadata(Str(meta["name"])!, Str(meta["owner"]), Str(meta["description"]),
+            meta["release"] is PolicyScalar rel && rel.AsBool(),
+            meta["labels"] is PolicyMapping lm ? lm.Entries.ToDictionary(e => e.Key.Value, e => ((PolicyScalar)e.Value).Value) : new Dictionary<string, string>());
+
+        var model = (PolicyMapping)spec["model"]!;
+        var inputs = new List<InputSpec>();
+        foreach (var (k, v) in ((PolicyMapping)model["inputs"]!).Entries)
+        {
+            var m = (PolicyMapping)v;
+            var shape = ((PolicySequence)m["shape"]!).Items.Select(i => ((PolicyScalar)i).AsLong()).ToArray();
+            double lo = double.NegativeInfinity, hi = double.PositiveInfinity;
+            if (m["range"] is PolicySequence r)
+            {
+                lo = ((PolicyScalar)r.Items[0]).AsDouble(); hi = ((PolicyScalar)r.Items[1]).AsDouble();
+                if (!(lo < hi)) errors.Add(new PolicyError(r.Location, r.Path, $"range must be [min, max] with min < max, got [{lo}, {hi}]"));
+            }
+            inputs.Add(new InputSpec(k.Value, shape, lo, hi));
+        }
+
+        var sandboxNode = spec["sandbox"] as PolicyMapping;
+        var limitsNode = sandboxNode?["limits"] as PolicyMapping;
+        var limits = new ResourceLimits(
+            limitsNode?["memory"] is PolicyScalar mem ? ParseMemory(mem, errors) : 2L << 30,
+            limitsNode?["cpus"] is PolicyScalar cpus ? cpus.AsDouble() : 2,
+            limitsNode?["timeout"] is PolicyScalar to ? ParseDuration(to) : TimeSpan.FromMinutes(10),
+            limitsNode?["pids"] is PolicyScalar pids ? (int)pids.AsLong() : 256);
+        var sandbox = new SandboxSpec(
+            Str(sandboxNode?["isolation"]) switch { "process" => Isolation.Process, "process-netns" => Isolation.ProcessNetns, _ => Isolation.Container },
+            Str(sandboxNode?["gpu"]) switch { "optional" => GpuMode.Optional, "required" => GpuMode.Required, _ => GpuMode.None },
+            limits);
+
+        string policyDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var datasets = new Dictionary<string, DatasetSpec>();
+        if (spec["datasets"] is PolicyMapping dsNode)
+            foreach (var (k, v) in dsNode.Entries)
+            {
+                var m = (PolicyMapping)v;
+                datasets[k.Value] = new DatasetSpec(k.Value, Path.GetFullPath(Path.Combine(policyDir, Str(m["inputs"])!)),
+                    m["labels"] is PolicyScalar l ? Path.GetFullPath(Path.Combine(policyDir, l.Value)) : null, k.Location);
+            }
+        if (overrides is not null)
+            foreach (var (key, value) in overrides)
+            {
+                // "--data test=x.npy" replaces the inputs, "--data test.labels=y.npy" the labels.
+                bool labels = key.EndsWith(".labels", StringComparison.Ordinal);
+                string name = labels ? key[..^7] : key;
+                var full = Path.GetFullPath(value);
+                datasets[name] = datasets.TryGetValue(name, out var existing)
+                    ? (labels ? existing with { LabelsPath = full } : existing with { InputsPath = full })
+                    : new DatasetSpec(name, labels ? "" : full, labels ? full : null, new SourceLocation("--data", 1, 1));
+            }
+
+        var checks = new List<CheckSpec>();
+        var ids = new Dictionary<string, SourceLocation>();
+        foreach (var item in ((PolicySequence)spec["checks"]!).Items)
+        {
+            var c = (PolicyMapping)item;
+            string id = Str(c["id"])!;
+            if (ids.TryGetValue(id, out var first))
+                errors.Add(new PolicyError(c["id"]!.Location, c["id"]!.Path, $"duplicate check id '{id}' (first used at line {first.Line})"));
+            else ids[id] = c["id"]!.Location;
+            string? ds = Str(c["dataset"]);
+            if (ds is not null && !datasets.ContainsKey(ds))
+                errors.Add(new PolicyError(c["dataset"]!.Location, c["dataset"]!.Path,
+                    $"unknown dataset '{ds}'" + (datasets.Count > 0 ? $" (defined: {string.Join(", ", datasets.Keys)})" : " (spec.datasets defines none)")));
+            var require = new Dictionary<string, MetricBound>();
+            if (c["require"] is PolicyMapping req)
+                foreach (var (k, v) in req.Entries)
+                {
+                    if (v is PolicyMapping b)
+                    {
+                        double? min = b["min"] is PolicyScalar mn ? mn.AsDouble() : null, max = b["max"] is PolicyScalar mx ? mx.AsDouble() : null;
+                        if (min > max) errors.Add(new PolicyError(b.Location, b.Path, $"min ({min}) is greater than max ({max})"));
+                        require[k.Value] = new MetricBound(min, max, b.Location);
+                    }
+                    else if (v is PolicyScalar s && k.Value is "min" or "max")
+                    {
+                        // Shorthand `require: { min: x }` names the check's primary metric.
+                        var primary = Str(c["type"]) == "accuracy" ? "accuracy" : k.Value;
+                        var prev = require.GetValueOrDefault(primary);
+                        require[primary] = k.Value == "min" ? new MetricBound(s.AsDouble(), prev?.Max, s.Location) : new MetricBound(prev?.Min, s.AsDouble(), s.Location);
+                    }
+                }
+            checks.Add(new CheckSpec(id, Str(c["type"])!, Str(c["enforcement"]) == "advisory" ? Enforcement.Advisory : Enforcement.Blocking,
+                ds, Str(c["description"]), require, c));
+        }
+
+        foreach (var c in checks)
+            if (c.Type is "accuracy" or "linear-probe" && c.Dataset is { } d && datasets.TryGetValue(d, out var dsSpec) && dsSpec.LabelsPath is null)
+                errors.Add(new PolicyError(c.Node["dataset"]!.Location, c.Node["dataset"]!.Path, $"check type {c.Type} needs labels, but dataset '{d}' has none"));
+
+        var decisionNode = spec["decision"] as PolicyMapping;
+        var decision = new DecisionSpec(Str(decisionNode?["onInconclusive"]) == "reject" ? InconclusiveHandling.Reject : InconclusiveHandling.Inconclusive);
+        ulong seed = spec["seed"] is PolicyScalar seedNode ? (ulong)seedNode.AsLong() : 0;
+        var pspec = new PolicySpec(new ModelSpec(Str(model["format"])!, inputs, Str(model["output"])), Str(spec["runtime"]) ?? "onnxruntime",
+            sandbox, seed, datasets, checks, decision);
+        return new DeploymentPolicy(Str(root["apiVersion"])!, Str(root["kind"])!, metadata, pspec)
+        {
+            SourcePath = path, Sha256 = "", Root = root, Bytes = [],
+        };
+    }
+
+    public static string? Str(PolicyNode? n) => n is PolicyScalar s && s.Kind != ScalarKind.Null ? s.Value : null;
+
+    /// <summary>Parses "500ms", "30s", "10m", "1.5h".</summary>
+    public static TimeSpan ParseDuration(PolicyScalar s) => ParseDuration(s.Value) ?? throw PolicyException.At(s, $"'{s.Value}' is not a duration (e.g. 30s, 10m, 1h)");
+
+    public static TimeSpan? ParseDuration(string text)
+    {
+        var m = DurationRx().Match(text);
+        if (!m.Success) return null;
+        double v = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        return m.Groups[2].Value switch
+        {
+            "ms" => TimeSpan.FromMilliseconds(v), "s" => TimeSpan.FromSeconds(v), "m" => TimeSpan.FromMinutes(v), _ => TimeSpan.FromHours(v),
+        };
+    }
+
+    private static long ParseMemory(PolicyScalar s, List<PolicyError> errors)
+    {
+        var m = MemoryRx().Match(s.Value);
+        long v = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        long mult = m.Groups[2].Value switch { "Ki" => 1L << 10, "Mi" => 1L << 20, "Gi" => 1L << 30, "K" => 1000, "M" => 1_000_000, "G" => 1_000_000_000, _ => 1 };
+        long bytes = v * mult;
+        if (bytes < 64L << 20) errors.Add(new PolicyError(s.Location, s.Path, $"memory limit {s.Value} is below the 64Mi the runner needs"));
+        return bytes;
+    }
+
+    [GeneratedRegex(@"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")] private static partial Regex DurationRx();
+    [GeneratedRegex(@"^([0-9]+)(Ki|Mi|Gi|K|M|G)?$")] private static partial Regex MemoryRx();
+}

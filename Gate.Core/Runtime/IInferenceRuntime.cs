@@ -1,0 +1,38 @@
+using Gate.Core.Model;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Runtime;
+
+/// <summary>What actually executed a model: recorded in every decision so that evidence names its runtime.</summary>
+public sealed record RuntimeInfo(string Name, string Version, string Provider, string Device, string? FallbackReason = null);
+
+/// <summary>A loaded model that can be queried. Implementations must be safe to call from several threads.</summary>
+public interface IInferenceSession : IDisposable
+{
+    RuntimeInfo Info { get; }
+    IReadOnlyList<string> InputNames { get; }
+    IReadOnlyList<string> OutputNames { get; }
+    /// <summary>Runs the model; returns the requested outputs (all graph outputs when null).</summary>
+    IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputs = null);
+}
+
+/// <summary>A runtime that can load models (the built-in engine, ONNX Runtime).</summary>
+public interface IInferenceRuntime
+{
+    string Name { get; }
+    /// <summary>Loads a model; throws <see cref="GateInputException"/> if the runtime rejects it and
+    /// <see cref="GateComponentMissingException"/> if the runtime itself is unavailable.</summary>
+    IInferenceSession Load(OnnxModel model, RuntimeOptions options);
+}
+
+public sealed record RuntimeOptions(bool UseGpu = false, bool RequireGpu = false, int IntraOpThreads = 0);
+
+public static class InferenceSessionExtensions
+{
+    /// <summary>Runs a single-input model on one tensor and returns its first (or named) output.</summary>
+    public static Tensor RunSingle(this IInferenceSession s, Tensor input, string? output = null)
+    {
+        var name = output ?? s.OutputNames[0];
+        return s.Run(new Dictionary<string, Tensor> { [s.InputNames[0]] = input }, [name])[name];
+    }
+}

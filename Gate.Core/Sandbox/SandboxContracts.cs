@@ -1,0 +1,58 @@
+using System.Text.Json.Nodes;
+using Gate.Core.Checks;
+using Gate.Core.Evidence;
+using Gate.Core.Policy;
+using Gate.Core.Runtime;
+
+namespace Gate.Core.Sandbox;
+
+/// <summary>
+/// What the host asks a sandbox to do: run these checks of this policy on this model. The runner re-reads the
+/// policy and model inside the sandbox and refuses to run if their digests differ from what the host planned.
+/// </summary>
+public sealed record SandboxJob(
+    string ModelPath, string ModelSha256,
+    string PolicyPath, string PolicySha256,
+    IReadOnlyDictionary<string, string> DataOverrides,
+    IReadOnlyList<string> CheckIds,
+    bool UseGpu, bool RequireGpu,
+    ResourceLimits Limits);
+
+/// <summary>What came back from a sandbox. A fault (crash, OOM, timeout, bad results) leaves <see cref="Results"/> empty.</summary>
+public sealed record SandboxOutcome(
+    bool Completed,
+    string? FaultReason,
+    IReadOnlyList<CheckResult> Results,
+    string Isolation,
+    RuntimeInfo? Runtime,
+    JsonObject? Details = null);
+
+/// <summary>Achieved isolation levels, ordered: a policy's required level must not exceed what a backend achieved.</summary>
+public static class IsolationLevels
+{
+    public const string None = "none";
+    public const string Process = "process";
+    public const string ProcessNetns = "process-netns";
+    public const string Container = "container";
+
+    public static int Rank(string achieved) => achieved switch
+    {
+        Container => 3, ProcessNetns => 2, Process => 1, _ => 0,
+    };
+
+    public static int Rank(Isolation required) => required switch
+    {
+        Isolation.Container => 3, Isolation.ProcessNetns => 2, _ => 1,
+    };
+
+    public static string Name(Isolation i) => i switch { Isolation.Container => Container, Isolation.ProcessNetns => ProcessNetns, _ => Process };
+}
+
+/// <summary>A way to execute a <see cref="SandboxJob"/> (Docker container, child process, or in-process for tests).</summary>
+public interface ISandboxBackend
+{
+    string Name { get; }
+    /// <summary>The isolation this backend would achieve on this host right now.</summary>
+    string AchievedIsolation { get; }
+    Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct);
+}

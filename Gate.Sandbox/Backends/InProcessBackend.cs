@@ -1,0 +1,21 @@
+using Gate.Core.Checks;
+using Gate.Core.Sandbox;
+
+namespace Gate.Sandbox.Backends;
+
+/// <summary>
+/// Runs the job in the gate's own process. It isolates nothing, reports isolation "none", and so can never
+/// satisfy a policy (every policy requires at least "process"): it exists for tests and for `--sandbox none`
+/// debugging, where the outcome is INCONCLUSIVE by construction.
+/// </summary>
+public sealed class InProcessBackend : ISandboxBackend
+{
+    public string Name => "in-process";
+    public string AchievedIsolation => IsolationLevels.None;
+
+    public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
+    {
+        var (results, runtime) = await SandboxJobExecutor.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false);
+        return new SandboxOutcome(true, null, results, AchievedIsolation, runtime);
+    }
+}
