@@ -78,53 +78,75 @@ public class AttestationTests
     }
 
     [Fact]
-    public void Cli_signs_with_key_verifies_end_to_end_and_says_when_unsigned()
+    public void Keygen_writes_a_pem_pair_with_a_private_mode_and_never_overwrites()
     {
-        var dir = TestPaths.TempDir("gate-attest-cli");
-        var policy = AuditTestKit.WritePolicy(dir);
-        var keys = Path.Combine(dir, "keys");
+        var keys = Path.Combine(TestPaths.TempDir("gate-keygen"), "keys");
         var kg = AuditTestKit.RunGate("keygen", "--out", keys);
         Assert.True(kg.Exit == 0, kg.Err);
-        Assert.Matches("key id: +[0-9a-f]{64}", kg.Out);
-        Assert.Equal(3, AuditTestKit.RunGate("keygen", "--out", keys).Exit); // never overwrites a key silently
+        var keyId = System.Text.RegularExpressions.Regex.Match(kg.Out, "key id: +([0-9a-f]{64})").Groups[1].Value;
+        using (var key = SigningKey.Load(Path.Combine(keys, "gate.key")))
+        {
+            Assert.Equal(keyId, key.KeyId);
+            Assert.Equal(keyId, VerificationKey.Load(Path.Combine(keys, "gate.pub")).KeyId);
+        }
         if (!OperatingSystem.IsWindows())
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(keys, "gate.key")));
+        var again = AuditTestKit.RunGate("keygen", "--out", keys);
+        Assert.Equal(3, again.Exit);
+        Assert.Contains("already exists", again.Err);
+    }
 
+    private static (string Dir, string Policy, string PrivateKey, string PublicKey) CliSetup()
+    {
+        var dir = TestPaths.TempDir("gate-attest-cli");
+        using var key = SigningKey.Generate();
+        File.WriteAllText(Path.Combine(dir, "k.key"), key.PrivatePem);
+        File.WriteAllText(Path.Combine(dir, "k.pub"), key.Public.Pem);
+        return (dir, AuditTestKit.WritePolicy(dir), Path.Combine(dir, "k.key"), Path.Combine(dir, "k.pub"));
+    }
+
+    [Fact]
+    public void Cli_check_with_key_signs_and_verify_accepts_it()
+    {
+        var (dir, policy, priv, pub) = CliSetup();
         var outDir = Path.Combine(dir, "out");
-        var check = AuditTestKit.RunGate("check", "--model", AuditTestKit.ExampleModel, "--policy", policy, "--out", outDir, "--key", Path.Combine(keys, "gate.key"));
+        var check = AuditTestKit.RunGate("check", "--model", AuditTestKit.ExampleModel, "--policy", policy, "--out", outDir, "--key", priv);
         Assert.True(check.Exit == 0, check.Out + check.Err);
         Assert.Contains("Signed:", check.Err);
-        var artifact = Path.Combine(outDir, "attestation.dsse.json");
-        var verify = AuditTestKit.RunGate("verify", "--artifact", artifact, "--key", Path.Combine(keys, "gate.pub"),
+        var verify = AuditTestKit.RunGate("verify", "--artifact", Path.Combine(outDir, "attestation.dsse.json"), "--key", pub,
             "--model", AuditTestKit.ExampleModel, "--policy", policy, "--evidence", Path.Combine(outDir, "evidence"));
         Assert.True(verify.Exit == 0, verify.Out + verify.Err);
-        Assert.Contains("OK   signature", verify.Out);
-        Assert.Contains("OK   model", verify.Out);
-        Assert.Contains("OK   policy", verify.Out);
-        Assert.Contains("VERIFIED", verify.Out);
+        foreach (var line in new[] { "OK   signature", "OK   model", "OK   policy", "VERIFIED" }) Assert.Contains(line, verify.Out);
+    }
 
-        // A run without --key removes the earlier attestation (it would describe another run) and says the decision is unsigned.
+    [Fact]
+    public void Cli_check_without_key_says_unsigned_and_removes_an_earlier_attestation()
+    {
+        var (dir, policy, _, _) = CliSetup();
+        var outDir = Path.Combine(dir, "out");
+        Directory.CreateDirectory(outDir);
+        var stale = Path.Combine(outDir, "attestation.dsse.json");
+        File.WriteAllText(stale, "{ \"left\": \"by an earlier run\" }");
         var unsigned = AuditTestKit.RunGate("check", "--model", AuditTestKit.ExampleModel, "--policy", policy, "--out", outDir);
-        Assert.Equal(0, unsigned.Exit);
+        Assert.True(unsigned.Exit == 0, unsigned.Out + unsigned.Err);
         Assert.Contains("Unsigned", unsigned.Err);
-        Assert.False(File.Exists(artifact));
+        Assert.False(File.Exists(stale)); // it described another run
         Assert.True(File.Exists(Path.Combine(outDir, "decision.json")));
     }
 
     [Fact]
     public void A_run_that_fails_before_signing_leaves_no_attestation()
     {
-        var dir = TestPaths.TempDir("gate-attest-cli");
-        Assert.Equal(0, AuditTestKit.RunGate("keygen", "--private", Path.Combine(dir, "k.key"), "--public", Path.Combine(dir, "k.pub")).Exit);
+        var (dir, _, priv, _) = CliSetup();
         var outDir = Path.Combine(dir, "out");
         Directory.CreateDirectory(outDir);
         var stale = Path.Combine(outDir, "attestation.dsse.json");
         File.WriteAllText(stale, "{ \"left\": \"by an earlier run\" }");
 
         // The policy names an input the model does not have: bad input after the key was read, before anything runs.
-        var policy = AuditTestKit.WritePolicy(dir);
+        var policy = AuditTestKit.WritePolicy(dir, name: "wrong-input.yaml");
         File.WriteAllText(policy, File.ReadAllText(policy).Replace("input: {", "pixels: {"));
-        var r = AuditTestKit.RunGate("check", "--model", AuditTestKit.ExampleModel, "--policy", policy, "--out", outDir, "--key", Path.Combine(dir, "k.key"));
+        var r = AuditTestKit.RunGate("check", "--model", AuditTestKit.ExampleModel, "--policy", policy, "--out", outDir, "--key", priv);
         Assert.Equal(3, r.Exit);
         Assert.Contains("pixels", r.Err);
         Assert.DoesNotContain("   at ", r.Err); // a message, not a stack trace
