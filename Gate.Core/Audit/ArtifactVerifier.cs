@@ -64,7 +64,7 @@ public static class ArtifactVerifier
             else Fail(ModelMismatch, "model", $"{Path.GetFileName(modelPath)} sha256 {hex} differs from the attested subject '{st.SubjectName}' sha256 {st.SubjectSha256}");
         }
 
-        var policySha = (predicate["policy"] as JsonObject)?["sha256"]?.GetValue<string>();
+        var policySha = Str((predicate["policy"] as JsonObject)?["sha256"]);
         if (policyPath is null) items.Add(new(VerifyItemStatus.Note, "policy", "not checked (no --policy given)"));
         else
         {
@@ -79,6 +79,8 @@ public static class ArtifactVerifier
         return new(items, codes.Count == 0 ? Verified : codes.Min());
     }
 
+    private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+
     private sealed record ParsedStatement(string SubjectName, string SubjectSha256, JsonObject Predicate);
 
     private static ParsedStatement ParseStatement(byte[] payload, string source)
@@ -86,7 +88,6 @@ public static class ArtifactVerifier
         JsonObject st;
         try { st = JsonNode.Parse(payload) as JsonObject ?? throw new GateInputException($"{source}: the signed payload is not a JSON object"); }
         catch (JsonException e) { throw new GateInputException($"{source}: the signed payload is not valid JSON ({e.Message})"); }
-        string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
         if (Str(st["_type"]) != DecisionAttestation.StatementType)
             throw new GateInputException($"{source}: _type is '{Str(st["_type"])}', expected '{DecisionAttestation.StatementType}'");
         if (Str(st["predicateType"]) != DecisionAttestation.PredicateType)
@@ -107,8 +108,8 @@ public static class ArtifactVerifier
         int ok = 0;
         foreach (var e in entries)
         {
-            var path = e?["path"]?.GetValue<string>() ?? "";
-            var want = e?["sha256"]?.GetValue<string>() ?? "";
+            var path = Str(e?["path"]) ?? "";
+            var want = Str(e?["sha256"]) ?? "";
             const string prefix = EvidenceIndex.Folder + "/";
             var rel = path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : null;
             var full = rel is null ? null : Path.GetFullPath(Path.Combine(root, rel));
