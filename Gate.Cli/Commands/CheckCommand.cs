@@ -30,6 +30,7 @@ public static class CheckCommand
             var backend = SandboxSelector.Select(pr.GetValue(sandbox));
             var record = await new GateCheckPipeline(backend).RunAsync(req, null, ct);
             var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
+            Gate.Core.Report.ReportWriter.Write(record, req.OutDir); // report.html, summary.md, junit.xml beside decision.json
             if (pr.GetValue(json)) Console.Out.WriteLine(record.ToJson());
             else PrintSummary(record, path);
             return record.ExitCode;
