@@ -238,10 +238,10 @@ public static class PolicyDiff
         var added = sb.Except(sa).ToList(); var removed = sa.Except(sb).ToList();
         bool higher = strength == "higher-is-stronger";
         if (added.Count > 0)
-            changes.Add(new PolicyChange(higher ? ChangeKind.Strengthening : ChangeKind.Weakening, path, null, string.Join(", ", added),
+            changes.Add(new PolicyChange(higher ? ChangeKind.Strengthening : ChangeKind.Weakening, path, Text(a) ?? "[]", Text(b) ?? "[]",
                 $"{key} grew by {string.Join(", ", added)}" + (higher ? "" : ": more is allowed"), a?.Location, b?.Location));
         if (removed.Count > 0)
-            changes.Add(new PolicyChange(higher ? ChangeKind.Weakening : ChangeKind.Strengthening, path, string.Join(", ", removed), null,
+            changes.Add(new PolicyChange(higher ? ChangeKind.Weakening : ChangeKind.Strengthening, path, Text(a) ?? "[]", Text(b) ?? "[]",
                 $"{key} shrank by {string.Join(", ", removed)}" + (higher ? ": less is covered" : ": less is allowed"), a?.Location, b?.Location));
     }
 
@@ -309,7 +309,7 @@ public static class PolicyDiff
         foreach (var c in Ordered(changes))
         {
             string icon = c.Kind switch { ChangeKind.Weakening => "🔻", ChangeKind.Strengthening => "🔺", _ => "▫️" };
-            sb.Append($"| {icon} | {c.Kind.ToString().ToLowerInvariant()} | `{Md(c.Path)}` | {Md(c.Old ?? "—")} | {Md(c.New ?? "—")} | {Md(c.Why)} |\n");
+            sb.Append($"| {icon} | {c.Kind.ToString().ToLowerInvariant()} | `{c.Path.Replace("`", "'").Replace("|", "\\|")}` | {Md(c.Old ?? "—")} | {Md(c.New ?? "—")} | {Md(c.Why)} |\n");
         }
         return sb.ToString();
     }

@@ -182,7 +182,8 @@ public static class ReportWriter
 
     /// <summary>Escapes text for a Markdown table cell: pipes, newlines and markup characters can not break the table.</summary>
     public static string MdCell(string? text) =>
-        Html.Escape(text ?? "").Replace("|", "\\|").Replace("\r", "").Replace("\n", "<br>").Replace("`", "\\`").Replace("*", "\\*").Replace("_", "\\_").Replace("[", "\\[");
+        // Only what could open markup is escaped (rendered Markdown passes raw HTML through); quotes stay readable in CI logs.
+        (text ?? "").Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("|", "\\|").Replace("\r", "").Replace("\n", "<br>").Replace("`", "\\`").Replace("*", "\\*").Replace("_", "\\_").Replace("[", "\\[");
 
     public static string RenderMarkdown(DecisionRecord r)
     {
