@@ -20,7 +20,7 @@ public sealed record LintResult(IReadOnlyList<PolicyError> Errors, IReadOnlyList
 public static class PolicyLint
 {
     /// <summary>Metrics that are fractions in [0, 1] (a min of 0 or a max of 1 constrains nothing).</summary>
-    private static readonly HashSet<string> Fractions = ["accuracy", "robustAccuracy", "attackSuccessRate", "fidelity", "provedFraction", "sparsity", "safetyPerformance"];
+    private static readonly HashSet<string> Fractions = ["accuracy", "robustAccuracy", "attackSuccessRate", "fidelity", "provedFraction", "sparsity"];
     /// <summary>Metrics that are counts or otherwise ≥ 0 (a min of 0 constrains nothing).</summary>
     private static readonly HashSet<string> NonNegative = ["counterexamples", "violations", "forbiddenActuatorCalls", "divergentEpisodes", "anomalyIndex", "effectiveRank", "codingRate"];
     /// <summary>Check types that decide without a require block (their own criteria), so a missing require is fine.</summary>
@@ -38,13 +38,15 @@ public static class PolicyLint
         return Lint(policy);
     }
 
-    public static LintResult Lint(DeploymentPolicy policy)
+    /// <param name="checks">Check implementations whose option binding is part of lint (default: this build's <see cref="CheckRegistry"/>).</param>
+    public static LintResult Lint(DeploymentPolicy policy, Func<string, ICheck?>? checks = null)
     {
+        checks ??= CheckRegistry.Find;
         var errors = new List<PolicyError>();
         foreach (var spec in policy.Spec.Checks)
         {
             // A check type's own option validation (e.g. a layer that must exist) is part of lint too.
-            try { CheckRegistry.Find(spec.Type)?.Bind(spec, policy); }
+            try { checks(spec.Type)?.Bind(spec, policy); }
             catch (PolicyException e) { errors.AddRange(e.Errors); }
         }
         var warnings = new List<PolicyError>();
@@ -86,7 +88,7 @@ public static class PolicyLint
             if (c.Type == "simulation" && node["search"] is PolicyMapping search && search["episodes"] is PolicyScalar ep && ep.IsNumber && ep.AsLong() == 0)
                 Warn(ep, "search.episodes: 0 runs no adversarial scenario search: only the listed scenarios are tried");
         }
-        return new LintResult(errors, warnings, policy);
+        return new LintResult(errors, warnings.OrderBy(w => w.Location.Line).ThenBy(w => w.Location.Column).ToList(), policy);
     }
 
     private static PolicyNode Where(PolicyMapping spec, string section, string key) =>

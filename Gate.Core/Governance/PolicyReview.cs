@@ -50,10 +50,15 @@ public static class PolicyReview
         ["divergentEpisodes"] = "number of episodes where behaviour diverged between the compared conditions", ["reward"] = "episode reward",
     };
 
-    public static string Render(DeploymentPolicy policy, string format = "md", Func<string, string?>? purposeOf = null)
+    /// <param name="checks">
+    /// Where to find check implementations, for their <see cref="ICheck.Purpose"/> and option validation (default: this
+    /// build's <see cref="CheckRegistry"/>); types without one are described by <see cref="TypeText"/>. Snapshot tests pass
+    /// <c>_ => null</c> so that the approved text does not change whenever a check type lands.
+    /// </param>
+    public static string Render(DeploymentPolicy policy, string format = "md", Func<string, ICheck?>? checks = null)
     {
-        purposeOf ??= t => CheckRegistry.Find(t)?.Purpose;
-        var doc = Build(policy, purposeOf);
+        checks ??= CheckRegistry.Find;
+        var doc = Build(policy, checks);
         return format switch
         {
             "md" => ToMarkdown(doc),
@@ -68,7 +73,7 @@ public static class PolicyReview
     private sealed record Para(string Text) : Block;
     private sealed record Bullets(List<string> Items) : Block;
 
-    private static List<Block> Build(DeploymentPolicy p, Func<string, string?> purposeOf)
+    private static List<Block> Build(DeploymentPolicy p, Func<string, ICheck?> checks)
     {
         var d = new List<Block>();
         var s = p.Spec;
@@ -99,7 +104,7 @@ public static class PolicyReview
         {
             d.Add(new Heading(3, $"{c.Id}: {c.Type} ({(c.Enforcement == Enforcement.Blocking ? "blocking" : "advisory")})"));
             var (what, why) = TypeText.GetValueOrDefault(c.Type, ("(no description for this check type)", ""));
-            var items = new List<string> { $"What it tests: {purposeOf(c.Type) ?? what}" };
+            var items = new List<string> { $"What it tests: {checks(c.Type)?.Purpose ?? what}" };
             if (why.Length > 0) items.Add($"Why it matters: {why}");
             if (c.Description is { } cd) items.Add($"Policy author's note: {cd}");
             items.AddRange(Scope(p, c));
@@ -111,7 +116,7 @@ public static class PolicyReview
         d.Add(new Heading(2, "What this policy does NOT cover"));
         d.Add(new Bullets(NotCovered(p)));
 
-        var lint = PolicyLint.Lint(p);
+        var lint = PolicyLint.Lint(p, checks);
         d.Add(new Heading(2, "Reviewer attention (lint)"));
         d.Add(lint.Warnings.Count + lint.Errors.Count == 0 ? new Para("No warnings.")
             : new Bullets(lint.Errors.Concat(lint.Warnings).Select(w => $"line {w.Location.Line}, {w.Path}: {(w.IsWarning ? "" : "error: ")}{w.Message}").ToList()));
@@ -221,7 +226,7 @@ public static class PolicyReview
         long? steps = Int(m, "steps"), restarts = Int(m, "restarts"), queries = Int(m, "queries");
         return method switch
         {
-            "pgd" or "apgd" => $"{(method == "pgd" ? "PGD" : "APGD")} {(steps is long s ? $"{N(s)} steps" : "default steps")}{(restarts is long r ? $" × {N(r)} restarts" : "")}",
+            "pgd" or "apgd" => $"{(method == "pgd" ? "PGD" : "APGD")} {(steps is long s ? $"{N(s)} steps" : "default steps")}{restarts switch { 0 => " from a single start (no restarts)", long r => $" × {N(r)} restarts", null => "" }}",
             "square" => $"Square attack {(queries is long q ? $"{N(q)} queries" : "default queries")}",
             _ => method,
         };
@@ -232,7 +237,12 @@ public static class PolicyReview
         var s = p.Spec;
         var types = s.Checks.Where(c => c.Enforcement == Enforcement.Blocking).Select(c => c.Type).ToHashSet();
         var gaps = new List<string>();
-        void Gap(string type, string text) { if (!types.Contains(type)) gaps.Add(text); }
+        var advisoryTypes = s.Checks.Where(c => c.Enforcement == Enforcement.Advisory).Select(c => c.Type).ToHashSet();
+        void Gap(string type, string text)
+        {
+            if (types.Contains(type)) return;
+            gaps.Add(advisoryTypes.Contains(type) ? $"{text} (There is an advisory {type} check: it is reported but cannot block.)" : text);
+        }
         Gap("static-inspection", "No blocking static inspection: the operators, custom domains and external data in the model file are not restricted.");
         Gap("accuracy", "No blocking accuracy check: baseline competence on held-out data is not required.");
         Gap("adversarial", "No blocking adversarial search: robustness to small input perturbations is not tested.");
