@@ -29,7 +29,7 @@ public static class PolicyDiff
     [
         "description", "owner", "name", "labels", "seed", "sweep", "gpu", "memory", "cpus", "pids", "shape", "dtype", "format", "output",
         "stepSize", "pInit", "learningRate", "maskPenalty", "concept", "regularization", "folds", "sparsityThreshold", "codingRateEpsilon",
-        "maxDepth", "minSamplesLeaf", "holdout", "maxSteps", "spec",
+        "maxDepth", "minSamplesLeaf", "holdout", "maxSteps",
     ];
 
     /// <summary>Orders the schema does not annotate (weakest first).</summary>
@@ -46,6 +46,7 @@ public static class PolicyDiff
     {
         ["min"] = double.NegativeInfinity, ["max"] = double.PositiveInfinity,
         ["samples"] = double.PositiveInfinity, ["maxParameters"] = double.PositiveInfinity,
+        ["confidence"] = 0, // no confidence level: the point estimate is judged, the weakest reading
     };
 
     public static IReadOnlyList<PolicyChange> Compare(DeploymentPolicy oldPolicy, DeploymentPolicy newPolicy)
@@ -77,7 +78,8 @@ public static class PolicyDiff
             foreach (var k in keys)
             {
                 var childSchema = ChildSchema(schema, k, typeNode);
-                string childKey = path == "spec.datasets" ? "datasets-entry" : k;
+                // A dataset's files are data, not metadata: "labels" there is not the neutral metadata.labels.
+                string childKey = path == "spec.datasets" ? "datasets-entry" : path.StartsWith("spec.datasets.", StringComparison.Ordinal) ? $"dataset file '{k}'" : k;
                 Walk(ma?[k], mb?[k], childSchema, path.Length == 0 ? k : $"{path}.{k}", childKey, changes);
             }
             return;

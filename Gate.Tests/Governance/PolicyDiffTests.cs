@@ -43,6 +43,8 @@ public class PolicyDiffTests
         { "judged on the built-in engine", "  sandbox:", "  runtime: builtin\n  sandbox:", ChangeKind.Weakening, "spec.runtime" },
         { "threat norm changed (incomparable)", "norm: linf", "norm: l2", ChangeKind.Weakening, "spec.checks[robustness].threat.norm" },
         { "test data replaced", "inputs: x.npy", "inputs: x2.npy", ChangeKind.Weakening, "spec.datasets.test.inputs" },
+        { "test labels replaced", "labels: y.npy", "labels: y2.npy", ChangeKind.Weakening, "spec.datasets.test.labels" },
+        { "confidence level required", "require: { min: 0.95 }", "require: { min: 0.95 }\n      confidence: 0.95", ChangeKind.Strengthening, "spec.checks[accuracy].confidence" },
         { "input range widened", "range: [0.0, 1.0]", "range: [-1.0, 1.0]", ChangeKind.Strengthening, "spec.model.inputs.input.range" },
         { "description added", "  name: strong\n", "  name: strong\n  description: the strong one\n", ChangeKind.Neutral, "metadata.description" },
         { "seed changed", "  sandbox:", "  seed: 99\n  sandbox:", ChangeKind.Neutral, "spec.seed" },
@@ -89,7 +91,7 @@ public class PolicyDiffTests
         foreach (var row in Corpus)
         {
             var (name, find, replace, kind, _) = row.Data;
-            if (kind == ChangeKind.Neutral || name is "threat norm changed (incomparable)" or "test data replaced") continue;
+            if (kind == ChangeKind.Neutral || name is "threat norm changed (incomparable)" or "test data replaced" or "test labels replaced") continue;
             var changes = PolicyDiff.Compare(PolicyLintTests.Parse(Base.Replace(find, replace)), PolicyLintTests.Parse(Base));
             var expected = kind == ChangeKind.Weakening ? ChangeKind.Strengthening : ChangeKind.Weakening;
             Assert.True(changes.Count == 1 && changes[0].Kind == expected, $"{name} reversed: {string.Join("; ", changes.Select(c => $"{c.Kind} {c.Path}"))}");
