@@ -9,5 +9,6 @@ var root = new RootCommand("""
     """);
 root.Subcommands.Add(CheckCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(ReplayCommand.Create());
 root.Subcommands.Add(PolicyCommand.Create());
 return await Cli.InvokeAsync(root, args);
