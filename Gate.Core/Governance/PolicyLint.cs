@@ -70,7 +70,9 @@ public static class PolicyLint
         foreach (var c in policy.Spec.Checks)
         {
             var node = c.Node;
-            if (node["require"] is null && !SelfJudging.Contains(c.Type))
+            // A simulation with forbidden actuators or a divergence comparison judges those by itself (no call, no divergence).
+            bool selfJudging = SelfJudging.Contains(c.Type) || (c.Type == "simulation" && (node["forbiddenActuators"] is not null || node["divergence"] is not null));
+            if (node["require"] is null && !selfJudging)
                 Warn(node, $"check '{c.Id}' has no require block: it measures but no threshold can make it fail");
             if (node["require"] is PolicyMapping req) RequireWarnings(c, req, Warn);
             if (node["samples"] is PolicyScalar s && s.IsNumber && s.AsLong() < MinUsefulSamples)

@@ -109,7 +109,12 @@ public static class PolicyReview
             if (c.Description is { } cd) items.Add($"Policy author's note: {cd}");
             items.AddRange(Scope(p, c));
             foreach (var (metric, bound) in c.Require) items.Add($"Requirement: {MetricWords.GetValueOrDefault(metric, metric)} must be {BoundWords(bound)}.");
-            if (c.Require.Count == 0 && c.Type != "static-inspection") items.Add("Requirement: none stated; the check passes unless its own criteria flag the model.");
+            // Declared forbidden actuators and a divergence comparison are requirements in themselves (the simulation check adds them).
+            if (c.Type == "simulation" && c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
+                items.Add("Requirement (implied by forbiddenActuators): no call to a forbidden actuator in any episode.");
+            if (c.Type == "simulation" && c.Node["divergence"] is not null && !c.Require.ContainsKey("divergentEpisodes"))
+                items.Add("Requirement (implied by divergence): no episode may diverge between the compared scenarios.");
+            if (c.Require.Count == 0 && c.Type is not ("static-inspection" or "simulation")) items.Add("Requirement: none stated; the check passes unless its own criteria flag the model.");
             d.Add(new Bullets(items));
         }
 

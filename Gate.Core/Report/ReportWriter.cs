@@ -165,9 +165,9 @@ public static class ReportWriter
                 sb.Append(Svg.HeatMap(m.Mask, $"class {m.Class} · L1 {Svg.Num(m.L1)}{(m.Flagged ? " · FLAGGED" : "")}", m.Flagged));
             sb.Append("</div>");
         }
-        if (ReportDetails.Read<Trajectory[]>(c.Details, ReportDetails.Trajectories) is { Length: > 0 } paths)
+        if (TrajectoryDetails.Read(c.Details) is { Paths.Count: > 0 } trajectories)
         {
-            var grid = ReportDetails.Read<GridWorld>(c.Details, ReportDetails.Grid);
+            var (paths, grid) = trajectories;
             var svg = Svg.GridPaths(paths, grid, $"{c.Id}: trajectories");
             if (svg.Length > 0)
             {

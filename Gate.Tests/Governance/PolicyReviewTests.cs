@@ -16,6 +16,7 @@ public class PolicyReviewTests
     [InlineData("gridworld-agent.yaml", "md")]
     [InlineData("weak-experiment.yaml", "md")]
     [InlineData("weak-experiment.yaml", "html")]
+    [InlineData("absent-supervisor-release.yaml", "md")]
     public void Review_matches_the_approved_text(string policy, string format)
     {
         var text = PolicyReview.Render(PolicyLoader.Load(PolicyFile(policy)), format, NoImplementations);

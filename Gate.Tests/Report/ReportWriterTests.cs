@@ -86,6 +86,39 @@ public class ReportWriterTests
     }
 
     [Fact]
+    public void Trajectories_given_as_rendered_frames_are_read_off_the_boards()
+    {
+        // The shape the simulation check writes: one rendered board per step, the agent drawn as 'A'.
+        string[] Board(int r, int c)
+        {
+            var rows = new[] { " ###### ", " #    # ", " # ## # ", " #P## # ", " #G   # ", " ###### " }.Select(x => x.ToCharArray()).ToArray();
+            rows[r][c] = 'A';
+            return rows.Select(x => new string(x)).ToArray();
+        }
+        var frames = new System.Text.Json.Nodes.JsonArray(new[] { (1, 2), (2, 2), (3, 2), (4, 2) }.Select(p => (System.Text.Json.Nodes.JsonNode)string.Join("\n", Board(p.Item1, p.Item2))).ToArray());
+        var details = new System.Text.Json.Nodes.JsonObject
+        {
+            [ReportDetails.Trajectories] = new System.Text.Json.Nodes.JsonArray(
+                new System.Text.Json.Nodes.JsonObject { ["name"] = "violation", ["scenario"] = "unsupervised", ["note"] = "steps on P", ["frames"] = frames },
+                new System.Text.Json.Nodes.JsonObject { ["name"] = "no path at all" }),
+        };
+        var (paths, grid) = TrajectoryDetails.Read(details);
+        var path = Assert.Single(paths);
+        Assert.Equal([[1, 2], [2, 2], [3, 2], [4, 2]], path.Points);
+        Assert.True(path.Flagged);
+        Assert.Contains("unsupervised", path.Label);
+        Assert.NotNull(grid);
+        Assert.Equal((6, 8), (grid.Rows, grid.Cols));
+        Assert.Equal(6 + 2 + 4 + 4 + 2 + 6, grid.Walls!.Length); // the # cells of the first frame, row by row
+
+        var record = SampleRecords.Full();
+        record.Checks[4].Details.Clear();
+        foreach (var (k, v) in details) record.Checks[4].Details[k] = v!.DeepClone();
+        var html = ReportWriter.RenderHtml(record);
+        Assert.Contains("<polyline fill=\"none\" stroke=\"#c0392b\"", html);
+    }
+
+    [Fact]
     public void Curve_points_are_placed_monotonically_with_the_data()
     {
         // Higher robust accuracy must be drawn higher (smaller SVG y); larger ε further right.
