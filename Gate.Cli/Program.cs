@@ -9,9 +9,10 @@ var root = new RootCommand("""
     """);
 root.Subcommands.Add(CheckCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(ReplayCommand.Create());
 root.Subcommands.Add(KeygenCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
-var policy = new Command("policy", "Governance tools for policies: approve (sign an approval of a policy's exact digest).");
+var policy = PolicyCommand.Create();
 policy.Subcommands.Add(PolicyApproveCommand.Create());
 root.Subcommands.Add(policy);
 return await Cli.InvokeAsync(root, args);

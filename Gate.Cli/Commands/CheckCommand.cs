@@ -39,7 +39,8 @@ public static class CheckCommand
             var backend = SandboxSelector.Select(pr.GetValue(sandbox));
             var record = await new GateCheckPipeline(backend).RunAsync(req, null, ct);
             var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
-            // The private key is used only here, on the host, after the sandbox has returned and decision.json is complete.
+            Gate.Core.Report.ReportWriter.Write(record, req.OutDir); // report.html, summary.md, junit.xml beside decision.json
+            // The private key is used only here, on the host, after the sandbox has returned and every output is written.
             var attestation = signingKey is null ? null : DecisionAttestation.Write(record, req.OutDir, signingKey);
             if (pr.GetValue(json)) Console.Out.WriteLine(record.ToJson());
             else PrintSummary(record, path);

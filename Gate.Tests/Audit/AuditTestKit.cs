@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -54,18 +53,11 @@ public static class AuditTestKit
         return path;
     }
 
-    /// <summary>Runs the real gate CLI (gate.dll beside the tests) as a child process.</summary>
+    /// <summary>Runs the real gate CLI as a child process (see <see cref="GateProcess"/>).</summary>
     public static (int Exit, string Out, string Err) RunGate(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gate.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["NO_COLOR"] = "1";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("gate " + string.Join(' ', args)); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = GateProcess.Run(args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     public static void FlipByte(string path, int offset)
