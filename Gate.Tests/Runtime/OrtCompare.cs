@@ -23,12 +23,13 @@ internal static class OrtCompare
     };
 
     /// <summary>Null when the tensors agree, else a message naming the case, the tensor and the worst element.</summary>
-    public static string? Difference(string caseName, string tensor, Tensor expected, Tensor actual, Tolerance tol)
+    public static string? Difference(string caseName, string tensor, Tensor expected, Tensor actual, Tolerance tol,
+        string expectedLabel = "expected", string actualLabel = "actual")
     {
         if (expected.Type != actual.Type)
-            return $"{caseName}: tensor '{tensor}': type {actual.Type.OnnxName()} but expected {expected.Type.OnnxName()}";
+            return $"{caseName}: tensor '{tensor}': {actualLabel} type {actual.Type.OnnxName()}, {expectedLabel} type {expected.Type.OnnxName()}";
         if (!expected.Shape.SequenceEqual(actual.Shape))
-            return $"{caseName}: tensor '{tensor}': shape {actual.ShapeString} but expected {expected.ShapeString}";
+            return $"{caseName}: tensor '{tensor}': {actualLabel} shape {actual.ShapeString}, {expectedLabel} shape {expected.ShapeString}";
         bool exact = !expected.Type.IsFloating();
         int worst = -1;
         double worstExcess = 0;
@@ -44,13 +45,13 @@ internal static class OrtCompare
         }
         if (worst < 0) return null;
         return $"{caseName}: tensor '{tensor}' {expected.Type.OnnxName()}{expected.ShapeString}: worst element [{string.Join(",", Unravel(worst, expected.Shape))}] " +
-               $"(flat {worst}): {actual.GetDouble(worst):R} vs expected {expected.GetDouble(worst):R} " +
-               $"(|Δ| = {Math.Abs(actual.GetDouble(worst) - expected.GetDouble(worst)):G4}, tolerance atol {tol.Atol:G3} + rtol {tol.Rtol:G3}·|expected|)";
+               $"(flat {worst}): {actualLabel} {actual.GetDouble(worst):R} vs {expectedLabel} {expected.GetDouble(worst):R} " +
+               $"(|Δ| = {Math.Abs(actual.GetDouble(worst) - expected.GetDouble(worst)):G4}, tolerance atol {tol.Atol:G3} + rtol {tol.Rtol:G3}·|{expectedLabel}|)";
     }
 
-    public static void AssertClose(string caseName, string tensor, Tensor expected, Tensor actual, Tolerance tol)
+    public static void AssertClose(string caseName, string tensor, Tensor builtin, Tensor onnxruntime, Tolerance tol)
     {
-        var d = Difference(caseName, tensor, expected, actual, tol);
+        var d = Difference(caseName, tensor, builtin, onnxruntime, tol, "builtin", "onnxruntime");
         if (d is not null) Assert.Fail(d);
     }
 

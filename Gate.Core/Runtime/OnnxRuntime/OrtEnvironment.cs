@@ -8,7 +8,9 @@ namespace Gate.Core.Runtime.OnnxRuntime;
 /// </summary>
 internal static unsafe class OrtEnvironment
 {
-    private const int LoggingLevelError = 3; // ORT_LOGGING_LEVEL_ERROR: warnings would clutter the CLI's stderr
+    // ORT_LOGGING_LEVEL_FATAL: every error already reaches Gate as a status carrying ORT's message (and becomes an
+    // exception, a fallback reason or an INCONCLUSIVE reason); ORT's own log lines would only clutter the CLI's stderr.
+    private const int LoggingLevelFatal = 4;
     private const int OrtDeviceAllocator = 0;
     private const int OrtMemTypeDefault = 0;
 
@@ -24,7 +26,7 @@ internal static unsafe class OrtEnvironment
         var cpu = new OrtMemoryInfoHandle();
         nint raw;
         fixed (byte* id = Encoding.UTF8.GetBytes("gate\0"))
-            api.Check(api.CreateEnv(LoggingLevelError, id, &raw));
+            api.Check(api.CreateEnv(LoggingLevelFatal, id, &raw));
         env.Attach(raw);
         api.Check(api.CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &raw));
         cpu.Attach(raw);

@@ -123,7 +123,15 @@ public sealed unsafe class OrtSession : IDisposable
             api.Check(api.AppendExecutionProviderCuda(options, buffer));
             return null;
         }
-        catch (OrtException e) { return $"{CudaProvider} could not be used: {e.Message}"; }
+        catch (OrtException e)
+        {
+            // ORT's message here is terse ("Failed to load shared library"); name the files it looks for.
+            var dir = Path.GetDirectoryName(api.LibraryPath) ?? ".";
+            var missing = new[] { "libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so" }
+                .Where(f => !File.Exists(Path.Combine(dir, f))).ToList();
+            var hint = missing.Count > 0 ? $" ({string.Join(" and ", missing)} not found beside {api.LibraryPath})" : "";
+            return $"{CudaProvider} could not be used: {e.Message}{hint}";
+        }
     }
 
     private IReadOnlyList<OrtValueInfo> ReadInfos(nint session, bool isInput)
