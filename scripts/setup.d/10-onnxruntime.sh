@@ -25,7 +25,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 echo "onnxruntime ${version}: npm pack onnxruntime-node@${version}"
 # npm pack only downloads the tarball: no install scripts run.
-tarball="$(cd "$work" && npm pack --silent "onnxruntime-node@${version}" 2>/dev/null | tail -n 1)"
+tarball="$(cd "$work" && npm pack --silent "onnxruntime-node@${version}" | tail -n 1)"
 [ -f "$work/$tarball" ] || { echo "onnxruntime: npm pack produced no tarball" >&2; exit 1; }
 tar -xzf "$work/$tarball" -C "$work" "$member"
 

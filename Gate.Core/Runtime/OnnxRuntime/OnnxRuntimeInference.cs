@@ -58,7 +58,6 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
         public RuntimeInfo Info { get; }
         public IReadOnlyList<string> InputNames { get; }
         public IReadOnlyList<string> OutputNames { get; }
-        public IReadOnlyList<OrtValueInfo> Inputs => main.Inputs;
 
         public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputs = null)
         {

@@ -20,9 +20,6 @@ public static class OrtLibrary
     /// <summary>How many times the native library was loaded by this process (the contract is: at most once).</summary>
     public static int LoadCount => Volatile.Read(ref loadCount);
 
-    /// <summary>True once the library has been loaded (a factory or runtime object alone never loads it).</summary>
-    public static bool IsLoaded => Volatile.Read(ref loaded) is not null;
-
     /// <summary>The library path that would be loaded, or null with the reason (naming both ways to provide it).</summary>
     public static string? Locate(string? overridePath, string startDirectory, out string? reason)
     {
