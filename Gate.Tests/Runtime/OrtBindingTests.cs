@@ -165,6 +165,18 @@ public class OrtBindingTests
     }
 
     [Fact]
+    public void Model_with_external_weights_loads_them_relative_to_the_model()
+    {
+        OrtTestSupport.RequireOrt();
+        var dir = TestPaths.TempDir("ort-external");
+        var model = OnnxModelLoader.Load(OrtTestModels.AddWithExternalWeights(dir, [1f, -2f, 0.5f, 100f]));
+        Assert.NotEmpty(model.Graph.ExternalData);
+        using var s = new OnnxRuntimeInference().Load(model, new RuntimeOptions(IntraOpThreads: 1));
+        var y = s.Run(new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats([4], [1f, 2f, 3f, 4f]) })["y"];
+        Assert.Equal([2f, 0f, 3.5f, 104f], y.Floats!);
+    }
+
+    [Fact]
     public void Library_is_loaded_once_per_process()
     {
         OrtTestSupport.RequireOrt();

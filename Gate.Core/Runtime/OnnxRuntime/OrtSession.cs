@@ -56,29 +56,51 @@ public sealed unsafe class OrtSession : IDisposable
     public static OrtSession Create(byte[] modelBytes, string displayName, OrtSessionSettings settings, string? modelPath = null)
     {
         var api = OrtLibrary.Api;
-        using var options = new OrtSessionOptionsHandle();
+        string? fallback = null;
+        if (settings.UseCuda)
+        {
+            using var cudaOptions = BuildOptions(api, settings, out fallback);
+            if (fallback is null)
+            {
+                try { return new OrtSession(api, CreateHandle(api, cudaOptions, modelBytes, modelPath), CudaProvider, null); }
+                catch (OrtException e)
+                {
+                    // The CUDA provider can also fail while the session initialises (cuDNN missing, no device, out of
+                    // memory). Whether the model itself is at fault is decided by the CPU attempt below.
+                    fallback = $"{CudaProvider} failed while creating the session: {e.Message}";
+                }
+            }
+        }
+        using var cpuOptions = BuildOptions(api, settings with { UseCuda = false }, out _);
+        try { return new OrtSession(api, CreateHandle(api, cpuOptions, modelBytes, modelPath), CpuProvider, fallback); }
+        catch (OrtException e)
+        {
+            throw new GateInputException($"{displayName}: ONNX Runtime {api.Version} rejected the model: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Session options for <paramref name="settings"/>; <paramref name="cudaFallback"/> is why CUDA was not appended (null if it was or was not asked for).</summary>
+    private static OrtSessionOptionsHandle BuildOptions(OrtApi api, OrtSessionSettings settings, out string? cudaFallback)
+    {
+        var options = new OrtSessionOptionsHandle();
         nint raw;
         api.Check(api.CreateSessionOptions(&raw));
         options.Attach(raw);
-        string provider = CpuProvider;
-        string? fallback = null;
+        cudaFallback = null;
+        using var o = options.Borrow();
+        api.Check(api.SetSessionGraphOptimizationLevel(o.Pointer, (int)settings.Optimization));
+        if (settings.IntraOpThreads > 0) api.Check(api.SetIntraOpNumThreads(o.Pointer, settings.IntraOpThreads));
+        if (settings.InterOpThreads > 0) api.Check(api.SetInterOpNumThreads(o.Pointer, settings.InterOpThreads));
+        if (settings.UseCuda) cudaFallback = TryAppendCuda(api, o.Pointer, settings.CudaDeviceId);
+        return options;
+    }
+
+    private static OrtSessionHandle CreateHandle(OrtApi api, OrtSessionOptionsHandle options, byte[] modelBytes, string? modelPath)
+    {
+        nint raw;
+        using (var env = OrtEnvironment.Env.Borrow())
         using (var o = options.Borrow())
         {
-            api.Check(api.SetSessionGraphOptimizationLevel(o.Pointer, (int)settings.Optimization));
-            if (settings.IntraOpThreads > 0) api.Check(api.SetIntraOpNumThreads(o.Pointer, settings.IntraOpThreads));
-            if (settings.InterOpThreads > 0) api.Check(api.SetInterOpNumThreads(o.Pointer, settings.InterOpThreads));
-            if (settings.UseCuda)
-            {
-                fallback = TryAppendCuda(api, o.Pointer, settings.CudaDeviceId);
-                if (fallback is null) provider = CudaProvider;
-            }
-        }
-
-        var session = new OrtSessionHandle();
-        try
-        {
-            using var env = OrtEnvironment.Env.Borrow();
-            using var o = options.Borrow();
             if (modelPath is not null)
             {
                 fixed (byte* p = Encoding.UTF8.GetBytes(modelPath + "\0"))
@@ -90,13 +112,9 @@ public sealed unsafe class OrtSession : IDisposable
                     api.Check(api.CreateSessionFromArray(env.Pointer, data, (nuint)modelBytes.Length, o.Pointer, &raw));
             }
         }
-        catch (OrtException e)
-        {
-            session.Dispose();
-            throw new GateInputException($"{displayName}: ONNX Runtime {api.Version} rejected the model: {e.Message}", e);
-        }
+        var session = new OrtSessionHandle();
         session.Attach(raw);
-        return new OrtSession(api, session, provider, fallback);
+        return session;
     }
 
     /// <summary>
