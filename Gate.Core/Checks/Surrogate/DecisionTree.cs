@@ -43,7 +43,7 @@ public sealed class DecisionTree
         double impurity = Gini(counts, idx.Length);
         if (depth >= maxDepth || impurity == 0 || idx.Length < 2 * minLeaf) return new Node(-1, 0, null, null, label, idx.Length, impurity);
 
-        int bestFeature = -1; double bestThreshold = 0, bestScore = impurity * idx.Length - 1e-12;
+        int bestFeature = -1; double bestThreshold = 0, bestScore = impurity * idx.Length + 1e-9; // like scikit-learn, a split that does not worsen the impurity is taken (XOR needs one)
         var order = new int[idx.Length];
         var left = new int[classes];
         for (int f = 0; f < x.Columns; f++)
