@@ -7,7 +7,7 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.LinearProbe;
 
-public sealed record LinearProbeOptions(string Dataset, string? Concept, IReadOnlyList<string>? Layers, int Folds, double Regularization, int? Samples);
+public sealed record LinearProbeOptions(string Dataset, string? Concept, IReadOnlyList<string>? Layers, int Folds, double Regularization);
 
 /// <summary>One layer's cross-validated probe result.</summary>
 public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, int Correct, int Samples, double CiLow, double CiHigh, double[] FoldAccuracies);
@@ -32,8 +32,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         if (spec.Dataset is null) throw PolicyException.At(n, "linear-probe needs a dataset (inputs and concept labels)");
         return new LinearProbeOptions(spec.Dataset, PolicyLoader.Str(n["concept"]), MechanisticData.BindLayers(n),
             n["folds"] is PolicyScalar f ? (int)f.AsLong() : 5,
-            n["regularization"] is PolicyScalar c ? c.AsDouble() : 1.0,
-            n["samples"] is PolicyScalar s ? (int)s.AsLong() : null);
+            n["regularization"] is PolicyScalar c ? c.AsDouble() : 1.0);
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, CancellationToken ct)
@@ -42,7 +41,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         var ds = ctx.LoadDataset(o.Dataset);
         if (ds.Labels is null) throw new GateInputException($"dataset '{o.Dataset}' has no labels; a linear probe needs the concept label of every sample");
         var rng = MechanisticData.Rng(ctx.SeedFor(spec.Id));
-        var rows = MechanisticData.ChooseRows(ds.Count, o.Samples, rng);
+        var rows = Enumerable.Range(0, ds.Count).ToArray(); // concept sets are small: every sample is used
         var classesSeen = rows.Select(i => ds.Labels[i]).Distinct().Order().ToArray();
         if (classesSeen.Length < 2)
             return Task.FromResult(CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe"));
