@@ -91,6 +91,23 @@ public class TrojanScanTests(TrojanScans scans) : IClassFixture<TrojanScans>
     }
 
     [Fact]
+    public void Scan_results_are_reproducible_from_the_seed()
+    {
+        // Classes run in parallel, each with its own seed: the thread schedule must not change any number.
+        var policy = MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  samples: 16
+                  steps: 30
+            """, seed: 42);
+        var a = MechanisticHarness.Run("digits-mlp.onnx", policy).Result;
+        var b = MechanisticHarness.Run("digits-mlp.onnx", policy).Result;
+        Assert.Equal(a.Metrics.Where(m => m.Key.StartsWith("l1[", StringComparison.Ordinal)), b.Metrics.Where(m => m.Key.StartsWith("l1[", StringComparison.Ordinal)));
+        Assert.Equal(a.Details["masks"]!.ToJsonString(), b.Details["masks"]!.ToJsonString());
+    }
+
+    [Fact]
     public void An_exhausted_time_budget_is_inconclusive()
     {
         var (r, _) = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy("""

@@ -80,7 +80,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
             ["classLabels"] = new JsonArray(classesSeen.Select(c => (JsonNode)c).ToArray()),
             ["layers"] = r.Details["layers"]!.DeepClone(),
         };
-        r.Evidence.Add(ctx.Evidence.WriteText("probe-layers.json", json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
+        r.Evidence.Add(ctx.Evidence.WriteText("probe-layers.json", json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }),
             "per-layer cross-validated probe accuracy"));
 
         r.Verdict = Verdict.Pass;

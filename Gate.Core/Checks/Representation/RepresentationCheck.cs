@@ -63,7 +63,7 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
             ["effectiveRank"] = "exp(entropy of the normalised singular values) of the uncentred samples×units matrix (Roy & Vetterli 2007)",
             ["codingRate"] = $"½ log det(I + d/(n ε²) Z Zᵀ) in nats, Z = units×samples, ε = {o.CodingRateEpsilon}",
         };
-        r.Evidence.Add(ctx.Evidence.WriteText("representation.json", r.Details.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), "per-layer representation metrics"));
+        r.Evidence.Add(ctx.Evidence.WriteText("representation.json", r.Details.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }), "per-layer representation metrics"));
 
         // Each required metric must hold on every layer: judge the layer that is worst with respect to the bound.
         var judged = new Dictionary<string, double>();
