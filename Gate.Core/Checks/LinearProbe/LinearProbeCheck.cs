@@ -1,0 +1,125 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gate.Core.Checks.Mechanistic;
+using Gate.Core.Evidence;
+using Gate.Core.Policy;
+
+namespace Gate.Core.Checks.LinearProbe;
+
+public sealed record LinearProbeOptions(string Dataset, string? Concept, IReadOnlyList<string>? Layers, int Folds, double Regularization);
+
+/// <summary>One layer's cross-validated probe result.</summary>
+public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, int Correct, int Samples, double CiLow, double CiHigh, double[] FoldAccuracies);
+
+/// <summary>
+/// Linear probe: is a concept linearly decodable from a layer's activations? For each layer, an L2-regularised
+/// logistic regression (scikit-learn's objective, C = <c>regularization</c>) is cross-validated with a seeded
+/// stratified k-fold split. The reported accuracy is the mean fold accuracy (scikit-learn's protocol); the interval
+/// is the Wilson interval of all held-out predictions pooled. Requirements are judged on the best layer: a
+/// <c>max</c> means "no layer may encode the concept", a <c>min</c> means "some layer must".
+/// </summary>
+public sealed class LinearProbeCheck : Check<LinearProbeOptions>
+{
+    public override string Type => "linear-probe";
+    public override CheckPlacement Placement => CheckPlacement.Sandbox;
+    public override string Purpose =>
+        "Tests whether a concept (for example 'a supervisor is watching') can be read off the model's hidden activations by a linear classifier. A policy can demand that a concept is encoded (the model attends to what it should) or that it is not (the model does not track what it should ignore).";
+
+    public override LinearProbeOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
+    {
+        var n = spec.Node;
+        if (spec.Dataset is null) throw PolicyException.At(n, "linear-probe needs a dataset (inputs and concept labels)");
+        return new LinearProbeOptions(spec.Dataset, PolicyLoader.Str(n["concept"]), MechanisticData.BindLayers(n),
+            n["folds"] is PolicyScalar f ? (int)f.AsLong() : 5,
+            n["regularization"] is PolicyScalar c ? c.AsDouble() : 1.0);
+    }
+
+    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, CancellationToken ct)
+    {
+        var r = NewResult(spec);
+        var ds = ctx.LoadDataset(o.Dataset);
+        if (ds.Labels is null) throw new GateInputException($"dataset '{o.Dataset}' has no labels; a linear probe needs the concept label of every sample");
+        var rng = MechanisticData.Rng(ctx.SeedFor(spec.Id));
+        var rows = Enumerable.Range(0, ds.Count).ToArray(); // concept sets are small: every sample is used
+        var classesSeen = rows.Select(i => ds.Labels[i]).Distinct().Order().ToArray();
+        if (classesSeen.Length < 2)
+            return Task.FromResult(CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe"));
+        var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
+        var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
+        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct);
+        var folds = StratifiedKFold.Assign(labels, o.Folds, rng);
+
+        var results = new List<ProbeLayerResult>();
+        foreach (var layer in layers)
+        {
+            ct.ThrowIfCancellationRequested();
+            results.Add(Probe(layer, acts[layer], labels, classesSeen.Length, folds, o.Folds, o.Regularization));
+            ctx.Progress.Report(new ProgressUpdate(spec.Id, "layers", results.Count, layers.Count, "layers"));
+        }
+
+        var best = results.MaxBy(x => x.Accuracy)!;
+        r.Metrics["accuracy"] = best.Accuracy;
+        r.Metrics["accuracyLower"] = best.CiLow;
+        r.Metrics["accuracyUpper"] = best.CiHigh;
+        r.Metrics["samples"] = rows.Length;
+        r.Metrics["classes"] = classesSeen.Length;
+        r.Metrics["chance"] = labels.GroupBy(l => l).Max(g => g.Count()) / (double)labels.Length;
+        foreach (var x in results) r.Metrics[$"accuracy[{x.Layer}]"] = x.Accuracy;
+        r.Details["bestLayer"] = best.Layer;
+        r.Details["concept"] = o.Concept;
+        r.Details["layers"] = new JsonArray(results.Select(x => (JsonNode)new JsonObject
+        {
+            ["name"] = x.Layer, ["units"] = x.Units, ["accuracy"] = x.Accuracy, ["ciLow"] = x.CiLow, ["ciHigh"] = x.CiHigh,
+            ["folds"] = new JsonArray(x.FoldAccuracies.Select(a => (JsonNode)a).ToArray()),
+        }).ToArray());
+        var json = new JsonObject
+        {
+            ["concept"] = o.Concept, ["dataset"] = o.Dataset, ["folds"] = o.Folds, ["regularization"] = o.Regularization,
+            ["seed"] = ctx.SeedFor(spec.Id).ToString(CultureInfo.InvariantCulture), ["samples"] = rows.Length,
+            ["classLabels"] = new JsonArray(classesSeen.Select(c => (JsonNode)c).ToArray()),
+            ["layers"] = r.Details["layers"]!.DeepClone(),
+        };
+        r.Evidence.Add(ctx.Evidence.WriteText("probe-layers.json", json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }),
+            "per-layer cross-validated probe accuracy"));
+
+        r.Verdict = Verdict.Pass;
+        Requirements.Apply(r, spec.Require);
+        string concept = o.Concept is null ? "the concept" : $"'{o.Concept}'";
+        r.Summary = $"{concept} is best decoded at {best.Layer}: accuracy {best.Accuracy:F2} (95% CI {best.CiLow:F2}–{best.CiHigh:F2}, chance {r.Metrics["chance"]:F2}) over {layers.Count} layer(s), {o.Folds}-fold CV";
+        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}; linear decodability only (a non-linear read-out may still find the concept)";
+        r.Runtime = "builtin";
+        return Task.FromResult(r);
+    }
+
+    /// <summary>Cross-validates one layer. Exposed for tests.</summary>
+    public static ProbeLayerResult Probe(string layer, SampleMatrix x, int[] labels, int classes, int[] folds, int k, double c)
+    {
+        int correct = 0;
+        var foldAcc = new double[k];
+        for (int f = 0; f < k; f++)
+        {
+            var train = Enumerable.Range(0, labels.Length).Where(i => folds[i] != f).ToArray();
+            var test = Enumerable.Range(0, labels.Length).Where(i => folds[i] == f).ToArray();
+            if (test.Length == 0) { foldAcc[f] = double.NaN; continue; }
+            var trainY = train.Select(i => labels[i]).ToArray();
+            Func<ReadOnlySpan<double>, int> predict;
+            var present = trainY.Distinct().Order().ToArray();
+            if (present.Length == 1) { int only = present[0]; predict = _ => only; } // a one-class fold has nothing to fit
+            else
+            {
+                // Fit on the classes present in this training fold, mapping back to global labels.
+                var local = trainY.Select(y => Array.IndexOf(present, y)).ToArray();
+                var model = LogisticRegression.Fit(x.SelectRows(train).Data, train.Length, x.Columns, local, present.Length, c);
+                predict = row => present[model.Predict(row)];
+            }
+            int ok = 0;
+            foreach (var i in test) if (predict(x.Row(i)) == labels[i]) ok++;
+            correct += ok;
+            foldAcc[f] = (double)ok / test.Length;
+        }
+        var valid = foldAcc.Where(a => !double.IsNaN(a)).ToArray();
+        var (lo, hi) = Statistics.WilsonInterval(correct, labels.Length);
+        return new ProbeLayerResult(layer, x.Columns, valid.Average(), correct, labels.Length, lo, hi, foldAcc);
+    }
+}

@@ -1,0 +1,88 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gate.Core.Checks.Mechanistic;
+using Gate.Core.Evidence;
+using Gate.Core.Policy;
+
+namespace Gate.Core.Checks.Representation;
+
+public sealed record RepresentationOptions(string Dataset, int? Samples, IReadOnlyList<string>? Layers, double SparsityThreshold, double CodingRateEpsilon);
+
+/// <summary>
+/// Per-layer statistics of the hidden representations on a dataset: activation sparsity, effective rank and coding
+/// rate. Informational unless the policy sets <c>require</c> bounds, which then hold for every layer (the reported
+/// requirement value is the layer that comes closest to, or goes furthest past, the bound).
+/// </summary>
+public sealed class RepresentationCheck : Check<RepresentationOptions>
+{
+    public override string Type => "representation";
+    public override CheckPlacement Placement => CheckPlacement.Sandbox;
+    public override string Purpose =>
+        "Summarises how the model represents data inside: how many units are silent (sparsity), how many independent directions the activations really use (effective rank) and how much information they can carry (coding rate). Sudden changes between releases point to a different internal solution.";
+
+    private static readonly string[] MetricNames = ["sparsity", "effectiveRank", "codingRate"];
+
+    public override RepresentationOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
+    {
+        var n = spec.Node;
+        return new RepresentationOptions(spec.Dataset ?? throw PolicyException.At(n, "representation needs a dataset"),
+            n["samples"] is PolicyScalar s ? (int)s.AsLong() : 512,
+            MechanisticData.BindLayers(n),
+            n["sparsityThreshold"] is PolicyScalar t ? t.AsDouble() : 1e-6,
+            n["codingRateEpsilon"] is PolicyScalar e ? e.AsDouble() : 0.5);
+    }
+
+    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, RepresentationOptions o, CancellationToken ct)
+    {
+        var r = NewResult(spec);
+        var ds = ctx.LoadDataset(o.Dataset);
+        var rows = MechanisticData.ChooseRows(ds.Count, o.Samples, MechanisticData.Rng(ctx.SeedFor(spec.Id)));
+        var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
+        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct);
+        var results = new List<LayerRepresentation>();
+        foreach (var l in layers)
+        {
+            ct.ThrowIfCancellationRequested();
+            results.Add(RepresentationMetrics.Measure(l, acts[l], o.SparsityThreshold, o.CodingRateEpsilon));
+            ctx.Progress.Report(new ProgressUpdate(spec.Id, "layers", results.Count, layers.Count, "layers"));
+        }
+        foreach (var x in results)
+        {
+            r.Metrics[$"sparsity[{x.Layer}]"] = x.Sparsity;
+            r.Metrics[$"effectiveRank[{x.Layer}]"] = x.EffectiveRank;
+            r.Metrics[$"codingRate[{x.Layer}]"] = x.CodingRate;
+        }
+        r.Metrics["samples"] = rows.Length;
+        r.Details["layers"] = new JsonArray(results.Select(x => (JsonNode)new JsonObject
+        {
+            ["name"] = x.Layer, ["units"] = x.Units, ["sparsity"] = x.Sparsity, ["effectiveRank"] = x.EffectiveRank, ["codingRate"] = x.CodingRate,
+        }).ToArray());
+        r.Details["definitions"] = new JsonObject
+        {
+            ["sparsity"] = $"fraction of activations with |a| < {o.SparsityThreshold}",
+            ["effectiveRank"] = "exp(entropy of the normalised singular values) of the uncentred samples×units matrix (Roy & Vetterli 2007)",
+            ["codingRate"] = $"½ log det(I + d/(n ε²) Z Zᵀ) in nats, Z = units×samples, ε = {o.CodingRateEpsilon}",
+        };
+        r.Evidence.Add(ctx.Evidence.WriteText("representation.json", r.Details.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }), "per-layer representation metrics"));
+
+        // Each required metric must hold on every layer: judge the layer that is worst with respect to the bound.
+        var judged = new Dictionary<string, double>();
+        foreach (var (metric, bound) in spec.Require)
+        {
+            if (!MetricNames.Contains(metric)) continue;
+            Func<LayerRepresentation, double> get = metric switch { "sparsity" => x => x.Sparsity, "effectiveRank" => x => x.EffectiveRank, _ => x => x.CodingRate };
+            var worst = results.FirstOrDefault(x => !bound.Holds(get(x)))
+                        ?? (bound.Min is not null ? results.MinBy(get)! : results.MaxBy(get)!);
+            judged[metric] = get(worst);
+            r.Metrics[metric] = get(worst);
+            r.Details[$"{metric}JudgedLayer"] = worst.Layer;
+        }
+        r.Verdict = Verdict.Pass;
+        Requirements.Apply(r, spec.Require, judged);
+        r.Summary = string.Join("; ", results.Select(x => $"{x.Layer}: sparsity {x.Sparsity:F2}, effective rank {x.EffectiveRank:F1}/{x.Units}, coding rate {x.CodingRate:F1}"))
+                    + (spec.Require.Count == 0 ? " (informational)" : "");
+        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s)";
+        r.Runtime = "builtin";
+        return Task.FromResult(r);
+    }
+}
