@@ -250,7 +250,10 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         var broken = samples.Where(s => s.State == State.Broken).OrderBy(s => s.Index).ToList();
         if (broken.Count == 0) return;
         var xs = broken.SelectMany(s => s.Counterexample!).ToArray();
-        var builtin = ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = Tensor.FromFloats([broken.Count, .. sampleShape], xs) }, [output])[output].ToFloatArray();
+        // Black-box search (square) may run on a model the built-in engine cannot compile; then only production outputs are recorded.
+        float[]? builtin;
+        try { builtin = ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = Tensor.FromFloats([broken.Count, .. sampleShape], xs) }, [output])[output].ToFloatArray(); }
+        catch (GateInputException) { builtin = null; }
         var records = new JsonArray();
         for (int i = 0; i < broken.Count; i++)
         {
@@ -258,23 +261,24 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
             string file = $"cex-{s.Index:D6}.npy";
             var ef = ctx.Evidence.WriteNpy(file, Tensor.FromFloats([1, .. sampleShape], s.Counterexample!),
                 $"counterexample for sample {s.Index} (label {s.Label}); replay: gate run --model M --input {inputName}={file}");
-            var zb = builtin.AsSpan(i * classes, classes);
+            float[]? zb = builtin?.AsSpan(i * classes, classes).ToArray();
             records.Add(new JsonObject
             {
                 ["sampleIndex"] = s.Index, ["file"] = ef.Path, ["label"] = s.Label, ["method"] = s.FoundBy,
                 ["foundAtEpsilon"] = s.FoundAtEpsilon,
                 ["linfNorm"] = new ThreatModel(PerturbationNorm.Linf, 0, 0, 0).Distance(s.Clean, s.Counterexample),
                 ["l2Norm"] = new ThreatModel(PerturbationNorm.L2, 0, 0, 0).Distance(s.Clean, s.Counterexample),
-                ["productionPrediction"] = AttackGoal.ArgMax(s.ProductionLogits), ["builtinPrediction"] = AttackGoal.ArgMax(zb),
+                ["productionPrediction"] = AttackGoal.ArgMax(s.ProductionLogits), ["builtinPrediction"] = zb is null ? null : AttackGoal.ArgMax(zb),
                 ["productionLogits"] = new JsonArray(s.ProductionLogits!.Select(v => (JsonNode)(double)v).ToArray()),
-                ["builtinLogits"] = new JsonArray(zb.ToArray().Select(v => (JsonNode)(double)v).ToArray()),
+                ["builtinLogits"] = zb is null ? null : new JsonArray(zb.Select(v => (JsonNode)(double)v).ToArray()),
             });
         }
         ctx.Evidence.WriteText("counterexamples.json", records.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
             "every confirmed counterexample: sample index, method, perturbation norms, outputs of both runtimes");
         ctx.Evidence.WriteNpy("counterexamples-logits-production.npy", Tensor.FromFloats([broken.Count, classes], broken.SelectMany(s => s.ProductionLogits!).ToArray()),
             $"production-runtime outputs for the counterexamples, in sample-index order ({r.Runtime})");
-        ctx.Evidence.WriteNpy("counterexamples-logits-builtin.npy", Tensor.FromFloats([broken.Count, classes], builtin),
-            "built-in engine outputs for the counterexamples, in sample-index order");
+        if (builtin is not null)
+            ctx.Evidence.WriteNpy("counterexamples-logits-builtin.npy", Tensor.FromFloats([broken.Count, classes], builtin),
+                "built-in engine outputs for the counterexamples, in sample-index order");
     }
 }
