@@ -287,4 +287,26 @@ public class AdversarialCheckTests
         Assert.All(run.Counterexamples, c => Assert.Contains((int)c!["sampleIndex"]!, new[] { 5, 100, 359 }));
         Assert.Equal(3, run.Counterexamples.Count);
     }
+
+    [Fact]
+    public void Progress_is_reported_per_method_in_queries_and_matches_the_budget_used()
+    {
+        var log = new AdversarialKit.ProgressLog();
+        var r = AdversarialKit.Execute("digits-cnn.onnx", """
+            samples: 12
+            threat: { norm: linf, epsilon: 0.05 }
+            search: [ { method: pgd, steps: 5, restarts: 2 }, { method: square, queries: 30 } ]
+            require: { robustAccuracy: { min: 0 } }
+            """, progress: log).Result;
+        foreach (var method in new[] { "pgd", "square" })
+        {
+            var updates = log.Updates.Where(u => u.Task == method).ToList();
+            Assert.NotEmpty(updates);
+            Assert.All(updates, u => { Assert.Equal("robustness", u.CheckId); Assert.Equal("queries", u.Unit); Assert.True(u.Done <= u.Total); });
+            Assert.Equal(r.BudgetUsed[$"{method}.queries"], updates[^1].Done);
+            Assert.True(updates.Select(u => u.Done).SequenceEqual(updates.Select(u => u.Done).Order()));
+        }
+        Assert.Equal((12 - r.Metrics["cleanErrors"]) * 2 * 6, log.Updates.First(u => u.Task == "pgd").Total); // attacked samples × restarts × (steps + 1)
+        Assert.Equal(r.BudgetUsed["queries"], r.BudgetUsed["pgd.queries"] + r.BudgetUsed["square.queries"]);
+    }
 }

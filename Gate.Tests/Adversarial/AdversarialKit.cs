@@ -56,7 +56,8 @@ public static class AdversarialKit
 
     /// <summary>Runs the policy's only check. production: null = what the policy's runtime opens.</summary>
     public static Run Execute(string modelFile, string checkBody, string runtime = "builtin", ulong seed = 1234,
-        IInferenceSession? production = null, string? productionReason = null, bool openProduction = true)
+        IInferenceSession? production = null, string? productionReason = null, bool openProduction = true,
+        IProgress<ProgressUpdate>? progress = null)
     {
         var policy = WritePolicy(PolicyYaml(checkBody, runtime, seed), out var dir);
         var model = OnnxModelLoader.Load(TestPaths.FixtureModel(modelFile));
@@ -64,9 +65,16 @@ public static class AdversarialKit
         if (production is null && openProduction)
             (production, productionReason) = ProductionRuntime.Open(policy, model, new RuntimeOptions());
         var evidence = Path.Combine(dir, "evidence");
-        var ctx = new CheckContext(model, policy, production, productionReason, new EvidenceWriter(evidence));
+        var ctx = new CheckContext(model, policy, production, productionReason, new EvidenceWriter(evidence), progress);
         var result = CheckExecutor.RunOneAsync(ctx, plan.Checks.Single(), CancellationToken.None).GetAwaiter().GetResult();
         return new Run(result, evidence, policy, model);
+    }
+
+    /// <summary>Records progress synchronously (Progress&lt;T&gt; would post to the thread pool).</summary>
+    public sealed class ProgressLog : IProgress<ProgressUpdate>
+    {
+        public List<ProgressUpdate> Updates { get; } = [];
+        public void Report(ProgressUpdate value) { lock (Updates) Updates.Add(value); }
     }
 
     public static Tensor ReadCounterexample(Run run, JsonNode record) => Npy.Read(Path.Combine(run.EvidenceDir, (string)record["file"]!));
