@@ -309,4 +309,24 @@ public class AdversarialCheckTests
         Assert.Equal((12 - r.Metrics["cleanErrors"]) * 2 * 6, log.Updates.First(u => u.Task == "pgd").Total); // attacked samples × restarts × (steps + 1)
         Assert.Equal(r.BudgetUsed["queries"], r.BudgetUsed["pgd.queries"] + r.BudgetUsed["square.queries"]);
     }
+
+    [Fact]
+    public async Task Clean_inputs_outside_the_declared_range_are_bad_input_not_robust()
+    {
+        // Declared range [0, 0.5] but the digits reach 1.0: no point of any ball would be admitted.
+        var yaml = AdversarialKit.PolicyYaml("""
+            samples: 4
+            threat: { norm: linf, epsilon: 0.1 }
+            search: [ { method: pgd, steps: 2 } ]
+            require: { robustAccuracy: { min: 0 } }
+            """).Replace("range: [0.0, 1.0]", "range: [0.0, 0.5]", StringComparison.Ordinal);
+        var policy = AdversarialKit.WritePolicy(yaml, out var dir);
+        var model = OnnxModelLoader.Load(TestPaths.FixtureModel("digits-mlp.onnx"));
+        var plan = Gate.Core.Plan.CheckPlan.Create(policy, model);
+        var (session, reason) = Gate.Core.Runtime.ProductionRuntime.Open(policy, model, new Gate.Core.Runtime.RuntimeOptions());
+        var ctx = new Gate.Core.Checks.CheckContext(model, policy, session, reason, new EvidenceWriter(Path.Combine(dir, "evidence")));
+        var r = await Gate.Core.Plan.CheckExecutor.RunOneAsync(ctx, plan.Checks.Single(), TestContext.Current.CancellationToken);
+        Assert.Equal(Verdict.Inconclusive, r.Verdict);
+        Assert.Contains(r.Reasons, x => x.Contains("outside the range", StringComparison.Ordinal));
+    }
 }

@@ -67,6 +67,13 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         var samples = ids.Where(i => !o.Goal.Targeted || ds.Labels[i] != o.Goal.TargetClass)
             .Select(i => new Sample { Index = i, Label = ds.Labels[i], Clean = data.AsSpan((int)i * dim, dim).ToArray() }).ToList();
         int excluded = ids.Length - samples.Count;
+        // A clean input outside the declared range admits no perturbed point at all, so its search could only ever
+        // report "robust": that would be a pass by construction, hence bad input.
+        foreach (var s in samples)
+            for (int i = 0; i < dim; i++)
+                if (!(s.Clean[i] >= threat.Min && s.Clean[i] <= threat.Max))
+                    throw new GateInputException($"dataset '{o.Dataset}' sample {s.Index}, element {i}: value {s.Clean[i]} is outside the range " +
+                        $"[{threat.Min}, {threat.Max}] declared for input '{inputName}' in spec.model.inputs");
 
         var r = NewResult(spec);
         r.Runtime = production.Info.Name;
@@ -237,6 +244,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
             (m.CleanErrors > 0 ? $"; {m.CleanErrors} failed without perturbation" : "") +
             (m.Broken > 0 ? $"; {m.Broken} confirmed counterexamples" : "") +
             (m.Undecided > 0 ? $"; {m.Undecided} samples not decided ({budget.ExhaustedReason})" : "") +
+            (m.Unconfirmed > 0 ? $"; {m.Unconfirmed} candidates found by the built-in engine were not confirmed by {r.Runtime} and do not count" : "") +
             (excluded > 0 ? $"; {excluded} samples of the target class excluded" : "");
         string ra = m.Undecided == 0 ? ((double)m.Robust / n).ToString("P1", CultureInfo.InvariantCulture) : "undetermined";
         r.Summary = $"robust accuracy {ra} (95% CI [{lo.ToString("P1", CultureInfo.InvariantCulture)}, {r.Metrics["robustAccuracyUpper"].ToString("P1", CultureInfo.InvariantCulture)}]) " +
