@@ -79,6 +79,7 @@ public class AdversarialCheckTests
     [InlineData("{ method: square, queries: 300 }", "linf", 0.3)]
     [InlineData("{ method: pgd, steps: 20 }", "l2", 2.5)]
     [InlineData("{ method: apgd, steps: 20 }", "l2", 2.5)]
+    [InlineData("{ method: square, queries: 300 }", "l2", 2.5)]
     public void Each_method_finds_counterexamples(string method, string norm, double eps)
     {
         var run = AdversarialKit.Execute("digits-cnn.onnx", $$"""
@@ -167,6 +168,9 @@ public class AdversarialCheckTests
         Assert.True(r.BudgetUsed["queries"] <= 300);
         Assert.Contains(r.Reasons, x => x.Contains("query budget of 300", StringComparison.Ordinal));
         Assert.Contains("not decided", r.Coverage);
+        var outcomes = JsonNode.Parse(File.ReadAllText(Path.Combine(run.CheckDir, "samples.json")))!.AsArray();
+        Assert.Equal(20, outcomes.Count);
+        Assert.Equal((int)r.Metrics["undecided"], outcomes.Count(o => (string)o!["outcome"]! == "undecided"));
     }
 
     [Fact]

@@ -255,6 +255,15 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
     /// <summary>One replayable .npy per counterexample, plus its record and the outputs of both runtimes.</summary>
     private static void WriteEvidence(CheckContext ctx, List<Sample> samples, int[] sampleShape, int classes, string inputName, string output, CheckResult r)
     {
+        // Every sample's outcome, so "which samples were not reached" has an answer, not just a count.
+        var outcomes = new JsonArray(samples.Select(s => (JsonNode)new JsonObject
+        {
+            ["sampleIndex"] = s.Index, ["label"] = s.Label,
+            ["outcome"] = s.State switch { State.CleanError => "failed-unperturbed", State.Broken => "counterexample", State.Robust => "no-violation-found", _ => "undecided" },
+            ["method"] = s.FoundBy,
+        }).ToArray());
+        ctx.Evidence.WriteText("samples.json", outcomes.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
+            "outcome per sample at the policy's ε: failed-unperturbed, counterexample, no-violation-found or undecided (budget)");
         var broken = samples.Where(s => s.State == State.Broken).OrderBy(s => s.Index).ToList();
         if (broken.Count == 0) return;
         var xs = broken.SelectMany(s => s.Counterexample!).ToArray();
