@@ -114,54 +114,60 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         // valid lower bound of the true curve at every point, with the main ε searched like any other).
         var epsilons = o.Sweep.Append(o.Epsilon).Distinct().Order().ToList();
         int attacked = samples.Count(s => s.State == State.Open);
+
+        // Every method in turn on one chunk of samples; returns how many engine findings production did not confirm.
+        int SearchChunk(Sample[] chunk, ThreatModel t, double eps)
+        {
+            int unconfirmed = 0;
+            var fullySearched = chunk.ToDictionary(s => s, _ => true);
+            for (int mi = 0; mi < methods.Count; mi++)
+            {
+                var rows = chunk.Where(s => s.State == State.Open).ToList();
+                if (rows.Count == 0) break;
+                var (mspec, impl) = methods[mi];
+                string label = labels[mi];
+                long total = impl.QueriesPerSample(mspec) * attacked * epsilons.Count;
+                var u = usage[mi];
+                var batch = new AttackBatch(t, o.Goal, rows.Select(s => s.Clean).ToList(), rows.Select(s => s.Label).ToArray(),
+                    rows.Select(s => s.Index).ToArray(), impl.WhiteBox ? engineOracle! : productionOracle, budget, u, seed,
+                    stream: BitConverter.DoubleToInt64Bits(eps) * 31 + mi,
+                    onProgress: () => ctx.Progress.Report(new ProgressUpdate(spec.Id, label, u.Queries, total, "queries")));
+                impl.Attack(batch, mspec, ct);
+
+                // Confirmation: the saved float32 point must be admitted and fail on the production runtime.
+                var found = Enumerable.Range(0, rows.Count).Where(j => batch.Found[j] is not null).ToList();
+                if (found.Count > 0)
+                {
+                    var z = RunProduction(found.Select(j => batch.Found[j]!).ToList());
+                    confirmQueries += found.Count;
+                    for (int f = 0; f < found.Count; f++)
+                    {
+                        var s = rows[found[f]];
+                        var x = batch.Found[found[f]]!;
+                        var zs = z.AsSpan(f * classes, classes);
+                        if (t.Admits(s.Clean, x) && o.Goal.IsMet(zs, s.Label))
+                        {
+                            s.State = State.Broken; s.Counterexample = x; s.ProductionLogits = zs.ToArray();
+                            s.FoundBy = label; s.FoundAtEpsilon = eps;
+                        }
+                        else unconfirmed++;
+                    }
+                }
+                for (int j = 0; j < rows.Count; j++) if (!batch.Completed[j]) fullySearched[rows[j]] = false;
+            }
+            foreach (var s in chunk)
+                if (s.State == State.Open) s.State = fullySearched[s] ? State.Robust : State.Undecided;
+            return unconfirmed;
+        }
+
         var outcomes = new List<EpsilonOutcome>();
-        foreach (var (eps, epsIndex) in epsilons.Select((e, i) => (e, i)))
+        foreach (var eps in epsilons)
         {
             var t = threat.WithEpsilon(eps);
             foreach (var s in samples) if (s.State is State.Robust or State.Undecided) s.State = State.Open;
             int unconfirmed = 0;
-            var open = samples.Where(s => s.State == State.Open).ToList();
-            foreach (var chunk in open.Chunk(ChunkSize))
-            {
-                var fullySearched = chunk.ToDictionary(s => s, _ => true);
-                for (int mi = 0; mi < methods.Count; mi++)
-                {
-                    var rows = chunk.Where(s => s.State == State.Open).ToList();
-                    if (rows.Count == 0) break;
-                    var (mspec, impl) = methods[mi];
-                    string label = labels[mi];
-                    long total = impl.QueriesPerSample(mspec) * attacked * epsilons.Count;
-                    var u = usage[mi];
-                    var batch = new AttackBatch(t, o.Goal, rows.Select(s => s.Clean).ToList(), rows.Select(s => s.Label).ToArray(),
-                        rows.Select(s => s.Index).ToArray(), impl.WhiteBox ? engineOracle! : productionOracle, budget, u, seed,
-                        stream: BitConverter.DoubleToInt64Bits(eps) * 31 + mi,
-                        onProgress: () => ctx.Progress.Report(new ProgressUpdate(spec.Id, label, u.Queries, total, "queries")));
-                    impl.Attack(batch, mspec, ct);
-
-                    // Confirmation: the saved float32 point must be admitted and fail on the production runtime.
-                    var found = Enumerable.Range(0, rows.Count).Where(j => batch.Found[j] is not null).ToList();
-                    if (found.Count > 0)
-                    {
-                        var z = RunProduction(found.Select(j => batch.Found[j]!).ToList());
-                        confirmQueries += found.Count;
-                        for (int f = 0; f < found.Count; f++)
-                        {
-                            var s = rows[found[f]];
-                            var x = batch.Found[found[f]]!;
-                            var zs = z.AsSpan(f * classes, classes);
-                            if (t.Admits(s.Clean, x) && o.Goal.IsMet(zs, s.Label))
-                            {
-                                s.State = State.Broken; s.Counterexample = x; s.ProductionLogits = zs.ToArray();
-                                s.FoundBy = label; s.FoundAtEpsilon = eps;
-                            }
-                            else unconfirmed++;
-                        }
-                    }
-                    for (int j = 0; j < rows.Count; j++) if (!batch.Completed[j]) fullySearched[rows[j]] = false;
-                }
-                foreach (var s in chunk)
-                    if (s.State == State.Open) s.State = fullySearched[s] ? State.Robust : State.Undecided;
-            }
+            foreach (var chunk in samples.Where(s => s.State == State.Open).ToList().Chunk(ChunkSize))
+                unconfirmed += SearchChunk(chunk, t, eps);
             outcomes.Add(new EpsilonOutcome(eps, samples.Count, samples.Count(s => s.State == State.CleanError), samples.Count(s => s.State == State.Broken),
                 samples.Count(s => s.State == State.Robust), samples.Count(s => s.State == State.Undecided), unconfirmed,
                 labels.ToDictionary(l => l, l => samples.Count(s => s.State == State.Broken && s.FoundBy == l && s.FoundAtEpsilon <= eps))));
