@@ -28,7 +28,9 @@ public static class CheckCommand
             var req = new GateCheckRequest(pr.GetValue(model)!.FullName, pr.GetValue(policy)!.FullName,
                 pr.GetValue(outDir)?.FullName ?? Path.GetFullPath("gate-out"), Cli.ParsePairs(pr.GetValue(data), "--data"), pr.GetValue(gpu));
             var backend = SandboxSelector.Select(pr.GetValue(sandbox));
-            var record = await new GateCheckPipeline(backend).RunAsync(req, null, ct);
+            var record = pr.GetValue(json)
+                ? await new GateCheckPipeline(backend).RunAsync(req, null, ct)
+                : await ProgressBars.RunAsync(progress => new GateCheckPipeline(backend).RunAsync(req, progress, ct));
             var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
             if (pr.GetValue(json)) Console.Out.WriteLine(record.ToJson());
             else PrintSummary(record, path);

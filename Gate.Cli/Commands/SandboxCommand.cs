@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Gate.Core;
+using Gate.Core.Policy;
+using Gate.Sandbox;
+using Gate.Sandbox.Docker;
+using Gate.Sandbox.Process;
+using Spectre.Console;
+
+namespace Gate.Cli.Commands;
+
+/// <summary><c>gate sandbox selftest</c> and <c>gate sandbox build-image</c>.</summary>
+public static class SandboxCommand
+{
+    /// <summary>The limits the stand-alone self-test runs under (the policy defaults).</summary>
+    private static readonly ResourceLimits SelfTestLimits = new(2L << 30, 1, TimeSpan.FromSeconds(60), 256);
+
+    public static Command Create()
+    {
+        var cmd = new Command("sandbox", "Inspect and prepare the sandbox that executes models.");
+        cmd.Subcommands.Add(SelfTest());
+        cmd.Subcommands.Add(BuildImage());
+        return cmd;
+    }
+
+    private static Command SelfTest()
+    {
+        var sandbox = new Option<string>("--sandbox") { Description = "Backend to test: docker or process (default: auto, the one gate check would use)." };
+        var json = new Option<bool>("--json") { Description = "Print the self-test report as JSON (as embedded in decision.json)." };
+        var cmd = new Command("selftest", """
+            Try, from inside the sandbox, what it must prevent: a TCP connection to a listener on the host's loopback
+            and to an outside address, writing to the root filesystem, reading the host's environment, exceeding the
+            pid limit. Prints each as blocked or allowed. Exit 0 when the self-test ran, 2 when it could not run.
+            Example: gate sandbox selftest --sandbox docker
+            """) { sandbox, json };
+        cmd.SetAction((pr, ct) => Cli.Guard(async () =>
+        {
+            var requested = pr.GetValue(sandbox) ?? "auto";
+            if (requested is not ("auto" or "docker" or "process")) throw new GateInputException($"--sandbox: expected docker or process, got '{requested}'");
+            if (SandboxSelector.Select(requested) is not RunnerBackend backend) throw new GateInputException("this backend has no self-test");
+            var report = await backend.SelfTestAsync(SelfTestLimits, ct);
+            if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(new() { WriteIndented = true }));
+            else Print(report);
+            return report["error"] is null ? ExitCodes.Approve : ExitCodes.Inconclusive;
+        }));
+        return cmd;
+    }
+
+    private static void Print(JsonObject report)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"Sandbox self-test — backend {Markup.Escape(report["backend"]?.ToString() ?? "?")}, isolation {Markup.Escape(report["isolation"]?.ToString() ?? "?")}");
+        table.AddColumns("probe", "target", "outcome", "detail");
+        foreach (var p in report["probes"]?.AsArray().OfType<JsonObject>() ?? [])
+        {
+            var outcome = p["outcome"]?.ToString() ?? "?";
+            table.AddRow(Markup.Escape(p["name"]?.ToString() ?? ""), Markup.Escape(p["target"]?.ToString() ?? ""),
+                outcome == "blocked" ? "[green]blocked[/]" : $"[yellow]{Markup.Escape(outcome)}[/]", Markup.Escape(p["detail"]?.ToString() ?? ""));
+        }
+        AnsiConsole.Write(table);
+        if (report["error"] is { } err) AnsiConsole.MarkupLine($"[red]self-test could not run:[/] {Markup.Escape(err.ToString())}");
+        if (report["outsideReachableFromHost"]?.GetValue<bool>() == false)
+            AnsiConsole.MarkupLine("[grey]note: the host itself cannot reach the outside address, so 'blocked' there proves little.[/]");
+    }
+
+    private static Command BuildImage()
+    {
+        var runnerDir = new Option<DirectoryInfo>("--runner-dir") { Description = "Use this already-published runner folder instead of publishing Gate.Sandbox/Runner." };
+        var cmd = new Command("build-image", """
+            Build the sandbox runner image offline (FROM scratch, no registry): the runner, the .NET runtime, the
+            ONNX Runtime library, only the shared libraries they load, an unprivileged user. Tags it by content hash
+            and as gate-sandbox-runner:latest. Needs a Docker engine (DOCKER_HOST=unix://… or /var/run/docker.sock).
+            Example: gate sandbox build-image
+            """) { runnerDir };
+        cmd.SetAction((pr, ct) => Cli.Guard(async () =>
+        {
+            using var client = DockerClient.FromEnvironment();
+            if (!await client.PingAsync(TimeSpan.FromSeconds(5), ct))
+                throw new GateComponentMissingException($"no Docker engine answers on {client.SocketPath}");
+            var dir = pr.GetValue(runnerDir)?.FullName ?? RunnerImage.PublishRunner(FindRepoRoot(), m => Cli.Err.WriteLine(m));
+            var built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), ct);
+            Console.Out.WriteLine($"{built.Tag} {built.ImageId} ({built.Files} files, {built.Bytes / (1 << 20)} MiB{(built.HasOnnxRuntime ? "" : ", without ONNX Runtime")})");
+            return ExitCodes.Approve;
+        }));
+        return cmd;
+    }
+
+    private static string FindRepoRoot()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "Gate.sln"))) return d.FullName;
+        throw new GateInputException("cannot find the Gate repository (Gate.sln) to publish the runner from; pass --runner-dir");
+    }
+}
