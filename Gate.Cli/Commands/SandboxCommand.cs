@@ -39,7 +39,7 @@ public static class SandboxCommand
             if (requested is not ("auto" or "docker" or "process")) throw new GateInputException($"--sandbox: expected docker or process, got '{requested}'");
             if (SandboxSelector.Select(requested) is not RunnerBackend backend) throw new GateInputException("this backend has no self-test");
             var report = await backend.SelfTestAsync(SelfTestLimits, ct);
-            if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(new() { WriteIndented = true }));
+            if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(Gate.Core.Decision.DecisionRecord.JsonOptions));
             else Print(report);
             return report["error"] is null ? ExitCodes.Approve : ExitCodes.Inconclusive;
         }));
@@ -65,20 +65,25 @@ public static class SandboxCommand
 
     private static Command BuildImage()
     {
-        var runnerDir = new Option<DirectoryInfo>("--runner-dir") { Description = "Use this already-published runner folder instead of publishing Gate.Sandbox/Runner." };
+        var runnerDir = new Option<DirectoryInfo>("--runner-dir") { Description = "Use this published runner folder (default: the runner built beside this gate)." };
+        var publish = new Option<bool>("--publish") { Description = "Publish Gate.Sandbox/Runner (Release) from the repository first and use that." };
         var cmd = new Command("build-image", """
             Build the sandbox runner image offline (FROM scratch, no registry): the runner, the .NET runtime, the
             ONNX Runtime library, only the shared libraries they load, an unprivileged user. Tags it by content hash
             and as gate-sandbox-runner:latest. Needs a Docker engine (DOCKER_HOST=unix://… or /var/run/docker.sock).
             Example: gate sandbox build-image
-            """) { runnerDir };
+            """) { runnerDir, publish };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
             using var client = DockerClient.FromEnvironment();
             if (!await client.PingAsync(TimeSpan.FromSeconds(5), ct))
                 throw new GateComponentMissingException($"no Docker engine answers on {client.SocketPath}");
-            var dir = pr.GetValue(runnerDir)?.FullName ?? RunnerImage.PublishRunner(FindRepoRoot(), m => Cli.Err.WriteLine(m));
-            var built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), ct);
+            string? temp = null;
+            var dir = pr.GetValue(runnerDir)?.FullName
+                ?? (pr.GetValue(publish) ? RunnerImage.PublishRunner(FindRepoRoot(), m => Cli.Err.WriteLine(m)) : temp = RunnerImage.RunnerFilesFrom(AppContext.BaseDirectory));
+            RunnerImage.Built built;
+            try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), ct); }
+            finally { if (temp is not null) Directory.Delete(temp, recursive: true); }
             Console.Out.WriteLine($"{built.Tag} {built.ImageId} ({built.Files} files, {built.Bytes / (1 << 20)} MiB{(built.HasOnnxRuntime ? "" : ", without ONNX Runtime")})");
             return ExitCodes.Approve;
         }));

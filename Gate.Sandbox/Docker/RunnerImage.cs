@@ -159,6 +159,32 @@ public static partial class RunnerImage
         return stdout;
     }
 
+    /// <summary>
+    /// Gathers the runner's own files (those its deps.json names, plus runtimeconfig/deps) from a build output
+    /// folder that also holds other programs (gate, tests) into a fresh folder: the image gets the runner only.
+    /// </summary>
+    public static string RunnerFilesFrom(string binDir)
+    {
+        var deps = Path.Combine(binDir, "Gate.Sandbox.Runner.deps.json");
+        if (!File.Exists(deps)) throw new Gate.Core.GateInputException($"{binDir} holds no Gate.Sandbox.Runner.deps.json (build Gate.Sandbox/Runner first)");
+        var names = new SortedSet<string>(StringComparer.Ordinal) { "Gate.Sandbox.Runner.deps.json", "Gate.Sandbox.Runner.runtimeconfig.json" };
+        var doc = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(deps))!;
+        foreach (var (_, target) in doc["targets"]!.AsObject())
+            foreach (var (_, lib) in target!.AsObject())
+                foreach (var kind in new[] { "runtime", "native" })
+                    if (lib?[kind] is System.Text.Json.Nodes.JsonObject assets)
+                        foreach (var (asset, _) in assets) names.Add(Path.GetFileName(asset));
+        var outDir = Path.Combine(Path.GetTempPath(), $"gate-runner-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(outDir);
+        foreach (var n in names)
+        {
+            var src = Path.Combine(binDir, n);
+            if (!File.Exists(src)) throw new Gate.Core.GateInputException($"runner file {src} is missing (rebuild Gate.Sandbox/Runner)");
+            File.Copy(src, Path.Combine(outDir, n));
+        }
+        return outDir;
+    }
+
     /// <summary>Publishes the runner (Release, framework-dependent: the runtime is added from this host) into a fresh folder.</summary>
     public static string PublishRunner(string repoRoot, Action<string> log)
     {
