@@ -23,6 +23,15 @@ internal static class FaultInjection
                     for (int i = 0; i < block.Length; i += 4096) block[i] = 1;
                     hog.Add(block);
                 }
+            case "oom-native":
+                // Native memory bypasses the GC heap limit: only a kernel limit (the container's cgroup) stops it.
+                // Never used with the process backend, which has no such limit.
+                while (true)
+                {
+                    const int size = 32 << 20;
+                    var p = System.Runtime.InteropServices.Marshal.AllocHGlobal(size);
+                    unsafe { for (int i = 0; i < size; i += 4096) ((byte*)p)[i] = 1; }
+                }
             case "hang":
                 Thread.Sleep(Timeout.Infinite);
                 return 0;
