@@ -82,7 +82,7 @@ public static class SandboxCommand
             var dir = pr.GetValue(runnerDir)?.FullName
                 ?? (pr.GetValue(publish) ? RunnerImage.PublishRunner(FindRepoRoot(), m => Cli.Err.WriteLine(m)) : temp = RunnerImage.RunnerFilesFrom(AppContext.BaseDirectory));
             RunnerImage.Built built;
-            try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), ct); }
+            try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), tagLatest: true, ct); }
             finally { if (temp is not null) Directory.Delete(temp, recursive: true); }
             Console.Out.WriteLine($"{built.Tag} {built.ImageId} ({built.Files} files, {built.Bytes / (1 << 20)} MiB{(built.HasOnnxRuntime ? "" : ", without ONNX Runtime")})");
             return ExitCodes.Approve;

@@ -24,7 +24,7 @@ public static partial class RunnerImage
 
     public sealed record Built(string ImageId, string Tag, int Files, long Bytes, bool HasOnnxRuntime);
 
-    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, CancellationToken ct = default)
+    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, bool tagLatest = true, CancellationToken ct = default)
     {
         var files = CollectFiles(runnerDir, out bool hasOrt);
         log($"image context: {files.Count} files" + (hasOrt ? "" : " (no ONNX Runtime library found: GATE_ORT_LIB or .cache/onnxruntime/1.30.0)"));
@@ -60,7 +60,7 @@ public static partial class RunnerImage
             log($"building {tag} ({total / (1 << 20)} MiB) through the Engine API");
             string id;
             await using (var context = File.OpenRead(tmp))
-                id = await client.BuildImageAsync(context, [tag, DockerBackend.DefaultImage], log, ct).ConfigureAwait(false);
+                id = await client.BuildImageAsync(context, tagLatest ? [tag, DockerBackend.DefaultImage] : [tag], log, ct).ConfigureAwait(false);
             return new Built(id, tag, files.Count, total, hasOrt);
         }
         finally { File.Delete(tmp); }

@@ -18,6 +18,8 @@ public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : Backend
     protected override RunnerBackend Backend => fixture.Backend;
     protected override string ExpectedIsolation => fixture.Backend.AchievedIsolation;
     protected override string OomFault => "oom";
+    // The GC heap hard limit turns the runaway allocation into an OutOfMemoryException the runner reports.
+    protected override string OomReason => "OutOfMemoryException";
 
     private static bool Root => Gate.Sandbox.Protocol.JobStaging.geteuid() == 0;
 
