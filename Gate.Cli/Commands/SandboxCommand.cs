@@ -20,6 +20,7 @@ public static class SandboxCommand
         var cmd = new Command("sandbox", "Inspect and prepare the sandbox that executes models.");
         cmd.Subcommands.Add(SelfTest());
         cmd.Subcommands.Add(BuildImage());
+        cmd.Subcommands.Add(Bench());
         return cmd;
     }
 
@@ -85,6 +86,37 @@ public static class SandboxCommand
             try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), tagLatest: true, ct); }
             finally { if (temp is not null) Directory.Delete(temp, recursive: true); }
             Console.Out.WriteLine($"{built.Tag} {built.ImageId} ({built.Files} files, {built.Bytes / (1 << 20)} MiB{(built.HasOnnxRuntime ? "" : ", without ONNX Runtime")})");
+            return ExitCodes.Approve;
+        }));
+        return cmd;
+    }
+
+    private static Command Bench()
+    {
+        var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model the job carries.", Required = true };
+        var policy = new Option<FileInfo>("--policy", "-p") { Description = "The policy the job carries (its limits apply).", Required = true };
+        var sandbox = new Option<string>("--sandbox") { Description = "docker or process (default: both)." };
+        var runs = new Option<int>("--runs") { Description = "Measured runs per backend (default 20).", DefaultValueFactory = _ => 20 };
+        var cmd = new Command("bench", """
+            Measure sandbox overhead: median wall time of a job with no checks (stage, start, runner loads and verifies
+            policy and model, results, remove), per backend, after one warm-up run.
+            Example: gate sandbox bench --model examples/digits/digits-cnn.onnx --policy policies/digits-release.yaml
+            """) { model, policy, sandbox, runs };
+        cmd.SetAction((pr, ct) => Cli.Guard(async () =>
+        {
+            var p = PolicyLoader.Load(pr.GetValue(policy)!.FullName);
+            var m = Gate.Core.Model.OnnxModelLoader.Load(pr.GetValue(model)!.FullName);
+            var job = new Gate.Core.Sandbox.SandboxJob(pr.GetValue(model)!.FullName, m.Sha256, pr.GetValue(policy)!.FullName, p.Sha256,
+                new Dictionary<string, string>(), [], false, false, p.Spec.Sandbox.Limits);
+            var names = pr.GetValue(sandbox) is { } one ? [one] : new[] { "docker", "process" };
+            Console.Out.WriteLine("| backend | isolation | runs | median s | min s | p90 s |");
+            Console.Out.WriteLine("|---|---|---|---|---|---|");
+            foreach (var name in names)
+            {
+                var r = await SandboxBench.MeasureAsync(SandboxSelector.Select(name), job, pr.GetValue(runs), ct);
+                Console.Out.WriteLine(r.Fault is not null ? $"| {r.Backend} | {r.Isolation} | — | failed: {r.Fault} | | |"
+                    : $"| {r.Backend} | {r.Isolation} | {r.Runs} | {r.MedianSeconds:F3} | {r.MinSeconds:F3} | {r.P90Seconds:F3} |");
+            }
             return ExitCodes.Approve;
         }));
         return cmd;
