@@ -67,15 +67,24 @@ public static class SandboxCommand
     private static Command BuildImage()
     {
         var runnerDir = new Option<DirectoryInfo>("--runner-dir") { Description = "Use this published runner folder (default: the runner built beside this gate)." };
+        var export = new Option<DirectoryInfo>("--export") { Description = "Do not build: write the runner and .NET runtime into this folder (for docker/Dockerfile.cuda)." };
         var publish = new Option<bool>("--publish") { Description = "Publish Gate.Sandbox/Runner (Release) from the repository first and use that." };
         var cmd = new Command("build-image", """
             Build the sandbox runner image offline (FROM scratch, no registry): the runner, the .NET runtime, the
             ONNX Runtime library, only the shared libraries they load, an unprivileged user. Tags it by content hash
             and as gate-sandbox-runner:latest. Needs a Docker engine (DOCKER_HOST=unix://… or /var/run/docker.sock).
             Example: gate sandbox build-image
-            """) { runnerDir, publish };
+            """) { runnerDir, publish, export };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
+            if (pr.GetValue(export) is { } exportDir)
+            {
+                var given = pr.GetValue(runnerDir)?.FullName;
+                var from = given ?? RunnerImage.RunnerFilesFrom(AppContext.BaseDirectory);
+                try { Console.Out.WriteLine($"{RunnerImage.Export(from, exportDir.FullName)} files written to {exportDir.FullName}"); }
+                finally { if (given is null) Directory.Delete(from, recursive: true); }
+                return ExitCodes.Approve;
+            }
             using var client = DockerClient.FromEnvironment();
             if (!await client.PingAsync(TimeSpan.FromSeconds(5), ct))
                 throw new GateComponentMissingException($"no Docker engine answers on {client.SocketPath}");

@@ -66,6 +66,24 @@ public static partial class RunnerImage
         finally { File.Delete(tmp); }
     }
 
+    /// <summary>
+    /// Writes the runner and .NET runtime (the image's /gate/runner and /gate/dotnet) into a folder, for images
+    /// built elsewhere on another base (docker/Dockerfile.cuda). Returns the number of files.
+    /// </summary>
+    public static int Export(string runnerDir, string outDir)
+    {
+        int n = 0;
+        foreach (var (source, target) in CollectFiles(runnerDir, out _))
+        {
+            if (!target.StartsWith("/gate/runner/", StringComparison.Ordinal) && !target.StartsWith("/gate/dotnet/", StringComparison.Ordinal)) continue;
+            var to = Path.Combine(outDir, target["/gate/".Length..]);
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(source, to, overwrite: true);
+            n++;
+        }
+        return n;
+    }
+
     private static UnixFileMode Mode(bool exec) => exec
         ? UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute
         : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
