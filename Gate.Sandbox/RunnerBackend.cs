@@ -28,7 +28,8 @@ public abstract class RunnerBackend : ISandboxBackend
     internal string? InjectFault { get; set; }
 
     /// <summary>Runs the runner on a staged job and waits for it within the limits; must leave nothing running behind.</summary>
-    protected abstract Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool faultsEnabled,
+    /// <param name="gpu">Give the sandbox the GPU; <paramref name="requireGpu"/> false means run without it when this host has none.</param>
+    protected abstract Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
         Action<string> stdoutLine, CancellationToken ct);
 
     /// <summary>Extra facts for decision.json (e.g. the image ID).</summary>
@@ -37,13 +38,13 @@ public abstract class RunnerBackend : ISandboxBackend
     public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {
         var details = new JsonObject();
-        await AddDetailsAsync(details, ct).ConfigureAwait(false);
         details["selfTest"] = (await SelfTestAsync(job.Limits, ct).ConfigureAwait(false)).DeepClone();
         using var staged = JobStaging.Stage(job, fault: InjectFault);
-        var exit = await LaunchAsync(staged, job.Limits, job.UseGpu, InjectFault is not null, line =>
+        var exit = await LaunchAsync(staged, job.Limits, job.UseGpu, job.RequireGpu, InjectFault is not null, line =>
         {
             if (JobProtocol.TryParseProgress(line, out var u)) progress.Report(u);
         }, ct).ConfigureAwait(false);
+        await AddDetailsAsync(details, ct).ConfigureAwait(false);
         var fault = FaultOf(exit);
         if (fault is null)
         {
@@ -102,7 +103,7 @@ public abstract class RunnerBackend : ISandboxBackend
         try
         {
             using var staged = JobStaging.Stage(job, req);
-            var exit = await LaunchAsync(staged, limits with { Timeout = TimeSpan.FromSeconds(60) }, false, false, _ => { }, ct).ConfigureAwait(false);
+            var exit = await LaunchAsync(staged, limits with { Timeout = TimeSpan.FromSeconds(60) }, false, false, false, _ => { }, ct).ConfigureAwait(false);
             var fault = FaultOf(exit);
             if (fault is not null) report["error"] = fault;
             else foreach (var (k, v) in JobStaging.CollectSelfTest(staged)) report[k] = v?.DeepClone();

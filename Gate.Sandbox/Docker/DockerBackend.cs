@@ -50,11 +50,29 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
     protected override async Task AddDetailsAsync(JsonObject details, CancellationToken ct)
     {
         details["image"] = Image;
+        if (GpuUnavailable is not null) details["gpuUnavailable"] = GpuUnavailable;
         try { details["imageId"] = (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false))?["Id"]?.GetValue<string>(); }
         catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException) { details["imageId"] = null; }
     }
 
-    protected override async Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool faultsEnabled,
+    /// <summary>Set when an optional GPU was asked for but the engine could not provide one (recorded in decision.json).</summary>
+    public string? GpuUnavailable { get; private set; }
+
+    protected override async Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
+        Action<string> stdoutLine, CancellationToken ct)
+    {
+        GpuUnavailable = null;
+        var exit = await LaunchOnceAsync(staged, limits, gpu, faultsEnabled, stdoutLine, ct).ConfigureAwait(false);
+        // gpu: optional on a host without the NVIDIA runtime: run on CPU rather than fail; required: the fault stands.
+        if (gpu && !requireGpu && exit.ExitCode is null && exit.Fault?.Contains("device driver", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            GpuUnavailable = exit.Fault;
+            exit = await LaunchOnceAsync(staged, limits, false, faultsEnabled, stdoutLine, ct).ConfigureAwait(false);
+        }
+        return exit;
+    }
+
+    private async Task<RunnerExit> LaunchOnceAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool faultsEnabled,
         Action<string> stdoutLine, CancellationToken ct)
     {
         string? id = null;

@@ -84,7 +84,8 @@ public sealed class ProcessBackend : RunnerBackend
         return env;
     }
 
-    protected override async Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool faultsEnabled,
+    // A child process sees the host's GPUs like any process; the runtime decides whether to use them (job.UseGpu).
+    protected override async Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
         Action<string> stdoutLine, CancellationToken ct)
     {
         var runner = RunnerLocation.Find();

@@ -64,6 +64,23 @@ public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract,
     }
 
     [Fact]
+    public async Task Optional_gpu_falls_back_to_cpu_and_required_gpu_faults_on_an_engine_without_one()
+    {
+        var backend = fixture.Require();
+        var dir = TestPaths.TempDir("gate-sbx");
+        var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir)) with { UseGpu = true, RequireGpu = false };
+        var optional = await backend.RunAsync(job, Path.Combine(dir, "e1"), new Progress<ProgressUpdate>(), TestContext.Current.CancellationToken);
+        Assert.True(optional.Completed, optional.FaultReason);
+        if (backend.GpuUnavailable is null) Assert.Skip("this engine provides GPUs (nvidia runtime), so there is no fallback to test");
+        Assert.Contains("device driver", optional.Details!["gpuUnavailable"]!.GetValue<string>());
+
+        var required = await backend.RunAsync(job with { RequireGpu = true }, Path.Combine(dir, "e2"), new Progress<ProgressUpdate>(), TestContext.Current.CancellationToken);
+        Assert.False(required.Completed);
+        Assert.Contains("device driver", required.FaultReason);
+        AssertNothingLeftBehind();
+    }
+
+    [Fact]
     public async Task The_image_has_no_shell_and_runs_as_the_unprivileged_user()
     {
         fixture.Require();
