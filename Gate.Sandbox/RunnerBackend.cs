@@ -24,6 +24,9 @@ public abstract class RunnerBackend : ISandboxBackend
     public abstract string Name { get; }
     public abstract string AchievedIsolation { get; }
 
+    /// <summary>The user the next sandbox runs as (a backend may pick a fresh one per run).</summary>
+    protected virtual int NextUid() => JobStaging.SandboxUid;
+
     /// <summary>Tests only: makes the runner simulate this fault (see <c>Runner/FaultInjection.cs</c>).</summary>
     internal string? InjectFault { get; set; }
 
@@ -39,7 +42,7 @@ public abstract class RunnerBackend : ISandboxBackend
     {
         var details = new JsonObject();
         details["selfTest"] = (await SelfTestAsync(job.Limits, ct).ConfigureAwait(false)).DeepClone();
-        using var staged = JobStaging.Stage(job, fault: InjectFault);
+        using var staged = JobStaging.Stage(job, fault: InjectFault, uid: NextUid());
         var exit = await LaunchAsync(staged, job.Limits, job.UseGpu, job.RequireGpu, InjectFault is not null, line =>
         {
             if (JobProtocol.TryParseProgress(line, out var u)) progress.Report(u);
@@ -102,7 +105,7 @@ public abstract class RunnerBackend : ISandboxBackend
         var job = new SandboxJob("", "", "", "", new Dictionary<string, string>(), [], false, false, limits);
         try
         {
-            using var staged = JobStaging.Stage(job, req);
+            using var staged = JobStaging.Stage(job, req, uid: NextUid());
             var exit = await LaunchAsync(staged, limits with { Timeout = TimeSpan.FromSeconds(60) }, false, false, false, _ => { }, ct).ConfigureAwait(false);
             var fault = FaultOf(exit);
             if (fault is not null) report["error"] = fault;

@@ -18,6 +18,12 @@ public sealed class ProcessBackend : RunnerBackend
     private static readonly Lazy<HostCapabilities> Caps = new(HostCapabilities.Probe);
 
     public override string Name => "process";
+
+    /// <summary>
+    /// A fresh unprivileged uid per run (when we can switch users): concurrent sandboxes cannot signal or read each
+    /// other, and RLIMIT_NPROC, which counts per uid, is this run's budget alone rather than shared with others.
+    /// </summary>
+    protected override int NextUid() => Caps.Value.DropUser ? System.Security.Cryptography.RandomNumberGenerator.GetInt32(200_000, 1_000_000) : JobStaging.SandboxUid;
     public override string AchievedIsolation => Caps.Value.Netns is not null ? IsolationLevels.ProcessNetns : IsolationLevels.Process;
 
     /// <summary>What this host lets us use, probed once: [unshare args], whether we may drop to the sandbox user, prlimit.</summary>
@@ -58,7 +64,7 @@ public sealed class ProcessBackend : RunnerBackend
             argv.Add("--");
         }
         if (caps.Netns is not null) { argv.Add("unshare"); argv.AddRange(caps.Netns); argv.Add("--"); }
-        if (caps.DropUser) argv.AddRange(["setpriv", $"--reuid={JobStaging.SandboxUid}", $"--regid={JobStaging.SandboxGid}", "--clear-groups", "--no-new-privs", "--"]);
+        if (caps.DropUser) argv.AddRange(["setpriv", $"--reuid={staged.Uid}", $"--regid={JobStaging.SandboxGid}", "--clear-groups", "--no-new-privs", "--"]);
         argv.AddRange([runner.Dotnet, runner.RunnerDll, "--job", staged.JobDir, "--out", staged.ResultsDir]);
         return argv;
     }

@@ -10,7 +10,8 @@ using Gate.Core.Sandbox;
 namespace Gate.Sandbox.Protocol;
 
 /// <summary>A staged job: <c>job/</c> (read-only to the sandbox) and <c>results/</c> (its only writable folder).</summary>
-public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir) : IDisposable
+/// <param name="Uid">The user the sandbox runs as; it owns <paramref name="ResultsDir"/>.</param>
+public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir, int Uid = JobStaging.SandboxUid) : IDisposable
 {
     public void Dispose()
     {
@@ -31,14 +32,14 @@ public static class JobStaging
     public const int SandboxUid = 65534, SandboxGid = 65534;
     public const long MaxResultsBytes = 64L << 20;
 
-    public static StagedJob Stage(SandboxJob job, SelfTestRequest? selfTest = null, string? fault = null)
+    public static StagedJob Stage(SandboxJob job, SelfTestRequest? selfTest = null, string? fault = null, int uid = SandboxUid)
     {
         var work = Path.Combine(Path.GetTempPath(), $"gate-sandbox-{Guid.NewGuid():N}");
         var jobDir = Path.Combine(work, "job");
         var resultsDir = Path.Combine(work, "results");
         Directory.CreateDirectory(Path.Combine(jobDir, "data"));
         Directory.CreateDirectory(resultsDir);
-        var staged = new StagedJob(work, jobDir, resultsDir);
+        var staged = new StagedJob(work, jobDir, resultsDir, uid);
         try
         {
             var data = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -63,7 +64,7 @@ public static class JobStaging
                 SelfTest = selfTest, Fault = fault,
             };
             File.WriteAllText(Path.Combine(jobDir, JobManifest.FileName), JsonSerializer.Serialize(manifest, JobProtocol.Json));
-            MakeReadableBySandbox(work, resultsDir);
+            MakeReadableBySandbox(work, resultsDir, uid);
             return staged;
 
             void Stage(string source, string name, string role, string key)
@@ -84,7 +85,7 @@ public static class JobStaging
     private static string Sanitize(string s) => new(s.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
 
     /// <summary>Job files world-readable, results owned by the sandbox user (when we may chown): nothing else writable.</summary>
-    private static void MakeReadableBySandbox(string work, string resultsDir)
+    private static void MakeReadableBySandbox(string work, string resultsDir, int uid)
     {
         if (OperatingSystem.IsWindows()) return;
         const UnixFileMode dir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
@@ -92,7 +93,7 @@ public static class JobStaging
         const UnixFileMode file = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
         foreach (var d in Directory.EnumerateDirectories(work, "*", SearchOption.AllDirectories).Append(work)) File.SetUnixFileMode(d, dir);
         foreach (var f in Directory.EnumerateFiles(work, "*", SearchOption.AllDirectories)) File.SetUnixFileMode(f, file);
-        if (Environment.UserName == "root" || geteuid() == 0) _ = chown(resultsDir, SandboxUid, SandboxGid);
+        if (Environment.UserName == "root" || geteuid() == 0) _ = chown(resultsDir, uid, SandboxGid);
     }
 
     [DllImport("libc", SetLastError = true)] private static extern int chown(string path, int uid, int gid);

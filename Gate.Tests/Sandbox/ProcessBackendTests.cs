@@ -50,7 +50,7 @@ public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : Backend
     {
         var caps = new ProcessBackend.HostCapabilities(["-n"], true, true);
         var runner = new RunnerLocation("/d/dotnet", "/d", "/bin/Gate.Sandbox.Runner.dll", null);
-        var staged = new Gate.Sandbox.Protocol.StagedJob("/w", "/w/job", "/w/results");
+        var staged = new Gate.Sandbox.Protocol.StagedJob("/w", "/w/job", "/w/results", 345678);
         var argv = ProcessBackend.CommandLine(caps, runner, staged, new(1L << 30, 2, TimeSpan.FromSeconds(60), 99));
         Assert.Equal("prlimit", argv[0]);
         Assert.Contains("--nproc=99", argv);
@@ -58,6 +58,7 @@ public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : Backend
         int unshare = argv.IndexOf("unshare"), setpriv = argv.IndexOf("setpriv"), dotnet = argv.IndexOf("/d/dotnet");
         Assert.True(unshare > 0 && setpriv > unshare && dotnet > setpriv, string.Join(' ', argv));
         Assert.Contains("--no-new-privs", argv);
+        Assert.Contains("--reuid=345678", argv);
         Assert.Equal(["--job", "/w/job", "--out", "/w/results"], argv[^4..]);
     }
 
