@@ -32,6 +32,8 @@ public static class ContainerSpec
             ["NanoCpus"] = (long)Math.Round(limits.Cpus * 1e9),
             ["Tmpfs"] = new JsonObject { ["/tmp"] = TmpfsOptions },
             ["Binds"] = new JsonArray($"{jobDir}:/job:ro", $"{resultsDir}:/results:rw"),
+            // The engine keeps container output on disk: bound it so a flooding runner cannot fill the host's disk.
+            ["LogConfig"] = new JsonObject { ["Type"] = "json-file", ["Config"] = new JsonObject { ["max-size"] = "10m", ["max-file"] = "1" } },
             ["AutoRemove"] = false, // we remove it ourselves, after reading its state (OOMKilled, exit code)
         };
         if (gpu)

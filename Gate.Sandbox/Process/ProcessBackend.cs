@@ -107,12 +107,12 @@ public sealed class ProcessBackend : RunnerBackend
 
         var stderr = new TailBuffer();
         using var proc = new System.Diagnostics.Process { StartInfo = psi };
-        proc.OutputDataReceived += (_, e) => { if (e.Data is not null) stdoutLine(e.Data.Length > JobProtocol.MaxLineChars ? "" : e.Data); };
-        proc.ErrorDataReceived += (_, e) => { if (e.Data is not null) stderr.Add(e.Data); };
         proc.Start();
         proc.StandardInput.Close();
-        proc.BeginOutputReadLine();
-        proc.BeginErrorReadLine();
+        // Bounded readers: the runner's output is untrusted and must not be able to exhaust the host's memory.
+        var pumps = Task.WhenAll(
+            BoundedLines.PumpAsync(proc.StandardOutput.BaseStream, stdoutLine, JobProtocol.MaxLineChars),
+            BoundedLines.PumpAsync(proc.StandardError.BaseStream, stderr.Add, JobProtocol.MaxLineChars));
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(limits.Timeout > TimeSpan.Zero ? limits.Timeout : TimeSpan.FromMinutes(10));
@@ -124,11 +124,12 @@ public sealed class ProcessBackend : RunnerBackend
         {
             try { proc.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             await proc.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
             return new RunnerExit(null, $"the sandbox exceeded its wall-clock deadline ({limits.Timeout}) and was killed", stderr.ToString());
         }
-        proc.WaitForExit(); // drains the redirected streams
-        // The runner records a managed out-of-memory in results.json; report it as the OOM it is.
+        // Last lines, but never wait long: something the runner left behind could hold the pipes open.
+        await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
         return new RunnerExit(proc.ExitCode, null, stderr.ToString());
     }
 }

@@ -30,6 +30,7 @@ public class ContainerSpecTests
         Assert.Contains(tmp.Split(','), o => o.StartsWith("size=", StringComparison.Ordinal));
         Assert.Equal("[\"/w/job:/job:ro\",\"/w/results:/results:rw\"]", h["Binds"]!.ToJsonString());
         Assert.Empty(s["Env"]!.AsArray());
+        Assert.Equal("10m", h["LogConfig"]!["Config"]!["max-size"]!.GetValue<string>());
         Assert.Null(h["DeviceRequests"]);
         Assert.Equal("h:1", s["Labels"]![ContainerSpec.OwnerLabel]!.GetValue<string>());
     }

@@ -143,3 +143,15 @@ public class JobStagingTests
         Assert.Null(manifest.Fault);
     }
 }
+
+public class BoundedLinesTests
+{
+    [Fact]
+    public async Task Lines_are_split_and_an_overlong_line_is_dropped_not_buffered()
+    {
+        var text = "a\r\n" + new string('x', 5000) + "\nb\nü€\ntail";
+        var lines = new List<string>();
+        await BoundedLines.PumpAsync(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text)), lines.Add, maxChars: 100, TestContext.Current.CancellationToken);
+        Assert.Equal(["a", "b", "ü€", "tail"], lines);
+    }
+}
