@@ -37,43 +37,29 @@ public static class JobStaging
         var work = Path.Combine(Path.GetTempPath(), $"gate-sandbox-{Guid.NewGuid():N}");
         var jobDir = Path.Combine(work, "job");
         var resultsDir = Path.Combine(work, "results");
-        Directory.CreateDirectory(Path.Combine(jobDir, "data"));
+        Directory.CreateDirectory(jobDir);
         Directory.CreateDirectory(resultsDir);
         var staged = new StagedJob(work, jobDir, resultsDir, uid);
         try
         {
             var data = new Dictionary<string, string>(StringComparer.Ordinal);
+            string policyRel = "";
             if (selfTest is null)
             {
                 File.Copy(job.ModelPath, Path.Combine(jobDir, "model.onnx"));
-                File.Copy(job.PolicyPath, Path.Combine(jobDir, "policy.yaml"));
-                // Datasets resolve relative to the policy on the host; inside they are staged copies passed as overrides.
-                var policy = PolicyLoader.Load(job.PolicyPath, job.DataOverrides);
-                foreach (var ds in policy.Spec.Datasets.Values)
-                {
-                    Stage(ds.InputsPath, ds.Name, "inputs", ds.Name);
-                    if (ds.LabelsPath is not null) Stage(ds.LabelsPath, ds.Name, "labels", ds.Name + ".labels");
-                }
+                policyRel = StagePolicyTree(job, jobDir, data);
             }
             var manifest = new JobManifest
             {
                 Kind = selfTest is null ? JobManifest.KindChecks : JobManifest.KindSelfTest,
                 Model = selfTest is null ? "model.onnx" : "", ModelSha256 = job.ModelSha256,
-                Policy = selfTest is null ? "policy.yaml" : "", PolicySha256 = job.PolicySha256,
+                Policy = policyRel, PolicySha256 = job.PolicySha256,
                 Data = data, CheckIds = [.. job.CheckIds], UseGpu = job.UseGpu, RequireGpu = job.RequireGpu,
                 SelfTest = selfTest, Fault = fault,
             };
             File.WriteAllText(Path.Combine(jobDir, JobManifest.FileName), JsonSerializer.Serialize(manifest, JobProtocol.Json));
             MakeReadableBySandbox(work, resultsDir, uid);
             return staged;
-
-            void Stage(string source, string name, string role, string key)
-            {
-                if (source.Length == 0 || !File.Exists(source)) return; // the check inside reports the missing file
-                var rel = Path.Combine("data", $"{Sanitize(name)}.{role}.npy");
-                File.Copy(source, Path.Combine(jobDir, rel));
-                data[key] = rel;
-            }
         }
         catch
         {
@@ -82,7 +68,68 @@ public static class JobStaging
         }
     }
 
-    private static string Sanitize(string s) => new(s.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
+    /// <summary>
+    /// Copies the policy and every file it references (any scalar that names an existing file relative to the
+    /// policy: datasets, specs, environments — whatever a check type reads) into job/tree/, keeping their positions
+    /// relative to each other, so the unchanged policy resolves them inside the sandbox. Datasets (including --data
+    /// overrides and absolute paths) are also passed as overrides. Other absolute file references are copied but
+    /// resolve to the host path inside, so policies should reference such files relatively.
+    /// Returns the policy's path relative to the job folder.
+    /// </summary>
+    private static string StagePolicyTree(SandboxJob job, string jobDir, Dictionary<string, string> data)
+    {
+        var policyPath = job.PolicyPath;
+        var tree = Path.Combine(jobDir, "tree");
+        var policy = PolicyLoader.Load(policyPath, job.DataOverrides);
+        var policyDir = Path.GetDirectoryName(Path.GetFullPath(policyPath))!;
+        var files = new SortedSet<string>(StringComparer.Ordinal) { Path.GetFullPath(policyPath) };
+        foreach (var ds in policy.Spec.Datasets.Values)
+        {
+            if (File.Exists(ds.InputsPath)) files.Add(ds.InputsPath);
+            if (ds.LabelsPath is not null && File.Exists(ds.LabelsPath)) files.Add(ds.LabelsPath);
+        }
+        Walk(policy.Root);
+        var root = CommonDirectory(files);
+        foreach (var f in files)
+        {
+            var to = Path.Combine(tree, Path.GetRelativePath(root, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to, overwrite: true);
+        }
+        string Rel(string f) => Path.Combine("tree", Path.GetRelativePath(root, f));
+        // Datasets are always passed as overrides: that also relocates absolute paths and --data overrides.
+        foreach (var ds in policy.Spec.Datasets.Values)
+        {
+            if (files.Contains(ds.InputsPath)) data[ds.Name] = Rel(ds.InputsPath);
+            if (ds.LabelsPath is not null && files.Contains(ds.LabelsPath)) data[ds.Name + ".labels"] = Rel(ds.LabelsPath);
+        }
+        return Rel(Path.GetFullPath(policyPath));
+
+        void Walk(PolicyNode node)
+        {
+            switch (node)
+            {
+                case PolicyMapping m: foreach (var (_, v) in m.Entries) Walk(v); break;
+                case PolicySequence q: foreach (var v in q.Items) Walk(v); break;
+                case PolicyScalar sc when sc.Value.Length is > 0 and < 1024 && sc.Value.IndexOfAny(Path.GetInvalidPathChars()) < 0:
+                    var full = Path.GetFullPath(Path.Combine(policyDir, sc.Value));
+                    if (File.Exists(full)) files.Add(full);
+                    break;
+            }
+        }
+    }
+
+    private static string CommonDirectory(IEnumerable<string> files)
+    {
+        string? common = null;
+        foreach (var f in files)
+        {
+            var dir = Path.GetDirectoryName(f)!;
+            if (common is null) { common = dir; continue; }
+            while (!(dir + "/").StartsWith(common.TrimEnd('/') + "/", StringComparison.Ordinal)) common = Path.GetDirectoryName(common) ?? "/";
+        }
+        return common ?? "/";
+    }
 
     /// <summary>Job files world-readable, results owned by the sandbox user (when we may chown): nothing else writable.</summary>
     private static void MakeReadableBySandbox(string work, string resultsDir, int uid)

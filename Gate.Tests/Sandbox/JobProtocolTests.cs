@@ -128,19 +128,37 @@ public class JobStagingTests
     }
 
     [Fact]
-    public void Staging_copies_model_policy_and_datasets_and_the_runner_reads_them_relative()
+    public void Staging_copies_the_policy_with_the_files_it_references_so_they_resolve_inside()
     {
         var dir = TestPaths.TempDir("gate-staging");
         var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir));
         using var staged = JobStaging.Stage(job);
         var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(staged.JobDir, JobManifest.FileName));
         Assert.Equal(job.ModelSha256, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(staged.JobDir, manifest.Model)))));
-        Assert.Equal(job.PolicySha256, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(staged.JobDir, manifest.Policy)))));
+        Assert.False(Path.IsPathRooted(manifest.Policy));
+        var inside = Gate.Core.Policy.PolicyLoader.Load(Path.Combine(staged.JobDir, manifest.Policy),
+            manifest.Data.ToDictionary(kv => kv.Key, kv => Path.Combine(staged.JobDir, kv.Value)));
+        Assert.Equal(job.PolicySha256, inside.Sha256);
+        var ds = inside.Spec.Datasets["test"];
+        Assert.StartsWith(staged.JobDir, ds.InputsPath);
+        Assert.StartsWith(staged.JobDir, ds.LabelsPath!);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy")), File.ReadAllBytes(ds.InputsPath));
         Assert.Equal(["test", "test.labels"], manifest.Data.Keys.Order());
-        Assert.All(manifest.Data.Values, rel => Assert.False(Path.IsPathRooted(rel)));
-        Assert.True(File.ReadAllBytes(Path.Combine(staged.JobDir, manifest.Data["test"])).AsSpan()
-            .SequenceEqual(File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy"))));
         Assert.Null(manifest.Fault);
+    }
+
+    [Fact]
+    public void Data_overrides_are_staged_as_copies_and_passed_as_overrides()
+    {
+        var dir = TestPaths.TempDir("gate-staging");
+        var x = Path.Combine(dir, "other-x.npy");
+        File.Copy(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy"), x);
+        var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir)) with { DataOverrides = new Dictionary<string, string> { ["test"] = x } };
+        using var staged = JobStaging.Stage(job);
+        var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(staged.JobDir, JobManifest.FileName));
+        var rel = manifest.Data["test"];
+        Assert.False(Path.IsPathRooted(rel));
+        Assert.Equal(File.ReadAllBytes(x), File.ReadAllBytes(Path.Combine(staged.JobDir, rel)));
     }
 }
 
