@@ -15,4 +15,5 @@ root.Subcommands.Add(VerifyCommand.Create());
 var policy = PolicyCommand.Create();
 policy.Subcommands.Add(PolicyApproveCommand.Create());
 root.Subcommands.Add(policy);
+root.Subcommands.Add(SandboxCommand.Create());
 return await Cli.InvokeAsync(root, args);

@@ -37,7 +37,9 @@ public static class CheckCommand
                 trustPolicy, pr.GetValue(approvals)?.FullName);
             DecisionAttestation.RemoveStale(req.OutDir);
             var backend = SandboxSelector.Select(pr.GetValue(sandbox));
-            var record = await new GateCheckPipeline(backend).RunAsync(req, null, ct);
+            var record = pr.GetValue(json)
+                ? await new GateCheckPipeline(backend).RunAsync(req, null, ct)
+                : await ProgressBars.RunAsync(progress => new GateCheckPipeline(backend).RunAsync(req, progress, ct));
             var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
             Gate.Core.Report.ReportWriter.Write(record, req.OutDir); // report.html, summary.md, junit.xml beside decision.json
             // The private key is used only here, on the host, after the sandbox has returned and every output is written.

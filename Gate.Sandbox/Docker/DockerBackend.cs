@@ -1,0 +1,162 @@
+using System.Collections.Concurrent;
+using System.Net.Http;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Gate.Core.Policy;
+using Gate.Core.Sandbox;
+using Gate.Sandbox.Protocol;
+
+namespace Gate.Sandbox.Docker;
+
+/// <summary>
+/// Runs the runner in a hardened container (<see cref="ContainerSpec"/>) from the image <c>gate sandbox build-image</c>
+/// made. Every way a run can end — exit, OOM kill, deadline kill, engine lost — is turned into a
+/// <see cref="RunnerExit"/>, and the container is removed afterwards (or swept on the next run if the engine was gone).
+/// </summary>
+public sealed class DockerBackend(DockerClient client, string? image = null) : RunnerBackend
+{
+    public const string ImageRepository = "gate-sandbox-runner";
+    public const string DefaultImage = ImageRepository + ":latest";
+
+    /// <summary>Containers we could not remove because the engine was unreachable; removed on the next chance.</summary>
+    private static readonly ConcurrentDictionary<string, byte> Orphans = new();
+
+    public DockerClient Client { get; } = client;
+    public string Image { get; } = image ?? Environment.GetEnvironmentVariable("GATE_SANDBOX_IMAGE") ?? DefaultImage;
+    public override string Name => "docker";
+    public override string AchievedIsolation => IsolationLevels.Container;
+    public static string Owner => $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>A backend when an engine answers and the runner image exists; else null (auto falls back to process).</summary>
+    public static DockerBackend? TryCreateReady()
+    {
+        DockerClient client;
+        try { client = DockerClient.FromEnvironment(); }
+        catch (Gate.Core.GateInputException) { return null; }
+        var backend = new DockerBackend(client);
+        try
+        {
+            if (client.PingAsync(TimeSpan.FromSeconds(2)).GetAwaiter().GetResult()
+                && client.InspectImageAsync(backend.Image).GetAwaiter().GetResult() is not null)
+                return backend;
+        }
+        catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException) { }
+        client.Dispose();
+        return null;
+    }
+
+    private static bool IsEngineFailure(Exception e) => e is HttpRequestException or IOException or SocketException;
+
+    protected override async Task AddDetailsAsync(JsonObject details, CancellationToken ct)
+    {
+        details["image"] = Image;
+        if (GpuUnavailable is not null) details["gpuUnavailable"] = GpuUnavailable;
+        try { details["imageId"] = (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false))?["Id"]?.GetValue<string>(); }
+        catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException) { details["imageId"] = null; }
+    }
+
+    /// <summary>Set when an optional GPU was asked for but the engine could not provide one (recorded in decision.json).</summary>
+    public string? GpuUnavailable { get; private set; }
+
+    protected override async Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
+        Action<string> stdoutLine, CancellationToken ct)
+    {
+        GpuUnavailable = null;
+        var exit = await LaunchOnceAsync(staged, limits, gpu, faultsEnabled, stdoutLine, ct).ConfigureAwait(false);
+        // gpu: optional on a host without the NVIDIA runtime: run on CPU rather than fail; required: the fault stands.
+        if (gpu && !requireGpu && exit.ExitCode is null && exit.Fault?.Contains("device driver", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            GpuUnavailable = exit.Fault;
+            exit = await LaunchOnceAsync(staged, limits, false, faultsEnabled, stdoutLine, ct).ConfigureAwait(false);
+        }
+        return exit;
+    }
+
+    private async Task<RunnerExit> LaunchOnceAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool faultsEnabled,
+        Action<string> stdoutLine, CancellationToken ct)
+    {
+        string? id = null;
+        var stderr = new TailBuffer();
+        try
+        {
+            await SweepAsync(ct).ConfigureAwait(false);
+            if (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false) is null)
+                return new RunnerExit(null, $"the sandbox image '{Image}' does not exist; run 'gate sandbox build-image'");
+            var spec = ContainerSpec.Create(Image, staged.JobDir, staged.ResultsDir, limits, gpu, faultsEnabled, Owner);
+            id = await Client.CreateContainerAsync(spec, null, ct).ConfigureAwait(false);
+            await Client.StartContainerAsync(id, ct).ConfigureAwait(false);
+
+            using var logsCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var logs = Client.FollowLogsAsync(id, (isStdout, line) => { if (isStdout) stdoutLine(line); else stderr.Add(line); }, logsCts.Token);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(limits.Timeout > TimeSpan.Zero ? limits.Timeout : TimeSpan.FromMinutes(10));
+            long code;
+            try { code = await Client.WaitContainerAsync(id, deadline.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                await Client.KillContainerAsync(id, CancellationToken.None).ConfigureAwait(false);
+                logsCts.Cancel();
+                return new RunnerExit(null, $"the sandbox exceeded its wall-clock deadline ({limits.Timeout}) and was killed", stderr.ToString());
+            }
+            var state = (await Client.InspectContainerAsync(id, ct).ConfigureAwait(false))["State"];
+            // Let the log stream deliver its last lines, but never wait on it for long.
+            await Task.WhenAny(logs, Task.Delay(TimeSpan.FromSeconds(5), ct)).ConfigureAwait(false);
+            logsCts.Cancel();
+            if (state?["OOMKilled"]?.GetValue<bool>() == true)
+                return new RunnerExit((int)code, $"the sandbox was killed for memory (OOM; limit {limits.MemoryBytes} bytes, no swap)", stderr.ToString());
+            return new RunnerExit((int)code, null, stderr.ToString());
+        }
+        catch (Exception e) when (IsEngineFailure(e))
+        {
+            return new RunnerExit(null, id is null ? $"no Docker engine answers on {Client.SocketPath} ({e.Message})"
+                : $"the Docker engine went away mid-run ({e.Message})", stderr.ToString());
+        }
+        catch (DockerApiException e)
+        {
+            return new RunnerExit(null, e.Message, stderr.ToString());
+        }
+        finally
+        {
+            if (id is not null) await RemoveAsync(id).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RemoveAsync(string id)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try
+        {
+            await Client.RemoveContainerAsync(id, cts.Token).ConfigureAwait(false);
+            Orphans.TryRemove(id, out _);
+        }
+        catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException or OperationCanceledException) { Orphans[id] = 0; }
+    }
+
+    /// <summary>
+    /// Removes sandbox containers left behind: ones we failed to remove (engine was away), and ones whose owning
+    /// gate process on this machine no longer exists. Another live gate's containers are left alone.
+    /// </summary>
+    public async Task<int> SweepAsync(CancellationToken ct = default)
+    {
+        int removed = 0;
+        foreach (var (id, labels) in await Client.ListContainersAsync($"{ContainerSpec.Label}=runner", ct).ConfigureAwait(false))
+        {
+            var owner = labels[ContainerSpec.OwnerLabel]?.GetValue<string>() ?? "";
+            int colon = owner.LastIndexOf(':');
+            bool ownerDead = colon > 0 && owner[..colon] == Environment.MachineName
+                && int.TryParse(owner[(colon + 1)..], out var pid) && !ProcessAlive(pid);
+            if (!Orphans.ContainsKey(id) && !ownerDead) continue;
+            await Client.RemoveContainerAsync(id, ct).ConfigureAwait(false);
+            Orphans.TryRemove(id, out _);
+            removed++;
+        }
+        return removed;
+    }
+
+    private static bool ProcessAlive(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+}

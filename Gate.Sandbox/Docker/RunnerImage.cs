@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Gate.Sandbox.Process;
+
+namespace Gate.Sandbox.Docker;
+
+/// <summary>
+/// Builds the runner image offline, FROM scratch: the runner, the .NET runtime it needs (copied from this host's
+/// install — the same bits a self-contained publish would bundle), the ONNX Runtime library, only the shared
+/// libraries those load (ldd, plus OpenSSL, which .NET loads with dlopen for SHA-256), and a passwd entry for the
+/// unprivileged user. No shell, no package manager. Tagged by content hash, and :latest.
+/// </summary>
+public static partial class RunnerImage
+{
+    public const string OrtPathInImage = "/gate/ort/libonnxruntime.so.1";
+    private static readonly DateTimeOffset FixedTime = new(2020, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>Libraries loaded with dlopen (so ldd cannot see them) that the runner needs.</summary>
+    private static readonly string[] DlopenLibraries = ["libssl.so.3", "libcrypto.so.3"];
+
+    public sealed record Built(string ImageId, string Tag, int Files, long Bytes, bool HasOnnxRuntime);
+
+    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, bool tagLatest = true, CancellationToken ct = default)
+    {
+        var files = CollectFiles(runnerDir, out bool hasOrt);
+        log($"image context: {files.Count} files" + (hasOrt ? "" : " (no ONNX Runtime library found: GATE_ORT_LIB or .cache/onnxruntime/1.30.0)"));
+        var dockerfile = Dockerfile(hasOrt);
+
+        // Content hash over names, modes and bytes: the same inputs give the same tag.
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(Encoding.UTF8.GetBytes(dockerfile));
+        var tmp = Path.Combine(Path.GetTempPath(), $"gate-image-{Guid.NewGuid():N}.tar");
+        long total = 0;
+        try
+        {
+            await using (var fs = File.Create(tmp))
+            await using (var tar = new TarWriter(fs, TarEntryFormat.Ustar, leaveOpen: false))
+            {
+                await AddBytes(tar, "Dockerfile", Encoding.UTF8.GetBytes(dockerfile), Mode(false), ct).ConfigureAwait(false);
+                foreach (var dir in new[] { "rootfs/job", "rootfs/results", "rootfs/tmp", "rootfs/etc" })
+                    await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.Directory, dir + "/") { Mode = Mode(true), ModificationTime = FixedTime }, ct).ConfigureAwait(false);
+                await AddBytes(tar, "rootfs/etc/passwd", "root:x:0:0:root:/nonexistent:/nonexistent\nsandbox:x:65534:65534:gate sandbox:/nonexistent:/nonexistent\n"u8.ToArray(), Mode(false), ct).ConfigureAwait(false);
+                await AddBytes(tar, "rootfs/etc/group", "root:x:0:\nsandbox:x:65534:\n"u8.ToArray(), Mode(false), ct).ConfigureAwait(false);
+                foreach (var (source, target) in files.OrderBy(f => f.Target, StringComparer.Ordinal))
+                {
+                    var bytes = await File.ReadAllBytesAsync(source, ct).ConfigureAwait(false);
+                    bool exec = IsElfOrExecutable(source, bytes);
+                    sha.AppendData(Encoding.UTF8.GetBytes(target + "\0" + exec + "\0"));
+                    sha.AppendData(bytes);
+                    total += bytes.Length;
+                    await AddBytes(tar, "rootfs" + target, bytes, Mode(exec), ct).ConfigureAwait(false);
+                }
+            }
+            var hash = Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
+            var tag = $"{DockerBackend.ImageRepository}:{hash}";
+            log($"building {tag} ({total / (1 << 20)} MiB) through the Engine API");
+            string id;
+            await using (var context = File.OpenRead(tmp))
+                id = await client.BuildImageAsync(context, tagLatest ? [tag, DockerBackend.DefaultImage] : [tag], log, ct).ConfigureAwait(false);
+            return new Built(id, tag, files.Count, total, hasOrt);
+        }
+        finally { File.Delete(tmp); }
+    }
+
+    /// <summary>
+    /// Writes the runner and .NET runtime (the image's /gate/runner and /gate/dotnet) into a folder, for images
+    /// built elsewhere on another base (docker/Dockerfile.cuda). Returns the number of files.
+    /// </summary>
+    public static int Export(string runnerDir, string outDir)
+    {
+        int n = 0;
+        foreach (var (source, target) in CollectFiles(runnerDir, out _))
+        {
+            if (!target.StartsWith("/gate/runner/", StringComparison.Ordinal) && !target.StartsWith("/gate/dotnet/", StringComparison.Ordinal)) continue;
+            var to = Path.Combine(outDir, target["/gate/".Length..]);
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(source, to, overwrite: true);
+            n++;
+        }
+        return n;
+    }
+
+    private static UnixFileMode Mode(bool exec) => exec
+        ? UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute
+        : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    private static async Task AddBytes(TarWriter tar, string name, byte[] bytes, UnixFileMode mode, CancellationToken ct)
+    {
+        var entry = new UstarTarEntry(TarEntryType.RegularFile, name) { Mode = mode, ModificationTime = FixedTime, DataStream = new MemoryStream(bytes) };
+        await tar.WriteEntryAsync(entry, ct).ConfigureAwait(false);
+    }
+
+    private static bool IsElfOrExecutable(string path, byte[] bytes) =>
+        (bytes.Length > 4 && bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F')
+        || (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0 && !path.EndsWith(".dll", StringComparison.Ordinal));
+
+    internal static string Dockerfile(bool hasOrt) => $"""
+        FROM scratch
+        COPY rootfs/ /
+        ENV DOTNET_ROOT=/gate/dotnet DOTNET_EnableDiagnostics=0 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0{(hasOrt ? " GATE_ORT_LIB=" + OrtPathInImage : "")}
+        USER 65534:65534
+        WORKDIR /results
+        LABEL org.opencontainers.image.title="gate sandbox runner" gate.sandbox.runner="1"
+        ENTRYPOINT ["/gate/dotnet/dotnet", "/gate/runner/Gate.Sandbox.Runner.dll"]
+        CMD ["--job", "/job", "--out", "/results"]
+
+        """;
+
+    /// <summary>(host path, path in image) for everything the image holds.</summary>
+    internal static List<(string Source, string Target)> CollectFiles(string runnerDir, out bool hasOrt)
+    {
+        var files = new Dictionary<string, string>(StringComparer.Ordinal); // target → source
+        if (!File.Exists(Path.Combine(runnerDir, RunnerLocation.RunnerAssembly)))
+            throw new Gate.Core.GateInputException($"{runnerDir} holds no {RunnerLocation.RunnerAssembly} (publish the runner first)");
+        foreach (var f in Directory.EnumerateFiles(runnerDir, "*", SearchOption.AllDirectories))
+            if (!f.EndsWith(".pdb", StringComparison.Ordinal)) files["/gate/runner/" + Path.GetRelativePath(runnerDir, f).Replace('\\', '/')] = f;
+
+        var framework = Path.TrimEndingDirectorySeparator(RuntimeEnvironment.GetRuntimeDirectory());
+        var version = Path.GetFileName(framework);
+        var root = Path.GetFullPath(Path.Combine(framework, "..", "..", ".."));
+        files["/gate/dotnet/dotnet"] = Path.Combine(root, "dotnet");
+        var fxr = Path.Combine(root, "host", "fxr", version, "libhostfxr.so");
+        if (!File.Exists(fxr)) fxr = Directory.GetFiles(Path.Combine(root, "host", "fxr"), "libhostfxr.so", SearchOption.AllDirectories).Max()!;
+        files[$"/gate/dotnet/host/fxr/{version}/libhostfxr.so"] = fxr;
+        foreach (var f in Directory.EnumerateFiles(framework))
+            files[$"/gate/dotnet/shared/Microsoft.NETCore.App/{version}/{Path.GetFileName(f)}"] = f;
+
+        var ort = RunnerLocation.OrtLibraryPath();
+        hasOrt = ort is not null;
+        if (ort is not null) files[OrtPathInImage] = ort;
+
+        var elves = files.Where(kv => kv.Key.EndsWith(".so", StringComparison.Ordinal) || kv.Key.Contains(".so.", StringComparison.Ordinal) || kv.Key == "/gate/dotnet/dotnet")
+            .Select(kv => kv.Value).ToList();
+        foreach (var lib in DlopenLibraries) if (Ldconfig(lib) is { } p) { files[p] = p; elves.Add(p); }
+        foreach (var dep in Ldd(elves)) files[dep] = dep;
+        return files.Select(kv => (kv.Value, kv.Key)).ToList();
+    }
+
+    [GeneratedRegex(@"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")]
+    private static partial Regex LddPath();
+
+    /// <summary>Absolute paths of the shared libraries (and loader) the given ELF files need, as ldd resolves them.</summary>
+    internal static SortedSet<string> Ldd(IEnumerable<string> elfFiles)
+    {
+        var result = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var file in elfFiles.Distinct())
+        {
+            var output = RunTool("ldd", file);
+            foreach (Match m in LddPath().Matches(output))
+                if (File.Exists(m.Groups[1].Value)) result.Add(m.Groups[1].Value);
+        }
+        return result;
+    }
+
+    private static string? Ldconfig(string soname)
+    {
+        foreach (var line in RunTool("ldconfig", "-p").Split('\n'))
+        {
+            var t = line.Trim();
+            if (t.StartsWith(soname + " ", StringComparison.Ordinal) && t.Contains("x86-64", StringComparison.Ordinal))
+                return t[(t.LastIndexOf("=> ", StringComparison.Ordinal) + 3)..].Trim();
+        }
+        return null;
+    }
+
+    private static string RunTool(string tool, params string[] args)
+    {
+        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {tool}");
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return stdout;
+    }
+
+    /// <summary>
+    /// Gathers the runner's own files (those its deps.json names, plus runtimeconfig/deps) from a build output
+    /// folder that also holds other programs (gate, tests) into a fresh folder: the image gets the runner only.
+    /// </summary>
+    public static string RunnerFilesFrom(string binDir)
+    {
+        var deps = Path.Combine(binDir, "Gate.Sandbox.Runner.deps.json");
+        if (!File.Exists(deps)) throw new Gate.Core.GateInputException($"{binDir} holds no Gate.Sandbox.Runner.deps.json (build Gate.Sandbox/Runner first)");
+        var names = new SortedSet<string>(StringComparer.Ordinal) { "Gate.Sandbox.Runner.deps.json", "Gate.Sandbox.Runner.runtimeconfig.json" };
+        var doc = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(deps))!;
+        foreach (var (_, target) in doc["targets"]!.AsObject())
+            foreach (var (_, lib) in target!.AsObject())
+                foreach (var kind in new[] { "runtime", "native" })
+                    if (lib?[kind] is System.Text.Json.Nodes.JsonObject assets)
+                        foreach (var (asset, _) in assets) names.Add(Path.GetFileName(asset));
+        var outDir = Path.Combine(Path.GetTempPath(), $"gate-runner-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(outDir);
+        foreach (var n in names)
+        {
+            var src = Path.Combine(binDir, n);
+            if (!File.Exists(src)) throw new Gate.Core.GateInputException($"runner file {src} is missing (rebuild Gate.Sandbox/Runner)");
+            File.Copy(src, Path.Combine(outDir, n));
+        }
+        return outDir;
+    }
+
+    /// <summary>Publishes the runner (Release, framework-dependent: the runtime is added from this host) into a fresh folder.</summary>
+    public static string PublishRunner(string repoRoot, Action<string> log)
+    {
+        var outDir = Path.Combine(repoRoot, ".cache", "sandbox-runner");
+        if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        var project = Path.Combine(repoRoot, "Gate.Sandbox", "Runner", "Gate.Sandbox.Runner.csproj");
+        log($"dotnet publish {project}");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "publish", project, "-c", "Release", "-o", outDir, "-p:InvariantGlobalization=true", "-nologo", "-v", "quiet" }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var so = p.StandardOutput.ReadToEndAsync();
+        var se = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"dotnet publish failed ({p.ExitCode}): {so.Result}{se.Result}");
+        return outDir;
+    }
+}

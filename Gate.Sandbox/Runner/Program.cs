@@ -1,0 +1,62 @@
+using Gate.Core.Checks;
+using Gate.Core.Sandbox;
+using Gate.Sandbox.Protocol;
+using Gate.Sandbox.Runner;
+
+// The in-sandbox runner: reads <job>/job.json (read-only), runs it, streams progress as JSON lines on stdout and
+// writes <out>/results.json (temp file + rename, last) plus <out>/evidence/. Exit 0 = results written,
+// 1 = failure recorded in results.json, 2 = usage. Anything else (signal, crash) the host treats as a fault.
+string? jobDir = null, outDir = null;
+for (int i = 0; i + 1 < args.Length; i += 2)
+{
+    if (args[i] == "--job") jobDir = args[i + 1];
+    else if (args[i] == "--out") outDir = args[i + 1];
+}
+if (jobDir is null || outDir is null)
+{
+    Console.Error.WriteLine("usage: Gate.Sandbox.Runner --job DIR --out DIR");
+    return 2;
+}
+
+var resultsPath = Path.Combine(outDir, RunnerResults.FileName);
+try
+{
+    var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(jobDir, JobManifest.FileName));
+    if (manifest.Fault is { } fault && Environment.GetEnvironmentVariable("GATE_RUNNER_FAULTS") == "1")
+        return FaultInjection.Run(fault, resultsPath);
+
+    if (manifest.Kind == JobManifest.KindSelfTest)
+    {
+        var report = SelfTestProbes.Run(manifest.SelfTest ?? throw new InvalidDataException("selftest job without a selfTest request"));
+        JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, SelfTest = report });
+        return 0;
+    }
+
+    string In(string rel) => Path.GetFullPath(Path.Combine(jobDir, rel));
+    var job = new SandboxJob(In(manifest.Model), manifest.ModelSha256, In(manifest.Policy), manifest.PolicySha256,
+        manifest.Data.ToDictionary(kv => kv.Key, kv => In(kv.Value)), manifest.CheckIds, manifest.UseGpu, manifest.RequireGpu,
+        // Limits are enforced from outside (cgroups, rlimits); the runner itself has no use for them.
+        new Gate.Core.Policy.ResourceLimits(0, 0, TimeSpan.Zero, 0));
+    var (results, runtime) = await SandboxJobExecutor.RunAsync(job, Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None);
+    JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Results = results, Runtime = runtime });
+    return 0;
+}
+catch (Exception e)
+{
+    // The host shows this reason in the INCONCLUSIVE result; a stack trace helps whoever debugs the runner.
+    Console.Error.WriteLine(e);
+    try { JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = false, Error = $"{e.GetType().Name}: {e.Message}" }); }
+    catch (Exception) { return 3; }
+    return 1;
+}
+
+/// <summary>Progress as one JSON line each on stdout, serialised so lines never interleave.</summary>
+internal sealed class StdoutProgress : IProgress<ProgressUpdate>
+{
+    private readonly object _lock = new();
+    public void Report(ProgressUpdate value)
+    {
+        var line = JobProtocol.ProgressJson(value);
+        lock (_lock) { Console.Out.WriteLine(line); Console.Out.Flush(); }
+    }
+}

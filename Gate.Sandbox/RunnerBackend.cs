@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gate.Core.Checks;
+using Gate.Core.Policy;
+using Gate.Core.Sandbox;
+using Gate.Sandbox.Protocol;
+
+namespace Gate.Sandbox;
+
+/// <summary>How one runner execution ended, as seen from outside: exit code, or a fault the host observed (OOM, deadline, engine lost).</summary>
+public sealed record RunnerExit(int? ExitCode, string? Fault, string StderrTail = "");
+
+/// <summary>
+/// What every out-of-process backend shares: stage the job, run the self-test once, launch the runner (the one
+/// thing a backend does differently), turn every way it can end into a <see cref="SandboxOutcome"/>, and only
+/// accept results that validate. Any fault yields Completed = false, so the pipeline marks the checks INCONCLUSIVE.
+/// </summary>
+public abstract class RunnerBackend : ISandboxBackend
+{
+    private Task<JsonObject>? _selfTest;
+
+    public abstract string Name { get; }
+    public abstract string AchievedIsolation { get; }
+
+    /// <summary>The user the next sandbox runs as (a backend may pick a fresh one per run).</summary>
+    protected virtual int NextUid() => JobStaging.SandboxUid;
+
+    /// <summary>Tests only: makes the runner simulate this fault (see <c>Runner/FaultInjection.cs</c>).</summary>
+    internal string? InjectFault { get; set; }
+
+    /// <summary>Runs the runner on a staged job and waits for it within the limits; must leave nothing running behind.</summary>
+    /// <param name="gpu">Give the sandbox the GPU; <paramref name="requireGpu"/> false means run without it when this host has none.</param>
+    protected abstract Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
+        Action<string> stdoutLine, CancellationToken ct);
+
+    /// <summary>Extra facts for decision.json (e.g. the image ID).</summary>
+    protected virtual Task AddDetailsAsync(JsonObject details, CancellationToken ct) => Task.CompletedTask;
+
+    public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
+    {
+        var details = new JsonObject();
+        details["selfTest"] = (await SelfTestAsync(job.Limits, ct).ConfigureAwait(false)).DeepClone();
+        using var staged = JobStaging.Stage(job, fault: InjectFault, uid: NextUid());
+        var exit = await LaunchAsync(staged, job.Limits, job.UseGpu, job.RequireGpu, InjectFault is not null, line =>
+        {
+            if (JobProtocol.TryParseProgress(line, out var u)) progress.Report(u);
+        }, ct).ConfigureAwait(false);
+        await AddDetailsAsync(details, ct).ConfigureAwait(false);
+        var fault = FaultOf(exit);
+        if (fault is null)
+        {
+            try
+            {
+                var collected = JobStaging.Collect(staged, job.CheckIds, evidenceDir);
+                return new SandboxOutcome(true, null, collected.Results, AchievedIsolation, collected.Runtime, details);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                fault = $"sandbox results rejected: {e.Message}";
+            }
+        }
+        return new SandboxOutcome(false, fault, [], AchievedIsolation, null, details);
+    }
+
+    /// <summary>The runner's exit in words; null when it exited 0 or 1 (results.json then says what happened).</summary>
+    private static string? FaultOf(RunnerExit exit)
+    {
+        if (exit.Fault is not null) return exit.Fault + Tail(exit.StderrTail);
+        return exit.ExitCode switch
+        {
+            0 or 1 => null,
+            137 => "the runner was killed (SIGKILL), e.g. for memory" + Tail(exit.StderrTail),
+            134 => "the runner crashed (abort)" + Tail(exit.StderrTail),
+            var c => $"the runner crashed (exit code {c})" + Tail(exit.StderrTail),
+        };
+    }
+
+    private static string Tail(string stderr)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length == 0 ? "" : $" — last output: {lines[^1]}";
+    }
+
+    /// <summary>
+    /// The self-test under this backend's real configuration, run once per backend instance and embedded in every
+    /// outcome. A self-test that cannot run is recorded as such (it never blocks the job: the job's own faults do).
+    /// </summary>
+    public Task<JsonObject> SelfTestAsync(ResourceLimits limits, CancellationToken ct) => _selfTest ??= RunSelfTestAsync(limits, ct);
+
+    private async Task<JsonObject> RunSelfTestAsync(ResourceLimits limits, CancellationToken ct)
+    {
+        var report = new JsonObject { ["backend"] = Name, ["isolation"] = AchievedIsolation, ["ranAt"] = DateTimeOffset.UtcNow.ToString("O") };
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        _ = AcceptAndDropAsync(listener);
+        var (outsideHost, outsidePort) = OutsideTarget();
+        var canary = Guid.NewGuid().ToString("N");
+        const string canaryName = "GATE_SELFTEST_CANARY";
+        // The canary lives in this (host) process's environment: it reaches the runner only if scrubbing fails.
+        Environment.SetEnvironmentVariable(canaryName, canary);
+        var baseline = HostCanReachAsync(outsideHost, outsidePort);
+        var req = new SelfTestRequest("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, outsideHost, outsidePort, canaryName, canary, limits.Pids);
+        var job = new SandboxJob("", "", "", "", new Dictionary<string, string>(), [], false, false, limits);
+        try
+        {
+            using var staged = JobStaging.Stage(job, req, uid: NextUid());
+            var exit = await LaunchAsync(staged, limits with { Timeout = TimeSpan.FromSeconds(60) }, false, false, false, _ => { }, ct).ConfigureAwait(false);
+            var fault = FaultOf(exit);
+            if (fault is not null) report["error"] = fault;
+            else foreach (var (k, v) in JobStaging.CollectSelfTest(staged)) report[k] = v?.DeepClone();
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { report["error"] = $"{e.GetType().Name}: {e.Message}"; }
+        report["outsideReachableFromHost"] = await baseline.ConfigureAwait(false);
+        return report;
+    }
+
+    private static (string, int) OutsideTarget()
+    {
+        var s = Environment.GetEnvironmentVariable("GATE_SELFTEST_OUTSIDE") ?? "1.1.1.1:443";
+        int colon = s.LastIndexOf(':');
+        return colon > 0 && int.TryParse(s[(colon + 1)..], out var p) ? (s[..colon], p) : (s, 443);
+    }
+
+    private static async Task AcceptAndDropAsync(TcpListener listener)
+    {
+        try { while (true) (await listener.AcceptTcpClientAsync().ConfigureAwait(false)).Dispose(); }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException or InvalidOperationException) { }
+    }
+
+    /// <summary>Whether the host itself reaches the outside target: a "blocked" inside means little if the host is offline too.</summary>
+    private static async Task<bool> HostCanReachAsync(string host, int port)
+    {
+        try
+        {
+            using var c = new TcpClient();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await c.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException) { return false; }
+    }
+
+    /// <summary>Keeps the last <paramref name="max"/> characters of a stream (stderr) for the fault reason.</summary>
+    protected sealed class TailBuffer(int max = 4096)
+    {
+        private readonly StringBuilder _sb = new();
+        public void Add(string line)
+        {
+            lock (_sb)
+            {
+                _sb.Append(line).Append('\n');
+                if (_sb.Length > max) _sb.Remove(0, _sb.Length - max);
+            }
+        }
+        public override string ToString() { lock (_sb) return _sb.ToString(); }
+    }
+}

@@ -1,0 +1,60 @@
+using Gate.Core.Model;
+using Gate.Core.Policy;
+using Gate.Core.Sandbox;
+using Gate.Tests.Support;
+
+namespace Gate.Tests.Sandbox;
+
+/// <summary>A small real job (digits CNN, accuracy on the example test set, built-in runtime) for the sandbox tests.</summary>
+internal static class SandboxTestJobs
+{
+    public static string ModelPath => Path.Combine(TestPaths.RepoRoot, "examples", "digits", "digits-cnn.onnx");
+
+    public static string WritePolicy(string dir, string isolation = "process", string timeout = "2m", string memory = "1Gi", int pids = 256)
+    {
+        var data = Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data");
+        var path = Path.Combine(dir, "policy.yaml");
+        File.WriteAllText(path, $"""
+            apiVersion: gate/v1
+            kind: DeploymentPolicy
+            metadata: {"{"} name: sandbox-test {"}"}
+            spec:
+              model:
+                format: onnx
+                inputs:
+                  input: {"{"} shape: [-1, 1, 8, 8], range: [0.0, 1.0] {"}"}
+              runtime: builtin
+              sandbox:
+                isolation: {isolation}
+                limits: {"{"} memory: {memory}, cpus: 1, timeout: {timeout}, pids: {pids} {"}"}
+              seed: 7
+              datasets:
+                test: {"{"} inputs: {data}/digits_test_x.npy, labels: {data}/digits_test_y.npy {"}"}
+              checks:
+                - id: graph
+                  type: static-inspection
+                  allowOps: [Conv, Relu, MaxPool, Flatten, Gemm]
+                - id: accuracy
+                  type: accuracy
+                  dataset: test
+                  samples: 100
+                  require: {"{"} min: 0.5 {"}"}
+            """);
+        return path;
+    }
+
+    public static SandboxJob Job(string policyPath, ResourceLimits? limits = null)
+    {
+        var policy = PolicyLoader.Load(policyPath);
+        var model = OnnxModelLoader.Load(ModelPath);
+        return new SandboxJob(ModelPath, model.Sha256, policyPath, policy.Sha256, new Dictionary<string, string>(),
+            ["accuracy"], false, false, limits ?? policy.Spec.Sandbox.Limits);
+    }
+
+    public static IProgress<Gate.Core.Checks.ProgressUpdate> Progress(List<Gate.Core.Checks.ProgressUpdate> sink) => new Sync(sink);
+
+    private sealed class Sync(List<Gate.Core.Checks.ProgressUpdate> sink) : IProgress<Gate.Core.Checks.ProgressUpdate>
+    {
+        public void Report(Gate.Core.Checks.ProgressUpdate value) { lock (sink) sink.Add(value); }
+    }
+}
