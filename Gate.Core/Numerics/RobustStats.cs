@@ -24,15 +24,17 @@ public static class RobustStats
     }
 
     /// <summary>
-    /// Largest robust z-score |v − median| / (1.4826·MAD) of a set, and where it occurs. When MAD is 0 (over half
-    /// the values identical, e.g. a pruned weight tensor) the scale falls back to 1.2533·mean absolute deviation
-    /// (Iglewicz and Hoaglin), so sparsity alone does not make every non-zero an infinite outlier; if all values
-    /// are identical the score is 0.
+    /// Largest robust z-score |v − median| / scale of a set, and where it occurs. The scale is 1.4826·MAD, but never
+    /// below the standard deviation of the central 98% of the values: weight decay can pin most weights of a
+    /// tensor near zero (the gridworld agents' first layers), making MAD tiny and every weight the network really
+    /// uses look like an outlier, while a handful of planted extreme values (≤ 1%) cannot inflate a trimmed scale.
+    /// When both are 0 (over half the values identical) the scale falls back to 1.2533·mean absolute deviation
+    /// (Iglewicz and Hoaglin); if all values are identical the score is 0.
     /// </summary>
     public static (double Score, int Index) MaxRobustZ(ReadOnlySpan<double> values)
     {
         if (values.Length == 0) return (0, -1);
-        double med = Median(values), scale = MadToSigma * Mad(values, med);
+        double med = Median(values), scale = Math.Max(MadToSigma * Mad(values, med), TrimmedStd(values, 0.01));
         if (scale == 0)
         {
             double meanAbs = 0;
@@ -47,5 +49,21 @@ public static class RobustStats
             if (z > best || at < 0) { best = z; at = i; }
         }
         return (best, at);
+    }
+
+    /// <summary>Standard deviation after dropping the lowest and highest <paramref name="fraction"/> (at least one each when n ≥ 3).</summary>
+    public static double TrimmedStd(ReadOnlySpan<double> values, double fraction)
+    {
+        var sorted = values.ToArray();
+        Array.Sort(sorted);
+        int cut = sorted.Length >= 3 ? Math.Max(1, (int)(sorted.Length * fraction)) : 0;
+        var mid = sorted.AsSpan(cut, sorted.Length - 2 * cut);
+        if (mid.Length < 2) return 0;
+        double mean = 0;
+        foreach (var v in mid) mean += v;
+        mean /= mid.Length;
+        double ss = 0;
+        foreach (var v in mid) ss += (v - mean) * (v - mean);
+        return Math.Sqrt(ss / (mid.Length - 1));
     }
 }
