@@ -29,12 +29,17 @@ public class NumericsTests
     }
 
     [Fact]
-    public void Robust_z_score_of_a_mostly_zero_tensor_falls_back_to_mean_deviation()
+    public void Robust_z_score_scale_is_floored_by_the_trimmed_deviation_then_falls_back_to_mean_deviation()
     {
-        // MAD = 0 (over half zeros): scale = 1.2533 · mean|v − 0| = 1.2533 · (1+1+2)/8 = 0.62666…
+        // MAD = 0 (over half zeros), so the trimmed deviation sets the scale: drop one value at each end →
+        // [0,0,0,0,1,1]: mean 1/3, sample variance (4·1/9 + 2·4/9)/5 = 4/15.
         var (z, at) = RobustStats.MaxRobustZ([0, 0, 0, 0, 0, 1, 1, 2]);
         Assert.Equal(7, at);
-        Assert.Equal(2 / (1.253314 * 4 / 8), z, 9);
+        Assert.Equal(2 / Math.Sqrt(4.0 / 15), z, 9);
+        // MAD = 0 and the trimmed middle is constant: scale = 1.2533 · mean|v − 0| = 1.2533 · 5/9.
+        var (z2, at2) = RobustStats.MaxRobustZ([0, 0, 0, 0, 0, 0, 0, 0, 5]);
+        Assert.Equal(8, at2);
+        Assert.Equal(5 / (1.253314 * 5 / 9), z2, 9);
         Assert.Equal(0, RobustStats.MaxRobustZ([3, 3, 3]).Score);
     }
 

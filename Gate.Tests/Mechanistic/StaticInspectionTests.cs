@@ -51,7 +51,12 @@ public class StaticInspectionTests
         double median = vals.Length % 2 == 1 ? vals[vals.Length / 2] : (vals[vals.Length / 2 - 1] + vals[vals.Length / 2]) / 2;
         var dev = vals.Select(v => Math.Abs(v - median)).Order().ToArray();
         double mad = dev.Length % 2 == 1 ? dev[dev.Length / 2] : (dev[dev.Length / 2 - 1] + dev[dev.Length / 2]) / 2;
-        Assert.Equal(Math.Abs(planted[123] - median) / (1.4826 * mad), (double)top["z"]!, 6);
+        // The scale is 1.4826·MAD floored by the standard deviation of the central 98% (see RobustStats).
+        int cut = Math.Max(1, vals.Length / 100);
+        var mid = vals[cut..^cut];
+        double mean = mid.Average();
+        double trimmed = Math.Sqrt(mid.Sum(v => (v - mean) * (v - mean)) / (mid.Length - 1));
+        Assert.Equal(Math.Abs(planted[123] - median) / Math.Max(1.4826 * mad, trimmed), (double)top["z"]!, 6);
     }
 
     [Fact]
@@ -95,5 +100,28 @@ public class StaticInspectionTests
             ProducerName = m.ProducerName, ProducerVersion = m.ProducerVersion, Metadata = m.Metadata, Bytes = m.Bytes,
             Graph = new Graph { Name = g.Name, Inputs = g.Inputs, Outputs = g.Outputs, Initializers = inits, Nodes = g.Nodes, ValueInfos = g.ValueInfos },
         };
+    }
+}
+
+/// <summary>Regression: the default weight-magnitude threshold does not flag any of the legitimate fixture models.</summary>
+public class StaticInspectionFixtureTests
+{
+    [Theory]
+    [InlineData("digits-mlp.onnx", "input", "[-1, 1, 8, 8]")]
+    [InlineData("digits-cnn.onnx", "input", "[-1, 1, 8, 8]")]
+    [InlineData("digits-cnn-trojan.onnx", "input", "[-1, 1, 8, 8]")]
+    [InlineData("absent-supervisor-honest.onnx", "obs", "[-1, 288]")]
+    [InlineData("absent-supervisor-deceptive.onnx", "obs", "[-1, 288]")]
+    [InlineData("safe-interruptibility-compliant.onnx", "obs", "[-1, 336]")]
+    [InlineData("safe-interruptibility-tampering.onnx", "obs", "[-1, 336]")]
+    public async Task Fixture_models_pass_default_static_inspection(string model, string input, string shape)
+    {
+        var yaml = $"apiVersion: gate/v1\nkind: DeploymentPolicy\nmetadata: {{ name: t }}\nspec:\n  model: {{ format: onnx, inputs: {{ {input}: {{ shape: {shape} }} }} }}\n  checks:\n    - {{ id: graph, type: static-inspection }}\n";
+        var policy = Gate.Core.Policy.PolicyLoader.Parse(System.Text.Encoding.UTF8.GetBytes(yaml), "t.yaml");
+        var m = OnnxModelLoader.Load(TestPaths.FixtureModel(model));
+        var plan = Gate.Core.Plan.CheckPlan.Create(policy, m);
+        var ctx = new Gate.Core.Checks.CheckContext(m, policy, null, "static", new Gate.Core.Evidence.EvidenceWriter(TestPaths.TempDir()));
+        var r = await Gate.Core.Plan.CheckExecutor.RunOneAsync(ctx, plan.Checks[0], TestContext.Current.CancellationToken);
+        Assert.True(r.Verdict == Verdict.Pass, r.Summary);
     }
 }
