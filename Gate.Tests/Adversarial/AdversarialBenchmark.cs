@@ -13,6 +13,7 @@ namespace Gate.Tests.Adversarial;
 /// GATE_ADV_BENCH=1 and writes its markdown tables to GATE_ADV_BENCH_OUT (default: adversarial-bench.md in the temp folder).
 /// <c>GATE_ADV_BENCH=1 dotnet test Gate.Tests -c Release --filter FullyQualifiedName~AdversarialBenchmark</c>
 /// </summary>
+[Trait("Category", "Benchmark")]
 public class AdversarialBenchmark
 {
     private static string F(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);

@@ -13,7 +13,8 @@ public class CheckCommandTests
     {
         var dir = TestPaths.TempDir();
         var r = GateProcess.Run("check", "--model", Path.Combine(TestPaths.RepoRoot, "examples", "digits", "digits-cnn.onnx"), "--policy", ReleasePolicy, "--out", dir);
-        Assert.Contains(r.ExitCode, new[] { 0, 1, 2 });
+        // The clean CNN passes every check of the release policy (MANIFEST: 98.06% accuracy, no backdoor).
+        Assert.True(r.ExitCode == 0, r.All);
         Assert.Contains("graph", r.Stdout);
         Assert.Contains("Decision:", r.Stdout);
         var doc = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "decision.json")))!;
@@ -21,8 +22,11 @@ public class CheckCommandTests
         Assert.Equal(64, doc["policy"]!["sha256"]!.GetValue<string>().Length);
         Assert.Equal(r.ExitCode, doc["exitCode"]!.GetValue<int>());
         var checks = doc["checks"]!.AsArray();
-        Assert.Equal(["graph", "accuracy", "robustness"], checks.Select(c => c!["id"]!.GetValue<string>()));
-        Assert.Equal("pass", checks[0]!["verdict"]!.GetValue<string>());
+        Assert.Equal(["graph", "accuracy", "robustness", "backdoor"], checks.Select(c => c!["id"]!.GetValue<string>()));
+        Assert.All(checks, c => Assert.Equal("pass", c!["verdict"]!.GetValue<string>()));
+        Assert.Equal("approve", doc["decision"]!.GetValue<string>());
+        Assert.Equal("onnxruntime", doc["runtime"]!["name"]!.GetValue<string>());
+        foreach (var f in new[] { "report.html", "summary.md", "junit.xml" }) Assert.True(File.Exists(Path.Combine(dir, f)), f);
         Assert.False(string.IsNullOrEmpty(doc["gate"]!["version"]!.GetValue<string>()));
     }
 
