@@ -3,8 +3,9 @@ using Gate.Core.Tensors;
 namespace Gate.Core.Engine.Ops;
 
 /// <summary>
-/// 2-D convolution (NCHW) with groups, pads, strides, dilations and auto_pad, computed as im2col + GEMM so that
-/// the SIMD matrix kernel does the work. The backward pass reuses the same column matrix.
+/// Convolution (NCHW) with groups, pads, strides, dilations and auto_pad. 2-D float32 is computed as im2col + GEMM
+/// so that the SIMD matrix kernel does the work (the backward pass reuses the column matrix); other ranks (1-D,
+/// 3-D) and float64 (used by gradient checks) use the direct N-D kernel in <see cref="ConvND"/>.
 /// </summary>
 public sealed class ConvOp : Operator
 {
@@ -35,6 +36,7 @@ public sealed class ConvOp : Operator
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
     {
         if (s[0] is null || s[1] is null) return [null];
+        if (s[0]!.Length != 4) return [ConvND.Plan(ctx, s[0]!, s[1]!).OutShape];
         var g = Geometry(ctx, s[0]!, s[1]!);
         return [[g.N, g.M, g.OH, g.OW]];
     }
@@ -93,6 +95,7 @@ public sealed class ConvOp : Operator
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        if (x.Rank != 4 || x.Floats is null) return [ConvND.Forward(ctx, x, w, b)];
         var g = Geometry(ctx, x.Shape, w.Shape);
         var xf = Kernels.Floats(x, ctx, "X"); var wf = Kernels.Floats(w, ctx, "W");
         var y = new float[g.N * g.M * g.OH * g.OW];
@@ -121,6 +124,7 @@ public sealed class ConvOp : Operator
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        if (x.Rank != 4 || x.Floats is null) return ConvND.Backward(ctx, x, w, b, grads[0]!);
         var g = Geometry(ctx, x.Shape, w.Shape);
         var xf = x.Floats!; var wf = w.Floats!; var gy = grads[0]!.Floats!;
         int outPlane = g.OH * g.OW;

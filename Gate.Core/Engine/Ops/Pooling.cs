@@ -10,6 +10,7 @@ namespace Gate.Core.Engine.Ops;
 internal sealed class PoolWindows
 {
     public required int[] Offsets { get; init; }
+    public required int[] Cells { get; init; }     // kernel cell (row-major over the kernel) of each offset, for Conv
     public required int[] Start { get; init; }     // window w uses Offsets[Start[w] .. Start[w+1])
     public required int[] PaddedCount { get; init; }
     public required int[] OutSpatial { get; init; }
@@ -21,7 +22,7 @@ internal sealed class PoolWindows
         int r = g.Input.Length;
         int outPlane = Tensor.ElementCount(g.Output), kernelCells = Tensor.ElementCount(g.Kernel);
         var inStrides = TensorIndexing.Strides(g.Input);
-        var offsets = new List<int>(outPlane * kernelCells);
+        var offsets = new List<int>(outPlane * kernelCells); var cells = new List<int>(outPlane * kernelCells);
         var start = new int[outPlane + 1]; var padded = new int[outPlane];
         var o = new int[r]; var k = new int[r];
         for (int w = 0; w < outPlane; w++)
@@ -38,14 +39,14 @@ internal sealed class PoolWindows
                     if (p < -g.PadBegin[d] || p >= g.Input[d] + g.PadEnd[d]) insidePadded = false;
                     off += p * inStrides[d];
                 }
-                if (inside) offsets.Add(off);
+                if (inside) { offsets.Add(off); cells.Add(cell); }
                 if (insidePadded) padded[w]++;
                 for (int d = r - 1; d >= 0; d--) { if (++k[d] < g.Kernel[d]) break; k[d] = 0; }
             }
             for (int d = r - 1; d >= 0; d--) { if (++o[d] < g.Output[d]) break; o[d] = 0; }
         }
         start[outPlane] = offsets.Count;
-        return new PoolWindows { Offsets = offsets.ToArray(), Start = start, PaddedCount = padded, OutSpatial = g.Output, InPlane = Tensor.ElementCount(g.Input) };
+        return new PoolWindows { Offsets = offsets.ToArray(), Cells = cells.ToArray(), Start = start, PaddedCount = padded, OutSpatial = g.Output, InPlane = Tensor.ElementCount(g.Input) };
     }
 
     public static SpatialGeometry Geometry(OpContext ctx, int[] x)
