@@ -53,6 +53,9 @@ public sealed class CompiledModel
             if (op is null) missing.Add(string.IsNullOrEmpty(n.Domain) ? n.OpType : $"{n.Domain}:{n.OpType}");
             else ops[i] = op;
         }
+        foreach (var vi in model.Graph.Inputs.Concat(model.Graph.Outputs))
+            if (vi.Kind != "tensor")
+                throw new GateInputException($"{model.SourcePath}: graph value '{vi.Name}' is a {vi.Kind}; the built-in engine computes on tensors only");
         if (missing.Count > 0)
             throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing)}");
         return new CompiledModel(model, ops);

@@ -88,10 +88,11 @@ public class GradientTests
         ["Conv"] = r =>
         {
             int rank = r.Next(1, 4), g = r.Next(1, 3), cg = r.Next(1, 3), mg = r.Next(1, 3);
-            var spatial = Enumerable.Range(0, rank).Select(_ => r.Next(3, 6)).ToArray();
             var kernel = Enumerable.Range(0, rank).Select(_ => r.Next(1, 4)).ToArray();
+            var dil = kernel.Select(_ => r.Next(1, 3)).ToArray();
+            var spatial = kernel.Select((k, i) => (k - 1) * dil[i] + r.Next(1, 4)).ToArray();
             var attrs = new[] { Int("group", g), Ints("strides", kernel.Select(_ => (long)r.Next(1, 3)).ToArray()),
-                Ints("pads", Enumerable.Range(0, 2 * rank).Select(_ => (long)r.Next(0, 2)).ToArray()), Ints("dilations", kernel.Select(_ => (long)r.Next(1, 3)).ToArray()) };
+                Ints("pads", Enumerable.Range(0, 2 * rank).Select(_ => (long)r.Next(0, 2)).ToArray()), Ints("dilations", dil.Select(d => (long)d).ToArray()) };
             return new("Conv", attrs, [X(r, [r.Next(1, 3), g * cg, .. spatial]), new("w", Rand(r, [g * mg, cg, .. kernel]), true), new("bias", Rand(r, [g * mg]), true)]);
         },
         ["Conv2DFloat64ViaAutoPad"] = r => new("Conv", [Str("auto_pad", "SAME_UPPER"), Ints("strides", 2, 1)],
