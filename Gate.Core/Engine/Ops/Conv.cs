@@ -103,10 +103,12 @@ public sealed class ConvOp : Operator
         Parallel.For(0, g.N * g.G, job =>
         {
             int n = job / g.G, grp = job % g.G;
-            var col = new float[g.ColRows * g.ColCols];
+            // Pooled column buffer: Im2Col overwrites every element, so a rented (dirty) array is fine.
+            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
             Im2Col(xf, col, g, n, grp);
             Kernels.MatMul(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), col,
                 y.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane), g.Mg, g.ColRows, g.ColCols);
+            System.Buffers.ArrayPool<float>.Shared.Return(col);
         });
         if (b is not null)
         {
@@ -130,29 +132,36 @@ public sealed class ConvOp : Operator
         int outPlane = g.OH * g.OW;
         var dx = new float[x.Length];
         var dwParts = new float[g.N][];
+        bool needW = ctx.NeedsGradient(1);
         // Transposed weights per group, shared by every sample.
         var wT = new float[g.G][];
         for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
         Parallel.For(0, g.N, n =>
         {
-            var col = new float[g.ColRows * g.ColCols];
-            var dcol = new float[g.ColRows * g.ColCols];
-            var dw = new float[w.Length];
+            // Pooled buffers: Im2Col overwrites col, and MatMul (accumulate: false) clears dcol before use.
+            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+            var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+            var dw = needW ? new float[w.Length] : [];
             for (int grp = 0; grp < g.G; grp++)
             {
                 var gyg = gy.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane);
-                Im2Col(xf, col, g, n, grp);
-                // dW[grp] += dY · col^T
-                var colT = Kernels.Transpose(col, g.ColRows, g.ColCols);
-                Kernels.MatMul(gyg, colT, dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
+                if (needW)
+                {
+                    Im2Col(xf, col, g, n, grp);
+                    // dW[grp] += dY · col^T
+                    var colT = Kernels.Transpose(col, g.ColRows, g.ColCols);
+                    Kernels.MatMul(gyg, colT, dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
+                }
                 // dcol = W^T · dY, scattered back to the input (disjoint per sample, so no race).
                 Kernels.MatMul(wT[grp], gyg, dcol, g.ColRows, g.Mg, g.ColCols);
                 Col2ImAdd(dcol, dx, g, n, grp);
             }
             dwParts[n] = dw;
+            System.Buffers.ArrayPool<float>.Shared.Return(col);
+            System.Buffers.ArrayPool<float>.Shared.Return(dcol);
         });
         var dwTotal = new float[w.Length];
-        foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(dwTotal, part, dwTotal);
+        if (needW) foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(dwTotal, part, dwTotal);
         Tensor? db = null;
         if (b is not null)
         {
@@ -162,6 +171,6 @@ public sealed class ConvOp : Operator
                     dbf[m] += System.Numerics.Tensors.TensorPrimitives.Sum(gy.AsSpan((n * g.M + m) * outPlane, outPlane));
             db = Tensor.FromFloats([g.M], dbf);
         }
-        return [Tensor.FromFloats(x.Shape, dx), Tensor.FromFloats(w.Shape, dwTotal), db];
+        return [Tensor.FromFloats(x.Shape, dx), needW ? Tensor.FromFloats(w.Shape, dwTotal) : null, db];
     }
 }

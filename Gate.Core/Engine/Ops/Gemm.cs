@@ -33,9 +33,16 @@ public sealed class GemmOp : Operator
         float alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
         var af = Kernels.Floats(a, ctx, "A"); var bf = Kernels.Floats(b, ctx, "B");
         var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af;
-        var bm = tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf;
         var y = new float[m * n];
-        Kernels.MatMul(am, bm, y, m, k, n);
+        if (tb && m < 4)
+        {
+            // Few rows against a transposed B (how PyTorch exports Linear): each output is a dot product of two
+            // contiguous rows, which avoids transposing the whole weight matrix on every call.
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    y[i * n + j] = System.Numerics.Tensors.TensorPrimitives.Dot(am.AsSpan(i * k, k), bf.AsSpan(j * k, k));
+        }
+        else Kernels.MatMul(am, tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf, y, m, k, n);
         if (alpha != 1f) for (int i = 0; i < y.Length; i++) y[i] *= alpha;
         if (c is not null && beta != 0f)
         {
@@ -101,7 +108,8 @@ public sealed class GemmOp : Operator
         var dAm = new float[m * k];
         Kernels.MatMul(gyf, Kernels.Transpose(bm, k, n), dAm, m, n, k);
         var dBm = new float[k * n];
-        Kernels.MatMul(Kernels.Transpose(am, m, k), gyf, dBm, k, m, n);
+        bool needB = ctx.NeedsGradient(1);
+        if (needB) Kernels.MatMul(Kernels.Transpose(am, m, k), gyf, dBm, k, m, n);
         if (alpha != 1.0) { for (int i = 0; i < dAm.Length; i++) dAm[i] *= (float)alpha; for (int i = 0; i < dBm.Length; i++) dBm[i] *= (float)alpha; }
         var dA = ta ? Kernels.Transpose(dAm, m, k) : dAm;
         var dB = tb ? Kernels.Transpose(dBm, k, n) : dBm;
@@ -112,6 +120,6 @@ public sealed class GemmOp : Operator
             for (int i = 0; i < s.Length; i++) s[i] = (float)(beta * gyf[i]);
             gc = Broadcast.ReduceTo(Tensor.FromFloats([m, n], s), c.Shape);
         }
-        return [Tensor.FromFloats(a.Shape, dA), Tensor.FromFloats(b.Shape, dB), gc];
+        return [Tensor.FromFloats(a.Shape, dA), needB ? Tensor.FromFloats(b.Shape, dB) : null, gc];
     }
 }
