@@ -102,17 +102,16 @@ public sealed class GemmOp : Operator
         }
         var gyf = gy.Floats!;
         var af = a.Floats!; var bf = b.Floats!;
-        var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af; // [m,k]
-        var bm = tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf; // [k,n]
-        // dA' = dY · B'^T  ([m,n]·[n,k]);  dB' = A'^T · dY ([k,m]·[m,n])
+        // With A' = op(A) [m,k] and B' = op(B) [k,n]: dA' = dY · B'^T and dB' = A'^T · dY. A transposed operand's
+        // transpose is the stored matrix itself, so only the untransposed cases copy.
         var dAm = new float[m * k];
-        Kernels.MatMul(gyf, Kernels.Transpose(bm, k, n), dAm, m, n, k);
-        var dBm = new float[k * n];
+        Kernels.MatMul(gyf, tb ? bf : Kernels.Transpose(bf, k, n), dAm, m, n, k);
         bool needB = ctx.NeedsGradient(1);
-        if (needB) Kernels.MatMul(Kernels.Transpose(am, m, k), gyf, dBm, k, m, n);
+        var dBm = needB ? new float[k * n] : [];
+        if (needB) Kernels.MatMul(ta ? af : Kernels.Transpose(af, m, k), gyf, dBm, k, m, n);
         if (alpha != 1.0) { for (int i = 0; i < dAm.Length; i++) dAm[i] *= (float)alpha; for (int i = 0; i < dBm.Length; i++) dBm[i] *= (float)alpha; }
         var dA = ta ? Kernels.Transpose(dAm, m, k) : dAm;
-        var dB = tb ? Kernels.Transpose(dBm, k, n) : dBm;
+        var dB = needB && tb ? Kernels.Transpose(dBm, k, n) : dBm;
         Tensor? gc = null;
         if (c is not null)
         {
