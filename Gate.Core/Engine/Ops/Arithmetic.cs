@@ -198,6 +198,8 @@ public sealed class SumOp : VariadicOp
 public sealed class WhereOp : Operator
 {
     public override string OpType => "Where";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) =>
+        [s.Any(x => x is null) ? null : Broadcast.Shape(Broadcast.Shape(s[0]!, s[1]!, ctx.Where), s[2]!, ctx.Where)];
 
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {

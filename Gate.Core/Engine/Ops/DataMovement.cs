@@ -44,6 +44,12 @@ public abstract class IndexMapOp : Operator
 public sealed class TransposeOp : IndexMapOp
 {
     public override string OpType => "Transpose";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null) return [null];
+        var perm = ctx.Node.GetInts("perm") is { Length: > 0 } p ? p.Select(v => (int)v).ToArray() : Enumerable.Range(0, s[0]!.Length).Reverse().ToArray();
+        return [perm.Select(a => s[0]![a]).ToArray()];
+    }
     protected override (int[], int[]) Map(OpContext ctx, Tensor?[] inputs)
     {
         var s = inputs[0]!.Shape;
@@ -104,6 +110,12 @@ public sealed class SliceOp : IndexMapOp
 public sealed class GatherOp : IndexMapOp
 {
     public override string OpType => "Gather";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null || s[1] is null) return [null];
+        int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s[0]!.Length, ctx);
+        return [[.. s[0]!.Take(axis), .. s[1]!, .. s[0]!.Skip(axis + 1)]];
+    }
     protected override (int[], int[]) Map(OpContext ctx, Tensor?[] inputs)
     {
         var s = inputs[0]!.Shape; var ind = inputs[1]!;
@@ -205,6 +217,14 @@ public sealed class PadOp : IndexMapOp
 public sealed class ConcatOp : Operator
 {
     public override string OpType => "Concat";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s.Any(x => x is null)) return [null];
+        int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s[0]!.Length, ctx);
+        var r = (int[])s[0]!.Clone();
+        r[axis] = s.Sum(x => x![axis]);
+        return [r];
+    }
 
     private static (int[] Shape, int[] Index) Map(OpContext ctx, Tensor[] ts)
     {
@@ -349,6 +369,7 @@ public sealed class UnsqueezeOp : Operator
 public sealed class DropoutOp : Operator
 {
     public override string OpType => "Dropout";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0], s[0]];
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {
         if (inputs.Length > 2 && inputs[2] is { } tm && tm.GetDouble(0) != 0)

@@ -122,6 +122,13 @@ internal static class GroupNorm
 public sealed class LayerNormalizationOp : Operator
 {
     public override string OpType => "LayerNormalization";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null) return new int[]?[ctx.Node.Outputs.Length];
+        int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", -1), s[0]!.Length, ctx);
+        var stat = s[0]!.Select((d, i) => i < axis ? d : 1).ToArray();
+        return [s[0], stat, stat];
+    }
 
     private static (int Groups, int Inner, int Axis, int[] Norm) Layout(OpContext ctx, int[] s)
     {

@@ -16,10 +16,19 @@ public abstract class ReduceOp : Operator
 
     protected sealed record Plan(int[] OutShape, int[] Map, int Count, bool Noop);
 
-    protected Plan MakePlan(OpContext ctx, Tensor?[] inputs)
+    /// <summary>Known when the axes are an attribute or absent; an axes input is a value, unknown at shape time.</summary>
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
     {
-        var s = inputs[0]!.Shape;
-        long[]? axes = ctx.Opset >= AxesInputOpset ? TensorIndexing.LongsOf(inputs, 1) : ctx.Node.GetInts("axes");
+        bool axesInput = ctx.Opset >= AxesInputOpset && ctx.Node.Inputs.Length > 1 && ctx.Node.Inputs[1].Length > 0;
+        if (s[0] is null || axesInput) return [null];
+        return [MakePlan(ctx, s[0]!, ctx.Node.GetInts("axes")).OutShape];
+    }
+
+    protected Plan MakePlan(OpContext ctx, Tensor?[] inputs) =>
+        MakePlan(ctx, inputs[0]!.Shape, ctx.Opset >= AxesInputOpset ? TensorIndexing.LongsOf(inputs, 1) : ctx.Node.GetInts("axes"));
+
+    private static Plan MakePlan(OpContext ctx, int[] s, long[]? axes)
+    {
         bool keep = ctx.Node.GetInt("keepdims", 1) != 0;
         if (axes is not { Length: > 0 } && ctx.Node.GetInt("noop_with_empty_axes", 0) != 0)
             return new Plan(s, Enumerable.Range(0, Tensor.ElementCount(s)).ToArray(), 1, true);
@@ -106,6 +115,12 @@ public sealed class ArgMaxOp : Operator
 {
     public override string OpType => "ArgMax";
     public override bool IsDifferentiable => false;
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null) return [null];
+        int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s[0]!.Length, ctx);
+        return [ctx.Node.GetInt("keepdims", 1) != 0 ? s[0]!.Select((d, i) => i == axis ? 1 : d).ToArray() : s[0]!.Where((d, i) => i != axis).ToArray()];
+    }
 
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {

@@ -84,6 +84,7 @@ public sealed class CastOp : Operator
 public sealed class CastLikeOp : Operator
 {
     public override string OpType => "CastLike";
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0]];
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) =>
         [CastOp.Convert(inputs[0]!, inputs[1]!.Type, ctx.Node.GetInt("saturate", 1) != 0, ctx.Node.GetString("round_mode", "up"), ctx)];
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g)
@@ -99,14 +100,21 @@ public sealed class ShapeOp : Operator
 {
     public override string OpType => "Shape";
     public override bool IsDifferentiable => false;
-    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0] is null ? null : [Range(ctx, s[0]!.Length).Count]];
+
+    private static (int Start, int Count) Range(OpContext ctx, int r)
     {
-        var s = inputs[0]!.Shape; int r = s.Length;
         long start = ctx.Node.GetInt("start", 0), end = ctx.Node.GetInt("end", r);
         if (start < 0) start += r;
         if (end < 0) end += r;
         start = Math.Clamp(start, 0, r); end = Math.Clamp(end, 0, r);
-        var v = s.Skip((int)start).Take((int)Math.Max(0, end - start)).Select(d => (long)d).ToArray();
+        return ((int)start, (int)Math.Max(0, end - start));
+    }
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var s = inputs[0]!.Shape;
+        var (start, count) = Range(ctx, s.Length);
+        var v = s.Skip(start).Take(count).Select(d => (long)d).ToArray();
         return [Tensor.FromLongs([v.Length], v)];
     }
 }
@@ -115,6 +123,7 @@ public sealed class SizeOp : Operator
 {
     public override string OpType => "Size";
     public override bool IsDifferentiable => false;
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [[]];
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) => [Tensor.ScalarLong(inputs[0]!.Length)];
 }
 
