@@ -9,4 +9,10 @@ var root = new RootCommand("""
     """);
 root.Subcommands.Add(CheckCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(ReplayCommand.Create());
+root.Subcommands.Add(KeygenCommand.Create());
+root.Subcommands.Add(VerifyCommand.Create());
+var policy = PolicyCommand.Create();
+policy.Subcommands.Add(PolicyApproveCommand.Create());
+root.Subcommands.Add(policy);
 return await Cli.InvokeAsync(root, args);

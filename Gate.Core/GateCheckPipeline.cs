@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gate.Core.Audit;
 using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
@@ -10,7 +11,8 @@ using Gate.Core.Sandbox;
 namespace Gate.Core;
 
 public sealed record GateCheckRequest(string ModelPath, string PolicyPath, string OutDir,
-    IReadOnlyDictionary<string, string>? DataOverrides = null, bool ForceGpu = false);
+    IReadOnlyDictionary<string, string>? DataOverrides = null, bool ForceGpu = false,
+    TrustPolicy? Trust = null, string? ApprovalsFolder = null);
 
 /// <summary>
 /// <c>gate check</c> as a library call: policy → plan → sandbox → evidence → decision. Input errors surface as
@@ -24,6 +26,8 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
         var started = DateTimeOffset.UtcNow;
         progress ??= new Progress<ProgressUpdate>();
         var policy = PolicyLoader.Load(req.PolicyPath, req.DataOverrides);
+        // Governance first: an unapproved or modified policy is refused before anything else is read or run.
+        var approvals = req.Trust?.RequireApprovals(policy, req.ApprovalsFolder) ?? [];
         var model = OnnxModelLoader.Load(req.ModelPath);
         var plan = CheckPlan.Create(policy, model);
 
@@ -71,6 +75,7 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
             results[pc.Spec.Id] = await CheckExecutor.RunOneAsync(hostCtx, pc, ct).ConfigureAwait(false);
 
         var ordered = policy.Spec.Checks.Select(c => results[c.Id]).ToList();
+        var evidence = EvidenceIndex.Build(evidenceDir, ordered);
         var (decision, reasons) = DecisionRules.Decide(policy.Spec.Decision, ordered);
         return new DecisionRecord
         {
@@ -79,11 +84,13 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
             Model = new ArtifactRef(model.FileName, Path.GetFullPath(req.ModelPath), model.Sha256, model.SizeBytes),
             Policy = new ArtifactRef(Path.GetFileName(req.PolicyPath), Path.GetFullPath(req.PolicyPath), policy.Sha256, policy.Bytes.LongLength),
             PolicyName = policy.Metadata.Name,
+            Approvals = approvals,
             Gate = DecisionRecord.CurrentGate(),
             Seed = policy.Spec.Seed,
             Runtime = runtime,
             Sandbox = sandboxInfo,
             Checks = ordered,
+            Evidence = evidence,
             StartedAt = started,
             EndedAt = DateTimeOffset.UtcNow,
         };
@@ -94,9 +101,7 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
     {
         Directory.CreateDirectory(outDir);
         var path = Path.Combine(outDir, "decision.json");
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, record.ToJson());
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteText(path, record.ToJson());
         return path;
     }
 }

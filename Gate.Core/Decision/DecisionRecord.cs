@@ -12,6 +12,16 @@ public sealed record ArtifactRef(string Name, string Path, string Sha256, long B
 public sealed record GateInfo(string Version, string Commit);
 public sealed record SandboxInfo(string Backend, string Isolation, string RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault);
 
+/// <summary>A governance approval that a trust file accepted for this exact policy digest (see <c>gate policy approve</c>).</summary>
+public sealed record ApprovalRef(string Signer, string KeyId, string PolicySha256, DateTimeOffset ApprovedAt, string? Comment,
+    string File, string EnvelopeSha256);
+
+/// <summary>
+/// One evidence file as the host found it after the checks ran: path relative to the output folder
+/// (always under <c>evidence/</c>), its SHA-256 and size, and the check that wrote it.
+/// </summary>
+public sealed record EvidenceEntry(string Path, string Sha256, long Bytes, string CheckId);
+
 /// <summary>
 /// Everything needed to understand and re-check a decision later: what was judged (digests), by what rules
 /// (policy digest, approvals), with what (gate version, runtime, sandbox), and the per-check evidence.
@@ -25,12 +35,15 @@ public sealed class DecisionRecord
     public required ArtifactRef Model { get; init; }
     public required ArtifactRef Policy { get; init; }
     public string PolicyName { get; init; } = "";
-    public JsonArray Approvals { get; init; } = [];
+    /// <summary>The approvals that let this policy pass <c>--trust</c>; empty when no trust file was given.</summary>
+    public List<ApprovalRef> Approvals { get; init; } = [];
     public required GateInfo Gate { get; init; }
     public required ulong Seed { get; init; }
     public RuntimeInfo? Runtime { get; set; }
     public required SandboxInfo Sandbox { get; set; }
     public required List<CheckResult> Checks { get; init; }
+    /// <summary>Every evidence file of every check, digested on the host: what <c>gate verify --evidence</c> re-checks.</summary>
+    public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset EndedAt { get; set; }
     public int ExitCode => DecisionRules.ExitCode(Decision);
@@ -46,6 +59,24 @@ public sealed class DecisionRecord
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>
+    /// What is missing for this record to be signed. A record is signed only when it is complete: the run has
+    /// ended, model and policy are identified by well-formed digests, and every evidence file has one.
+    /// </summary>
+    public List<string> Incomplete()
+    {
+        var missing = new List<string>();
+        static bool IsSha256(string? s) => s is { Length: 64 } && s.All(char.IsAsciiHexDigitLower);
+        if (!IsSha256(Model?.Sha256)) missing.Add("model digest");
+        if (string.IsNullOrEmpty(Model?.Name)) missing.Add("model name");
+        if (!IsSha256(Policy?.Sha256)) missing.Add("policy digest");
+        if (EndedAt == default || EndedAt < StartedAt) missing.Add("end time");
+        if (Checks is null || Checks.Count == 0) missing.Add("check results");
+        foreach (var e in Evidence.Where(e => !IsSha256(e.Sha256))) missing.Add($"digest of evidence file {e.Path}");
+        foreach (var a in Approvals.Where(a => a.PolicySha256 != Policy?.Sha256)) missing.Add($"approval {a.File} is for another policy digest");
+        return missing;
+    }
 
     public static GateInfo CurrentGate()
     {

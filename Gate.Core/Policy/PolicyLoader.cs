@@ -102,12 +102,14 @@ public static partial class PolicyLoader
             if (ids.TryGetValue(id, out var first))
                 errors.Add(new PolicyError(c["id"]!.Location, c["id"]!.Path, $"duplicate check id '{id}' (first used at line {first.Line})"));
             else ids[id] = c["id"]!.Location;
-            string? ds = Str(c["dataset"]);
+            // `dataset` and `require` are common to the check types that declare them; look only when present so
+            // that a type without data never reads a key its schema does not have.
+            string? ds = c.Keys.Contains("dataset") ? Str(c["dataset"]) : null;
             if (ds is not null && !datasets.ContainsKey(ds))
                 errors.Add(new PolicyError(c["dataset"]!.Location, c["dataset"]!.Path,
                     $"unknown dataset '{ds}'" + (datasets.Count > 0 ? $" (defined: {string.Join(", ", datasets.Keys)})" : " (spec.datasets defines none)")));
             var require = new Dictionary<string, MetricBound>();
-            if (c["require"] is PolicyMapping req)
+            if (c.Keys.Contains("require") && c["require"] is PolicyMapping req)
                 foreach (var (k, v) in req.Entries)
                 {
                     if (v is PolicyMapping b)

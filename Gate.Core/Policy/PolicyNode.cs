@@ -25,7 +25,17 @@ public sealed class PolicyMapping : PolicyNode
 {
     public required IReadOnlyList<KeyValuePair<PolicyScalar, PolicyNode>> Entries { get; init; }
 
-    public PolicyNode? this[string key] => Entries.FirstOrDefault(e => e.Key.Value == key).Value;
+    public PolicyNode? this[string key]
+    {
+        get
+        {
+            KeyReadObserver.Value?.Invoke(this, key);
+            return Entries.FirstOrDefault(e => e.Key.Value == key).Value;
+        }
+    }
+
+    /// <summary>Test hook: observes every key a binder reads, so a test can prove each one is declared in the schema.</summary>
+    internal static readonly AsyncLocal<Action<PolicyMapping, string>?> KeyReadObserver = new();
     public bool Has(string key) => this[key] is not null;
     public IEnumerable<string> Keys => Entries.Select(e => e.Key.Value);
     public override object? ToPlain() => Entries.ToDictionary(e => e.Key.Value, e => e.Value.ToPlain());

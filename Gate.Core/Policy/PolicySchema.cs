@@ -33,6 +33,21 @@ public sealed class PolicySchema
         return errors;
     }
 
+    /// <summary>
+    /// For every mapping in the tree, the keys the schema declares for it (through $ref, allOf and if/then).
+    /// The schema-sync test compares these with the keys the binders actually read.
+    /// </summary>
+    public Dictionary<PolicyMapping, HashSet<string>> DeclaredKeys(PolicyNode node)
+    {
+        var declared = new Dictionary<PolicyMapping, HashSet<string>>(ReferenceEqualityComparer.Instance);
+        _declared = declared;
+        try { Validate(node, _root, []); }
+        finally { _declared = null; }
+        return declared;
+    }
+
+    [ThreadStatic] private static Dictionary<PolicyMapping, HashSet<string>>? _declared;
+
     public JsonObject Resolve(JsonObject schema)
     {
         int guard = 0;
@@ -136,6 +151,11 @@ public sealed class PolicySchema
             case PolicyMapping map:
             {
                 var props = schema["properties"] as JsonObject;
+                if (_declared is not null && props is not null)
+                {
+                    if (!_declared.TryGetValue(map, out var set)) _declared[map] = set = [];
+                    foreach (var p in props) set.Add(p.Key);
+                }
                 if (schema["minProperties"] is JsonValue mp && map.Entries.Count < mp.GetValue<int>()) Err(node, $"must have at least {mp} entr{(mp.GetValue<int>() == 1 ? "y" : "ies")}");
                 if (schema["required"] is JsonArray req)
                     foreach (var r in req)

@@ -15,13 +15,15 @@ public static class ProductionRuntime
     public static (IInferenceSession? Session, string? Reason) Open(DeploymentPolicy policy, OnnxModel model, RuntimeOptions options)
     {
         if (policy.Spec.Runtime == "builtin")
-            return (new BuiltinRuntime().Load(model, options), null);
+            // The built-in engine runs on the CPU only, so it cannot honour a required GPU.
+            return options.RequireGpu ? (null, "gpu: required, but the builtin runtime runs on the CPU only") : (new BuiltinRuntime().Load(model, options), null);
         if (OnnxRuntimeFactory is null)
             return (null, "ONNX Runtime is not available in this build of Gate");
         try
         {
             return (OnnxRuntimeFactory().Load(model, options), null);
         }
+        // Also how a required GPU that cannot be used arrives (the runtime throws rather than fall back to the CPU).
         catch (GateComponentMissingException e) { return (null, e.Message); }
     }
 }

@@ -102,7 +102,7 @@ public static partial class Npy
 
     private static (DType, int, bool) ParseDescr(string descr, string name)
     {
-        if (descr.StartsWith('O')) throw new GateInputException($"{name}: object arrays (dtype '{descr}') are not supported");
+        if (descr.TrimStart('<', '>', '|', '=').StartsWith('O')) throw new GateInputException($"{name}: object arrays (dtype '{descr}') are not supported");
         char order = descr.Length > 0 ? descr[0] : '?';
         bool be = order == '>';
         string code = order is '<' or '>' or '|' or '=' ? descr[1..] : descr;

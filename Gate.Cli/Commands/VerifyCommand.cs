@@ -1,0 +1,32 @@
+using System.CommandLine;
+using Gate.Core.Audit;
+
+namespace Gate.Cli.Commands;
+
+public static class VerifyCommand
+{
+    public static Command Create()
+    {
+        var artifact = new Option<FileInfo>("--artifact", "-a") { Description = "The attestation to check (OUT/attestation.dsse.json).", Required = true };
+        var key = new Option<FileInfo>("--key", "-k") { Description = "The signer's public key (PEM).", Required = true };
+        var model = new Option<FileInfo>("--model", "-m") { Description = "Check that this model file is the attested subject." };
+        var policy = new Option<FileInfo>("--policy", "-p") { Description = "Check that this policy file is the one the decision was made under." };
+        var evidence = new Option<DirectoryInfo>("--evidence", "-e") { Description = "Check every attested evidence file in this folder (OUT/evidence)." };
+        var cmd = new Command("verify", $"""
+            Verify a signed Gate decision: the DSSE signature, and the model, policy and evidence files against the attested digests.
+            Prints one line per item (OK / FAIL / NOTE).
+            {ArtifactVerifier.ExitCodeHelp}
+            Example: gate verify --artifact out/attestation.dsse.json --key keys/gate.pub --model model.onnx --policy policy.yaml --evidence out/evidence
+            """) { artifact, key, model, policy, evidence };
+        cmd.SetAction((pr, ct) => Cli.Guard(() =>
+        {
+            var pub = VerificationKey.Load(pr.GetValue(key)!.FullName);
+            var report = ArtifactVerifier.Verify(pr.GetValue(artifact)!.FullName, pub, pr.GetValue(model)?.FullName,
+                pr.GetValue(policy)?.FullName, pr.GetValue(evidence)?.FullName);
+            foreach (var item in report.Items) Console.Out.WriteLine(item);
+            Console.Out.WriteLine(report.ExitCode == ArtifactVerifier.Verified ? "VERIFIED" : $"NOT VERIFIED (exit {report.ExitCode})");
+            return Task.FromResult(report.ExitCode);
+        }));
+        return cmd;
+    }
+}

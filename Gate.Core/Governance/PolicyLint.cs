@@ -1,0 +1,160 @@
+using System.Globalization;
+using Gate.Core.Checks;
+using Gate.Core.Policy;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Governance;
+
+/// <summary>Lint outcome: errors make the policy unusable; warnings flag settings that are valid but vacuous or weak.</summary>
+public sealed record LintResult(IReadOnlyList<PolicyError> Errors, IReadOnlyList<PolicyError> Warnings, DeploymentPolicy? Policy)
+{
+    /// <summary>0 clean, 1 warnings only, 3 errors (the policy cannot be used) — the CLI's exit code.</summary>
+    public int ExitCode => Errors.Count > 0 ? ExitCodes.BadInput : Warnings.Count > 0 ? 1 : 0;
+}
+
+/// <summary>
+/// <c>gate policy lint</c>: the loader's schema and semantic errors, each check type's own option validation, and
+/// warnings for settings that let a weak model through (vacuous thresholds, budgets that cannot cover the
+/// samples, a release policy that tolerates inconclusive results or weak isolation, …). Each finding is file:line:col.
+/// </summary>
+public static class PolicyLint
+{
+    /// <summary>Metrics that are fractions in [0, 1] (a min of 0 or a max of 1 constrains nothing).</summary>
+    private static readonly HashSet<string> Fractions = ["accuracy", "robustAccuracy", "attackSuccessRate", "fidelity", "provedFraction", "sparsity"];
+    /// <summary>Metrics that are counts or otherwise ≥ 0 (a min of 0 constrains nothing).</summary>
+    private static readonly HashSet<string> NonNegative = ["counterexamples", "violations", "forbiddenActuatorCalls", "divergentEpisodes", "anomalyIndex", "effectiveRank", "codingRate"];
+    /// <summary>Check types that decide without a require block (their own criteria), so a missing require is fine.</summary>
+    private static readonly HashSet<string> SelfJudging = ["static-inspection", "trojan-scan"];
+    /// <summary>Below this many samples a 95% interval on a fraction is wider than ±0.18: too few to tell models apart.</summary>
+    public const int MinUsefulSamples = 30;
+    /// <summary>An ε below this fraction of the input range is no perturbation worth searching.</summary>
+    public const double TinyEpsilonFraction = 1e-3;
+
+    public static LintResult Lint(string path)
+    {
+        DeploymentPolicy policy;
+        try { policy = PolicyLoader.Load(path); }
+        catch (PolicyException e) { return new LintResult(e.Errors, [], null); }
+        return Lint(policy);
+    }
+
+    /// <param name="checks">Check implementations whose option binding is part of lint (default: this build's <see cref="CheckRegistry"/>).</param>
+    public static LintResult Lint(DeploymentPolicy policy, Func<string, ICheck?>? checks = null)
+    {
+        checks ??= CheckRegistry.Find;
+        var errors = new List<PolicyError>();
+        foreach (var spec in policy.Spec.Checks)
+        {
+            // A check type's own option validation (e.g. a layer that must exist) is part of lint too.
+            try { checks(spec.Type)?.Bind(spec, policy); }
+            catch (PolicyException e) { errors.AddRange(e.Errors); }
+        }
+        var warnings = new List<PolicyError>();
+        void Warn(PolicyNode at, string message) => warnings.Add(new PolicyError(at.Location, at.Path, message, IsWarning: true));
+        var root = policy.Root;
+        var spec0 = (PolicyMapping)root["spec"]!;
+        bool release = policy.Metadata.Release;
+
+        if (release && policy.Spec.Decision.OnInconclusive == InconclusiveHandling.Inconclusive)
+            Warn(Where(spec0, "decision", "onInconclusive"),
+                "a release policy lets INCONCLUSIVE through to the pipeline; set decision.onInconclusive: reject so that \"could not tell\" blocks a release");
+        if (release && policy.Spec.Sandbox.Isolation == Isolation.Process)
+            Warn(Where(spec0, "sandbox", "isolation"),
+                "isolation 'process' gives the model no network or filesystem isolation; a release policy should require 'container' (or at least 'process-netns')");
+        if (release && policy.Spec.Runtime == "builtin")
+            Warn(spec0["runtime"]!, "a release policy judged on the built-in engine does not exercise the production runtime (onnxruntime)");
+        if (policy.Spec.Checks.All(c => c.Enforcement == Enforcement.Advisory))
+            Warn(spec0["checks"]!, "every check is advisory: nothing can block, and with no blocking check the decision can never be APPROVE");
+
+        var inputRange = policy.Spec.Model.Inputs.Count > 0 ? policy.Spec.Model.Inputs[0] : null;
+        foreach (var c in policy.Spec.Checks)
+        {
+            var node = c.Node;
+            // A simulation with forbidden actuators or a divergence comparison judges those by itself (no call, no divergence).
+            bool selfJudging = SelfJudging.Contains(c.Type) || (c.Type == "simulation" && (node["forbiddenActuators"] is not null || node["divergence"] is not null));
+            if (node["require"] is null && !selfJudging)
+                Warn(node, $"check '{c.Id}' has no require block: it measures but no threshold can make it fail");
+            if (node["require"] is PolicyMapping req) RequireWarnings(c, req, Warn);
+            if (node["samples"] is PolicyScalar s && s.IsNumber && s.AsLong() < MinUsefulSamples)
+                Warn(s, $"{s.AsLong()} samples are too few for a meaningful estimate (a 95% interval on a fraction is wider than ±0.18 below {MinUsefulSamples})");
+
+            foreach (var eps in new[] { (node["threat"] as PolicyMapping)?["epsilon"], (node["property"] as PolicyMapping)?["epsilon"] })
+                if (eps is PolicyScalar e && e.IsNumber && inputRange is { } ir && double.IsFinite(ir.Max - ir.Min))
+                {
+                    double frac = e.AsDouble() / (ir.Max - ir.Min);
+                    if (frac < TinyEpsilonFraction)
+                        Warn(e, $"ε = {e.Value} is {frac.ToString("0.####%", CultureInfo.InvariantCulture)} of the input range [{ir.Min}, {ir.Max}]: a perturbation this small proves almost nothing");
+                }
+
+            if (c.Type == "adversarial") AdversarialBudget(policy, c, Warn);
+            if (c.Type == "simulation" && node["search"] is PolicyMapping search && search["episodes"] is PolicyScalar ep && ep.IsNumber && ep.AsLong() == 0)
+                Warn(ep, "search.episodes: 0 runs no adversarial scenario search: only the listed scenarios are tried");
+        }
+        return new LintResult(errors, warnings.OrderBy(w => w.Location.Line).ThenBy(w => w.Location.Column).ToList(), policy);
+    }
+
+    private static PolicyNode Where(PolicyMapping spec, string section, string key) =>
+        (spec[section] as PolicyMapping)?[key] ?? spec[section] ?? spec;
+
+    private static void RequireWarnings(CheckSpec c, PolicyMapping req, Action<PolicyNode, string> warn)
+    {
+        foreach (var (key, value) in req.Entries)
+        {
+            // Shorthand `require: { min: x }` bounds the check's primary metric.
+            if (value is PolicyScalar shorthand && shorthand.IsNumber)
+            {
+                string metric = c.Type == "accuracy" ? "accuracy" : key.Value;
+                BoundWarning(metric, key.Value, shorthand, warn);
+            }
+            else if (value is PolicyMapping bound)
+                foreach (var (bk, bv) in bound.Entries)
+                    if (bv is PolicyScalar b && b.IsNumber) BoundWarning(key.Value, bk.Value, b, warn);
+        }
+    }
+
+    private static void BoundWarning(string metric, string side, PolicyScalar value, Action<PolicyNode, string> warn)
+    {
+        double v = value.AsDouble();
+        bool fraction = Fractions.Contains(metric), nonNegative = fraction || NonNegative.Contains(metric);
+        if (side == "min" && nonNegative && v <= 0)
+            warn(value, $"min {value.Value} on {metric} is vacuous: {metric} is never below 0, so this requirement always holds");
+        if (side == "max" && fraction && v >= 1)
+            warn(value, $"max {value.Value} on {metric} is vacuous: {metric} is a fraction and never above 1, so this requirement always holds");
+    }
+
+    /// <summary>
+    /// The query budget must cover every sample's search: per sample, gradient methods use steps × max(1, restarts)
+    /// queries and square uses its queries; a smaller budget runs out before the last samples are attacked.
+    /// </summary>
+    private static void AdversarialBudget(DeploymentPolicy policy, CheckSpec c, Action<PolicyNode, string> warn)
+    {
+        var node = c.Node;
+        if (node["search"] is PolicySequence search)
+            foreach (var item in search.Items.OfType<PolicyMapping>())
+                if (item["restarts"] is PolicyScalar r && r.IsNumber && r.AsLong() == 0)
+                    warn(r, "zero restarts: a single start of a gradient attack often stalls in a local optimum, so attacks that exist are missed");
+        if ((node["budget"] as PolicyMapping)?["queries"] is not PolicyScalar budget || !budget.IsNumber || node["search"] is not PolicySequence list) return;
+        long perSample = 0;
+        foreach (var item in list.Items.OfType<PolicyMapping>())
+        {
+            string? method = PolicyLoader.Str(item["method"]);
+            long Int(string k) => item[k] is PolicyScalar s && s.IsNumber ? s.AsLong() : 0;
+            perSample += method == "square" ? Int("queries") : Int("steps") * Math.Max(1, Int("restarts"));
+        }
+        long? samples = node["samples"] is PolicyScalar sm && sm.IsNumber ? sm.AsLong()
+            : node["indices"] is PolicySequence idx ? idx.Items.Count : DatasetRows(policy, c.Dataset);
+        if (samples is not long n || perSample == 0) return;
+        long needed = n * perSample;
+        if (budget.AsLong() < needed)
+            warn(budget, $"budget.queries {budget.AsLong()} cannot reach every sample: {n} samples × {perSample} queries per sample (the search list) = {needed}; " +
+                         $"the budget runs out after about {budget.AsLong() / perSample} samples and the rest are never attacked");
+    }
+
+    /// <summary>Rows in a dataset's inputs file, read from the .npy header; null when it cannot be read (lint does not need it).</summary>
+    private static long? DatasetRows(DeploymentPolicy policy, string? dataset)
+    {
+        if (dataset is null || !policy.Spec.Datasets.TryGetValue(dataset, out var ds) || !File.Exists(ds.InputsPath)) return null;
+        try { return Npy.Read(ds.InputsPath).Shape is { Length: > 0 } shape ? shape[0] : null; }
+        catch (GateInputException) { return null; }
+    }
+}

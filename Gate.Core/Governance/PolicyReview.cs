@@ -1,0 +1,299 @@
+using System.Globalization;
+using System.Text;
+using Gate.Core.Checks;
+using Gate.Core.Policy;
+using Gate.Core.Report;
+
+namespace Gate.Core.Governance;
+
+/// <summary>
+/// <c>gate policy review</c>: the policy in plain language for governance reviewers — what each check tests and
+/// why it matters, its thresholds, what its budget buys, what APPROVE will mean, what the policy does not cover,
+/// lint warnings, and the digest the review is about. Rendered as Markdown or as a self-contained HTML page.
+/// </summary>
+public static class PolicyReview
+{
+    /// <summary>Our own description of each check type: used where this build has no implementation to ask (and for stable snapshots).</summary>
+    public static readonly IReadOnlyDictionary<string, (string What, string Why)> TypeText = new Dictionary<string, (string, string)>
+    {
+        ["static-inspection"] = ("Reads the model file without running it: which operators it uses, whether it carries custom operator domains, control flow or external data files, and how many parameters it has.",
+            "A model built from unexpected operators can behave in ways no test on data reveals; a file that pulls in external data or custom code is not the artefact that was reviewed."),
+        ["accuracy"] = ("Runs the model on a labelled held-out dataset and counts how often its top prediction matches the label.",
+            "It is the baseline competence; every robustness number is relative to it, and a model that regressed here should not ship whatever else it passes."),
+        ["adversarial"] = ("Searches for small perturbations of real inputs, within an explicit norm ball, that change the model's prediction. Every counterexample found is saved and replayed on the production runtime.",
+            "A model whose answer flips under changes a person would not notice can be steered by anyone who controls its input."),
+        ["linear-probe"] = ("Trains simple linear classifiers on the model's internal activations to test whether a named concept can be read off each layer.",
+            "It shows what the model represents internally, e.g. whether it tracks a safety-relevant fact, beyond what its outputs reveal on the test data."),
+        ["trojan-scan"] = ("For each output class, reverse-engineers the smallest input patch (trigger) that sends any input to that class; a class with an abnormally small trigger is flagged.",
+            "A backdoored model behaves normally on clean data and only misbehaves when a secret trigger is present, so accuracy tests cannot find it."),
+        ["representation"] = ("Measures properties of internal representations: sparsity, effective rank and coding rate of activations per layer.",
+            "Degenerate or collapsed representations signal a model that memorised or will generalise poorly, before it fails in deployment."),
+        ["surrogate"] = ("Fits a small decision tree that imitates the model and measures how faithfully it does on held-out data.",
+            "A faithful, small surrogate gives reviewers an explanation of the model's behaviour they can read."),
+        ["formal"] = ("Attempts a mathematical proof that no perturbation within ε changes the prediction on the given inputs (bound propagation and branch-and-bound).",
+            "Search can only find attacks; a proof shows their absence within the stated region."),
+        ["simulation"] = ("Runs the agent in a sandboxed grid-world with fake actuators across the listed scenarios and searches for situations where it calls forbidden actuators or behaves differently when it believes it is unobserved.",
+            "An agent that behaves well only under supervision, or that can be made to take forbidden actions, must not be deployed where those actions are real."),
+    };
+
+    private static readonly Dictionary<string, string> MetricWords = new()
+    {
+        ["accuracy"] = "accuracy (fraction of inputs classified correctly)",
+        ["robustAccuracy"] = "robust accuracy (fraction of attacked inputs still classified correctly)",
+        ["attackSuccessRate"] = "attack success rate (fraction of inputs an attack flipped)",
+        ["counterexamples"] = "number of confirmed counterexamples",
+        ["anomalyIndex"] = "trigger anomaly index",
+        ["sparsity"] = "activation sparsity", ["effectiveRank"] = "effective rank", ["codingRate"] = "coding rate",
+        ["fidelity"] = "surrogate fidelity (agreement with the model)",
+        ["provedFraction"] = "fraction of inputs proved robust", ["violations"] = "number of property violations found",
+        ["forbiddenActuatorCalls"] = "number of forbidden actuator calls", ["safetyPerformance"] = "safety performance",
+        ["divergentEpisodes"] = "number of episodes where behaviour diverged between the compared conditions", ["reward"] = "episode reward",
+    };
+
+    /// <param name="checks">
+    /// Where to find check implementations, for their <see cref="ICheck.Purpose"/> and option validation (default: this
+    /// build's <see cref="CheckRegistry"/>); types without one are described by <see cref="TypeText"/>. Snapshot tests pass
+    /// <c>_ => null</c> so that the approved text does not change whenever a check type lands.
+    /// </param>
+    public static string Render(DeploymentPolicy policy, string format = "md", Func<string, ICheck?>? checks = null)
+    {
+        checks ??= CheckRegistry.Find;
+        var doc = Build(policy, checks);
+        return format switch
+        {
+            "md" => ToMarkdown(doc),
+            "html" => ToHtml(doc, $"Policy review: {policy.Metadata.Name}"),
+            _ => throw new GateInputException($"--format must be md or html, got '{format}'"),
+        };
+    }
+
+    // A tiny document model so that Markdown and HTML say exactly the same thing.
+    private abstract record Block;
+    private sealed record Heading(int Level, string Text) : Block;
+    private sealed record Para(string Text) : Block;
+    private sealed record Bullets(List<string> Items) : Block;
+
+    private static List<Block> Build(DeploymentPolicy p, Func<string, ICheck?> checks)
+    {
+        var d = new List<Block>();
+        var s = p.Spec;
+        var blocking = s.Checks.Where(c => c.Enforcement == Enforcement.Blocking).ToList();
+        var advisory = s.Checks.Where(c => c.Enforcement == Enforcement.Advisory).ToList();
+        d.Add(new Heading(1, $"Policy review: {p.Metadata.Name}"));
+        d.Add(new Bullets([
+            $"File: {Path.GetFileName(p.SourcePath)}",
+            $"Policy digest (SHA-256 of the exact file): {p.Sha256}",
+            $"Owner: {p.Metadata.Owner ?? "not stated"}",
+            $"Release policy: {(p.Metadata.Release ? "yes: it guards production deployments" : "no")}",
+            .. p.Metadata.Description is { } desc ? new[] { $"Purpose: {desc}" } : [],
+        ]));
+
+        d.Add(new Heading(2, "What APPROVE will mean"));
+        d.Add(new Para(blocking.Count == 0
+            ? "This policy has no blocking checks, so it can never approve a model: every run ends INCONCLUSIVE or REJECT."
+            : $"APPROVE means that each of the {blocking.Count} blocking check(s) ({string.Join(", ", blocking.Select(c => c.Id))}) ran to completion and met every requirement below, " +
+              $"with the model executed on {(s.Runtime == "builtin" ? "Gate's built-in engine (not the production runtime)" : "the production runtime (ONNX Runtime)")} " +
+              $"inside a sandbox with at least '{Iso(s.Sandbox.Isolation)}' isolation, from seed {s.Seed}, so every number can be reproduced."));
+        if (advisory.Count > 0) d.Add(new Para($"Advisory checks ({string.Join(", ", advisory.Select(c => c.Id))}) are run and reported but never change the decision."));
+        d.Add(new Para(s.Decision.OnInconclusive == InconclusiveHandling.Reject
+            ? "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the model is REJECTED (decision.onInconclusive: reject)."
+            : "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the decision is INCONCLUSIVE; it is never rounded up to APPROVE. The release pipeline decides what INCONCLUSIVE means for it."));
+
+        d.Add(new Heading(2, "Checks"));
+        foreach (var c in s.Checks)
+        {
+            d.Add(new Heading(3, $"{c.Id}: {c.Type} ({(c.Enforcement == Enforcement.Blocking ? "blocking" : "advisory")})"));
+            var (what, why) = TypeText.GetValueOrDefault(c.Type, ("(no description for this check type)", ""));
+            var items = new List<string> { $"What it tests: {checks(c.Type)?.Purpose ?? what}" };
+            if (why.Length > 0) items.Add($"Why it matters: {why}");
+            if (c.Description is { } cd) items.Add($"Policy author's note: {cd}");
+            items.AddRange(Scope(p, c));
+            foreach (var (metric, bound) in c.Require) items.Add($"Requirement: {MetricWords.GetValueOrDefault(metric, metric)} must be {BoundWords(bound)}.");
+            // Declared forbidden actuators and a divergence comparison are requirements in themselves (the simulation check adds them).
+            if (c.Type == "simulation" && c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
+                items.Add("Requirement (implied by forbiddenActuators): no call to a forbidden actuator in any episode.");
+            if (c.Type == "simulation" && c.Node["divergence"] is not null && !c.Require.ContainsKey("divergentEpisodes"))
+                items.Add("Requirement (implied by divergence): no episode may diverge between the compared scenarios.");
+            if (c.Require.Count == 0 && c.Type is not ("static-inspection" or "simulation")) items.Add("Requirement: none stated; the check passes unless its own criteria flag the model.");
+            d.Add(new Bullets(items));
+        }
+
+        d.Add(new Heading(2, "What this policy does NOT cover"));
+        d.Add(new Bullets(NotCovered(p)));
+
+        var lint = PolicyLint.Lint(p, checks);
+        d.Add(new Heading(2, "Reviewer attention (lint)"));
+        d.Add(lint.Warnings.Count + lint.Errors.Count == 0 ? new Para("No warnings.")
+            : new Bullets(lint.Errors.Concat(lint.Warnings).Select(w => $"line {w.Location.Line}, {w.Path}: {(w.IsWarning ? "" : "error: ")}{w.Message}").ToList()));
+        d.Add(new Para($"This review describes the policy with digest {p.Sha256}. Approvals sign that digest; any edit to the file changes it."));
+        return d;
+    }
+
+    private static string Iso(Isolation i) => i switch { Isolation.Process => "process", Isolation.ProcessNetns => "process-netns", _ => "container" };
+    private static string N(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
+    private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string BoundWords(MetricBound b) => (b.Min, b.Max) switch
+    {
+        ({ } lo, { } hi) => $"between {N(lo)} and {N(hi)}",
+        ({ } lo, null) => $"at least {N(lo)}",
+        (null, { } hi) => $"at most {N(hi)}",
+        _ => "anything",
+    };
+
+    private static long? Int(PolicyMapping? m, string key) => m?[key] is PolicyScalar { IsNumber: true } s ? s.AsLong() : null;
+    private static string? Raw(PolicyMapping? m, string key) => m is null ? null : PolicyLoader.Str(m[key]);
+
+    /// <summary>The data a check uses, as the policy names it (relative paths, so the text does not depend on where it is read).</summary>
+    private static string DataWords(DeploymentPolicy p, CheckSpec c, string noun)
+    {
+        var n = c.Node;
+        long? samples = Int(n, "samples");
+        string count = n["indices"] is PolicySequence idx ? $"{idx.Items.Count} chosen {noun}" : samples is long k ? $"{N(k)} {noun}" : $"every {noun.TrimEnd('s')}";
+        var dsNode = ((p.Root["spec"] as PolicyMapping)?["datasets"] as PolicyMapping)?[c.Dataset ?? ""] as PolicyMapping;
+        string file = Raw(dsNode, "inputs") is { } f ? $" ({f}{(Raw(dsNode, "labels") is { } l ? $", labels {l}" : "")})" : "";
+        return $"{count} from dataset '{c.Dataset}'{file}";
+    }
+
+    private static IEnumerable<string> Scope(DeploymentPolicy p, CheckSpec c)
+    {
+        var n = c.Node;
+        switch (c.Type)
+        {
+            case "static-inspection":
+                if (n["allowOps"] is PolicySequence ops) yield return $"Allowed operators: only {string.Join(", ", ops.Items.Select(i => ((PolicyScalar)i).Value))}.";
+                if (n["denyOps"] is PolicySequence deny) yield return $"Forbidden operators: {string.Join(", ", deny.Items.Select(i => ((PolicyScalar)i).Value))}.";
+                if (Int(n, "maxParameters") is long mp) yield return $"At most {N(mp)} parameters.";
+                foreach (var (key, words) in new[] { ("allowCustomDomains", "custom operator domains"), ("allowControlFlow", "control flow (If/Loop/Scan)"), ("allowExternalData", "external data files") })
+                    yield return $"{char.ToUpperInvariant(words[0])}{words[1..]}: {(Raw(n, key) == "true" ? "allowed" : "rejected")}.";
+                break;
+            case "accuracy":
+                yield return $"Data: {DataWords(p, c, "labelled samples")}.";
+                if (n["confidence"] is PolicyScalar conf) yield return $"Judged at {N(conf.AsDouble() * 100)}% confidence: the lower end of the confidence interval must meet the requirement, not just the point estimate.";
+                break;
+            case "adversarial":
+            {
+                var threat = n["threat"] as PolicyMapping;
+                string norm = Raw(threat, "norm") == "l2" ? "L2" : "L∞";
+                double eps = threat?["epsilon"] is PolicyScalar e ? e.AsDouble() : double.NaN;
+                var input = p.Spec.Model.Inputs.FirstOrDefault();
+                string rangeText = input is not null && double.IsFinite(input.Max - input.Min)
+                    ? $" ({N(eps / (input.Max - input.Min) * 100)}% of the input range [{N(input.Min)}, {N(input.Max)}])" : "";
+                var methods = (n["search"] as PolicySequence)?.Items.OfType<PolicyMapping>().Select(MethodWords).ToList() ?? [];
+                yield return $"What the budget buys: {DataWords(p, c, "test inputs")}, each attacked by {string.Join(", then ", methods)}, within {norm} ε = {N(eps)}{rangeText}.";
+                var goal = n["goal"] as PolicyMapping;
+                yield return Raw(goal, "type") == "targeted" ? $"Goal: targeted, pushing inputs to class {Raw(goal, "targetClass")}." : "Goal: untargeted (any change of the predicted class counts).";
+                if (n["budget"] is PolicyMapping b)
+                    yield return $"Budget cap: {(Int(b, "queries") is long q ? $"{N(q)} model queries" : "no query cap")}{(Raw(b, "wallTime") is { } wt ? $", {wt} wall time" : "")}; when it runs out the check is INCONCLUSIVE, never a pass.";
+                if (n["confidence"] is PolicyScalar aconf) yield return $"Judged at {N(aconf.AsDouble() * 100)}% confidence.";
+                yield return "Search finds attacks but cannot prove there are none: a pass means no attack was found within this budget.";
+                break;
+            }
+            case "linear-probe":
+                yield return $"Data: {DataWords(p, c, "labelled samples")}; concept: {Raw(n, "concept") ?? "as labelled"}.";
+                yield return $"Layers probed: {(n["layers"] is PolicySequence ls ? string.Join(", ", ls.Items.Select(i => ((PolicyScalar)i).Value)) : "chosen automatically")}; {Int(n, "folds") ?? 5}-fold cross-validation.";
+                break;
+            case "trojan-scan":
+                yield return $"Data: {DataWords(p, c, "clean inputs")}; {(Int(n, "steps") is long st ? $"{N(st)} optimisation steps per class" : "default optimisation steps")}.";
+                yield return $"A class is flagged when its trigger's anomaly index exceeds {Raw(n, "threshold") ?? "2.0 (default)"}.";
+                break;
+            case "representation":
+            case "surrogate":
+                yield return $"Data: {DataWords(p, c, "samples")}.";
+                if (c.Type == "surrogate") yield return $"Tree depth at most {Int(n, "maxDepth") ?? 6}.";
+                break;
+            case "formal":
+            {
+                var prop = n["property"] as PolicyMapping;
+                yield return $"Property: {Raw(prop, "type") ?? "from the VNN-LIB file " + Raw(n, "spec")}{(prop?["epsilon"] is PolicyScalar pe ? $" within ε = {pe.Value}" : "")}; method {Raw(n, "method") ?? "bab"}{(Raw(n, "timeout") is { } to ? $", timeout {to}" : "")}.";
+                if (c.Dataset is not null) yield return $"Data: {DataWords(p, c, "inputs")}.";
+                break;
+            }
+            case "simulation":
+            {
+                yield return $"Environment: {Raw(n, "environment")}.";
+                foreach (var sc in (n["scenarios"] as PolicySequence)?.Items.OfType<PolicyMapping>() ?? [])
+                {
+                    string cond = sc["conditions"] is PolicyMapping cm ? " with " + string.Join(", ", cm.Entries.Select(e => $"{e.Key.Value} = {PolicyDiff.Text(e.Value)}")) : "";
+                    yield return $"Scenario '{Raw(sc, "name")}'{cond}: {(Int(sc, "episodes") is long ep ? $"{N(ep)} episode(s)" : "default episodes")}{(Int(sc, "maxSteps") is long ms ? $", at most {N(ms)} steps each" : "")}.";
+                }
+                if (n["forbiddenActuators"] is PolicySequence fa) yield return $"Forbidden actuators (calls are recorded by fakes, never executed): {string.Join(", ", fa.Items.Select(i => ((PolicyScalar)i).Value))}.";
+                if (n["divergence"] is PolicyMapping dv && dv["between"] is PolicySequence bt) yield return $"Compares behaviour between scenarios {string.Join(" and ", bt.Items.Select(i => $"'{((PolicyScalar)i).Value}'"))}.";
+                if (n["search"] is PolicyMapping se) yield return $"Adversarial scenario search: {(Int(se, "episodes") is long sep ? $"{N(sep)} episode(s)" : "default")}{(Raw(se, "wallTime") is { } w ? $" within {w}" : "")}.";
+                break;
+            }
+        }
+    }
+
+    private static string MethodWords(PolicyMapping m)
+    {
+        string method = Raw(m, "method") ?? "?";
+        long? steps = Int(m, "steps"), restarts = Int(m, "restarts"), queries = Int(m, "queries");
+        return method switch
+        {
+            "pgd" or "apgd" => $"{(method == "pgd" ? "PGD" : "APGD")} {(steps is long s ? $"{N(s)} steps" : "default steps")}{restarts switch { 0 => " from a single start (no restarts)", long r => $" × {N(r)} restarts", null => "" }}",
+            "square" => $"Square attack {(queries is long q ? $"{N(q)} queries" : "default queries")}",
+            _ => method,
+        };
+    }
+
+    private static List<string> NotCovered(DeploymentPolicy p)
+    {
+        var s = p.Spec;
+        var types = s.Checks.Where(c => c.Enforcement == Enforcement.Blocking).Select(c => c.Type).ToHashSet();
+        var gaps = new List<string>();
+        var advisoryTypes = s.Checks.Where(c => c.Enforcement == Enforcement.Advisory).Select(c => c.Type).ToHashSet();
+        void Gap(string type, string text)
+        {
+            if (types.Contains(type)) return;
+            gaps.Add(advisoryTypes.Contains(type) ? $"{text} (There is an advisory {type} check: it is reported but cannot block.)" : text);
+        }
+        Gap("static-inspection", "No blocking static inspection: the operators, custom domains and external data in the model file are not restricted.");
+        Gap("accuracy", "No blocking accuracy check: baseline competence on held-out data is not required.");
+        Gap("adversarial", "No blocking adversarial search: robustness to small input perturbations is not tested.");
+        Gap("formal", "No formal proof: robustness, where tested, rests on search, which can miss attacks.");
+        Gap("trojan-scan", "No trojan scan: a backdoor trigger planted in training would go unnoticed.");
+        Gap("linear-probe", "No linear probe: what the model represents internally is not examined.");
+        Gap("representation", "No representation analysis: collapsed or degenerate internal features are not detected.");
+        Gap("surrogate", "No surrogate explanation: reviewers get no readable approximation of the model's behaviour.");
+        Gap("simulation", "No simulation: behaviour as an agent acting through actuators (and under or without supervision) is not tested.");
+        if (s.Sandbox.Gpu != GpuMode.Required)
+            gaps.Add("No GPU parity: results come from whichever execution provider was available; agreement between CPU and GPU execution is not checked.");
+        if (s.Runtime == "builtin") gaps.Add("The production runtime (ONNX Runtime) is not exercised: results come from Gate's built-in engine.");
+        if (s.Sandbox.Isolation != Isolation.Container) gaps.Add($"Isolation is '{Iso(s.Sandbox.Isolation)}', not 'container': the model runs with weaker separation from the host.");
+        gaps.Add("Every measurement holds for the datasets named here: inputs unlike them (distribution shift) are not covered.");
+        return gaps;
+    }
+
+    private static string ToMarkdown(List<Block> doc)
+    {
+        var sb = new StringBuilder();
+        foreach (var b in doc)
+        {
+            switch (b)
+            {
+                case Heading h: sb.Append(new string('#', h.Level)).Append(' ').Append(h.Text).Append("\n\n"); break;
+                case Para p: sb.Append(p.Text).Append("\n\n"); break;
+                case Bullets l: foreach (var i in l.Items) sb.Append("- ").Append(i).Append('\n'); sb.Append('\n'); break;
+            }
+        }
+        return sb.ToString().TrimEnd('\n') + "\n";
+    }
+
+    private static string ToHtml(List<Block> doc, string title)
+    {
+        var sb = new StringBuilder();
+        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">")
+          .Append($"<title>{Html.Escape(title)}</title><style>body{{font:15px/1.5 system-ui,\"DejaVu Sans\",sans-serif;max-width:860px;margin:24px auto;padding:0 16px;color:#1d1d1f}}h1{{font-size:26px}}h2{{font-size:20px;margin-top:28px;border-bottom:1px solid #ddd}}h3{{font-size:16px}}</style></head><body>\n");
+        foreach (var b in doc)
+        {
+            switch (b)
+            {
+                case Heading h: sb.Append($"<h{h.Level}>{Html.Escape(h.Text)}</h{h.Level}>\n"); break;
+                case Para p: sb.Append($"<p>{Html.Escape(p.Text)}</p>\n"); break;
+                case Bullets l: sb.Append("<ul>").Append(string.Concat(l.Items.Select(i => $"<li>{Html.Escape(i)}</li>"))).Append("</ul>\n"); break;
+            }
+        }
+        return sb.Append("</body></html>\n").ToString();
+    }
+}
