@@ -7,6 +7,12 @@ public sealed class GemmOp : Operator
 {
     public override string OpType => "Gemm";
 
+    /// <summary>
+    /// Transposed copies of weight matrices used with transB=1, keyed by the weight array itself (tensors are
+    /// immutable once handed to the engine) and released with it, so repeated calls skip the transposition.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], float[]> TransposedWeights = new();
+
     private static (int m, int k, int n) Dims(OpContext ctx, int[] a, int[] b)
     {
         bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
@@ -42,14 +48,22 @@ public sealed class GemmOp : Operator
                 for (int j = 0; j < n; j++)
                     y[i * n + j] = System.Numerics.Tensors.TensorPrimitives.Dot(am.AsSpan(i * k, k), bf.AsSpan(j * k, k));
         }
-        else Kernels.MatMul(am, tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf, y, m, k, n);
-        if (alpha != 1f) for (int i = 0; i < y.Length; i++) y[i] *= alpha;
+        else Kernels.MatMul(am, tb ? TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k)) : bf, y, m, k, n);
+        if (alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(y, alpha, y);
         if (c is not null && beta != 0f)
         {
             Broadcast.Shape(c.Shape, [m, n], ctx.Where);
-            var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
             var cf = Kernels.Floats(c, ctx, "C");
-            for (int i = 0; i < y.Length; i++) y[i] += beta * cf[idx[i]];
+            if (c.Length == n && (c.Rank == 1 || c.Shape[^1] == n))
+            {
+                // The usual bias row: one SIMD multiply-add per output row instead of an index map.
+                for (int i = 0; i < m; i++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cf.AsSpan(0, n), beta, y.AsSpan(i * n, n), y.AsSpan(i * n, n));
+            }
+            else
+            {
+                var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
+                for (int i = 0; i < y.Length; i++) y[i] += beta * cf[idx[i]];
+            }
         }
         return [Tensor.FromFloats([m, n], y)];
     }
