@@ -127,7 +127,7 @@ public sealed class GemmOp : Operator
         var dA = ta ? Kernels.Transpose(dAm, m, k) : dAm;
         var dB = needB && tb ? Kernels.Transpose(dBm, k, n) : dBm;
         Tensor? gc = null;
-        if (c is not null)
+        if (c is not null && ctx.NeedsGradient(2))
         {
             var s = new float[m * n];
             for (int i = 0; i < s.Length; i++) s[i] = (float)(beta * gyf[i]);
