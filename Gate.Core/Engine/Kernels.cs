@@ -24,21 +24,26 @@ public static class Kernels
         if (m == 0 || n == 0 || k == 0) return;
         long work = (long)m * k * n;
         int rowBlocks = (m + RowsPerTask - 1) / RowsPerTask;
-        if (work < ParallelThreshold || rowBlocks == 1)
+        // Few rows but many columns (a batched convolution): split the columns across threads instead.
+        int colStrips = rowBlocks >= Environment.ProcessorCount ? 1 : Math.Max(1, Math.Min((n + NBlock - 1) / NBlock, 4 * Environment.ProcessorCount));
+        if (work < ParallelThreshold || rowBlocks * colStrips == 1)
         {
-            Blocked(a, b, c, 0, m, k, n);
+            Blocked(a, b, c, 0, m, k, n, 0, n);
             return;
         }
+        int stripWidth = (n + colStrips - 1) / colStrips;
         unsafe
         {
             fixed (float* pa = a, pb = b, pc = c)
             {
                 var (ia, ib, ic) = ((nint)pa, (nint)pb, (nint)pc);
                 int la = a.Length, lb = b.Length, lc = c.Length;
-                Parallel.For(0, rowBlocks, blk =>
+                Parallel.For(0, rowBlocks * colStrips, tile =>
                 {
+                    int blk = tile / colStrips, strip = tile % colStrips;
                     int r0 = blk * RowsPerTask, r1 = Math.Min(m, r0 + RowsPerTask);
-                    Blocked(new ReadOnlySpan<float>((float*)ia, la), new ReadOnlySpan<float>((float*)ib, lb), new Span<float>((float*)ic, lc), r0, r1, k, n);
+                    int j0 = strip * stripWidth, j1 = Math.Min(n, j0 + stripWidth);
+                    if (j0 < j1) Blocked(new ReadOnlySpan<float>((float*)ia, la), new ReadOnlySpan<float>((float*)ib, lb), new Span<float>((float*)ic, lc), r0, r1, k, n, j0, j1);
                 });
             }
         }
@@ -46,15 +51,15 @@ public static class Kernels
 
     private const int KBlock = 256, NBlock = 512, RowsPerTask = 32;
 
-    /// <summary>Rows [r0, r1) of C += A·B, blocked over K and N.</summary>
-    private static void Blocked(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int r0, int r1, int k, int n)
+    /// <summary>Rows [r0, r1) and columns [jStart, jEnd) of C += A·B, blocked over K and N.</summary>
+    private static void Blocked(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int r0, int r1, int k, int n, int jStart, int jEnd)
     {
         for (int p0 = 0; p0 < k; p0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - p0);
-            for (int j0 = 0; j0 < n; j0 += NBlock)
+            for (int j0 = jStart; j0 < jEnd; j0 += NBlock)
             {
-                int nc = Math.Min(NBlock, n - j0);
+                int nc = Math.Min(NBlock, jEnd - j0);
                 int i = r0;
                 for (; i + 4 <= r1; i += 4) MicroKernel4(a, b, c, i, p0, kc, j0, nc, k, n);
                 for (; i < r1; i++)

@@ -12,6 +12,8 @@ public class KernelsTests
     [InlineData(9, 17, 37)]        // row and column tails
     [InlineData(70, 300, 40)]      // K crosses a 256 panel; several parallel row blocks
     [InlineData(33, 20, 530)]      // N crosses a 512 strip
+    [InlineData(8, 9, 2000)]       // few rows, many columns: column strips run in parallel
+    [InlineData(5, 72, 1531)]      // column strips with row and column tails
     public void Blocked_gemm_matches_naive_product(int m, int k, int n)
     {
         var r = new Random(m * 1000 + k * 10 + n);

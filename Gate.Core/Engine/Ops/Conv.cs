@@ -41,10 +41,16 @@ public sealed class ConvOp : Operator
         return [[g.N, g.M, g.OH, g.OW]];
     }
 
-    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, Geo g, int n, int grp)
+    /// <summary>
+    /// Column matrix of sample n, group grp: row (c, ky, kx), column (oy, ox). Rows are <paramref name="rowStride"/>
+    /// apart (default: one sample's width) and start at column <paramref name="colOffset"/>, so several samples can
+    /// share one wide matrix.
+    /// </summary>
+    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, Geo g, int n, int grp, int rowStride = 0, int colOffset = 0)
     {
         var s = g.S;
         int ohw = g.ColCols;
+        if (rowStride == 0) rowStride = ohw;
         for (int c = 0; c < g.Cg; c++)
         {
             int ch = grp * g.Cg + c;
@@ -52,7 +58,7 @@ public sealed class ConvOp : Operator
             for (int ky = 0; ky < g.Kh; ky++)
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
-                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * ohw, ohw);
+                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * rowStride + colOffset, ohw);
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
@@ -100,7 +106,8 @@ public sealed class ConvOp : Operator
         var xf = Kernels.Floats(x, ctx, "X"); var wf = Kernels.Floats(w, ctx, "W");
         var y = new float[g.N * g.M * g.OH * g.OW];
         int outPlane = g.OH * g.OW;
-        Parallel.For(0, g.N * g.G, job =>
+        if (g.G == 1 && g.N > 1) ForwardBatched(xf, wf, y, g);
+        else Parallel.For(0, g.N * g.G, job =>
         {
             int n = job / g.G, grp = job % g.G;
             // Pooled column buffer: Im2Col overwrites every element, so a rented (dirty) array is fine.
@@ -121,6 +128,26 @@ public sealed class ConvOp : Operator
                 }
         }
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
+    }
+
+    /// <summary>
+    /// Ungrouped convolution of a whole batch as one GEMM, W[M, C·Kh·Kw] · col[C·Kh·Kw, N·OH·OW]: one wide product
+    /// keeps the SIMD kernel busy where per-sample products (a few rows by OH·OW columns) are dominated by overhead.
+    /// </summary>
+    private static void ForwardBatched(float[] xf, float[] wf, float[] y, Geo g)
+    {
+        int plane = g.ColCols, width = g.N * plane;
+        var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * width);
+        var wide = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * width);
+        Parallel.For(0, g.N, n => Im2Col(xf, col, g, n, 0, width, n * plane));
+        Kernels.MatMul(wf.AsSpan(0, g.M * g.ColRows), col.AsSpan(0, g.ColRows * width), wide.AsSpan(0, g.M * width), g.M, g.ColRows, width);
+        // [M, N, OH·OW] → [N, M, OH·OW]
+        Parallel.For(0, g.N, n =>
+        {
+            for (int m = 0; m < g.M; m++) wide.AsSpan(m * width + n * plane, plane).CopyTo(y.AsSpan((n * g.M + m) * plane, plane));
+        });
+        System.Buffers.ArrayPool<float>.Shared.Return(col);
+        System.Buffers.ArrayPool<float>.Shared.Return(wide);
     }
 
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)
