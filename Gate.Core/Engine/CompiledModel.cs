@@ -53,6 +53,9 @@ public sealed class CompiledModel
             if (op is null) missing.Add(string.IsNullOrEmpty(n.Domain) ? n.OpType : $"{n.Domain}:{n.OpType}");
             else ops[i] = op;
         }
+        foreach (var vi in model.Graph.Inputs.Concat(model.Graph.Outputs))
+            if (vi.Kind != "tensor")
+                throw new GateInputException($"{model.SourcePath}: graph value '{vi.Name}' is a {vi.Kind}; the built-in engine computes on tensors only");
         if (missing.Count > 0)
             throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing)}");
         return new CompiledModel(model, ops);
@@ -150,6 +153,14 @@ public sealed class CompiledModel
         var grads = new Dictionary<string, Tensor>(outputGrads);
         var wrtSet = wrt.ToList();
         var nodes = Graph.Nodes;
+        // Tensors that depend on a requested one: only they need gradients, so other branches are skipped.
+        var dependent = new HashSet<string>(wrtSet);
+        var needed = new bool[nodes.Count][];
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            needed[i] = nodes[i].Inputs.Select(dependent.Contains).ToArray();
+            if (needed[i].Any(b => b)) foreach (var o in nodes[i].Outputs) if (o.Length > 0) dependent.Add(o);
+        }
         for (int i = nodes.Count - 1; i >= 0; i--)
         {
             var node = nodes[i];
@@ -159,12 +170,13 @@ public sealed class CompiledModel
                 if (node.Outputs[j].Length > 0 && grads.TryGetValue(node.Outputs[j], out var g)) { outGrads[j] = g; any = true; }
             if (!any) continue;
             if (!_ops[i].IsDifferentiable) continue; // piecewise-constant: contributes zero gradient
-            var inGrads = _ops[i].Backward(_ctx[i], pass.TapeInputs[i], pass.TapeOutputs[i], outGrads);
+            if (!needed[i].Any(b => b)) continue;   // no requested tensor upstream of this node
+            var inGrads = _ops[i].Backward(_ctx[i] with { GradientsNeeded = needed[i] }, pass.TapeInputs[i], pass.TapeOutputs[i], outGrads);
             for (int j = 0; j < node.Inputs.Length && j < inGrads.Length; j++)
             {
                 var name = node.Inputs[j];
                 var g = inGrads[j];
-                if (name.Length == 0 || g is null) continue;
+                if (name.Length == 0 || g is null || !needed[i][j]) continue;
                 grads[name] = grads.TryGetValue(name, out var prev) ? Kernels.AddSameShape(prev, g) : g;
             }
         }

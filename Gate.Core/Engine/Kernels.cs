@@ -1,4 +1,7 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Gate.Core.Tensors;
 
 namespace Gate.Core.Engine;
@@ -10,42 +13,115 @@ public static class Kernels
     private const long ParallelThreshold = 1 << 16;
 
     /// <summary>
-    /// C[M,N] (+)= A[M,K] · B[K,N], all row-major and contiguous. Rows of C are independent, so they are split
-    /// across threads; the inner loop is a SIMD axpy over a row of B, which streams memory in order.
+    /// C[M,N] (+)= A[M,K] · B[K,N], all row-major and contiguous. Cache-blocked: K is cut into panels of
+    /// <see cref="KBlock"/> rows of B and N into strips of <see cref="NBlock"/> columns, so a B panel stays in L2
+    /// while every row block of A streams past it. Inside, a 4×(2 vectors) register-blocked SIMD micro-kernel does
+    /// the multiply-adds; edges fall back to a SIMD axpy. Row blocks run in parallel.
     /// </summary>
     public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
         if (!accumulate) c[..(m * n)].Clear();
-        if ((long)m * k * n < ParallelThreshold || m == 1)
+        if (m == 0 || n == 0 || k == 0) return;
+        long work = (long)m * k * n;
+        int rowBlocks = (m + RowsPerTask - 1) / RowsPerTask;
+        // Few rows but many columns (a batched convolution): split the columns across threads instead.
+        int colStrips = rowBlocks >= Environment.ProcessorCount ? 1 : Math.Max(1, Math.Min((n + NBlock - 1) / NBlock, 4 * Environment.ProcessorCount));
+        if (work < ParallelThreshold || rowBlocks * colStrips == 1)
         {
-            for (int i = 0; i < m; i++) RowTimesMatrix(a.Slice(i * k, k), b, c.Slice(i * n, n), k, n);
+            Blocked(a, b, c, 0, m, k, n, 0, n);
             return;
         }
+        int stripWidth = (n + colStrips - 1) / colStrips;
         unsafe
         {
             fixed (float* pa = a, pb = b, pc = c)
             {
                 var (ia, ib, ic) = ((nint)pa, (nint)pb, (nint)pc);
                 int la = a.Length, lb = b.Length, lc = c.Length;
-                Parallel.For(0, m, i =>
+                Parallel.For(0, rowBlocks * colStrips, tile =>
                 {
-                    var sa = new ReadOnlySpan<float>((float*)ia, la);
-                    var sb = new ReadOnlySpan<float>((float*)ib, lb);
-                    var sc = new Span<float>((float*)ic, lc);
-                    RowTimesMatrix(sa.Slice(i * k, k), sb, sc.Slice(i * n, n), k, n);
+                    int blk = tile / colStrips, strip = tile % colStrips;
+                    int r0 = blk * RowsPerTask, r1 = Math.Min(m, r0 + RowsPerTask);
+                    int j0 = strip * stripWidth, j1 = Math.Min(n, j0 + stripWidth);
+                    if (j0 < j1) Blocked(new ReadOnlySpan<float>((float*)ia, la), new ReadOnlySpan<float>((float*)ib, lb), new Span<float>((float*)ic, lc), r0, r1, k, n, j0, j1);
                 });
             }
         }
     }
 
-    private static void RowTimesMatrix(ReadOnlySpan<float> aRow, ReadOnlySpan<float> b, Span<float> cRow, int k, int n)
+    private const int KBlock = 256, NBlock = 512, RowsPerTask = 32;
+
+    /// <summary>Rows [r0, r1) and columns [jStart, jEnd) of C += A·B, blocked over K and N.</summary>
+    private static void Blocked(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int r0, int r1, int k, int n, int jStart, int jEnd)
     {
-        for (int p = 0; p < k; p++)
+        for (int p0 = 0; p0 < k; p0 += KBlock)
         {
-            float s = aRow[p];
-            if (s == 0f) continue;
-            TensorPrimitives.MultiplyAdd(b.Slice(p * n, n), s, cRow, cRow);
+            int kc = Math.Min(KBlock, k - p0);
+            for (int j0 = jStart; j0 < jEnd; j0 += NBlock)
+            {
+                int nc = Math.Min(NBlock, jEnd - j0);
+                int i = r0;
+                for (; i + 4 <= r1; i += 4) MicroKernel4(a, b, c, i, p0, kc, j0, nc, k, n);
+                for (; i < r1; i++)
+                    for (int p = p0; p < p0 + kc; p++)
+                    {
+                        float s = a[i * k + p];
+                        if (s == 0f) continue;
+                        var cRow = c.Slice(i * n + j0, nc);
+                        TensorPrimitives.MultiplyAdd(b.Slice(p * n + j0, nc), s, cRow, cRow);
+                    }
+            }
         }
+    }
+
+    /// <summary>Four rows of C over columns [j0, j0+nc): 8 vector accumulators held in registers across the K panel.</summary>
+    private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n)
+    {
+        int vl = Vector<float>.Count, step = 2 * vl;
+        ref float ra = ref MemoryMarshal.GetReference(a);
+        ref float rb = ref MemoryMarshal.GetReference(b);
+        ref float rc = ref MemoryMarshal.GetReference(c);
+        int j = j0, jEnd = j0 + nc;
+        for (; j + step <= jEnd; j += step)
+        {
+            ref float c0 = ref Unsafe.Add(ref rc, i * n + j);
+            ref float c1 = ref Unsafe.Add(ref c0, n);
+            ref float c2 = ref Unsafe.Add(ref c1, n);
+            ref float c3 = ref Unsafe.Add(ref c2, n);
+            Vector<float> x00 = Vector.LoadUnsafe(ref c0), x01 = Vector.LoadUnsafe(ref c0, (nuint)vl);
+            Vector<float> x10 = Vector.LoadUnsafe(ref c1), x11 = Vector.LoadUnsafe(ref c1, (nuint)vl);
+            Vector<float> x20 = Vector.LoadUnsafe(ref c2), x21 = Vector.LoadUnsafe(ref c2, (nuint)vl);
+            Vector<float> x30 = Vector.LoadUnsafe(ref c3), x31 = Vector.LoadUnsafe(ref c3, (nuint)vl);
+            ref float a0 = ref Unsafe.Add(ref ra, i * k + p0);
+            for (int p = 0; p < kc; p++)
+            {
+                ref float bp = ref Unsafe.Add(ref rb, (p0 + p) * n + j);
+                var b0 = Vector.LoadUnsafe(ref bp); var b1 = Vector.LoadUnsafe(ref bp, (nuint)vl);
+                var s0 = new Vector<float>(Unsafe.Add(ref a0, p));
+                var s1 = new Vector<float>(Unsafe.Add(ref a0, k + p));
+                var s2 = new Vector<float>(Unsafe.Add(ref a0, 2 * k + p));
+                var s3 = new Vector<float>(Unsafe.Add(ref a0, 3 * k + p));
+                x00 = Vector.FusedMultiplyAdd(s0, b0, x00); x01 = Vector.FusedMultiplyAdd(s0, b1, x01);
+                x10 = Vector.FusedMultiplyAdd(s1, b0, x10); x11 = Vector.FusedMultiplyAdd(s1, b1, x11);
+                x20 = Vector.FusedMultiplyAdd(s2, b0, x20); x21 = Vector.FusedMultiplyAdd(s2, b1, x21);
+                x30 = Vector.FusedMultiplyAdd(s3, b0, x30); x31 = Vector.FusedMultiplyAdd(s3, b1, x31);
+            }
+            x00.StoreUnsafe(ref c0); x01.StoreUnsafe(ref c0, (nuint)vl);
+            x10.StoreUnsafe(ref c1); x11.StoreUnsafe(ref c1, (nuint)vl);
+            x20.StoreUnsafe(ref c2); x21.StoreUnsafe(ref c2, (nuint)vl);
+            x30.StoreUnsafe(ref c3); x31.StoreUnsafe(ref c3, (nuint)vl);
+        }
+        if (j == jEnd) return;
+        // Column tail narrower than two vectors: SIMD axpy per row.
+        int tail = jEnd - j;
+        for (int r = 0; r < 4; r++)
+            for (int p = p0; p < p0 + kc; p++)
+            {
+                float s = a[(i + r) * k + p];
+                if (s == 0f) continue;
+                var cRow = c.Slice((i + r) * n + j, tail);
+                TensorPrimitives.MultiplyAdd(b.Slice(p * n + j, tail), s, cRow, cRow);
+            }
     }
 
     /// <summary>Row-major transpose of an [rows, cols] matrix.</summary>

@@ -7,6 +7,14 @@ namespace Gate.Core.Engine;
 public readonly record struct OpContext(Node Node, long Opset)
 {
     public string Where => Node.DisplayName;
+
+    /// <summary>
+    /// During a backward pass: which inputs lie on a path to a requested gradient (null = all). Kernels may skip
+    /// the others (e.g. Conv skips dW when only the input gradient is wanted) and return null for them.
+    /// </summary>
+    public bool[]? GradientsNeeded { get; init; }
+
+    public bool NeedsGradient(int input) => GradientsNeeded is null || (input < GradientsNeeded.Length && GradientsNeeded[input]);
 }
 
 /// <summary>

@@ -159,6 +159,39 @@ internal static class ExoticTensorCodec
 {
     public static Tensor Decode(DType type, int[] shape, int n, byte[]? raw, TensorProto tp, string where)
     {
-        throw new GateInputException($"{where}: tensor '{tp.Name}' has element type {type}, which Gate does not read");
+        int perByte = type switch
+        {
+            DType.Int4 or DType.UInt4 or DType.Float4E2M1 => 2,
+            DType.Int2 or DType.UInt2 => 4,
+            DType.Float8E4M3FN or DType.Float8E4M3FNUZ or DType.Float8E5M2 or DType.Float8E5M2FNUZ or DType.Float8E8M0 => 1,
+            _ => throw new GateInputException($"{where}: tensor '{tp.Name}' has element type {type}, which Gate does not read"),
+        };
+        // Packed types put element 0 in the lowest bits of byte 0. Without raw_data, each int32_data entry holds one byte.
+        int bytes = (n + perByte - 1) / perByte;
+        var packed = raw ?? tp.Int32Data.Select(v => (byte)v).ToArray();
+        if (packed.Length < bytes) throw new GateInputException($"{where}: tensor '{tp.Name}' has {packed.Length} bytes of {type} data, shape needs {bytes}");
+        int bitsEach = 8 / perByte, mask = (1 << bitsEach) - 1;
+        int Code(int i) => (packed[i / perByte] >> (i % perByte * bitsEach)) & mask;
+        switch (type)
+        {
+            case DType.Int4 or DType.Int2:
+            {
+                var a = new long[n];
+                for (int i = 0; i < n; i++) { int c = Code(i); a[i] = c >= (1 << (bitsEach - 1)) ? c - (1 << bitsEach) : c; }
+                return Tensor.FromLongs(shape, a, type);
+            }
+            case DType.UInt4 or DType.UInt2:
+            {
+                var a = new long[n];
+                for (int i = 0; i < n; i++) a[i] = Code(i);
+                return Tensor.FromLongs(shape, a, type);
+            }
+            default:
+            {
+                var a = new float[n];
+                for (int i = 0; i < n; i++) a[i] = Gate.Core.Engine.NarrowFloats.Decode(type, Code(i));
+                return Tensor.FromFloats(shape, a, type);
+            }
+        }
     }
 }

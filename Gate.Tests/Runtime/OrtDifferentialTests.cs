@@ -96,7 +96,6 @@ public class OrtDifferentialTests
     /// </summary>
     private static readonly Dictionary<string, string> KnownBuiltinDefects = new()
     {
-        ["test_maxpool_with_argmax_2d_precomputed_strides"] = "builtin MaxPool ignores storage_order=1 (column-major Indices output)",
     };
 
     [Fact]

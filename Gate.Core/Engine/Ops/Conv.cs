@@ -3,8 +3,9 @@ using Gate.Core.Tensors;
 namespace Gate.Core.Engine.Ops;
 
 /// <summary>
-/// 2-D convolution (NCHW) with groups, pads, strides, dilations and auto_pad, computed as im2col + GEMM so that
-/// the SIMD matrix kernel does the work. The backward pass reuses the same column matrix.
+/// Convolution (NCHW) with groups, pads, strides, dilations and auto_pad. 2-D float32 is computed as im2col + GEMM
+/// so that the SIMD matrix kernel does the work (the backward pass reuses the column matrix); other ranks (1-D,
+/// 3-D) and float64 (used by gradient checks) use the direct N-D kernel in <see cref="ConvND"/>.
 /// </summary>
 public sealed class ConvOp : Operator
 {
@@ -35,14 +36,21 @@ public sealed class ConvOp : Operator
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
     {
         if (s[0] is null || s[1] is null) return [null];
+        if (s[0]!.Length != 4) return [ConvND.Plan(ctx, s[0]!, s[1]!).OutShape];
         var g = Geometry(ctx, s[0]!, s[1]!);
         return [[g.N, g.M, g.OH, g.OW]];
     }
 
-    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, Geo g, int n, int grp)
+    /// <summary>
+    /// Column matrix of sample n, group grp: row (c, ky, kx), column (oy, ox). Rows are <paramref name="rowStride"/>
+    /// apart (default: one sample's width) and start at column <paramref name="colOffset"/>, so several samples can
+    /// share one wide matrix.
+    /// </summary>
+    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, Geo g, int n, int grp, int rowStride = 0, int colOffset = 0)
     {
         var s = g.S;
         int ohw = g.ColCols;
+        if (rowStride == 0) rowStride = ohw;
         for (int c = 0; c < g.Cg; c++)
         {
             int ch = grp * g.Cg + c;
@@ -50,7 +58,7 @@ public sealed class ConvOp : Operator
             for (int ky = 0; ky < g.Kh; ky++)
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
-                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * ohw, ohw);
+                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * rowStride + colOffset, ohw);
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
@@ -93,17 +101,21 @@ public sealed class ConvOp : Operator
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        if (x.Rank != 4 || x.Floats is null) return [ConvND.Forward(ctx, x, w, b)];
         var g = Geometry(ctx, x.Shape, w.Shape);
         var xf = Kernels.Floats(x, ctx, "X"); var wf = Kernels.Floats(w, ctx, "W");
         var y = new float[g.N * g.M * g.OH * g.OW];
         int outPlane = g.OH * g.OW;
-        Parallel.For(0, g.N * g.G, job =>
+        if (g.G == 1 && g.N > 1) ForwardBatched(xf, wf, y, g);
+        else Parallel.For(0, g.N * g.G, job =>
         {
             int n = job / g.G, grp = job % g.G;
-            var col = new float[g.ColRows * g.ColCols];
+            // Pooled column buffer: Im2Col overwrites every element, so a rented (dirty) array is fine.
+            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
             Im2Col(xf, col, g, n, grp);
             Kernels.MatMul(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), col,
                 y.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane), g.Mg, g.ColRows, g.ColCols);
+            System.Buffers.ArrayPool<float>.Shared.Return(col);
         });
         if (b is not null)
         {
@@ -118,37 +130,65 @@ public sealed class ConvOp : Operator
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
     }
 
+    /// <summary>
+    /// Ungrouped convolution of a whole batch as one GEMM, W[M, C·Kh·Kw] · col[C·Kh·Kw, N·OH·OW]: one wide product
+    /// keeps the SIMD kernel busy where per-sample products (a few rows by OH·OW columns) are dominated by overhead.
+    /// </summary>
+    private static void ForwardBatched(float[] xf, float[] wf, float[] y, Geo g)
+    {
+        int plane = g.ColCols, width = g.N * plane;
+        var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * width);
+        var wide = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * width);
+        Parallel.For(0, g.N, n => Im2Col(xf, col, g, n, 0, width, n * plane));
+        Kernels.MatMul(wf.AsSpan(0, g.M * g.ColRows), col.AsSpan(0, g.ColRows * width), wide.AsSpan(0, g.M * width), g.M, g.ColRows, width);
+        // [M, N, OH·OW] → [N, M, OH·OW]
+        Parallel.For(0, g.N, n =>
+        {
+            for (int m = 0; m < g.M; m++) wide.AsSpan(m * width + n * plane, plane).CopyTo(y.AsSpan((n * g.M + m) * plane, plane));
+        });
+        System.Buffers.ArrayPool<float>.Shared.Return(col);
+        System.Buffers.ArrayPool<float>.Shared.Return(wide);
+    }
+
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        if (x.Rank != 4 || x.Floats is null) return ConvND.Backward(ctx, x, w, b, grads[0]!);
         var g = Geometry(ctx, x.Shape, w.Shape);
         var xf = x.Floats!; var wf = w.Floats!; var gy = grads[0]!.Floats!;
         int outPlane = g.OH * g.OW;
         var dx = new float[x.Length];
         var dwParts = new float[g.N][];
+        bool needW = ctx.NeedsGradient(1);
         // Transposed weights per group, shared by every sample.
         var wT = new float[g.G][];
         for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
         Parallel.For(0, g.N, n =>
         {
-            var col = new float[g.ColRows * g.ColCols];
-            var dcol = new float[g.ColRows * g.ColCols];
-            var dw = new float[w.Length];
+            // Pooled buffers: Im2Col overwrites col, and MatMul (accumulate: false) clears dcol before use.
+            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+            var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+            var dw = needW ? new float[w.Length] : [];
             for (int grp = 0; grp < g.G; grp++)
             {
                 var gyg = gy.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane);
-                Im2Col(xf, col, g, n, grp);
-                // dW[grp] += dY · col^T
-                var colT = Kernels.Transpose(col, g.ColRows, g.ColCols);
-                Kernels.MatMul(gyg, colT, dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
+                if (needW)
+                {
+                    Im2Col(xf, col, g, n, grp);
+                    // dW[grp] += dY · col^T
+                    var colT = Kernels.Transpose(col, g.ColRows, g.ColCols);
+                    Kernels.MatMul(gyg, colT, dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
+                }
                 // dcol = W^T · dY, scattered back to the input (disjoint per sample, so no race).
                 Kernels.MatMul(wT[grp], gyg, dcol, g.ColRows, g.Mg, g.ColCols);
                 Col2ImAdd(dcol, dx, g, n, grp);
             }
             dwParts[n] = dw;
+            System.Buffers.ArrayPool<float>.Shared.Return(col);
+            System.Buffers.ArrayPool<float>.Shared.Return(dcol);
         });
         var dwTotal = new float[w.Length];
-        foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(dwTotal, part, dwTotal);
+        if (needW) foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(dwTotal, part, dwTotal);
         Tensor? db = null;
         if (b is not null)
         {
@@ -158,6 +198,6 @@ public sealed class ConvOp : Operator
                     dbf[m] += System.Numerics.Tensors.TensorPrimitives.Sum(gy.AsSpan((n * g.M + m) * outPlane, outPlane));
             db = Tensor.FromFloats([g.M], dbf);
         }
-        return [Tensor.FromFloats(x.Shape, dx), Tensor.FromFloats(w.Shape, dwTotal), db];
+        return [Tensor.FromFloats(x.Shape, dx), needW ? Tensor.FromFloats(w.Shape, dwTotal) : null, db];
     }
 }

@@ -7,6 +7,12 @@ public sealed class GemmOp : Operator
 {
     public override string OpType => "Gemm";
 
+    /// <summary>
+    /// Transposed copies of weight matrices used with transB=1, keyed by the weight array itself (tensors are
+    /// immutable once handed to the engine) and released with it, so repeated calls skip the transposition.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], float[]> TransposedWeights = new();
+
     private static (int m, int k, int n) Dims(OpContext ctx, int[] a, int[] b)
     {
         bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
@@ -33,16 +39,31 @@ public sealed class GemmOp : Operator
         float alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
         var af = Kernels.Floats(a, ctx, "A"); var bf = Kernels.Floats(b, ctx, "B");
         var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af;
-        var bm = tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf;
         var y = new float[m * n];
-        Kernels.MatMul(am, bm, y, m, k, n);
-        if (alpha != 1f) for (int i = 0; i < y.Length; i++) y[i] *= alpha;
+        if (tb && m < 4)
+        {
+            // Few rows against a transposed B (how PyTorch exports Linear): each output is a dot product of two
+            // contiguous rows, which avoids transposing the whole weight matrix on every call.
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    y[i * n + j] = System.Numerics.Tensors.TensorPrimitives.Dot(am.AsSpan(i * k, k), bf.AsSpan(j * k, k));
+        }
+        else Kernels.MatMul(am, tb ? TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k)) : bf, y, m, k, n);
+        if (alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(y, alpha, y);
         if (c is not null && beta != 0f)
         {
             Broadcast.Shape(c.Shape, [m, n], ctx.Where);
-            var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
             var cf = Kernels.Floats(c, ctx, "C");
-            for (int i = 0; i < y.Length; i++) y[i] += beta * cf[idx[i]];
+            if (c.Length == n && (c.Rank == 1 || c.Shape[^1] == n))
+            {
+                // The usual bias row: one SIMD multiply-add per output row instead of an index map.
+                for (int i = 0; i < m; i++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cf.AsSpan(0, n), beta, y.AsSpan(i * n, n), y.AsSpan(i * n, n));
+            }
+            else
+            {
+                var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
+                for (int i = 0; i < y.Length; i++) y[i] += beta * cf[idx[i]];
+            }
         }
         return [Tensor.FromFloats([m, n], y)];
     }
@@ -95,23 +116,23 @@ public sealed class GemmOp : Operator
         }
         var gyf = gy.Floats!;
         var af = a.Floats!; var bf = b.Floats!;
-        var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af; // [m,k]
-        var bm = tb ? Kernels.Transpose(bf, b.Shape[0], b.Shape[1]) : bf; // [k,n]
-        // dA' = dY · B'^T  ([m,n]·[n,k]);  dB' = A'^T · dY ([k,m]·[m,n])
+        // With A' = op(A) [m,k] and B' = op(B) [k,n]: dA' = dY · B'^T and dB' = A'^T · dY. A transposed operand's
+        // transpose is the stored matrix itself, so only the untransposed cases copy.
         var dAm = new float[m * k];
-        Kernels.MatMul(gyf, Kernels.Transpose(bm, k, n), dAm, m, n, k);
-        var dBm = new float[k * n];
-        Kernels.MatMul(Kernels.Transpose(am, m, k), gyf, dBm, k, m, n);
+        Kernels.MatMul(gyf, tb ? bf : Kernels.Transpose(bf, k, n), dAm, m, n, k);
+        bool needB = ctx.NeedsGradient(1);
+        var dBm = needB ? new float[k * n] : [];
+        if (needB) Kernels.MatMul(ta ? af : Kernels.Transpose(af, m, k), gyf, dBm, k, m, n);
         if (alpha != 1.0) { for (int i = 0; i < dAm.Length; i++) dAm[i] *= (float)alpha; for (int i = 0; i < dBm.Length; i++) dBm[i] *= (float)alpha; }
         var dA = ta ? Kernels.Transpose(dAm, m, k) : dAm;
-        var dB = tb ? Kernels.Transpose(dBm, k, n) : dBm;
+        var dB = needB && tb ? Kernels.Transpose(dBm, k, n) : dBm;
         Tensor? gc = null;
-        if (c is not null)
+        if (c is not null && ctx.NeedsGradient(2))
         {
             var s = new float[m * n];
             for (int i = 0; i < s.Length; i++) s[i] = (float)(beta * gyf[i]);
             gc = Broadcast.ReduceTo(Tensor.FromFloats([m, n], s), c.Shape);
         }
-        return [Tensor.FromFloats(a.Shape, dA), Tensor.FromFloats(b.Shape, dB), gc];
+        return [Tensor.FromFloats(a.Shape, dA), needB ? Tensor.FromFloats(b.Shape, dB) : null, gc];
     }
 }

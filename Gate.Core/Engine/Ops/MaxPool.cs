@@ -2,23 +2,24 @@ using Gate.Core.Tensors;
 
 namespace Gate.Core.Engine.Ops;
 
-/// <summary>2-D max pooling (NCHW). The gradient goes to the first maximum of each window, as in the forward pass.</summary>
+/// <summary>
+/// Max pooling (NCHW). 2-D float32 has a direct kernel; other ranks (1-D, 3-D) and integer inputs go through the
+/// N-D <see cref="PoolWindows"/>. The gradient goes to the first maximum of each window, as in the forward pass.
+/// </summary>
 public sealed class MaxPoolOp : Operator
 {
     public override string OpType => "MaxPool";
 
     private static SpatialGeometry Geometry(OpContext ctx, int[] x)
     {
-        if (x.Length != 4) throw new OperatorException($"{ctx.Where}: the built-in MaxPool supports 2-D pooling (4-D input), got [{string.Join(",", x)}]");
-        var k = ctx.Node.GetInts("kernel_shape") ?? throw new OperatorException($"{ctx.Where}: kernel_shape is required");
-        return SpatialGeometry.Compute(ctx, [x[2], x[3]], k.Select(v => (int)v).ToArray(), ctx.Node.GetInt("ceil_mode", 0) != 0);
+        return PoolWindows.Geometry(ctx, x);
     }
 
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
     {
         if (s[0] is null) return [null, null];
         var g = Geometry(ctx, s[0]!);
-        int[] o = [s[0]![0], s[0]![1], g.Output[0], g.Output[1]];
+        int[] o = [s[0]![0], s[0]![1], .. g.Output];
         return [o, o];
     }
 
@@ -56,6 +57,9 @@ public sealed class MaxPoolOp : Operator
     {
         var x = inputs[0]!;
         var g = Geometry(ctx, x.Shape);
+        bool columnMajor = ctx.Node.GetInt("storage_order", 0) != 0;
+        if (x.Rank != 4 || x.Floats is null)
+            return columnMajor ? throw new OperatorException($"{ctx.Where}: storage_order=1 is supported for 2-D pooling only") : ForwardND(ctx, x, g);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         var xf = Kernels.Floats(x, ctx, "X");
         var arg = ArgMaxes(xf, n * c, g, h, w);
@@ -66,7 +70,8 @@ public sealed class MaxPoolOp : Operator
         {
             int plane = i / ohw;
             y[i] = arg[i] < 0 ? float.NegativeInfinity : xf[plane * h * w + arg[i]];
-            idx[i] = arg[i] < 0 ? -1 : (long)plane * h * w + arg[i];
+            // storage_order=1 numbers the Indices output column-major within each plane.
+            idx[i] = arg[i] < 0 ? -1 : (long)plane * h * w + (columnMajor ? arg[i] % w * h + arg[i] / w : arg[i]);
         }
         int[] shape = [n, c, g.Output[0], g.Output[1]];
         var result = Tensor.FromFloats(shape, y, x.Type);
@@ -77,6 +82,14 @@ public sealed class MaxPoolOp : Operator
     {
         var x = inputs[0]!;
         var g = Geometry(ctx, x.Shape);
+        if (x.Rank != 4 || x.Floats is null)
+        {
+            var (_, args) = PoolWindows.Build(g).Max(x);
+            var gy1 = TensorIndexing.AsDoubles(grads[0]!);
+            var d = new double[x.Length];
+            for (int i = 0; i < args.Length; i++) if (args[i] >= 0) d[args[i]] += gy1[i];
+            return [TensorIndexing.FromDoublesAs(x.Type == DType.Float64 ? DType.Float64 : DType.Float32, x.Shape, d)];
+        }
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         var arg = ArgMaxes(x.Floats!, n * c, g, h, w);
         var gy = grads[0]!.Floats!;
@@ -85,5 +98,14 @@ public sealed class MaxPoolOp : Operator
         for (int i = 0; i < arg.Length; i++)
             if (arg[i] >= 0) dx[(i / ohw) * h * w + arg[i]] += gy[i];
         return [Tensor.FromFloats(x.Shape, dx)];
+    }
+
+    private static Tensor[] ForwardND(OpContext ctx, Tensor x, SpatialGeometry g)
+    {
+        var pw = PoolWindows.Build(g);
+        var (y, arg) = pw.Max(x);
+        var shape = pw.OutShape(x.Shape);
+        var result = TensorIndexing.FromDoublesAs(x.Type, shape, y);
+        return ctx.Node.Outputs.Length > 1 ? [result, Tensor.FromLongs(shape, arg.Select(a => (long)a).ToArray())] : [result];
     }
 }

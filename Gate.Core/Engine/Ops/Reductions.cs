@@ -1,0 +1,147 @@
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Engine.Ops;
+
+/// <summary>
+/// Reductions over a set of axes. Axes come from the "axes" input from opset 13 (ReduceSum) / 18 (the others)
+/// and from the attribute before; empty axes reduce everything unless noop_with_empty_axes. Accumulation is in
+/// float64, so float32 sums do not depend on the order of a long reduction.
+/// </summary>
+public abstract class ReduceOp : Operator
+{
+    protected abstract long AxesInputOpset { get; }
+    protected abstract double Init { get; }
+    protected abstract double Step(double acc, double v);
+    protected virtual double Finish(double acc, int count) => acc;
+
+    protected sealed record Plan(int[] OutShape, int[] Map, int Count, bool Noop);
+
+    /// <summary>Known when the axes are an attribute or absent; an axes input is a value, unknown at shape time.</summary>
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        bool axesInput = ctx.Opset >= AxesInputOpset && ctx.Node.Inputs.Length > 1 && ctx.Node.Inputs[1].Length > 0;
+        if (s[0] is null || axesInput) return [null];
+        return [MakePlan(ctx, s[0]!, ctx.Node.GetInts("axes")).OutShape];
+    }
+
+    protected Plan MakePlan(OpContext ctx, Tensor?[] inputs) =>
+        MakePlan(ctx, inputs[0]!.Shape, ctx.Opset >= AxesInputOpset ? TensorIndexing.LongsOf(inputs, 1) : ctx.Node.GetInts("axes"));
+
+    private static Plan MakePlan(OpContext ctx, int[] s, long[]? axes)
+    {
+        bool keep = ctx.Node.GetInt("keepdims", 1) != 0;
+        if (axes is not { Length: > 0 } && ctx.Node.GetInt("noop_with_empty_axes", 0) != 0)
+            return new Plan(s, Enumerable.Range(0, Tensor.ElementCount(s)).ToArray(), 1, true);
+        var set = axes is { Length: > 0 } ? axes.Select(a => TensorIndexing.Axis(a, s.Length, ctx)).ToHashSet() : Enumerable.Range(0, s.Length).ToHashSet();
+        var keepShape = s.Select((d, i) => set.Contains(i) ? 1 : d).ToArray();
+        var outShape = keep ? keepShape : s.Where((d, i) => !set.Contains(i)).ToArray();
+        int count = set.Aggregate(1, (a, i) => a * s[i]);
+        return new Plan(outShape, Broadcast.SourceIndex(keepShape, s), count, false);
+    }
+
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var x = inputs[0]!;
+        var p = MakePlan(ctx, inputs);
+        if (p.Noop) return [x];
+        var acc = new double[Tensor.ElementCount(p.OutShape)];
+        Array.Fill(acc, Init);
+        for (int i = 0; i < p.Map.Length; i++) acc[p.Map[i]] = Step(acc[p.Map[i]], x.GetDouble(i));
+        for (int i = 0; i < acc.Length; i++) acc[i] = Finish(acc[i], p.Count);
+        if (x.Type == DType.Bool) return [Tensor.FromLongs(p.OutShape, acc.Select(v => v > 0 ? 1L : 0L).ToArray(), DType.Bool)];
+        if (x.Type.Storage() == StorageKind.Long)
+            return [Tensor.FromLongs(p.OutShape, acc.Select(v => double.IsInfinity(v) ? (v < 0 ? long.MinValue : long.MaxValue) : IntegerWrap.Wrap((long)v, x.Type)).ToArray(), x.Type)];
+        return [TensorIndexing.FromDoublesAs(x.Type, p.OutShape, acc)];
+    }
+
+    /// <summary>d(out)/d(x_i) given x_i and the output it fed (Sum: 1, Mean: 1/count, Max: 1 at the first maximum).</summary>
+    protected abstract void Distribute(Tensor x, Tensor y, Tensor gy, Plan p, double[] dx);
+
+    public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g)
+    {
+        var x = inputs[0]!;
+        var p = MakePlan(ctx, inputs);
+        if (p.Noop) return [g[0], null];
+        var dx = new double[x.Length];
+        Distribute(x, outputs[0], g[0]!, p, dx);
+        return [x.Type == DType.Float64 ? Tensor.FromDoubles(x.Shape, dx) : Tensor.FromFloats(x.Shape, dx.Select(v => (float)v).ToArray()), null];
+    }
+}
+
+public sealed class ReduceSumOp : ReduceOp
+{
+    public override string OpType => "ReduceSum";
+    protected override long AxesInputOpset => 13;
+    protected override double Init => 0;
+    protected override double Step(double acc, double v) => acc + v;
+    protected override void Distribute(Tensor x, Tensor y, Tensor gy, Plan p, double[] dx)
+    {
+        for (int i = 0; i < dx.Length; i++) dx[i] = gy.GetDouble(p.Map[i]);
+    }
+}
+
+public sealed class ReduceMeanOp : ReduceOp
+{
+    public override string OpType => "ReduceMean";
+    protected override long AxesInputOpset => 18;
+    protected override double Init => 0;
+    protected override double Step(double acc, double v) => acc + v;
+    protected override double Finish(double acc, int count) => acc / count;
+    protected override void Distribute(Tensor x, Tensor y, Tensor gy, Plan p, double[] dx)
+    {
+        for (int i = 0; i < dx.Length; i++) dx[i] = gy.GetDouble(p.Map[i]) / p.Count;
+    }
+}
+
+public sealed class ReduceMaxOp : ReduceOp
+{
+    public override string OpType => "ReduceMax";
+    protected override long AxesInputOpset => 18;
+    protected override double Init => double.NegativeInfinity;
+    protected override double Step(double acc, double v) => double.IsNaN(acc) || double.IsNaN(v) ? double.NaN : Math.Max(acc, v);
+    protected override void Distribute(Tensor x, Tensor y, Tensor gy, Plan p, double[] dx)
+    {
+        var taken = new bool[y.Length];
+        for (int i = 0; i < dx.Length; i++)
+        {
+            int o = p.Map[i];
+            if (!taken[o] && x.GetDouble(i) == y.GetDouble(o)) { taken[o] = true; dx[i] = gy.GetDouble(o); }
+        }
+    }
+}
+
+/// <summary>ArgMax along one axis (first or, with select_last_index, last maximum); int64 output.</summary>
+public sealed class ArgMaxOp : Operator
+{
+    public override string OpType => "ArgMax";
+    public override bool IsDifferentiable => false;
+    public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
+    {
+        if (s[0] is null) return [null];
+        int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s[0]!.Length, ctx);
+        return [ctx.Node.GetInt("keepdims", 1) != 0 ? s[0]!.Select((d, i) => i == axis ? 1 : d).ToArray() : s[0]!.Where((d, i) => i != axis).ToArray()];
+    }
+
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var x = inputs[0]!; var s = x.Shape;
+        int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s.Length, ctx);
+        bool keep = ctx.Node.GetInt("keepdims", 1) != 0, last = ctx.Node.GetInt("select_last_index", 0) != 0;
+        int outer = s.Take(axis).Aggregate(1, (a, b) => a * b), dim = s[axis], inner = s.Skip(axis + 1).Aggregate(1, (a, b) => a * b);
+        if (dim == 0) throw new OperatorException($"{ctx.Where}: ArgMax over an empty axis");
+        var y = new long[outer * inner];
+        for (int o = 0; o < outer; o++)
+            for (int q = 0; q < inner; q++)
+            {
+                int best = 0; double bv = x.GetDouble(o * dim * inner + q);
+                for (int k = 1; k < dim; k++)
+                {
+                    double v = x.GetDouble((o * dim + k) * inner + q);
+                    if (v > bv || (last && v == bv)) { bv = v; best = k; }
+                }
+                y[o * inner + q] = best;
+            }
+        var shape = keep ? s.Select((d, i) => i == axis ? 1 : d).ToArray() : s.Where((d, i) => i != axis).ToArray();
+        return [Tensor.FromLongs(shape, y)];
+    }
+}

@@ -1,0 +1,68 @@
+using Gate.Core.Engine;
+using Gate.Core.Model;
+using Gate.Core.Tensors;
+using static Gate.Tests.Engine.SingleNodeModel;
+
+namespace Gate.Tests.Engine;
+
+/// <summary>
+/// The float32 fast paths (im2col Conv, blocked-GEMM Gemm/MatMul) have their own forward and backward code; here
+/// they must agree with the float64 paths, whose VJPs <see cref="GradientTests"/> checks against finite differences.
+/// </summary>
+public class Float32PathTests
+{
+    private static Tensor F32(Tensor t) => Tensor.FromFloats(t.Shape, t.ToFloatArray());
+
+    private static void Agree(string op, NodeAttribute[] attrs, params (string Name, Tensor Value)[] inputs)
+    {
+        var results = new List<(IReadOnlyDictionary<string, Tensor> Y, IReadOnlyDictionary<string, Tensor> G)>();
+        foreach (bool wide in new[] { true, false })
+        {
+            var ins = inputs.ToDictionary(i => i.Name, i => wide ? i.Value : F32(i.Value));
+            var engine = CompiledModel.Compile(SingleNodeModel.Create(op, attrs, ins.Select(kv => (kv.Key, kv.Value.Type)).ToList(), 1));
+            var pass = engine.Forward(ins, recordForBackward: true);
+            var y = pass["y0"];
+            var rr = new Random(7);
+            var seedValues = Enumerable.Range(0, y.Length).Select(_ => rr.NextDouble() - 0.5).ToArray();
+            var seed = wide ? Tensor.FromDoubles(y.Shape, seedValues) : Tensor.FromFloats(y.Shape, seedValues.Select(v => (float)v).ToArray());
+            results.Add((pass.Values, engine.Backward(pass, new Dictionary<string, Tensor> { ["y0"] = seed }, ins.Keys)));
+        }
+        void Same(Tensor d, Tensor f, string what)
+        {
+            Assert.Equal(d.Shape, f.Shape);
+            Assert.Equal(DType.Float32, f.Type);
+            for (int i = 0; i < d.Length; i++)
+                Assert.True(Math.Abs(d.GetDouble(i) - f.GetDouble(i)) <= 1e-4 * (1 + Math.Abs(d.GetDouble(i))), $"{op} {what}[{i}]: float64 {d.GetDouble(i)}, float32 {f.GetDouble(i)}");
+        }
+        Same(results[0].Y["y0"], results[1].Y["y0"], "output");
+        foreach (var (name, _) in inputs) Same(results[0].G[name], results[1].G[name], "d/d" + name);
+    }
+
+    private static Tensor Rand(int seed, params int[] shape)
+    {
+        var r = new Random(seed);
+        return Tensor.FromDoubles(shape, Enumerable.Range(0, Tensor.ElementCount(shape)).Select(_ => r.NextDouble() * 2 - 1).ToArray());
+    }
+
+    [Theory]
+    [InlineData(0, 0)] [InlineData(0, 1)] [InlineData(1, 0)] [InlineData(1, 1)]
+    public void Gemm_float32_matches_float64(int ta, int tb) =>
+        Agree("Gemm", [Int("transA", ta), Int("transB", tb), Float("alpha", 0.5f), Float("beta", 2f)],
+            ("a", Rand(1, ta == 1 ? [7, 9] : [9, 7])), ("b", Rand(2, tb == 1 ? [11, 7] : [7, 11])), ("c", Rand(3, 11)));
+
+    [Fact]
+    public void Gemm_float32_matches_float64_for_a_single_row() =>
+        Agree("Gemm", [Int("transB", 1)], ("a", Rand(4, 1, 20)), ("b", Rand(5, 6, 20)), ("c", Rand(6, 6)));
+
+    [Fact]
+    public void MatMul_float32_matches_float64_with_broadcast_batches() =>
+        Agree("MatMul", [], ("a", Rand(7, 2, 1, 9, 5)), ("b", Rand(8, 3, 5, 18)));
+
+    [Theory]
+    [InlineData(1, 1, 0)]
+    [InlineData(2, 2, 1)]
+    [InlineData(1, 2, 1)]
+    public void Conv2d_float32_im2col_matches_float64(int group, int stride, int pad) =>
+        Agree("Conv", [Int("group", group), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, 0), Ints("dilations", 1, 2)],
+            ("x", Rand(9, 3, 2 * group, 7, 8)), ("w", Rand(10, 3 * group, 2, 3, 2)), ("bias", Rand(11, 3 * group)));
+}
