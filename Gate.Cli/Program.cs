@@ -9,4 +9,5 @@ var root = new RootCommand("""
     """);
 root.Subcommands.Add(CheckCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(ProveCommand.Create());
 return await Cli.InvokeAsync(root, args);
