@@ -254,11 +254,13 @@ public sealed class Prover
                         var xf = ToBoxFloat(c, cand);
                         if (Worst(c, EngineOutput(xf)).value <= 0 && Confirm(c, xf) is { } cex) { found = cex; stop.Cancel(); return; }
                     }
-                    var children = inputSplit ? SplitInput(dom, sb) : SplitRelu(dom, sb);
+                    // With every ReLU fixed, the bound is still taken over the whole box (split constraints only
+                    // tighten intermediate bounds), so such a domain falls back to splitting its input box.
+                    var children = inputSplit ? SplitInput(dom, sb) : SplitRelu(dom, sb) ?? SplitInput(dom, sb);
                     if (children is null)
                     {
                         Interlocked.Increment(ref unknown);
-                        why = inputSplit ? "an input box became too small to split further" : "no unstable ReLU is left to split in a sub-domain the bounds cannot close";
+                        why = "an input box became too small to split further";
                         continue;
                     }
                     foreach (var ch in children) stack.Push(ch);
