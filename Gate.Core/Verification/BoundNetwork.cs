@@ -223,6 +223,7 @@ public sealed class BoundNetwork
     {
         const double u32 = 1.0 / (1 << 24);
         var err = new Dictionary<string, double[]> { [InputName] = new double[InputSize] };
+        var rounding = new double[_nodes.Length][];
         for (int k = 0; k < _nodes.Length; k++)
         {
             var node = _nodes[k];
@@ -253,15 +254,90 @@ public sealed class BoundNetwork
                 : IntervalBounds.Box(a.Shape, new double[a.Length], new double[a.Length])).ToArray())!;
             double extra = relaxed ? 1e-6 : 0;
             var outErr = new double[mag.Length];
+            var local = new double[mag.Length];
             for (int j = 0; j < outErr.Length; j++)
             {
                 double mj = Math.Max(Math.Abs(mag.Lower[j]), Math.Abs(mag.Upper[j]));
                 double moved = at0 is null ? prop.Upper[j] - prop.Lower[j] : Math.Max(prop.Upper[j] - at0.Lower[j], at0.Upper[j] - prop.Lower[j]);
-                outErr[j] = moved + (gamma + extra) * mj + 1e-30;
+                local[j] = (gamma + extra) * mj + 1e-30;
+                outErr[j] = moved + local[j];
             }
             err[node.Outputs[0]] = outErr;
+            rounding[k] = local;
         }
-        return err[OutputName];
+        var coarse = err[OutputName];
+        var fine = JacobianError(ibp, err, rounding);
+        return coarse.Select((v, j) => Math.Min(v, fine[j])).ToArray();
+    }
+
+    /// <summary>
+    /// A tighter bound on the same error: writing the float32 model as the exact one with a rounding perturbation
+    /// δₖ (|δₖ| ≤ rₖ) after each node, the telescoping sum over "first k nodes in float32, the rest exact" gives
+    /// |y₃₂ − y| ≤ Σₖ |Jₖ|·rₖ, where Jₖ ranges over the Jacobians from node k to the output on the region the
+    /// float32 values can reach (the exact bounds widened by the coarse error). Jacobians are carried as
+    /// centre ± radius, back through each operator's own CROWN rule (exact for affine operators; the radius goes
+    /// through the same rule with |constants|), and through a relaxed nonlinearity as a derivative in [0, 1]
+    /// (all of ReLU, Sigmoid and Tanh are monotone and 1-Lipschitz), exactly 1 or 0 for a ReLU of fixed sign.
+    /// </summary>
+    private double[] JacobianError(IReadOnlyDictionary<string, IntervalBounds> ibp, Dictionary<string, double[]> coarse, double[][] rounding)
+    {
+        int rows = OutputSize;
+        var widened = new Dictionary<string, IntervalBounds>();
+        foreach (var (name, b) in ibp)
+            widened[name] = coarse.TryGetValue(name, out var e)
+                ? IntervalBounds.Box(b.Shape, b.Lower.Select((v, j) => v - e[j]).ToArray(), b.Upper.Select((v, j) => v + e[j]).ToArray())
+                : b;
+        var eye = new double[rows * rows];
+        for (int j = 0; j < rows; j++) eye[j * rows + j] = 1;
+        var centre = new Dictionary<string, double[]> { [OutputName] = eye };
+        var radius = new Dictionary<string, double[]> { [OutputName] = new double[rows * rows] };
+        var total = new double[rows];
+        for (int k = _nodes.Length - 1; k >= 0; k--)
+        {
+            var outName = _nodes[k].Outputs[0];
+            if (!centre.Remove(outName, out var jc)) continue;
+            radius.Remove(outName, out var jr);
+            int n = rounding[k].Length;
+            for (int s = 0; s < rows; s++)
+                for (int j = 0; j < n; j++) total[s] += (Math.Abs(jc[s * n + j]) + jr![s * n + j]) * rounding[k][j];
+            var args = Args(k, widened);
+            double[]?[] cIn, rIn;
+            if (_ops[k].RelaxesNonlinearity)
+            {
+                var x = args[0]!;
+                bool relu = _nodes[k].OpType == "Relu";
+                var c = new double[rows * n]; var r = new double[rows * n];
+                for (int j = 0; j < n; j++)
+                {
+                    double lo = relu && x.Upper[j] <= 0 ? 0 : relu && x.Lower[j] >= 0 ? 1 : 0, hi = relu && x.Upper[j] <= 0 ? 0 : 1;
+                    double sc = 0.5 * (lo + hi), sr = 0.5 * (hi - lo);
+                    for (int s = 0; s < rows; s++)
+                    {
+                        double a = jc[s * n + j];
+                        c[s * n + j] = a * sc;
+                        r[s * n + j] = Math.Abs(a) * sr + jr![s * n + j] * (sc + sr);
+                    }
+                }
+                cIn = [c]; rIn = [r];
+            }
+            else
+            {
+                var absArgs = args.Select(a => a is { IsConstant: true } && a.Constant!.Type.IsFloating()
+                    ? IntervalBounds.Of(Tensor.FromDoubles(a.Shape, a.Lower.Select(Math.Abs).ToArray())) : a).ToArray();
+                var cb = _ops[k].BackwardLinear(_ctx[k], new LinearBackwardRequest(rows, jc, args, widened[outName]));
+                var rb = _ops[k].BackwardLinear(_ctx[k], new LinearBackwardRequest(rows, jr!, absArgs, widened[outName]));
+                if (cb is null || rb is null) return Enumerable.Repeat(double.PositiveInfinity, rows).ToArray();
+                cIn = cb.InputLambdas; rIn = rb.InputLambdas.Select(v => v?.Select(Math.Abs).ToArray()).ToArray();
+            }
+            for (int i = 0; i < cIn.Length; i++)
+            {
+                var name = _nodes[k].Inputs[i];
+                if (cIn[i] is null || name.Length == 0 || _constants.ContainsKey(name)) continue;
+                if (centre.TryGetValue(name, out var pc)) { for (int j = 0; j < pc.Length; j++) { pc[j] += cIn[i]![j]; radius[name][j] += rIn[i]![j]; } }
+                else { centre[name] = cIn[i]!; radius[name] = rIn[i]!; }
+            }
+        }
+        return total;
     }
 
     /// <summary>
