@@ -25,4 +25,5 @@ var policy = PolicyCommand.Create();
 policy.Subcommands.Add(PolicyApproveCommand.Create());
 root.Subcommands.Add(policy);
 root.Subcommands.Add(SandboxCommand.Create());
+root.Subcommands.Add(ProveCommand.Create());
 return await Cli.InvokeAsync(root, args);

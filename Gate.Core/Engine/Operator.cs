@@ -1,5 +1,6 @@
 using Gate.Core.Model;
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine;
 
@@ -44,6 +45,25 @@ public abstract class Operator
     /// </summary>
     public virtual Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] outputGrads) =>
         throw new NotDifferentiableException($"{ctx.Where}: operator {OpType} has no gradient");
+
+    /// <summary>
+    /// Interval bound propagation (IBP): sound element-wise bounds on output 0 given bounds (or constants) for the
+    /// inputs, computed in float64 and rounded outward (see <see cref="Outward"/>). Null = not supported, which
+    /// makes the prover answer "unknown" for graphs that use the operator, never a wrong answer.
+    /// </summary>
+    public virtual IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => null;
+
+    /// <summary>
+    /// CROWN backward rule: given linear coefficients Λ on output 0 (rows of a specification being lower-bounded),
+    /// returns coefficients on each variable input and the constant term such that Λ·y ≥ Σ Λᵢ·xᵢ + bias for every
+    /// input inside the given bounds. Linear operators are exact; nonlinear ones use a sound linear relaxation.
+    /// Null = not supported (the prover then answers "unknown").
+    /// </summary>
+    public virtual LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest request) => null;
+
+    /// <summary>True for element-wise nonlinearities whose CROWN relaxation depends on the input's bounds (ReLU,
+    /// Sigmoid, Tanh): the bound propagator tightens those inputs' bounds before relaxing them.</summary>
+    public virtual bool RelaxesNonlinearity => false;
 }
 
 public sealed class NotDifferentiableException(string message) : Exception(message);

@@ -1,5 +1,6 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -104,6 +105,8 @@ public sealed class AddOp : BinaryArithmetic
     protected override (double, double) Partials(double a, double b, double y) => (1, 1);
     protected override bool HasFastFloat => true;
     protected override void FastFloat(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y) => TensorPrimitives.Add(a, b, y);
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.BroadcastSum(ctx, inputs[0]!, inputs[1]!, +1);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.BroadcastSumBackward(r, +1);
 }
 
 public sealed class SubOp : BinaryArithmetic
@@ -115,6 +118,8 @@ public sealed class SubOp : BinaryArithmetic
     protected override (double, double) Partials(double a, double b, double y) => (1, -1);
     protected override bool HasFastFloat => true;
     protected override void FastFloat(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y) => TensorPrimitives.Subtract(a, b, y);
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.BroadcastSum(ctx, inputs[0]!, inputs[1]!, -1);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.BroadcastSumBackward(r, -1);
 }
 
 public sealed class MulOp : BinaryArithmetic

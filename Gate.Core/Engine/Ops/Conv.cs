@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -199,5 +200,106 @@ public sealed class ConvOp : Operator
             db = Tensor.FromFloats([g.M], dbf);
         }
         return [Tensor.FromFloats(x.Shape, dx), needW ? Tensor.FromFloats(w.Shape, dwTotal) : null, db];
+    }
+
+    // Bound rules: X variable (batch of one), W and B constant. Direct float64 loops: bounds need float64 and the
+    // tensors a verifier handles are small.
+    private static void ConvDouble(Geo g, ReadOnlySpan<double> x, ReadOnlySpan<double> w, Span<double> y, bool absW)
+    {
+        var s = g.S;
+        for (int m = 0; m < g.M; m++)
+        {
+            int grp = m / g.Mg;
+            for (int oy = 0; oy < g.OH; oy++)
+                for (int ox = 0; ox < g.OW; ox++)
+                {
+                    double acc = 0;
+                    for (int c = 0; c < g.Cg; c++)
+                        for (int ky = 0; ky < g.Kh; ky++)
+                        {
+                            int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
+                            if ((uint)iy >= (uint)g.H) continue;
+                            for (int kx = 0; kx < g.Kw; kx++)
+                            {
+                                int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
+                                if ((uint)ix >= (uint)g.W) continue;
+                                double wv = w[((m * g.Cg + c) * g.Kh + ky) * g.Kw + kx];
+                                acc += (absW ? Math.Abs(wv) : wv) * x[((grp * g.Cg + c) * g.H + iy) * g.W + ix];
+                            }
+                        }
+                    y[(m * g.OH + oy) * g.OW + ox] = acc;
+                }
+        }
+    }
+
+    private static Geo? BoundGeometry(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        if (x.IsConstant || !w.IsConstant || b is { IsConstant: false } || x.Shape.Length != 4 || x.Shape[0] != 1) return null;
+        return Geometry(ctx, x.Shape, w.Shape);
+    }
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        if (BoundGeometry(ctx, inputs) is not { } g) return null;
+        var x = inputs[0]!; var w = inputs[1]!.Lower; var b = inputs.Length > 2 ? inputs[2]?.Lower : null;
+        int n = g.M * g.OH * g.OW, plane = g.OH * g.OW;
+        var xc = new double[x.Length]; var xr = new double[x.Length]; var xm = new double[x.Length];
+        for (int i = 0; i < xc.Length; i++)
+        {
+            xc[i] = 0.5 * x.Lower[i] + 0.5 * x.Upper[i];
+            xr[i] = Math.Max(x.Upper[i] - xc[i], xc[i] - x.Lower[i]);
+            xm[i] = Math.Abs(xc[i]) + xr[i];
+        }
+        var yc = new double[n]; var yr = new double[n]; var ym = new double[n];
+        ConvDouble(g, xc, w, yc, false); ConvDouble(g, xr, w, yr, true); ConvDouble(g, xm, w, ym, true);
+        var lo = new double[n]; var hi = new double[n];
+        int terms = g.Cg * g.Kh * g.Kw;
+        for (int i = 0; i < n; i++)
+        {
+            double bias = b?[i / plane] ?? 0, mag = ym[i] + Math.Abs(bias);
+            lo[i] = Outward.Down(yc[i] - yr[i] + bias, mag, terms);
+            hi[i] = Outward.Up(yc[i] + yr[i] + bias, mag, terms);
+        }
+        return IntervalBounds.Box([1, g.M, g.OH, g.OW], lo, hi);
+    }
+
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        if (BoundGeometry(ctx, r.Inputs) is not { } g) return null;
+        var w = r.Inputs[1]!.Lower; var b = r.Inputs.Length > 2 ? r.Inputs[2]?.Lower : null;
+        var s = g.S;
+        int n = g.M * g.OH * g.OW, xl = g.C * g.H * g.W;
+        var lx = new double[r.Rows * xl];
+        var bias = new double[r.Rows];
+        for (int row = 0; row < r.Rows; row++)
+        {
+            var lam = r.Lambda.AsSpan(row * n, n);
+            var dst = lx.AsSpan(row * xl, xl);
+            for (int m = 0; m < g.M; m++)
+            {
+                int grp = m / g.Mg;
+                for (int oy = 0; oy < g.OH; oy++)
+                    for (int ox = 0; ox < g.OW; ox++)
+                    {
+                        double gv = lam[(m * g.OH + oy) * g.OW + ox];
+                        if (gv == 0) continue;
+                        if (b is not null) bias[row] += gv * b[m];
+                        for (int c = 0; c < g.Cg; c++)
+                            for (int ky = 0; ky < g.Kh; ky++)
+                            {
+                                int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
+                                if ((uint)iy >= (uint)g.H) continue;
+                                for (int kx = 0; kx < g.Kw; kx++)
+                                {
+                                    int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
+                                    if ((uint)ix >= (uint)g.W) continue;
+                                    dst[((grp * g.Cg + c) * g.H + iy) * g.W + ix] += gv * w[((m * g.Cg + c) * g.Kh + ky) * g.Kw + kx];
+                                }
+                            }
+                    }
+            }
+        }
+        return new LinearBackward([lx, null, null], bias);
     }
 }

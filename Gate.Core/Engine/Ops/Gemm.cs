@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -134,5 +135,36 @@ public sealed class GemmOp : Operator
             gc = Broadcast.ReduceTo(Tensor.FromFloats([m, n], s), c.Shape);
         }
         return [Tensor.FromFloats(a.Shape, dA), needB ? Tensor.FromFloats(b.Shape, dB) : null, gc];
+    }
+
+    // Bound rules: A variable, B and C constant (a layer's weights), the shape every exported Linear layer has.
+    private static (double[] w, double[]? bias, int m, int k, int n, Func<int, int, int> aIndex)? DenseForm(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        var a = inputs[0]!; var b = inputs[1]!; var c = inputs.Length > 2 ? inputs[2] : null;
+        if (a.IsConstant || !b.IsConstant || c is { IsConstant: false }) return null;
+        var (m, k, n) = Dims(ctx, a.Shape, b.Shape);
+        bool ta = ctx.Node.GetInt("transA", 0) != 0, tb = ctx.Node.GetInt("transB", 0) != 0;
+        double alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
+        var w = new double[k * n];
+        for (int p = 0; p < k; p++)
+            for (int j = 0; j < n; j++) w[p * n + j] = alpha * b.Lower[tb ? j * k + p : p * n + j];
+        double[]? bias = null;
+        if (c is not null && beta != 0)
+        {
+            var idx = Broadcast.SourceIndex(c.Shape, [m, n]);
+            bias = new double[m * n];
+            for (int i = 0; i < bias.Length; i++) bias[i] = beta * c.Lower[idx[i]];
+        }
+        return (w, bias, m, k, n, ta ? (i, p) => p * m + i : (i, p) => i * k + p);
+    }
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        DenseForm(ctx, inputs) is var (w, bias, m, k, n, ai) ? BoundRules.Dense(inputs[0]!, m, k, w, n, bias, [m, n], ai) : null;
+
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        if (DenseForm(ctx, r.Inputs) is not var (w, bias, m, k, n, ai)) return null;
+        var (lx, b) = BoundRules.DenseBackward(r.Rows, r.Lambda, m, k, w, n, bias, r.Inputs[0]!.Length, ai);
+        return new LinearBackward([lx, null, null], b);
     }
 }

@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -105,5 +106,28 @@ public sealed class MatMulOp : Operator
             for (int i = 0; i < tmpB.Length; i++) dstb[i] += tmpB[i];
         }
         return [Tensor.FromFloats(a.Shape, ga), Tensor.FromFloats(b.Shape, gb)];
+    }
+
+    // Bound rules: A variable (any rank; leading axes fold into rows), B a constant matrix.
+    private static (double[] w, int m, int k, int n)? DenseForm(IntervalBounds?[] inputs)
+    {
+        var a = inputs[0]!; var b = inputs[1]!;
+        if (a.IsConstant || !b.IsConstant || b.Shape.Length != 2 || a.Shape.Length < 1 || a.Shape[^1] != b.Shape[0]) return null;
+        int k = b.Shape[0], n = b.Shape[1];
+        return (b.Lower, a.Length / k, k, n);
+    }
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        if (DenseForm(inputs) is not var (w, m, k, n)) return null;
+        var shape = MakePlan(ctx, inputs[0]!.Shape, inputs[1]!.Shape).OutShape;
+        return BoundRules.Dense(inputs[0]!, m, k, w, n, null, shape);
+    }
+
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        if (DenseForm(r.Inputs) is not var (w, m, k, n)) return null;
+        var (lx, b) = BoundRules.DenseBackward(r.Rows, r.Lambda, m, k, w, n, null, r.Inputs[0]!.Length);
+        return new LinearBackward([lx, null], b);
     }
 }

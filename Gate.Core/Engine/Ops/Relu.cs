@@ -1,5 +1,6 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -40,5 +41,31 @@ public sealed class ReluOp : Operator
         var f = new float[x.Length];
         for (int i = 0; i < f.Length; i++) f[i] = x.Floats![i] > 0 ? gy.Floats![i] : 0f;
         return [Tensor.FromFloats(x.Shape, f)];
+    }
+
+    public override bool RelaxesNonlinearity => true;
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        var x = inputs[0]!;
+        return IntervalBounds.Box(x.Shape, x.Lower.Select(v => Math.Max(v, 0)).ToArray(), x.Upper.Select(v => Math.Max(v, 0)).ToArray());
+    }
+
+    // CROWN: stable neurons are exact; an unstable one (l < 0 < u) is bounded above by the chord u·(x−l)/(u−l) and
+    // below by α·x for any α in [0,1] (optimised by the prover; default 1 when u > −l, else 0). The chord's slope
+    // and intercept are rounded upward so that the line stays above the ReLU at both ends despite rounding.
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        var x = r.Inputs[0]!;
+        int n = x.Length;
+        return BoundRules.Relaxed(r, (s, i) =>
+        {
+            double l = x.Lower[i], u = x.Upper[i];
+            if (l >= 0) return (1, 0, 1, 0);
+            if (u <= 0) return (0, 0, 0, 0);
+            double slope = Math.BitIncrement(u / (u - l)), intercept = Math.BitIncrement(-slope * l);
+            double alpha = r.Alpha is null ? (u > -l ? 1 : 0) : r.Alpha[s * n + i];
+            return (alpha, 0, slope, intercept);
+        });
     }
 }

@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Verification;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -8,6 +9,9 @@ public sealed class IdentityOp : Operator
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0]];
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) => [inputs[0]!];
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g) => [g[0]];
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => inputs[0];
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => new([r.Lambda], new double[r.Rows]);
 }
 
 public sealed class FlattenOp : Operator
@@ -27,6 +31,10 @@ public sealed class FlattenOp : Operator
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0] is null ? null : OutShape(ctx, s[0]!)];
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) => [inputs[0]!.Reshape(OutShape(ctx, inputs[0]!.Shape))];
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g) => [g[0]!.Reshape(inputs[0]!.Shape)];
+
+    // Reshapes keep the C-order element layout, so coefficients pass through unchanged.
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => inputs[0]!.Reshape(OutShape(ctx, inputs[0]!.Shape));
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => new([r.Lambda], new double[r.Rows]);
 }
 
 public sealed class ReshapeOp : Operator
@@ -69,4 +77,8 @@ public sealed class ReshapeOp : Operator
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) =>
         [inputs[0]!.Reshape(OutShape(ctx, inputs[0]!.Shape, inputs[1]!.ToLongArray()))];
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g) => [g[0]!.Reshape(inputs[0]!.Shape), null];
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        inputs[1]?.Constant is { } target ? inputs[0]!.Reshape(OutShape(ctx, inputs[0]!.Shape, target.ToLongArray())) : null;
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => new([r.Lambda, null], new double[r.Rows]);
 }

@@ -1,0 +1,130 @@
+using Gate.Core.Engine;
+using Gate.Core.Model;
+using Gate.Core.Runtime;
+using Gate.Core.Tensors;
+using Gate.Core.Verification;
+
+namespace Gate.Tests.Verification;
+
+/// <summary>
+/// The prover's answers against independent evidence: whenever sampling finds a violation, the answer is never
+/// unsat; every sat comes with a counterexample that really violates the property; and unsat answers survive
+/// dense sampling.
+/// </summary>
+public class ProverTests
+{
+    private static readonly ProverOptions Quick = new() { Timeout = TimeSpan.FromSeconds(3), AttackRestarts = 3, AttackSteps = 15, AlphaSteps = 2 };
+
+    private static VnnProperty DiffProperty(double[] lo, double[] hi, int outputs, double t)
+    {
+        var c = new double[outputs]; c[0] = 1; c[1] = -1;
+        return new VnnProperty("test", lo.Length, outputs, [new VnnCase(lo, hi, [new OutputConstraint(c, t, 1, 1)])]); // Y_0 − Y_1 ≤ t
+    }
+
+    private static double[] SampledDiffs(OnnxModel model, double[] lo, double[] hi, Random rng, int count)
+    {
+        var engine = CompiledModel.Compile(model);
+        var shape = new BoundNetwork(model).InputShape;
+        return BoundSoundnessTests.Samples(rng, lo, hi, count).Select(x => { var y = engine.Run(Tensor.FromFloats(shape, x)).Floats!; return (double)y[0] - y[1]; }).ToArray();
+    }
+
+    private static void CheckAnswer(OnnxModel model, VnnProperty p, ProofResult r, double sampledMin)
+    {
+        var k = p.Cases[0].Constraints[0];
+        if (sampledMin <= k.D) Assert.NotEqual(ProofStatus.Unsat, r.Status);
+        if (r.Status == ProofStatus.Sat)
+        {
+            var x = r.CounterexampleX!;
+            for (int i = 0; i < x.Length; i++) Assert.InRange(x[i], p.Cases[0].InputLower[i], p.Cases[0].InputUpper[i]);
+            var y = CompiledModel.Compile(model).Run(Tensor.FromFloats(new BoundNetwork(model).InputShape, x)).Floats!;
+            Assert.Equal(y, r.CounterexampleY!);
+            Assert.True((double)y[0] - y[1] <= k.D, $"counterexample gives {y[0] - y[1]} > {k.D}");
+        }
+    }
+
+    [Theory]
+    [InlineData(3, 1)]   // input splitting
+    [InlineData(12, 2)]  // ReLU splitting (more than 10 inputs)
+    public void Never_unsat_when_sampling_violates_and_sat_answers_are_real(int inputs, int seed)
+    {
+        var rng = new Random(seed);
+        int unsat = 0, sat = 0;
+        for (int trial = 0; trial < 6; trial++)
+        {
+            var model = BoundSoundnessTests.RandomRelu(rng, inputs, [8, 8], 2);
+            var lo = Enumerable.Range(0, inputs).Select(_ => rng.NextDouble() - 0.5).ToArray();
+            var hi = lo.Select(v => v + 0.1 + 0.3 * rng.NextDouble()).ToArray();
+            var diffs = SampledDiffs(model, lo, hi, rng, 400);
+            double min = diffs.Min(), max = diffs.Max();
+            using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+            var prover = new Prover(model, confirm, Quick with { Seed = (ulong)trial + 1 });
+            // Threshold between the sampled minimum and maximum: violated (sampling found it).
+            var violated = DiffProperty(lo, hi, 2, min + 0.3 * (max - min));
+            var r1 = prover.Prove(violated, TestContext.Current.CancellationToken);
+            CheckAnswer(model, violated, r1, min);
+            if (r1.Status == ProofStatus.Sat) sat++;
+            // Threshold below everything sampled: probably holds; an unsat must survive 4000 more samples.
+            var likely = DiffProperty(lo, hi, 2, min - (inputs > 10 ? 0.5 : 0.05) * (max - min) - 0.01);
+            var r2 = prover.Prove(likely, TestContext.Current.CancellationToken);
+            CheckAnswer(model, likely, r2, min);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{r1.Status} {r2.Status} {r2.Detail} {r2.Seconds:F2}s");
+            if (r2.Status == ProofStatus.Unsat)
+            {
+                unsat++;
+                Assert.True(SampledDiffs(model, lo, hi, rng, 4000).Min() > likely.Cases[0].Constraints[0].D);
+            }
+        }
+        Assert.True(sat >= 5, $"only {sat}/6 sampled violations were found and confirmed");
+        Assert.True(unsat >= 3, $"only {unsat}/6 likely-true properties were proved");
+    }
+
+    [Fact]
+    public void Sigmoid_and_tanh_networks_are_handled_soundly()
+    {
+        var rng = new Random(4);
+        for (int trial = 0; trial < 3; trial++)
+        {
+            var model = BoundSoundnessTests.MixedNetwork(rng);
+            var lo = Enumerable.Range(0, 16).Select(_ => rng.NextDouble() - 0.5).ToArray();
+            var hi = lo.Select(v => v + 0.05).ToArray();
+            var diffs = SampledDiffs(model, lo, hi, rng, 300);
+            using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+            var prover = new Prover(model, confirm, Quick);
+            foreach (var t in new[] { diffs.Min() - 0.05, 0.5 * (diffs.Min() + diffs.Max()) })
+            {
+                var p = DiffProperty(lo, hi, 3, t);
+                CheckAnswer(model, p, prover.Prove(p, TestContext.Current.CancellationToken), diffs.Min());
+            }
+        }
+    }
+
+    [Fact]
+    public void Unsupported_operators_give_unknown_not_unsat()
+    {
+        var b = new OnnxBuilder([1, 2]);
+        var h = b.Node("Abs", [b.Dense(b.Input, 2, 3, new Random(1))]);
+        var model = b.Build(b.Dense(h, 3, 2, new Random(2)), [1, 2]);
+        if (OperatorRegistry.Find("", "Abs") is null) return; // the engine cannot even run it: nothing to prove here
+        using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+        var r = new Prover(model, confirm, Quick).Prove(DiffProperty([0, 0], [0.1, 0.1], 2, -1e6), TestContext.Current.CancellationToken);
+        Assert.Equal(ProofStatus.Unknown, r.Status);
+    }
+
+    [Fact]
+    public void Result_file_follows_the_vnn_comp_format()
+    {
+        var r = new ProofResult(ProofStatus.Sat, "x", [0.5f, -1f], [2f], "builtin");
+        Assert.Equal("sat\n((X_0 0.5)\n (X_1 -1)\n (Y_0 2))\n", r.ToVnnComp());
+        Assert.Equal("unsat\n", new ProofResult(ProofStatus.Unsat, "").ToVnnComp());
+        Assert.Equal("timeout\n", new ProofResult(ProofStatus.Timeout, "").ToVnnComp());
+    }
+
+    [Fact]
+    public void A_property_with_the_wrong_number_of_inputs_is_bad_input()
+    {
+        var model = BoundSoundnessTests.RandomRelu(new Random(1), 3, [4], 2);
+        using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+        var e = Assert.Throws<Gate.Core.GateInputException>(() => new Prover(model, confirm, Quick).Prove(DiffProperty([0, 0], [1, 1], 2, 0), TestContext.Current.CancellationToken));
+        Assert.Contains("3 elements", e.Message);
+    }
+}
