@@ -10,7 +10,7 @@ public static class PolicyCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("policy", "Governance tools for deployment policies: lint, review, diff.");
+        var cmd = new Command("policy", "Governance tools for deployment policies: lint, review, diff, approve.");
         cmd.Subcommands.Add(Lint());
         cmd.Subcommands.Add(Review());
         cmd.Subcommands.Add(Diff());
