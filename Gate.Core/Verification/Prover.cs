@@ -174,8 +174,15 @@ public sealed class Prover
     {
         for (int i = 0; i < x.Length; i++) if (!(x[i] >= c.InputLower[i] && x[i] <= c.InputUpper[i])) return null;
         var y = _confirm.RunSingle(InputTensor(x), _net.OutputName).ToFloatArray();
-        if (c.Constraints.Count == 0 || Worst(c, y).value <= 0) return (x, y);
-        return null;
+        // Every constraint must hold with room for the float64 rounding of c·y − d, so that a counterexample is
+        // one in exact arithmetic on the runtime's float32 outputs.
+        foreach (var k in c.Constraints)
+        {
+            double v = -k.D, mag = Math.Abs(k.D);
+            for (int j = 0; j < k.C.Length; j++) { v += k.C[j] * y[j]; mag += Math.Abs(k.C[j] * y[j]); }
+            if (!(v <= -Outward.Gamma(k.C.Length) * mag)) return null;
+        }
+        return (x, y);
     }
 
     private float[] EngineOutput(float[] x) => _engine.Run(new Dictionary<string, Tensor> { [_net.InputName] = InputTensor(x) }, [_net.OutputName])[_net.OutputName].ToFloatArray();

@@ -42,7 +42,6 @@ public class FormalCheckTests
     private static async Task<(CheckResult, string evidence)> Run(string checks, string? vnnlib = null)
     {
         var model = TestPaths.FixtureModel("digits-mlp.onnx");
-        Need.Component("GATE_REQUIRE_FIXTURES", File.Exists(model), $"fixture {model} not found");
         var dir = TestPaths.TempDir("formal");
         if (vnnlib is not null) File.WriteAllText(Path.Combine(dir, "prop.vnnlib"), vnnlib);
         var policy = PolicyLoader.Load(Policy(dir, checks));
@@ -123,7 +122,6 @@ public class FormalCheckTests
     public async Task Gate_prove_writes_the_vnn_comp_result()
     {
         var model = TestPaths.FixtureModel("digits-mlp.onnx");
-        Need.Component("GATE_REQUIRE_FIXTURES", File.Exists(model), $"fixture {model} not found");
         var dir = TestPaths.TempDir("prove");
         var x0 = Npy.Read(TestPaths.FixtureData("digits_test_x.npy")).SliceBatch(0, 1).Floats!;
         long label = Npy.Read(TestPaths.FixtureData("digits_test_y.npy")).ToLongArray()[0];
