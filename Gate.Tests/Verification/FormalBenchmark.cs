@@ -14,6 +14,7 @@ namespace Gate.Tests.Verification;
 /// The benchmark behind docs/benchmarks/formal.md. Not a unit test: it runs only with GATE_BENCH=1 (minutes of
 /// CPU), writes the generated networks and properties and a markdown table to GATE_BENCH_OUT (default a temp dir).
 /// </summary>
+[Trait("Category", "Benchmark")]
 public class FormalBenchmark
 {
     [Fact]
