@@ -46,8 +46,16 @@ public static class TextbookPgd
         return robust;
     }
 
-    private static float Clip(float v, float clean, double eps) =>
-        (float)Math.Clamp(Math.Clamp(v, clean - eps, clean + eps), 0.0, 1.0);
+    // Clamping in double and rounding to float32 lands outside the ε-ball about half the time at the boundary (by one
+    // ulp), which would let the reference search a slightly larger threat than the one it is compared under; the
+    // result is nudged back inside so that both attacks are judged on the same ball.
+    private static float Clip(float v, float clean, double eps)
+    {
+        float c = (float)Math.Clamp(Math.Clamp(v, clean - eps, clean + eps), 0.0, 1.0);
+        while ((double)c - clean > eps) c = MathF.BitDecrement(c);
+        while ((double)clean - c > eps) c = MathF.BitIncrement(c);
+        return c;
+    }
 
     private static float[] Logits(CompiledModel model, float[] x, int n) => model.Run(Tensor.FromFloats([n, 1, 8, 8], x)).Floats!;
 }
