@@ -9,8 +9,9 @@ using Gate.Sandbox.Process;
 namespace Gate.Sandbox.Docker;
 
 /// <summary>
-/// Builds the runner image offline, FROM scratch: the runner, the .NET runtime it needs (copied from this host's
-/// install — the same bits a self-contained publish would bundle), the ONNX Runtime library, only the shared
+/// Builds the runner image offline, FROM scratch: the runner published self-contained for linux-x64 (or, for a
+/// framework-dependent runner folder, the runner plus the .NET runtime copied from this host's install — the same
+/// bits a self-contained publish bundles), the ONNX Runtime library, only the shared
 /// libraries those load (ldd, plus OpenSSL, which .NET loads with dlopen for SHA-256), and a passwd entry for the
 /// unprivileged user. No shell, no package manager. Tagged by content hash, and :latest.
 /// </summary>
@@ -27,8 +28,10 @@ public static partial class RunnerImage
     public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, bool tagLatest = true, CancellationToken ct = default)
     {
         var files = CollectFiles(runnerDir, out bool hasOrt);
-        log($"image context: {files.Count} files" + (hasOrt ? "" : " (no ONNX Runtime library found: GATE_ORT_LIB or .cache/onnxruntime/1.30.0)"));
-        var dockerfile = Dockerfile(hasOrt);
+        bool selfContained = IsSelfContained(runnerDir);
+        log($"image context: {files.Count} files, runner {(selfContained ? "self-contained" : "framework-dependent + host runtime")}" +
+            (hasOrt ? "" : " (no ONNX Runtime library found: GATE_ORT_LIB or .cache/onnxruntime/1.30.0)"));
+        var dockerfile = Dockerfile(hasOrt, selfContained);
 
         // Content hash over names, modes and bytes: the same inputs give the same tag.
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -98,14 +101,18 @@ public static partial class RunnerImage
         (bytes.Length > 4 && bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F')
         || (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0 && !path.EndsWith(".dll", StringComparison.Ordinal));
 
-    internal static string Dockerfile(bool hasOrt) => $"""
+    /// <summary>A self-contained publish carries the runtime itself (libcoreclr.so beside the apphost).</summary>
+    public static bool IsSelfContained(string runnerDir) =>
+        File.Exists(Path.Combine(runnerDir, "libcoreclr.so")) && File.Exists(Path.Combine(runnerDir, "Gate.Sandbox.Runner"));
+
+    internal static string Dockerfile(bool hasOrt, bool selfContained = false) => $"""
         FROM scratch
         COPY rootfs/ /
-        ENV DOTNET_ROOT=/gate/dotnet DOTNET_EnableDiagnostics=0 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0{(hasOrt ? " GATE_ORT_LIB=" + OrtPathInImage : "")}
+        ENV {(selfContained ? "" : "DOTNET_ROOT=/gate/dotnet ")}DOTNET_EnableDiagnostics=0 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0{(hasOrt ? " GATE_ORT_LIB=" + OrtPathInImage : "")}
         USER 65534:65534
         WORKDIR /results
         LABEL org.opencontainers.image.title="gate sandbox runner" gate.sandbox.runner="1"
-        ENTRYPOINT ["/gate/dotnet/dotnet", "/gate/runner/Gate.Sandbox.Runner.dll"]
+        ENTRYPOINT [{(selfContained ? "\"/gate/runner/Gate.Sandbox.Runner\"" : "\"/gate/dotnet/dotnet\", \"/gate/runner/Gate.Sandbox.Runner.dll\"")}]
         CMD ["--job", "/job", "--out", "/results"]
 
         """;
@@ -119,6 +126,26 @@ public static partial class RunnerImage
         foreach (var f in Directory.EnumerateFiles(runnerDir, "*", SearchOption.AllDirectories))
             if (!f.EndsWith(".pdb", StringComparison.Ordinal)) files["/gate/runner/" + Path.GetRelativePath(runnerDir, f).Replace('\\', '/')] = f;
 
+        var elvesFromRunner = new List<string>();
+        if (IsSelfContained(runnerDir))
+            elvesFromRunner.Add(Path.Combine(runnerDir, "Gate.Sandbox.Runner")); // the publish holds the runtime; ldd adds system libraries
+        else
+            AddHostRuntime(files);
+
+        var ort = RunnerLocation.OrtLibraryPath();
+        hasOrt = ort is not null;
+        if (ort is not null) files[OrtPathInImage] = ort;
+
+        var elves = files.Where(kv => kv.Key.EndsWith(".so", StringComparison.Ordinal) || kv.Key.Contains(".so.", StringComparison.Ordinal) || kv.Key == "/gate/dotnet/dotnet")
+            .Select(kv => kv.Value).Concat(elvesFromRunner).ToList();
+        foreach (var lib in DlopenLibraries) if (Ldconfig(lib) is { } p) { files[p] = p; elves.Add(p); }
+        foreach (var dep in Ldd(elves)) files[dep] = dep;
+        return files.Select(kv => (kv.Value, kv.Key)).ToList();
+    }
+
+    /// <summary>The .NET runtime of this host (dotnet host, hostfxr, Microsoft.NETCore.App) for a framework-dependent runner.</summary>
+    private static void AddHostRuntime(Dictionary<string, string> files)
+    {
         var framework = Path.TrimEndingDirectorySeparator(RuntimeEnvironment.GetRuntimeDirectory());
         var version = Path.GetFileName(framework);
         var root = Path.GetFullPath(Path.Combine(framework, "..", "..", ".."));
@@ -128,16 +155,6 @@ public static partial class RunnerImage
         files[$"/gate/dotnet/host/fxr/{version}/libhostfxr.so"] = fxr;
         foreach (var f in Directory.EnumerateFiles(framework))
             files[$"/gate/dotnet/shared/Microsoft.NETCore.App/{version}/{Path.GetFileName(f)}"] = f;
-
-        var ort = RunnerLocation.OrtLibraryPath();
-        hasOrt = ort is not null;
-        if (ort is not null) files[OrtPathInImage] = ort;
-
-        var elves = files.Where(kv => kv.Key.EndsWith(".so", StringComparison.Ordinal) || kv.Key.Contains(".so.", StringComparison.Ordinal) || kv.Key == "/gate/dotnet/dotnet")
-            .Select(kv => kv.Value).ToList();
-        foreach (var lib in DlopenLibraries) if (Ldconfig(lib) is { } p) { files[p] = p; elves.Add(p); }
-        foreach (var dep in Ldd(elves)) files[dep] = dep;
-        return files.Select(kv => (kv.Value, kv.Key)).ToList();
     }
 
     [GeneratedRegex(@"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")]
@@ -203,7 +220,7 @@ public static partial class RunnerImage
         return outDir;
     }
 
-    /// <summary>Publishes the runner (Release, framework-dependent: the runtime is added from this host) into a fresh folder.</summary>
+    /// <summary>Publishes the runner self-contained for linux-x64 (Release, invariant globalization) into a fresh folder.</summary>
     public static string PublishRunner(string repoRoot, Action<string> log)
     {
         var outDir = Path.Combine(repoRoot, ".cache", "sandbox-runner");
@@ -211,7 +228,7 @@ public static partial class RunnerImage
         var project = Path.Combine(repoRoot, "Gate.Sandbox", "Runner", "Gate.Sandbox.Runner.csproj");
         log($"dotnet publish {project}");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "publish", project, "-c", "Release", "-o", outDir, "-p:InvariantGlobalization=true", "-nologo", "-v", "quiet" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "publish", project, "-c", "Release", "-r", "linux-x64", "--self-contained", "true", "-o", outDir, "-p:InvariantGlobalization=true", "-nologo", "-v", "quiet" }) psi.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(psi)!;
         var so = p.StandardOutput.ReadToEndAsync();
         var se = p.StandardError.ReadToEndAsync();

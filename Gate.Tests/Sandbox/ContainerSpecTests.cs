@@ -64,4 +64,19 @@ public class ContainerSpecTests
         Assert.DoesNotContain("RUN ", df); // nothing executes at build time: there is no shell in the image
         Assert.Matches("ENTRYPOINT \\[", df);
     }
+
+    [Fact]
+    public void Self_contained_runner_is_started_through_its_apphost_without_a_dotnet_host()
+    {
+        var df = RunnerImage.Dockerfile(hasOrt: true, selfContained: true);
+        Assert.Contains("ENTRYPOINT [\"/gate/runner/Gate.Sandbox.Runner\"]", df);
+        Assert.DoesNotContain("DOTNET_ROOT", df);
+        Assert.DoesNotContain("/gate/dotnet/", df);
+
+        var dir = Support.TestPaths.TempDir();
+        Assert.False(RunnerImage.IsSelfContained(dir));
+        File.WriteAllText(Path.Combine(dir, "libcoreclr.so"), "");
+        File.WriteAllText(Path.Combine(dir, "Gate.Sandbox.Runner"), "");
+        Assert.True(RunnerImage.IsSelfContained(dir));
+    }
 }

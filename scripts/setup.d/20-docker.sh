@@ -40,4 +40,4 @@ fi
 
 echo "20-docker: building the sandbox runner image"
 dotnet build Gate.Cli/Gate.Cli.csproj -c Release -v quiet -nologo
-dotnet Gate.Cli/bin/Release/net10.0/gate.dll sandbox build-image || fail "gate sandbox build-image failed"
+dotnet Gate.Cli/bin/Release/net10.0/gate.dll sandbox build-image --publish || fail "gate sandbox build-image failed"
