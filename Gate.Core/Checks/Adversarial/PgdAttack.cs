@@ -29,7 +29,7 @@ public sealed class PgdAttack : IAttackMethod
     {
         int steps = Steps(spec), d = batch.Dim;
         bool randomStart = (spec.Restarts ?? 1) > 0;
-        double alpha = spec.StepSize ?? 2.5 * batch.Threat.Epsilon / steps;
+        double alpha = spec.StepSize ?? 5 * batch.Threat.Epsilon / steps;
         var x = new float[batch.Count][];
         for (int run = 0; run < Runs(spec); run++)
         {
