@@ -9,11 +9,14 @@ namespace Gate.Tests.Adversarial;
 public class AttackStrengthTests
 {
     // 40 steps × 5 restarts as in the issue: with only 2 restarts, which random starts happen to land well decides
-    // a sample or two either way, and the comparison measures luck rather than strength. Kept small for speed; at
-    // ε = 0.1 the full benchmark shows one-sample gaps either way (docs/benchmarks/adversarial.md).
+    // a sample or two either way, and the comparison measures luck rather than strength. ε = 0.1 on the full 200
+    // samples is the cell that used to fail by one sample (docs/benchmarks/adversarial.md); a few samples there are
+    // broken by only 3–20% of single runs of any method, so these cases pin the seeds' outcome, not a certainty.
     [Theory]
     [InlineData("digits-mlp.onnx", 0.05, 64)]
     [InlineData("digits-cnn.onnx", 0.05, 16)]
+    [InlineData("digits-mlp.onnx", 0.1, 200)]
+    [InlineData("digits-cnn.onnx", 0.1, 200)]
     public void Gate_pgd_is_at_least_as_strong_as_textbook_pgd_and_apgd_at_least_as_strong_as_pgd(string modelFile, double eps, int n)
     {
         const int steps = 40, restarts = 5;
