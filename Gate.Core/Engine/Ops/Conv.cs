@@ -60,14 +60,20 @@ public sealed class ConvOp : Operator
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
                     var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * rowStride + colOffset, ohw);
+                    // Output columns whose input column lies inside the plane: [ox0, ox1), the same for every row.
+                    int sx = s.Strides[1], ix0 = kx * s.Dilations[1] - s.PadBegin[1];
+                    int ox0 = ix0 >= 0 ? 0 : Math.Min(g.OW, (-ix0 + sx - 1) / sx);
+                    int ox1 = Math.Max(ox0, Math.Min(g.OW, g.W - ix0 <= 0 ? 0 : (g.W - ix0 + sx - 1) / sx));
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
-                        for (int ox = 0; ox < g.OW; ox++)
-                        {
-                            int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
-                            row[oy * g.OW + ox] = (uint)iy < (uint)g.H && (uint)ix < (uint)g.W ? plane[iy * g.W + ix] : 0f;
-                        }
+                        var dst = row.Slice(oy * g.OW, g.OW);
+                        if ((uint)iy >= (uint)g.H) { dst.Clear(); continue; }
+                        dst[..ox0].Clear();
+                        dst[ox1..].Clear();
+                        var src = plane.Slice(iy * g.W);
+                        if (sx == 1) src.Slice(ix0 + ox0, ox1 - ox0).CopyTo(dst[ox0..ox1]);
+                        else for (int ox = ox0; ox < ox1; ox++) dst[ox] = src[ox * sx + ix0];
                     }
                 }
         }

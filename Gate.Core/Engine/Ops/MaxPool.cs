@@ -95,26 +95,25 @@ public sealed class MaxPoolOp : Operator
         && g.Strides[0] == g.Kernel[0] && g.Strides[1] == g.Kernel[1]
         && g.Output[0] * g.Kernel[0] <= h && g.Output[1] * g.Kernel[1] <= w;
 
-    /// <summary>Max over each tiled window, with the same NaN rule as <see cref="ArgMaxes"/> (a NaN wins).</summary>
+    /// <summary>
+    /// Max over each tiled window: first the window's rows are folded together a whole input row at a time (SIMD),
+    /// then each run of <paramref name="kw"/> columns. Math.Max propagates NaN, as <see cref="ArgMaxes"/> lets a NaN win.
+    /// </summary>
     private static void MaxTiled(ReadOnlySpan<float> x, Span<float> y, int planes, int kh, int kw, int h, int w, int oh, int ow)
     {
+        Span<float> rowMax = w <= 1024 ? stackalloc float[w] : new float[w];
         int o = 0;
         for (int p = 0; p < planes; p++)
         {
             var plane = x.Slice(p * h * w, h * w);
             for (int oy = 0; oy < oh; oy++)
             {
-                int rowBase = oy * kh * w;
+                plane.Slice(oy * kh * w, w).CopyTo(rowMax);
+                for (int ky = 1; ky < kh; ky++) System.Numerics.Tensors.TensorPrimitives.Max(rowMax, plane.Slice((oy * kh + ky) * w, w), rowMax);
                 for (int ox = 0; ox < ow; ox++)
                 {
-                    int b0 = rowBase + ox * kw;
-                    float bv = plane[b0];
-                    for (int ky = 0; ky < kh; ky++)
-                        for (int kx = ky == 0 ? 1 : 0; kx < kw; kx++)
-                        {
-                            float v = plane[b0 + ky * w + kx];
-                            if (v > bv || float.IsNaN(v)) bv = v;
-                        }
+                    float bv = rowMax[ox * kw];
+                    for (int kx = 1; kx < kw; kx++) bv = Math.Max(bv, rowMax[ox * kw + kx]);
                     y[o++] = bv;
                 }
             }
