@@ -103,7 +103,9 @@ public sealed class CompiledModel
         var nodes = Graph.Nodes;
         var tapeIn = recordForBackward ? new Tensor?[nodes.Count][] : null;
         var tapeOut = recordForBackward ? new Tensor[nodes.Count][] : null;
-        var buffers = new PassBuffers(_pool);
+        // A recorded pass keeps every intermediate on its tape, so nothing would come back to the pool: plain arrays
+        // then, rather than draining the pool for later passes.
+        var buffers = recordForBackward ? null : new PassBuffers(_pool);
         for (int i = 0; i < nodes.Count; i++)
         {
             var node = nodes[i];
@@ -124,7 +126,7 @@ public sealed class CompiledModel
                 foreach (var name in node.Inputs)
                     if (name.Length > 0 && _lastUse.TryGetValue(name, out var last) && last == i && !wanted.Contains(name) && !Graph.Initializers.ContainsKey(name)
                         && values.Remove(name, out var dead))
-                        buffers.Release(dead.Floats, values.Values);
+                        buffers?.Release(dead.Floats, values.Values);
             }
         }
         var result = new Dictionary<string, Tensor>();
