@@ -21,6 +21,7 @@ public sealed class CompiledModel
     private readonly OpContext[] _ctx;
     private readonly Dictionary<string, int> _lastUse = new();
     private readonly HashSet<string> _produced = new();
+    private readonly BufferPool _pool = new();
 
     public OnnxModel Model { get; }
     public Graph Graph => Model.Graph;
@@ -102,6 +103,9 @@ public sealed class CompiledModel
         var nodes = Graph.Nodes;
         var tapeIn = recordForBackward ? new Tensor?[nodes.Count][] : null;
         var tapeOut = recordForBackward ? new Tensor[nodes.Count][] : null;
+        // A recorded pass keeps every intermediate on its tape, so nothing would come back to the pool: plain arrays
+        // then, rather than draining the pool for later passes.
+        var buffers = recordForBackward ? null : new PassBuffers(_pool);
         for (int i = 0; i < nodes.Count; i++)
         {
             var node = nodes[i];
@@ -113,15 +117,16 @@ public sealed class CompiledModel
                 if (!values.TryGetValue(name, out var v)) throw new InvalidOperationException($"{node.DisplayName}: input '{name}' is not available (engine bug)");
                 args[j] = v;
             }
-            Tensor[] res = _ops[i].Forward(_ctx[i], args);
+            Tensor[] res = _ops[i].Forward(_ctx[i] with { Buffers = buffers }, args);
             for (int j = 0; j < node.Outputs.Length && j < res.Length; j++)
                 if (node.Outputs[j].Length > 0) values[node.Outputs[j]] = res[j];
             if (tapeIn is not null) { tapeIn[i] = args; tapeOut![i] = res; }
             else
             {
                 foreach (var name in node.Inputs)
-                    if (name.Length > 0 && _lastUse.TryGetValue(name, out var last) && last == i && !wanted.Contains(name) && !Graph.Initializers.ContainsKey(name))
-                        values.Remove(name);
+                    if (name.Length > 0 && _lastUse.TryGetValue(name, out var last) && last == i && !wanted.Contains(name) && !Graph.Initializers.ContainsKey(name)
+                        && values.Remove(name, out var dead))
+                        buffers?.Release(dead.Floats, values.Values);
             }
         }
         var result = new Dictionary<string, Tensor>();

@@ -16,7 +16,8 @@ public static class Kernels
     /// C[M,N] (+)= A[M,K] · B[K,N], all row-major and contiguous. Cache-blocked: K is cut into panels of
     /// <see cref="KBlock"/> rows of B and N into strips of <see cref="NBlock"/> columns, so a B panel stays in L2
     /// while every row block of A streams past it. Inside, a 4×(2 vectors) register-blocked SIMD micro-kernel does
-    /// the multiply-adds; edges fall back to a SIMD axpy. Row blocks run in parallel.
+    /// the multiply-adds; the column edge runs the same kernel on a zero-padded copy, and leftover rows fall back to a
+    /// SIMD axpy. Row blocks run in parallel.
     /// </summary>
     public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
@@ -60,8 +61,30 @@ public static class Kernels
             for (int j0 = jStart; j0 < jEnd; j0 += NBlock)
             {
                 int nc = Math.Min(NBlock, jEnd - j0);
+                int step = 2 * Vector<float>.Count, ncVec = nc - nc % step, tail = nc - ncVec;
                 int i = r0;
-                for (; i + 4 <= r1; i += 4) MicroKernel4(a, b, c, i, p0, kc, j0, nc, k, n);
+                if (i + 4 <= r1)
+                {
+                    // Columns past the last full two-vector strip: B's tail packed once into a zero-padded strip so
+                    // that narrow outputs (a 10-class head, 16-pixel conv planes) still run the register kernel.
+                    float[]? bt = null;
+                    if (tail > 0)
+                    {
+                        bt = System.Buffers.ArrayPool<float>.Shared.Rent(kc * step);
+                        for (int p = 0; p < kc; p++)
+                        {
+                            var dst = bt.AsSpan(p * step, step);
+                            b.Slice((p0 + p) * n + j0 + ncVec, tail).CopyTo(dst);
+                            dst[tail..].Clear();
+                        }
+                    }
+                    for (; i + 4 <= r1; i += 4)
+                    {
+                        MicroKernel4(a, b, c, i, p0, kc, j0, ncVec, k, n);
+                        if (bt is not null) TailKernel4(a, bt, c, i, p0, kc, j0 + ncVec, tail, k, n);
+                    }
+                    if (bt is not null) System.Buffers.ArrayPool<float>.Shared.Return(bt);
+                }
                 for (; i < r1; i++)
                     for (int p = p0; p < p0 + kc; p++)
                     {
@@ -74,7 +97,7 @@ public static class Kernels
         }
     }
 
-    /// <summary>Four rows of C over columns [j0, j0+nc): 8 vector accumulators held in registers across the K panel.</summary>
+    /// <summary>Four rows of C over columns [j0, j0+nc), nc a multiple of two vectors: 8 vector accumulators held in registers across the K panel.</summary>
     private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n)
     {
         int vl = Vector<float>.Count, step = 2 * vl;
@@ -111,17 +134,43 @@ public static class Kernels
             x20.StoreUnsafe(ref c2); x21.StoreUnsafe(ref c2, (nuint)vl);
             x30.StoreUnsafe(ref c3); x31.StoreUnsafe(ref c3, (nuint)vl);
         }
-        if (j == jEnd) return;
-        // Column tail narrower than two vectors: SIMD axpy per row.
-        int tail = jEnd - j;
-        for (int r = 0; r < 4; r++)
-            for (int p = p0; p < p0 + kc; p++)
-            {
-                float s = a[(i + r) * k + p];
-                if (s == 0f) continue;
-                var cRow = c.Slice((i + r) * n + j, tail);
-                TensorPrimitives.MultiplyAdd(b.Slice(p * n + j, tail), s, cRow, cRow);
-            }
+    }
+
+    /// <summary>
+    /// Four rows of C over the <paramref name="tail"/> (&lt; two vectors) columns from <paramref name="jt"/>, reading B
+    /// from the packed strip <paramref name="bt"/> ([kc, 2 vectors], zero beyond the tail) and C through a padded copy.
+    /// </summary>
+    private static void TailKernel4(ReadOnlySpan<float> a, float[] bt, Span<float> c, int i, int p0, int kc, int jt, int tail, int k, int n)
+    {
+        int vl = Vector<float>.Count, step = 2 * vl;
+        Span<float> cp = stackalloc float[4 * step];
+        cp.Clear();
+        for (int r = 0; r < 4; r++) c.Slice((i + r) * n + jt, tail).CopyTo(cp.Slice(r * step, tail));
+        ref float rc = ref MemoryMarshal.GetReference(cp);
+        Vector<float> x00 = Vector.LoadUnsafe(ref rc), x01 = Vector.LoadUnsafe(ref rc, (nuint)vl);
+        Vector<float> x10 = Vector.LoadUnsafe(ref rc, (nuint)step), x11 = Vector.LoadUnsafe(ref rc, (nuint)(step + vl));
+        Vector<float> x20 = Vector.LoadUnsafe(ref rc, (nuint)(2 * step)), x21 = Vector.LoadUnsafe(ref rc, (nuint)(2 * step + vl));
+        Vector<float> x30 = Vector.LoadUnsafe(ref rc, (nuint)(3 * step)), x31 = Vector.LoadUnsafe(ref rc, (nuint)(3 * step + vl));
+        ref float a0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(a), i * k + p0);
+        ref float rb = ref MemoryMarshal.GetArrayDataReference(bt);
+        for (int p = 0; p < kc; p++)
+        {
+            ref float bp = ref Unsafe.Add(ref rb, p * step);
+            var b0 = Vector.LoadUnsafe(ref bp); var b1 = Vector.LoadUnsafe(ref bp, (nuint)vl);
+            var s0 = new Vector<float>(Unsafe.Add(ref a0, p));
+            var s1 = new Vector<float>(Unsafe.Add(ref a0, k + p));
+            var s2 = new Vector<float>(Unsafe.Add(ref a0, 2 * k + p));
+            var s3 = new Vector<float>(Unsafe.Add(ref a0, 3 * k + p));
+            x00 = Vector.FusedMultiplyAdd(s0, b0, x00); x01 = Vector.FusedMultiplyAdd(s0, b1, x01);
+            x10 = Vector.FusedMultiplyAdd(s1, b0, x10); x11 = Vector.FusedMultiplyAdd(s1, b1, x11);
+            x20 = Vector.FusedMultiplyAdd(s2, b0, x20); x21 = Vector.FusedMultiplyAdd(s2, b1, x21);
+            x30 = Vector.FusedMultiplyAdd(s3, b0, x30); x31 = Vector.FusedMultiplyAdd(s3, b1, x31);
+        }
+        x00.StoreUnsafe(ref rc); x01.StoreUnsafe(ref rc, (nuint)vl);
+        x10.StoreUnsafe(ref rc, (nuint)step); x11.StoreUnsafe(ref rc, (nuint)(step + vl));
+        x20.StoreUnsafe(ref rc, (nuint)(2 * step)); x21.StoreUnsafe(ref rc, (nuint)(2 * step + vl));
+        x30.StoreUnsafe(ref rc, (nuint)(3 * step)); x31.StoreUnsafe(ref rc, (nuint)(3 * step + vl));
+        for (int r = 0; r < 4; r++) cp.Slice(r * step, tail).CopyTo(c.Slice((i + r) * n + jt, tail));
     }
 
     /// <summary>Row-major transpose of an [rows, cols] matrix.</summary>

@@ -16,6 +16,15 @@ public readonly record struct OpContext(Node Node, long Opset)
     public bool[]? GradientsNeeded { get; init; }
 
     public bool NeedsGradient(int input) => GradientsNeeded is null || (input < GradientsNeeded.Length && GradientsNeeded[input]);
+
+    /// <summary>During a forward pass run by <see cref="CompiledModel"/>: where kernels rent their outputs.</summary>
+    public PassBuffers? Buffers { get; init; }
+
+    /// <summary>
+    /// An output array for a kernel that writes every element: recycled from earlier passes when the engine runs
+    /// the graph (contents undefined), a fresh zeroed array otherwise.
+    /// </summary>
+    public float[] RentFloats(int length) => Buffers?.Rent(length) ?? new float[length];
 }
 
 /// <summary>

@@ -60,14 +60,20 @@ public sealed class ConvOp : Operator
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
                     var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * rowStride + colOffset, ohw);
+                    // Output columns whose input column lies inside the plane: [ox0, ox1), the same for every row.
+                    int sx = s.Strides[1], ix0 = kx * s.Dilations[1] - s.PadBegin[1];
+                    int ox0 = ix0 >= 0 ? 0 : Math.Min(g.OW, (-ix0 + sx - 1) / sx);
+                    int ox1 = Math.Max(ox0, Math.Min(g.OW, g.W - ix0 <= 0 ? 0 : (g.W - ix0 + sx - 1) / sx));
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
-                        for (int ox = 0; ox < g.OW; ox++)
-                        {
-                            int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
-                            row[oy * g.OW + ox] = (uint)iy < (uint)g.H && (uint)ix < (uint)g.W ? plane[iy * g.W + ix] : 0f;
-                        }
+                        var dst = row.Slice(oy * g.OW, g.OW);
+                        if ((uint)iy >= (uint)g.H) { dst.Clear(); continue; }
+                        dst[..ox0].Clear();
+                        dst[ox1..].Clear();
+                        var src = plane.Slice(iy * g.W);
+                        if (sx == 1) src.Slice(ix0 + ox0, ox1 - ox0).CopyTo(dst[ox0..ox1]);
+                        else for (int ox = ox0; ox < ox1; ox++) dst[ox] = src[ox * sx + ix0];
                     }
                 }
         }
@@ -105,50 +111,38 @@ public sealed class ConvOp : Operator
         if (x.Rank != 4 || x.Floats is null) return [ConvND.Forward(ctx, x, w, b)];
         var g = Geometry(ctx, x.Shape, w.Shape);
         var xf = Kernels.Floats(x, ctx, "X"); var wf = Kernels.Floats(w, ctx, "W");
-        var y = new float[g.N * g.M * g.OH * g.OW];
-        int outPlane = g.OH * g.OW;
-        if (g.G == 1 && g.N > 1) ForwardBatched(xf, wf, y, g);
-        else Parallel.For(0, g.N * g.G, job =>
-        {
-            int n = job / g.G, grp = job % g.G;
-            // Pooled column buffer: Im2Col overwrites every element, so a rented (dirty) array is fine.
-            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
-            Im2Col(xf, col, g, n, grp);
-            Kernels.MatMul(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), col,
-                y.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane), g.Mg, g.ColRows, g.ColCols);
-            System.Buffers.ArrayPool<float>.Shared.Return(col);
-        });
-        if (b is not null)
-        {
-            var bf = Kernels.Floats(b, ctx, "B");
-            for (int n = 0; n < g.N; n++)
-                for (int m = 0; m < g.M; m++)
-                {
-                    var span = y.AsSpan((n * g.M + m) * outPlane, outPlane);
-                    System.Numerics.Tensors.TensorPrimitives.Add(span, bf[m], span);
-                }
-        }
+        var bf = b is null ? null : Kernels.Floats(b, ctx, "B");
+        var y = ctx.RentFloats(g.N * g.M * g.OH * g.OW);
+        long work = (long)g.N * g.M * g.ColRows * g.ColCols;
+        // Samples in contiguous chunks, one per core: per-sample products are small (a few rows by OH·OW columns),
+        // so finer tasks would cost more in hand-off than they compute; tiny batches stay on the calling thread.
+        int chunks = work < ParallelWork ? 1 : Math.Min(g.N, Environment.ProcessorCount);
+        if (chunks == 1) ForwardSamples(xf, wf, bf, y, g, 0, g.N);
+        else Parallel.For(0, chunks, c => ForwardSamples(xf, wf, bf, y, g, (int)((long)g.N * c / chunks), (int)((long)g.N * (c + 1) / chunks)));
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
     }
 
+    /// <summary>Multiply-adds below which a convolution runs on one thread.</summary>
+    private const long ParallelWork = 1 << 17;
+
     /// <summary>
-    /// Ungrouped convolution of a whole batch as one GEMM, W[M, C·Kh·Kw] · col[C·Kh·Kw, N·OH·OW]: one wide product
-    /// keeps the SIMD kernel busy where per-sample products (a few rows by OH·OW columns) are dominated by overhead.
+    /// Samples [n0, n1): per sample and group, Y = W · col(X) + B straight into the output (bias first, then the
+    /// product accumulated onto it), with one pooled column buffer reused across the chunk.
     /// </summary>
-    private static void ForwardBatched(float[] xf, float[] wf, float[] y, Geo g)
+    private static void ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, int n0, int n1)
     {
-        int plane = g.ColCols, width = g.N * plane;
-        var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * width);
-        var wide = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * width);
-        Parallel.For(0, g.N, n => Im2Col(xf, col, g, n, 0, width, n * plane));
-        Kernels.MatMul(wf.AsSpan(0, g.M * g.ColRows), col.AsSpan(0, g.ColRows * width), wide.AsSpan(0, g.M * width), g.M, g.ColRows, width);
-        // [M, N, OH·OW] → [N, M, OH·OW]
-        Parallel.For(0, g.N, n =>
-        {
-            for (int m = 0; m < g.M; m++) wide.AsSpan(m * width + n * plane, plane).CopyTo(y.AsSpan((n * g.M + m) * plane, plane));
-        });
+        int outPlane = g.OH * g.OW;
+        var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+        for (int n = n0; n < n1; n++)
+            for (int grp = 0; grp < g.G; grp++)
+            {
+                var yg = y.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane);
+                if (bf is null) yg.Clear();
+                else for (int m = 0; m < g.Mg; m++) yg.Slice(m * outPlane, outPlane).Fill(bf[grp * g.Mg + m]);
+                Im2Col(xf, col, g, n, grp);
+                Kernels.MatMul(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), col.AsSpan(0, g.ColRows * g.ColCols), yg, g.Mg, g.ColRows, g.ColCols, accumulate: true);
+            }
         System.Buffers.ArrayPool<float>.Shared.Return(col);
-        System.Buffers.ArrayPool<float>.Shared.Return(wide);
     }
 
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)

@@ -40,7 +40,7 @@ public sealed class GemmOp : Operator
         float alpha = ctx.Node.GetFloat("alpha", 1f), beta = ctx.Node.GetFloat("beta", 1f);
         var af = Kernels.Floats(a, ctx, "A"); var bf = Kernels.Floats(b, ctx, "B");
         var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af;
-        var y = new float[m * n];
+        var y = ctx.RentFloats(m * n);
         if (tb && m < 4)
         {
             // Few rows against a transposed B (how PyTorch exports Linear): each output is a dot product of two
@@ -49,7 +49,7 @@ public sealed class GemmOp : Operator
                 for (int j = 0; j < n; j++)
                     y[i * n + j] = System.Numerics.Tensors.TensorPrimitives.Dot(am.AsSpan(i * k, k), bf.AsSpan(j * k, k));
         }
-        else Kernels.MatMul(am, tb ? TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k)) : bf, y, m, k, n);
+        else Kernels.MatMul(am, !tb ? bf : BufferPool.IsRecyclable(bf) ? Kernels.Transpose(bf, n, k) : TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k)), y, m, k, n);
         if (alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(y, alpha, y);
         if (c is not null && beta != 0f)
         {

@@ -62,10 +62,23 @@ public sealed class MaxPoolOp : Operator
             return columnMajor ? throw new OperatorException($"{ctx.Where}: storage_order=1 is supported for 2-D pooling only") : ForwardND(ctx, x, g);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         var xf = Kernels.Floats(x, ctx, "X");
+        int[] shape = [n, c, g.Output[0], g.Output[1]];
+        int ohw = g.Output[0] * g.Output[1];
+        if (ctx.Node.Outputs.Length < 2 || ctx.Node.Outputs[1].Length == 0)
+        {
+            // Values only: no index arrays, and tiled windows (the usual 2×2 stride 2) take a branch-light path.
+            var yv = ctx.RentFloats(n * c * ohw);
+            if (IsTiling(g, h, w)) MaxTiled(xf, yv, n * c, g.Kernel[0], g.Kernel[1], h, w, g.Output[0], g.Output[1]);
+            else
+            {
+                var a = ArgMaxes(xf, n * c, g, h, w);
+                for (int i = 0; i < a.Length; i++) yv[i] = a[i] < 0 ? float.NegativeInfinity : xf[i / ohw * h * w + a[i]];
+            }
+            return [Tensor.FromFloats(shape, yv, x.Type)];
+        }
         var arg = ArgMaxes(xf, n * c, g, h, w);
         var y = new float[arg.Length];
         var idx = new long[arg.Length];
-        int ohw = g.Output[0] * g.Output[1];
         for (int i = 0; i < arg.Length; i++)
         {
             int plane = i / ohw;
@@ -73,9 +86,38 @@ public sealed class MaxPoolOp : Operator
             // storage_order=1 numbers the Indices output column-major within each plane.
             idx[i] = arg[i] < 0 ? -1 : (long)plane * h * w + (columnMajor ? arg[i] % w * h + arg[i] / w : arg[i]);
         }
-        int[] shape = [n, c, g.Output[0], g.Output[1]];
-        var result = Tensor.FromFloats(shape, y, x.Type);
-        return ctx.Node.Outputs.Length > 1 ? [result, Tensor.FromLongs(shape, idx)] : [result];
+        return [Tensor.FromFloats(shape, y, x.Type), Tensor.FromLongs(shape, idx)];
+    }
+
+    /// <summary>Windows that sit inside the input without padding, overlap or dilation (stride = kernel).</summary>
+    private static bool IsTiling(SpatialGeometry g, int h, int w) =>
+        g.PadBegin[0] == 0 && g.PadBegin[1] == 0 && g.Dilations[0] == 1 && g.Dilations[1] == 1
+        && g.Strides[0] == g.Kernel[0] && g.Strides[1] == g.Kernel[1]
+        && g.Output[0] * g.Kernel[0] <= h && g.Output[1] * g.Kernel[1] <= w;
+
+    /// <summary>
+    /// Max over each tiled window: first the window's rows are folded together a whole input row at a time (SIMD),
+    /// then each run of <paramref name="kw"/> columns. Math.Max propagates NaN, as <see cref="ArgMaxes"/> lets a NaN win.
+    /// </summary>
+    private static void MaxTiled(ReadOnlySpan<float> x, Span<float> y, int planes, int kh, int kw, int h, int w, int oh, int ow)
+    {
+        Span<float> rowMax = w <= 1024 ? stackalloc float[w] : new float[w];
+        int o = 0;
+        for (int p = 0; p < planes; p++)
+        {
+            var plane = x.Slice(p * h * w, h * w);
+            for (int oy = 0; oy < oh; oy++)
+            {
+                plane.Slice(oy * kh * w, w).CopyTo(rowMax);
+                for (int ky = 1; ky < kh; ky++) System.Numerics.Tensors.TensorPrimitives.Max(rowMax, plane.Slice((oy * kh + ky) * w, w), rowMax);
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    float bv = rowMax[ox * kw];
+                    for (int kx = 1; kx < kw; kx++) bv = Math.Max(bv, rowMax[ox * kw + kx]);
+                    y[o++] = bv;
+                }
+            }
+        }
     }
 
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)

@@ -14,8 +14,8 @@ public sealed class ReluOp : Operator
         var x = inputs[0]!;
         if (x.Floats is not null)
         {
-            var y = new float[x.Length];
-            TensorPrimitives.Max(x.Floats.AsSpan(0, x.Length), 0f, y);
+            var y = ctx.RentFloats(x.Length);
+            TensorPrimitives.Max(x.Floats.AsSpan(0, x.Length), 0f, y.AsSpan(0, x.Length));
             return [Tensor.FromFloats(x.Shape, y, x.Type)];
         }
         if (x.Doubles is not null)
