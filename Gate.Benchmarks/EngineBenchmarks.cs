@@ -61,7 +61,7 @@ public class EngineBenchmarks
     [Benchmark]
     public Tensor ForwardBackward()
     {
-        var pass = _engine.Forward(_inputs, recordForBackward: true);
+        using var pass = _engine.Forward(_inputs, recordForBackward: true);
         return _engine.Backward(pass, _seed, [_engine.InputNames[0]])[_engine.InputNames[0]];
     }
 }

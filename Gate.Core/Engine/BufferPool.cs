@@ -60,6 +60,16 @@ public sealed class PassBuffers
     /// <summary>Below this, allocation is cheaper than the bookkeeping (and stays out of the large-object heap).</summary>
     private const int MinPooledLength = 4096;
 
+    /// <summary>Gives back every array rented in this pass that no tensor in <paramref name="keep"/> holds.</summary>
+    internal void ReleaseAll(IEnumerable<Tensors.Tensor> keep)
+    {
+        var kept = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
+        foreach (var t in keep) if (t.Floats is not null) kept.Add(t.Floats);
+        float[][] all;
+        lock (_rented) { all = _rented.Where(a => !kept.Contains(a)).ToArray(); _rented.Clear(); }
+        foreach (var a in all) _pool.Return(a);
+    }
+
     /// <summary>Gives <paramref name="a"/> back if it was rented in this pass and nothing in <paramref name="live"/> still holds it.</summary>
     internal void Release(float[]? a, IEnumerable<Tensors.Tensor> live)
     {

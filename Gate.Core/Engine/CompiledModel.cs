@@ -3,13 +3,26 @@ using Gate.Core.Tensors;
 
 namespace Gate.Core.Engine;
 
-/// <summary>The values a forward pass returns: requested outputs and captured intermediates, plus a tape for gradients.</summary>
-public sealed class ForwardPass
+/// <summary>
+/// The values a forward pass returns: requested outputs and captured intermediates, plus a tape for gradients.
+/// Disposing a recorded pass hands its tape's buffers back to the engine for later passes (the returned
+/// <see cref="Values"/> stay valid); without it they are simply garbage-collected.
+/// </summary>
+public sealed class ForwardPass : IDisposable
 {
     public required IReadOnlyDictionary<string, Tensor> Values { get; init; }
     internal Tensor?[][]? TapeInputs { get; init; }
     internal Tensor[][]? TapeOutputs { get; init; }
+    internal PassBuffers? TapeBuffers { get; init; }
+    internal bool Disposed { get; private set; }
     public Tensor this[string name] => Values.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"tensor '{name}' was not requested from this forward pass");
+
+    public void Dispose()
+    {
+        if (Disposed) return;
+        Disposed = true;
+        TapeBuffers?.ReleaseAll(Values.Values);
+    }
 }
 
 /// <summary>
@@ -103,9 +116,8 @@ public sealed class CompiledModel
         var nodes = Graph.Nodes;
         var tapeIn = recordForBackward ? new Tensor?[nodes.Count][] : null;
         var tapeOut = recordForBackward ? new Tensor[nodes.Count][] : null;
-        // A recorded pass keeps every intermediate on its tape, so nothing would come back to the pool: plain arrays
-        // then, rather than draining the pool for later passes.
-        var buffers = recordForBackward ? null : new PassBuffers(_pool);
+        // A recorded pass keeps every intermediate on its tape until the pass is disposed.
+        var buffers = new PassBuffers(_pool);
         for (int i = 0; i < nodes.Count; i++)
         {
             var node = nodes[i];
@@ -126,12 +138,12 @@ public sealed class CompiledModel
                 foreach (var name in node.Inputs)
                     if (name.Length > 0 && _lastUse.TryGetValue(name, out var last) && last == i && !wanted.Contains(name) && !Graph.Initializers.ContainsKey(name)
                         && values.Remove(name, out var dead))
-                        buffers?.Release(dead.Floats, values.Values);
+                        buffers.Release(dead.Floats, values.Values);
             }
         }
         var result = new Dictionary<string, Tensor>();
         foreach (var w in wanted) result[w] = values[w];
-        return new ForwardPass { Values = result, TapeInputs = tapeIn, TapeOutputs = tapeOut };
+        return new ForwardPass { Values = result, TapeInputs = tapeIn, TapeOutputs = tapeOut, TapeBuffers = tapeIn is null ? null : buffers };
     }
 
     private void CheckInput(ValueInfo vi, Tensor t)
@@ -155,7 +167,11 @@ public sealed class CompiledModel
     {
         if (pass.TapeInputs is null || pass.TapeOutputs is null)
             throw new InvalidOperationException("Forward was not run with recordForBackward: true");
+        if (pass.Disposed) throw new ObjectDisposedException(nameof(ForwardPass), "the forward pass was disposed: its tape is gone");
         var grads = new Dictionary<string, Tensor>(outputGrads);
+        // Gradient kernels rent their results like forward kernels do; a gradient goes back as soon as the node that
+        // consumed it is done, unless it is a requested result or shared with a live one (pass-through operators).
+        var buffers = new PassBuffers(_pool);
         var wrtSet = wrt.ToList();
         var nodes = Graph.Nodes;
         // Tensors that depend on a requested one: only they need gradients, so other branches are skipped.
@@ -176,14 +192,23 @@ public sealed class CompiledModel
             if (!any) continue;
             if (!_ops[i].IsDifferentiable) continue; // piecewise-constant: contributes zero gradient
             if (!needed[i].Any(b => b)) continue;   // no requested tensor upstream of this node
-            var inGrads = _ops[i].Backward(_ctx[i] with { GradientsNeeded = needed[i] }, pass.TapeInputs[i], pass.TapeOutputs[i], outGrads);
+            var inGrads = _ops[i].Backward(_ctx[i] with { GradientsNeeded = needed[i], Buffers = buffers }, pass.TapeInputs[i], pass.TapeOutputs[i], outGrads);
             for (int j = 0; j < node.Inputs.Length && j < inGrads.Length; j++)
             {
                 var name = node.Inputs[j];
                 var g = inGrads[j];
                 if (name.Length == 0 || g is null || !needed[i][j]) continue;
-                grads[name] = grads.TryGetValue(name, out var prev) ? Kernels.AddSameShape(prev, g) : g;
+                if (grads.TryGetValue(name, out var prev))
+                {
+                    grads[name] = Kernels.AddSameShape(prev, g);
+                    buffers.Release(prev.Floats, grads.Values);
+                    buffers.Release(g.Floats, grads.Values);
+                }
+                else grads[name] = g;
             }
+            foreach (var o in node.Outputs)
+                if (o.Length > 0 && !wrtSet.Contains(o) && grads.Remove(o, out var consumed))
+                    buffers.Release(consumed.Floats, grads.Values);
         }
         var result = new Dictionary<string, Tensor>();
         foreach (var w in wrtSet)

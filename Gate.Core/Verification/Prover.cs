@@ -199,7 +199,7 @@ public sealed class Prover
             for (int step = 0; step < _o.AttackSteps && !ct.IsCancellationRequested; step++)
             {
                 var xf = ToBoxFloat(c, x);
-                var pass = _engine.Forward(new Dictionary<string, Tensor> { [_net.InputName] = InputTensor(xf) }, [_net.OutputName], recordForBackward: true);
+                using var pass = _engine.Forward(new Dictionary<string, Tensor> { [_net.InputName] = InputTensor(xf) }, [_net.OutputName], recordForBackward: true);
                 var y = pass[_net.OutputName];
                 var (v, row) = Worst(c, y.ToFloatArray());
                 if (v <= 0 && Confirm(c, xf) is { } found) return found;

@@ -26,7 +26,7 @@ public static class TextbookPgd
             for (int t = 0; t < steps; t++)
             {
                 var input = Tensor.FromFloats([n, 1, 8, 8], x);
-                var pass = model.Forward(new Dictionary<string, Tensor> { ["input"] = input }, ["logits"], recordForBackward: true);
+                using var pass = model.Forward(new Dictionary<string, Tensor> { ["input"] = input }, ["logits"], recordForBackward: true);
                 var z = pass["logits"].Floats!;
                 var seedGrad = new float[n * k];
                 for (int i = 0; i < n; i++)

@@ -37,4 +37,48 @@ public class BufferReuseTests
         var independent = CompiledModel.Compile(Cnn).Forward(new Dictionary<string, Tensor> { ["input"] = Images(0, 64) }, capture: captured);
         foreach (var name in snapshot.Keys) Assert.Equal(independent[name].Floats!, first[name].Floats!);
     }
+
+    private static IReadOnlyDictionary<string, Tensor> Seed(int n)
+    {
+        var seed = new float[n * 10];
+        for (int i = 0; i < n; i++) seed[i * 10 + i % 10] = 1;
+        return new Dictionary<string, Tensor> { ["logits"] = Tensor.FromFloats([n, 10], seed) };
+    }
+
+    [Fact]
+    public void Gradients_survive_disposed_passes_and_match_a_fresh_engine()
+    {
+        var engine = CompiledModel.Compile(Cnn);
+        Tensor grad, logits;
+        using (var pass = engine.Forward(new Dictionary<string, Tensor> { ["input"] = Images(0, 64) }, recordForBackward: true))
+        {
+            grad = engine.Backward(pass, Seed(64), ["input"])["input"];
+            logits = pass["logits"];
+        }
+        var gradSnapshot = grad.Floats!.ToArray();
+        var logitSnapshot = logits.Floats!.ToArray();
+
+        // The disposed tape's buffers and the backward scratch are reused by these passes.
+        for (int start = 64; start < 256; start += 64)
+        {
+            var inputs = new Dictionary<string, Tensor> { ["input"] = Images(start, 64) };
+            using var pass = engine.Forward(inputs, recordForBackward: true);
+            var reused = engine.Backward(pass, Seed(64), ["input"])["input"];
+            var freshEngine = CompiledModel.Compile(Cnn);
+            var freshPass = freshEngine.Forward(inputs, recordForBackward: true);
+            Assert.Equal(freshEngine.Backward(freshPass, Seed(64), ["input"])["input"].Floats!, reused.Floats!);
+        }
+
+        Assert.Equal(gradSnapshot, grad.Floats!);
+        Assert.Equal(logitSnapshot, logits.Floats!);
+    }
+
+    [Fact]
+    public void Backward_on_a_disposed_pass_is_refused()
+    {
+        var engine = CompiledModel.Compile(Cnn);
+        var pass = engine.Forward(new Dictionary<string, Tensor> { ["input"] = Images(0, 4) }, recordForBackward: true);
+        pass.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => engine.Backward(pass, Seed(4), ["input"]));
+    }
 }

@@ -13,7 +13,11 @@ public class Float32PathTests
 {
     private static Tensor F32(Tensor t) => Tensor.FromFloats(t.Shape, t.ToFloatArray());
 
-    private static void Agree(string op, NodeAttribute[] attrs, params (string Name, Tensor Value)[] inputs)
+    private static void Agree(string op, NodeAttribute[] attrs, params (string Name, Tensor Value)[] inputs) =>
+        Agree(op, attrs, inputs.Select(i => i.Name).ToArray(), inputs);
+
+    /// <summary>Output and the gradients with respect to <paramref name="wrt"/> agree between float64 and float32.</summary>
+    private static void Agree(string op, NodeAttribute[] attrs, string[] wrt, params (string Name, Tensor Value)[] inputs)
     {
         var results = new List<(IReadOnlyDictionary<string, Tensor> Y, IReadOnlyDictionary<string, Tensor> G)>();
         foreach (bool wide in new[] { true, false })
@@ -25,7 +29,7 @@ public class Float32PathTests
             var rr = new Random(7);
             var seedValues = Enumerable.Range(0, y.Length).Select(_ => rr.NextDouble() - 0.5).ToArray();
             var seed = wide ? Tensor.FromDoubles(y.Shape, seedValues) : Tensor.FromFloats(y.Shape, seedValues.Select(v => (float)v).ToArray());
-            results.Add((pass.Values, engine.Backward(pass, new Dictionary<string, Tensor> { ["y0"] = seed }, ins.Keys)));
+            results.Add((pass.Values, engine.Backward(pass, new Dictionary<string, Tensor> { ["y0"] = seed }, wrt)));
         }
         void Same(Tensor d, Tensor f, string what)
         {
@@ -35,7 +39,7 @@ public class Float32PathTests
                 Assert.True(Math.Abs(d.GetDouble(i) - f.GetDouble(i)) <= 1e-4 * (1 + Math.Abs(d.GetDouble(i))), $"{op} {what}[{i}]: float64 {d.GetDouble(i)}, float32 {f.GetDouble(i)}");
         }
         Same(results[0].Y["y0"], results[1].Y["y0"], "output");
-        foreach (var (name, _) in inputs) Same(results[0].G[name], results[1].G[name], "d/d" + name);
+        foreach (var name in wrt) Same(results[0].G[name], results[1].G[name], "d/d" + name);
     }
 
     private static Tensor Rand(int seed, params int[] shape)
@@ -65,4 +69,36 @@ public class Float32PathTests
     public void Conv2d_float32_im2col_matches_float64(int group, int stride, int pad) =>
         Agree("Conv", [Int("group", group), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, 0), Ints("dilations", 1, 2)],
             ("x", Rand(9, 3, 2 * group, 7, 8)), ("w", Rand(10, 3 * group, 2, 3, 2)), ("bias", Rand(11, 3 * group)));
+
+    // The direct kernels (Gate.Core/Engine/DirectConv.cs) take over when output channels fill whole vectors or an
+    // output row is exactly one vector at stride 1; the cases below are sized from the machine's vector width so
+    // that each variant, its remainders (pixels not a multiple of the block, a one-vector channel tail) and
+    // asymmetric padding run here, forward and backward (the transposed convolution for dX is direct too).
+    public static TheoryData<string, int, int, int, int, int, int, int, int, int> DirectConvCases()
+    {
+        int vl = System.Numerics.Vector<float>.Count;
+        return new()
+        {
+            // name, C, H, W, M, K, stride, dilation, padBegin, padEnd
+            { "channels: one vector, odd pixel count", 3, 5, 7, vl, 3, 1, 1, 1, 0 },
+            { "channels: two vectors", 2 * vl, 4, 4, 2 * vl, 3, 1, 1, 1, 1 },
+            { "channels: two vectors + one", 5, 6, 5, 3 * vl, 2, 2, 1, 0, 1 },
+            { "channels: dilated", vl, 7, 7, vl, 3, 1, 2, 2, 1 },
+            { "rows: one vector wide, stride 1", 2, 9, vl, 3, 3, 1, 1, 1, 1 },
+            { "rows: single-channel input and its gradient", 1, 10, vl, 2, 3, 1, 1, 1, 1 },
+            { "rows: valid padding, channel-vectorised input gradient", vl, 9, vl + 2, vl, 3, 1, 1, 0, 0 },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(DirectConvCases))]
+    public void Conv2d_float32_direct_kernels_match_float64(string name, int c, int h, int w, int m, int k, int stride, int dilation, int padBegin, int padEnd)
+    {
+        _ = name;
+        NodeAttribute[] attrs = [Ints("strides", stride, stride), Ints("dilations", dilation, dilation), Ints("pads", padBegin, padBegin, padEnd, padEnd)];
+        var x = Rand(20 + c, 3, c, h, w); var wt = Rand(30 + m, m, c, k, k); var b = Rand(40, m);
+        Agree("Conv", attrs, ("x", x), ("w", wt), ("bias", b));
+        // Only dX requested: the kernels skip dW and dB, and dX must not change.
+        Agree("Conv", attrs, ["x"], ("x", x), ("w", wt), ("bias", b));
+    }
 }

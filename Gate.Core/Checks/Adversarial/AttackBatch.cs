@@ -20,7 +20,7 @@ public sealed class ModelOracle(Func<Tensor, Tensor> logits, CompiledModel? engi
     public (float[] Logits, float[] Grad) Gradient(float[] xs, int count, Func<float[], float[]> seed)
     {
         var e = engine ?? throw new InvalidOperationException("this oracle has no gradients (black-box)");
-        var pass = e.Forward(new Dictionary<string, Tensor> { [inputName] = Batch(xs, count) }, [outputName], recordForBackward: true);
+        using var pass = e.Forward(new Dictionary<string, Tensor> { [inputName] = Batch(xs, count) }, [outputName], recordForBackward: true);
         var z = pass[outputName];
         var lf = z.ToFloatArray();
         var g = e.Backward(pass, new Dictionary<string, Tensor> { [outputName] = Tensor.FromFloats(z.Shape, seed(lf)) }, [inputName])[inputName];

@@ -227,7 +227,7 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
                         int k = s * chw + ch * hw + i;
                         xAdv[k] = (float)((1 - mask[i]) * xs[k] + mask[i] * pat[ch * hw + i]);
                     }
-            var pass = ctx.Engine.Forward(new Dictionary<string, Tensor> { [inputName] = Tensor.FromFloats(x.Shape, xAdv) }, [output], recordForBackward: true);
+            using var pass = ctx.Engine.Forward(new Dictionary<string, Tensor> { [inputName] = Tensor.FromFloats(x.Shape, xAdv) }, [output], recordForBackward: true);
             var logits = pass[output].ToFloatArray();
             int k2 = logits.Length / n;
             // d mean-CE / d logits = (softmax − onehot(target)) / n; attack success counted on the current x'.

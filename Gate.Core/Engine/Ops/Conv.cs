@@ -43,63 +43,81 @@ public sealed class ConvOp : Operator
     }
 
     /// <summary>
-    /// Column matrix of sample n, group grp: row (c, ky, kx), column (oy, ox). Rows are <paramref name="rowStride"/>
-    /// apart (default: one sample's width) and start at column <paramref name="colOffset"/>, so several samples can
-    /// share one wide matrix.
+    /// Output columns [ox0, ox1) whose input column ox·stride + ix0 lies inside the plane, for kernel column kx
+    /// (the same for every output row), and that first input column ix0.
     /// </summary>
-    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, Geo g, int n, int grp, int rowStride = 0, int colOffset = 0)
+    private static (int Ox0, int Ox1, int Ix0) InBoundsColumns(Geo g, int kx)
     {
         var s = g.S;
-        int ohw = g.ColCols;
-        if (rowStride == 0) rowStride = ohw;
+        int sx = s.Strides[1], ix0 = kx * s.Dilations[1] - s.PadBegin[1];
+        int ox0 = ix0 >= 0 ? 0 : Math.Min(g.OW, (-ix0 + sx - 1) / sx);
+        int ox1 = Math.Max(ox0, Math.Min(g.OW, g.W - ix0 <= 0 ? 0 : (g.W - ix0 + sx - 1) / sx));
+        return (ox0, ox1, ix0);
+    }
+
+    /// <summary>Rows shorter than this are moved element by element: a span copy's call costs more than it saves.</summary>
+    private const int ShortRow = 16;
+
+    /// <summary>Column matrix of sample n, group grp: row (c, ky, kx), column (oy, ox); zero where the window hits padding.</summary>
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp)
+    {
+        var s = g.S;
+        int ohw = g.ColCols, ow = g.OW, sx = s.Strides[1];
         for (int c = 0; c < g.Cg; c++)
         {
-            int ch = grp * g.Cg + c;
-            var plane = x.Slice(((n * g.C) + ch) * g.H * g.W, g.H * g.W);
+            int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
-                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * rowStride + colOffset, ohw);
-                    // Output columns whose input column lies inside the plane: [ox0, ox1), the same for every row.
-                    int sx = s.Strides[1], ix0 = kx * s.Dilations[1] - s.PadBegin[1];
-                    int ox0 = ix0 >= 0 ? 0 : Math.Min(g.OW, (-ix0 + sx - 1) / sx);
-                    int ox1 = Math.Max(ox0, Math.Min(g.OW, g.W - ix0 <= 0 ? 0 : (g.W - ix0 + sx - 1) / sx));
+                    int rowBase = ((c * g.Kh + ky) * g.Kw + kx) * ohw;
+                    var (ox0, ox1, ix0) = InBoundsColumns(g, kx);
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
-                        var dst = row.Slice(oy * g.OW, g.OW);
-                        if ((uint)iy >= (uint)g.H) { dst.Clear(); continue; }
-                        dst[..ox0].Clear();
-                        dst[ox1..].Clear();
-                        var src = plane.Slice(iy * g.W);
-                        if (sx == 1) src.Slice(ix0 + ox0, ox1 - ox0).CopyTo(dst[ox0..ox1]);
-                        else for (int ox = ox0; ox < ox1; ox++) dst[ox] = src[ox * sx + ix0];
+                        int d = rowBase + oy * ow;
+                        if ((uint)iy >= (uint)g.H) { Array.Clear(col, d, ow); continue; }
+                        int src = planeBase + iy * g.W + ix0;
+                        if (sx == 1 && ox1 - ox0 >= ShortRow)
+                        {
+                            Array.Clear(col, d, ox0);
+                            Array.Copy(x, src + ox0, col, d + ox0, ox1 - ox0);
+                            Array.Clear(col, d + ox1, ow - ox1);
+                            continue;
+                        }
+                        int ox = 0;
+                        for (; ox < ox0; ox++) col[d + ox] = 0f;
+                        for (; ox < ox1; ox++) col[d + ox] = x[src + ox * sx];
+                        for (; ox < ow; ox++) col[d + ox] = 0f;
                     }
                 }
         }
     }
 
-    private static void Col2ImAdd(ReadOnlySpan<float> col, Span<float> dx, Geo g, int n, int grp)
+    /// <summary>Adds a column matrix back onto sample n's input gradient: the transpose of <see cref="Im2Col"/>.</summary>
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp)
     {
         var s = g.S;
-        int ohw = g.ColCols;
+        int ohw = g.ColCols, ow = g.OW, sx = s.Strides[1];
         for (int c = 0; c < g.Cg; c++)
         {
-            int ch = grp * g.Cg + c;
-            var plane = dx.Slice(((n * g.C) + ch) * g.H * g.W, g.H * g.W);
+            int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
-                    var row = col.Slice(((c * g.Kh + ky) * g.Kw + kx) * ohw, ohw);
+                    int rowBase = ((c * g.Kh + ky) * g.Kw + kx) * ohw;
+                    var (ox0, ox1, ix0) = InBoundsColumns(g, kx);
+                    if (ox0 >= ox1) continue;
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         int iy = oy * s.Strides[0] - s.PadBegin[0] + ky * s.Dilations[0];
                         if ((uint)iy >= (uint)g.H) continue;
-                        for (int ox = 0; ox < g.OW; ox++)
+                        int d = planeBase + iy * g.W + ix0, src = rowBase + oy * ow;
+                        if (sx == 1 && ox1 - ox0 >= ShortRow)
                         {
-                            int ix = ox * s.Strides[1] - s.PadBegin[1] + kx * s.Dilations[1];
-                            if ((uint)ix < (uint)g.W) plane[iy * g.W + ix] += row[oy * g.OW + ox];
+                            var dst = dx.AsSpan(d + ox0, ox1 - ox0);
+                            System.Numerics.Tensors.TensorPrimitives.Add(dst, col.AsSpan(src + ox0, ox1 - ox0), dst);
                         }
+                        else for (int ox = ox0; ox < ox1; ox++) dx[d + ox * sx] += col[src + ox];
                     }
                 }
         }
@@ -117,9 +135,56 @@ public sealed class ConvOp : Operator
         // Samples in contiguous chunks, one per core: per-sample products are small (a few rows by OH·OW columns),
         // so finer tasks would cost more in hand-off than they compute; tiny batches stay on the calling thread.
         int chunks = work < ParallelWork ? 1 : Math.Min(g.N, Environment.ProcessorCount);
-        if (chunks == 1) ForwardSamples(xf, wf, bf, y, g, 0, g.N);
-        else Parallel.For(0, chunks, c => ForwardSamples(xf, wf, bf, y, g, (int)((long)g.N * c / chunks), (int)((long)g.N * (c + 1) / chunks)));
+        Action<int, int> samples = ForwardSamples(xf, wf, bf, y, g);
+        if (chunks == 1) samples(0, g.N);
+        else Parallel.For(0, chunks, c => samples((int)((long)g.N * c / chunks), (int)((long)g.N * (c + 1) / chunks)));
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
+    }
+
+    /// <summary>The kernel for samples [n0, n1): direct when the output channels fill whole vectors, else im2col + GEMM.</summary>
+    private static Action<int, int> ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g)
+    {
+        if (!DirectConv.Supports(g.M, g.G, g.S.Strides[1], g.OW)) return (n0, n1) => Im2ColSamples(xf, wf, bf, y, g, n0, n1);
+        var s = g.S;
+        var direct = new DirectConv(g.C, g.H, g.W, g.M, g.Kh, g.Kw, s.Strides[0], s.Strides[1], s.Dilations[0], s.Dilations[1], s.PadBegin[0], s.PadBegin[1], g.OH, g.OW);
+        var wT = TapMajorWeights(wf, g.M, g.ColRows);
+        return (n0, n1) => DirectSamples(direct, xf, wT, bf, y, g.C * g.H * g.W, g.M * g.OH * g.OW, n0, n1);
+    }
+
+    private static void DirectSamples(DirectConv direct, float[] x, float[] wT, float[]? bias, float[] y, int inLen, int outLen, int n0, int n1)
+    {
+        var pad = System.Buffers.ArrayPool<float>.Shared.Rent(direct.ScratchLength);
+        direct.ClearPad(pad);
+        for (int n = n0; n < n1; n++)
+            direct.Sample(x.AsSpan(n * inLen, inLen), wT, bias, y.AsSpan(n * outLen, outLen), pad);
+        System.Buffers.ArrayPool<float>.Shared.Return(pad);
+    }
+
+    /// <summary>Tap-major copies of weight matrices ([M, taps] → [taps, M]), cached per weight array like Gemm's transposes.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], float[]> TapMajor = new();
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], float[]> FlippedTapMajor = new();
+
+    private static float[] TapMajorWeights(float[] wf, int m, int taps) =>
+        BufferPool.IsRecyclable(wf) || wf.Length != m * taps ? Kernels.Transpose(wf.AsSpan(0, m * taps), m, taps)
+            : TapMajor.GetValue(wf, w => Kernels.Transpose(w, m, taps));
+
+    /// <summary>
+    /// Weights of the transposed convolution that carries dY back to dX (stride 1, no dilation): taps (m, ky, kx)
+    /// with the kernel flipped, by input channel c: W[m, c, Kh−1−ky, Kw−1−kx].
+    /// </summary>
+    private static float[] FlippedWeights(float[] wf, Geo g)
+    {
+        float[] Make(float[] w)
+        {
+            var r = new float[g.M * g.Kh * g.Kw * g.C];
+            for (int m = 0; m < g.M; m++)
+                for (int c = 0; c < g.C; c++)
+                    for (int ky = 0; ky < g.Kh; ky++)
+                        for (int kx = 0; kx < g.Kw; kx++)
+                            r[((m * g.Kh + ky) * g.Kw + kx) * g.C + c] = w[((m * g.C + c) * g.Kh + (g.Kh - 1 - ky)) * g.Kw + (g.Kw - 1 - kx)];
+            return r;
+        }
+        return BufferPool.IsRecyclable(wf) ? Make(wf) : FlippedTapMajor.GetValue(wf, Make);
     }
 
     /// <summary>Multiply-adds below which a convolution runs on one thread.</summary>
@@ -129,7 +194,7 @@ public sealed class ConvOp : Operator
     /// Samples [n0, n1): per sample and group, Y = W · col(X) + B straight into the output (bias first, then the
     /// product accumulated onto it), with one pooled column buffer reused across the chunk.
     /// </summary>
-    private static void ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, int n0, int n1)
+    private static void Im2ColSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, int n0, int n1)
     {
         int outPlane = g.OH * g.OW;
         var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
@@ -152,40 +217,74 @@ public sealed class ConvOp : Operator
         var g = Geometry(ctx, x.Shape, w.Shape);
         var xf = x.Floats!; var wf = w.Floats!; var gy = grads[0]!.Floats!;
         int outPlane = g.OH * g.OW;
-        var dx = new float[x.Length];
-        var dwParts = new float[g.N][];
-        bool needW = ctx.NeedsGradient(1);
+        bool needX = ctx.NeedsGradient(0), needW = ctx.NeedsGradient(1), needB = b is not null && ctx.NeedsGradient(2);
+        var dx = needX ? ctx.RentFloats(x.Length) : null;
         // Transposed weights per group, shared by every sample.
         var wT = new float[g.G][];
         for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
-        Parallel.For(0, g.N, n =>
+        // Contiguous sample chunks, one per core, as in the forward pass; each chunk sums its own dW.
+        long work = (long)g.N * g.M * g.ColRows * g.ColCols;
+        int chunks = work < ParallelWork ? 1 : Math.Min(g.N, Environment.ProcessorCount);
+        var dwParts = new float[chunks][];
+        // dX by direct transposed convolution where it applies (stride 1, no dilation, input channels in whole vectors).
+        var s = g.S;
+        DirectConv? directDx = dx is not null && DirectConv.Supports(g.C, g.G, 1, g.W) && s.Strides[0] == 1 && s.Strides[1] == 1 && s.Dilations[0] == 1 && s.Dilations[1] == 1
+            ? new DirectConv(g.M, g.OH, g.OW, g.C, g.Kh, g.Kw, 1, 1, 1, 1, g.Kh - 1 - s.PadBegin[0], g.Kw - 1 - s.PadBegin[1], g.H, g.W) : null;
+        var flipped = directDx is null ? null : FlippedWeights(wf, g);
+        void Chunk(int chunk)
         {
-            // Pooled buffers: Im2Col overwrites col, and MatMul (accumulate: false) clears dcol before use.
-            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
-            var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
-            var dw = needW ? new float[w.Length] : [];
-            for (int grp = 0; grp < g.G; grp++)
+            int n0 = (int)((long)g.N * chunk / chunks), n1 = (int)((long)g.N * (chunk + 1) / chunks);
+            int sampleLen = g.C * g.H * g.W;
+            if (directDx is not null)
             {
-                var gyg = gy.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane);
-                if (needW)
-                {
-                    Im2Col(xf, col, g, n, grp);
-                    // dW[grp] += dY · col^T
-                    var colT = Kernels.Transpose(col, g.ColRows, g.ColCols);
-                    Kernels.MatMul(gyg, colT, dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
-                }
-                // dcol = W^T · dY, scattered back to the input (disjoint per sample, so no race).
-                Kernels.MatMul(wT[grp], gyg, dcol, g.ColRows, g.Mg, g.ColCols);
-                Col2ImAdd(dcol, dx, g, n, grp);
+                var pad = System.Buffers.ArrayPool<float>.Shared.Rent(directDx.ScratchLength);
+                directDx.ClearPad(pad);
+                for (int n = n0; n < n1; n++)
+                    directDx.Sample(gy.AsSpan(n * g.M * outPlane, g.M * outPlane), flipped!, default, dx!.AsSpan(n * sampleLen, sampleLen), pad);
+                System.Buffers.ArrayPool<float>.Shared.Return(pad);
+                if (!needW) return;
             }
-            dwParts[n] = dw;
+            else if (dx is not null) dx.AsSpan(n0 * sampleLen, (n1 - n0) * sampleLen).Clear();
+            // Pooled scratch: Im2Col overwrites col, and MatMul (accumulate: false) clears dcol before use.
+            var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+            var colT = needW ? System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols) : null;
+            var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
+            var dw = needW ? new float[w.Length] : null;
+            for (int n = n0; n < n1; n++)
+                for (int grp = 0; grp < g.G; grp++)
+                {
+                    var gyg = gy.AsSpan((n * g.M + grp * g.Mg) * outPlane, g.Mg * outPlane);
+                    if (dw is not null)
+                    {
+                        // dW[grp] += dY · col^T
+                        Im2Col(xf, col, g, n, grp);
+                        for (int r = 0; r < g.ColRows; r++)
+                            for (int q = 0; q < g.ColCols; q++) colT![q * g.ColRows + r] = col[r * g.ColCols + q];
+                        Kernels.MatMul(gyg, colT.AsSpan(0, g.ColRows * g.ColCols), dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
+                    }
+                    if (dx is not null && directDx is null)
+                    {
+                        // dcol = W^T · dY, scattered back onto this sample's input gradient (disjoint per sample).
+                        Kernels.MatMul(wT[grp], gyg, dcol, g.ColRows, g.Mg, g.ColCols);
+                        Col2ImAdd(dcol, dx, g, n, grp);
+                    }
+                }
+            dwParts[chunk] = dw ?? [];
             System.Buffers.ArrayPool<float>.Shared.Return(col);
+            if (colT is not null) System.Buffers.ArrayPool<float>.Shared.Return(colT);
             System.Buffers.ArrayPool<float>.Shared.Return(dcol);
-        });
-        var dwTotal = new float[w.Length];
-        if (needW) foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(dwTotal, part, dwTotal);
+        }
+        if (chunks == 1) Chunk(0);
+        else Parallel.For(0, chunks, Chunk);
+        Tensor? dW = null;
+        if (needW)
+        {
+            var total = new float[w.Length];
+            foreach (var part in dwParts) System.Numerics.Tensors.TensorPrimitives.Add(total, part, total);
+            dW = Tensor.FromFloats(w.Shape, total);
+        }
         Tensor? db = null;
-        if (b is not null)
+        if (needB)
         {
             var dbf = new float[g.M];
             for (int n = 0; n < g.N; n++)
@@ -193,7 +292,7 @@ public sealed class ConvOp : Operator
                     dbf[m] += System.Numerics.Tensors.TensorPrimitives.Sum(gy.AsSpan((n * g.M + m) * outPlane, outPlane));
             db = Tensor.FromFloats([g.M], dbf);
         }
-        return [Tensor.FromFloats(x.Shape, dx), needW ? Tensor.FromFloats(w.Shape, dwTotal) : null, db];
+        return [dx is null ? null : Tensor.FromFloats(x.Shape, dx), dW, db];
     }
 
     // Bound rules: X variable (batch of one), W and B constant. Direct float64 loops: bounds need float64 and the

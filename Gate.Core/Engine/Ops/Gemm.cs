@@ -41,7 +41,9 @@ public sealed class GemmOp : Operator
         var af = Kernels.Floats(a, ctx, "A"); var bf = Kernels.Floats(b, ctx, "B");
         var am = ta ? Kernels.Transpose(af, a.Shape[0], a.Shape[1]) : af;
         var y = ctx.RentFloats(m * n);
-        if (tb && m < 4)
+        bool dotRows = tb && m < 4;
+        bool prefill = !dotRows && c is not null && beta != 0f && alpha == 1f && c.Floats is not null && c.Length == n && c.Rank <= 2 && c.Shape[^1] == n;
+        if (dotRows)
         {
             // Few rows against a transposed B (how PyTorch exports Linear): each output is a dot product of two
             // contiguous rows, which avoids transposing the whole weight matrix on every call.
@@ -49,9 +51,20 @@ public sealed class GemmOp : Operator
                 for (int j = 0; j < n; j++)
                     y[i * n + j] = System.Numerics.Tensors.TensorPrimitives.Dot(am.AsSpan(i * k, k), bf.AsSpan(j * k, k));
         }
-        else Kernels.MatMul(am, !tb ? bf : BufferPool.IsRecyclable(bf) ? Kernels.Transpose(bf, n, k) : TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k)), y, m, k, n);
+        else
+        {
+            // A bias row with alpha = 1 is written first and the product accumulated onto it: one pass over Y.
+            if (prefill)
+            {
+                var cf = Kernels.Floats(c!, ctx, "C").AsSpan(0, n);
+                for (int i = 0; i < m; i++)
+                    if (beta == 1f) cf.CopyTo(y.AsSpan(i * n, n));
+                    else System.Numerics.Tensors.TensorPrimitives.Multiply(cf, beta, y.AsSpan(i * n, n));
+            }
+            Kernels.MatMul(am, !tb ? bf : BufferPool.IsRecyclable(bf) ? Kernels.Transpose(bf, n, k) : TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k)), y, m, k, n, accumulate: prefill);
+        }
         if (alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(y, alpha, y);
-        if (c is not null && beta != 0f)
+        if (c is not null && beta != 0f && !prefill)
         {
             Broadcast.Shape(c.Shape, [m, n], ctx.Where);
             var cf = Kernels.Floats(c, ctx, "C");
@@ -119,8 +132,9 @@ public sealed class GemmOp : Operator
         var af = a.Floats!; var bf = b.Floats!;
         // With A' = op(A) [m,k] and B' = op(B) [k,n]: dA' = dY · B'^T and dB' = A'^T · dY. A transposed operand's
         // transpose is the stored matrix itself, so only the untransposed cases copy.
-        var dAm = new float[m * k];
-        Kernels.MatMul(gyf, tb ? bf : Kernels.Transpose(bf, k, n), dAm, m, n, k);
+        bool needA = ctx.NeedsGradient(0);
+        var dAm = needA ? (ta ? new float[m * k] : ctx.RentFloats(m * k)) : [];
+        if (needA) Kernels.MatMul(gyf, tb ? bf : Kernels.Transpose(bf, k, n), dAm, m, n, k);
         bool needB = ctx.NeedsGradient(1);
         var dBm = needB ? new float[k * n] : [];
         if (needB) Kernels.MatMul(ta ? af : Kernels.Transpose(af, m, k), gyf, dBm, k, m, n);
@@ -134,7 +148,7 @@ public sealed class GemmOp : Operator
             for (int i = 0; i < s.Length; i++) s[i] = (float)(beta * gyf[i]);
             gc = Broadcast.ReduceTo(Tensor.FromFloats([m, n], s), c.Shape);
         }
-        return [Tensor.FromFloats(a.Shape, dA), needB ? Tensor.FromFloats(b.Shape, dB) : null, gc];
+        return [needA ? Tensor.FromFloats(a.Shape, dA) : null, needB ? Tensor.FromFloats(b.Shape, dB) : null, gc];
     }
 
     // Bound rules: A variable, B and C constant (a layer's weights), the shape every exported Linear layer has.

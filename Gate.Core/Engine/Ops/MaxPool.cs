@@ -95,30 +95,48 @@ public sealed class MaxPoolOp : Operator
         && g.Strides[0] == g.Kernel[0] && g.Strides[1] == g.Kernel[1]
         && g.Output[0] * g.Kernel[0] <= h && g.Output[1] * g.Kernel[1] <= w;
 
-    /// <summary>
-    /// Max over each tiled window: first the window's rows are folded together a whole input row at a time (SIMD),
-    /// then each run of <paramref name="kw"/> columns. Math.Max propagates NaN, as <see cref="ArgMaxes"/> lets a NaN win.
-    /// </summary>
-    private static void MaxTiled(ReadOnlySpan<float> x, Span<float> y, int planes, int kh, int kw, int h, int w, int oh, int ow)
+    /// <summary>Elements above which tiled pooling splits its planes across cores.</summary>
+    private const int ParallelElements = 1 << 16;
+
+    /// <summary>Runs <paramref name="body"/>(p0, p1) over plane ranges: one per core for large inputs, else inline.</summary>
+    private static void OverPlanes(int planes, int planeSize, Action<int, int> body)
     {
-        Span<float> rowMax = w <= 1024 ? stackalloc float[w] : new float[w];
-        int o = 0;
-        for (int p = 0; p < planes; p++)
+        int chunks = (long)planes * planeSize < ParallelElements ? 1 : Math.Min(planes, Environment.ProcessorCount);
+        if (chunks == 1) { body(0, planes); return; }
+        Parallel.For(0, chunks, c => body((int)((long)planes * c / chunks), (int)((long)planes * (c + 1) / chunks)));
+    }
+
+    /// <summary>
+    /// Max over each tiled window, element by element (rows of a digits-sized plane are too short for SIMD calls to
+    /// pay), with the common 2×2 window unrolled. Math.Max propagates NaN, as <see cref="ArgMaxes"/> lets a NaN win.
+    /// </summary>
+    private static void MaxTiled(float[] x, float[] y, int planes, int kh, int kw, int h, int w, int oh, int ow) =>
+        OverPlanes(planes, h * w, (p0, p1) =>
         {
-            var plane = x.Slice(p * h * w, h * w);
-            for (int oy = 0; oy < oh; oy++)
+            for (int p = p0; p < p1; p++)
             {
-                plane.Slice(oy * kh * w, w).CopyTo(rowMax);
-                for (int ky = 1; ky < kh; ky++) System.Numerics.Tensors.TensorPrimitives.Max(rowMax, plane.Slice((oy * kh + ky) * w, w), rowMax);
-                for (int ox = 0; ox < ow; ox++)
+                int o = p * oh * ow;
+                for (int oy = 0; oy < oh; oy++)
                 {
-                    float bv = rowMax[ox * kw];
-                    for (int kx = 1; kx < kw; kx++) bv = Math.Max(bv, rowMax[ox * kw + kx]);
-                    y[o++] = bv;
+                    int r0 = p * h * w + oy * kh * w;
+                    if (kh == 2 && kw == 2)
+                        for (int ox = 0; ox < ow; ox++, o++)
+                        {
+                            int a = r0 + 2 * ox;
+                            y[o] = Math.Max(Math.Max(x[a], x[a + 1]), Math.Max(x[a + w], x[a + w + 1]));
+                        }
+                    else
+                        for (int ox = 0; ox < ow; ox++, o++)
+                        {
+                            int first = r0 + ox * kw;
+                            float bv = x[first];
+                            for (int ky = 0; ky < kh; ky++)
+                                for (int kx = 0; kx < kw; kx++) bv = Math.Max(bv, x[first + ky * w + kx]);
+                            y[o] = bv;
+                        }
                 }
             }
-        }
-    }
+        });
 
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] grads)
     {
@@ -133,14 +151,71 @@ public sealed class MaxPoolOp : Operator
             return [TensorIndexing.FromDoublesAs(x.Type == DType.Float64 ? DType.Float64 : DType.Float32, x.Shape, d)];
         }
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
-        var arg = ArgMaxes(x.Floats!, n * c, g, h, w);
         var gy = grads[0]!.Floats!;
-        var dx = new float[x.Length];
+        var dx = ctx.RentFloats(x.Length);
+        if (IsTiling(g, h, w))
+        {
+            TiledBackward(x.Floats!, gy, dx, n * c, g.Kernel[0], g.Kernel[1], h, w, g.Output[0], g.Output[1]);
+            return [Tensor.FromFloats(x.Shape, dx)];
+        }
+        dx.AsSpan(0, x.Length).Clear();
+        var arg = ArgMaxes(x.Floats!, n * c, g, h, w);
         int ohw = g.Output[0] * g.Output[1];
         for (int i = 0; i < arg.Length; i++)
             if (arg[i] >= 0) dx[(i / ohw) * h * w + arg[i]] += gy[i];
         return [Tensor.FromFloats(x.Shape, dx)];
     }
+
+    /// <summary>
+    /// Gradient of tiled pooling without index arrays: windows are disjoint, so every input element is written once:
+    /// the window's first maximum (chosen exactly as <see cref="ArgMaxes"/> chooses it) receives the output
+    /// gradient, every other element 0, and rows or columns beyond the last window 0.
+    /// </summary>
+    private static void TiledBackward(float[] x, float[] gy, float[] dx, int planes, int kh, int kw, int h, int w, int oh, int ow) =>
+        OverPlanes(planes, h * w, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                int pb = p * h * w, o = p * oh * ow;
+                Array.Clear(dx, pb + oh * kh * w, (h - oh * kh) * w);
+                for (int oy = 0; oy < oh; oy++)
+                {
+                    int r0 = pb + oy * kh * w;
+                    if (ow * kw < w) for (int ky = 0; ky < kh; ky++) Array.Clear(dx, r0 + ky * w + ow * kw, w - ow * kw);
+                    if (kh == 2 && kw == 2)
+                    {
+                        // Unrolled 2×2 window, same first-maximum / NaN-wins rule, written without branches on the result.
+                        for (int ox = 0; ox < ow; ox++, o++)
+                        {
+                            int a = r0 + 2 * ox;
+                            float v0 = x[a], v1 = x[a + 1], v2 = x[a + w], v3 = x[a + w + 1], bv = v0;
+                            int best = 0;
+                            if (v1 > bv || float.IsNaN(v1)) { bv = v1; best = 1; }
+                            if (v2 > bv || float.IsNaN(v2)) { bv = v2; best = 2; }
+                            if (v3 > bv || float.IsNaN(v3)) best = 3;
+                            float gv = gy[o];
+                            dx[a] = best == 0 ? gv : 0f; dx[a + 1] = best == 1 ? gv : 0f;
+                            dx[a + w] = best == 2 ? gv : 0f; dx[a + w + 1] = best == 3 ? gv : 0f;
+                        }
+                        continue;
+                    }
+                    for (int ox = 0; ox < ow; ox++, o++)
+                    {
+                        int first = r0 + ox * kw, best = first;
+                        float bv = x[first];
+                        for (int ky = 0; ky < kh; ky++)
+                            for (int kx = 0; kx < kw; kx++)
+                            {
+                                int at = first + ky * w + kx;
+                                float v = x[at];
+                                dx[at] = 0f;
+                                if (v > bv || float.IsNaN(v)) { bv = v; best = at; }
+                            }
+                        dx[best] = gy[o];
+                    }
+                }
+            }
+        });
 
     private static Tensor[] ForwardND(OpContext ctx, Tensor x, SpatialGeometry g)
     {

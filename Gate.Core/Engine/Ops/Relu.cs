@@ -35,11 +35,21 @@ public sealed class ReluOp : Operator
         if (x.Doubles is not null)
         {
             var r = new double[x.Length];
-            for (int i = 0; i < r.Length; i++) r[i] = x.Doubles[i] > 0 ? gy.Doubles![i] : 0;
+            for (int k = 0; k < r.Length; k++) r[k] = x.Doubles[k] > 0 ? gy.Doubles![k] : 0;
             return [Tensor.FromDoubles(x.Shape, r)];
         }
-        var f = new float[x.Length];
-        for (int i = 0; i < f.Length; i++) f[i] = x.Floats![i] > 0 ? gy.Floats![i] : 0f;
+        int n = x.Length;
+        var f = ctx.RentFloats(n);
+        var xs = x.Floats.AsSpan(0, n); var gs = gy.Floats.AsSpan(0, n);
+        int i = 0, vl = System.Numerics.Vector<float>.Count;
+        for (; i <= n - vl; i += vl)
+        {
+            var xv = new System.Numerics.Vector<float>(xs[i..]);
+            // A NaN input compares false, so its gradient is 0 as in the scalar rule below.
+            System.Numerics.Vector.ConditionalSelect(System.Numerics.Vector.GreaterThan(xv, System.Numerics.Vector<float>.Zero),
+                new System.Numerics.Vector<float>(gs[i..]), System.Numerics.Vector<float>.Zero).CopyTo(f.AsSpan(i));
+        }
+        for (; i < n; i++) f[i] = xs[i] > 0 ? gs[i] : 0f;
         return [Tensor.FromFloats(x.Shape, f)];
     }
 
