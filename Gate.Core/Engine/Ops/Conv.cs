@@ -4,9 +4,11 @@ using Gate.Core.Verification;
 namespace Gate.Core.Engine.Ops;
 
 /// <summary>
-/// Convolution (NCHW) with groups, pads, strides, dilations and auto_pad. 2-D float32 is computed as im2col + GEMM
-/// so that the SIMD matrix kernel does the work (the backward pass reuses the column matrix); other ranks (1-D,
-/// 3-D) and float64 (used by gradient checks) use the direct N-D kernel in <see cref="ConvND"/>.
+/// Convolution (NCHW) with groups, pads, strides, dilations and auto_pad. 2-D float32 uses the direct kernel in
+/// <see cref="DirectConv"/> where it applies (one group; 8-wide rows at stride 1 or output channels in whole
+/// vectors), else im2col + the SIMD GEMM; the input gradient is the same direct kernel run as a transposed
+/// convolution where stride and dilation are 1. Other ranks (1-D, 3-D) and float64 (used by gradient checks) use
+/// the direct N-D kernel in <see cref="ConvND"/>.
 /// </summary>
 public sealed class ConvOp : Operator
 {
