@@ -19,19 +19,41 @@ public static class Kernels
     /// the multiply-adds; the column edge runs the same kernel on a zero-padded copy, and leftover rows fall back to a
     /// SIMD axpy. Row blocks run in parallel.
     /// </summary>
-    public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false) =>
+        MatMul(a, b, c, m, k, n, accumulate, default);
+
+    /// <summary>
+    /// C[M,N] = A · B + <paramref name="columnBias"/> (one value per column, broadcast over rows), or, with
+    /// <paramref name="accumulate"/>, C += A · B. C is never cleared first: the first K panel starts its register
+    /// sums from zero or the bias, so C's old contents are never read unless accumulating.
+    /// </summary>
+    public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate, ReadOnlySpan<float> columnBias)
     {
-        if (!accumulate) c[..(m * n)].Clear();
-        if (m == 0 || n == 0 || k == 0) return;
+        if (accumulate && !columnBias.IsEmpty) throw new ArgumentException("a column bias cannot be combined with accumulate");
+        if (!columnBias.IsEmpty && columnBias.Length < n) throw new ArgumentException("column bias shorter than N");
+        if (c.Length < m * n) throw new ArgumentException("C is smaller than M·N");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (accumulate) return;
+            for (int i = 0; i < m; i++)
+                if (columnBias.IsEmpty) c.Slice(i * n, n).Clear(); else columnBias[..n].CopyTo(c.Slice(i * n, n));
+            return;
+        }
         long work = (long)m * k * n;
         int rowBlocks = (m + RowsPerTask - 1) / RowsPerTask;
         // Few rows but many columns (a batched convolution): split the columns across threads instead.
         int colStrips = rowBlocks >= Environment.ProcessorCount ? 1 : Math.Max(1, Math.Min((n + NBlock - 1) / NBlock, 4 * Environment.ProcessorCount));
+        // Every row block shares the whole column range when the columns are not split, so B's narrow column tail
+        // (a 10-class head) is packed once here rather than once per block.
+        float[]? tailPack = colStrips == 1 ? PackTail(b, k, n, 0, n) : null;
         if (work < ParallelThreshold || rowBlocks * colStrips == 1)
         {
-            Blocked(a, b, c, 0, m, k, n, 0, n);
+            Blocked(a, b, c, 0, m, k, n, 0, n, tailPack, accumulate, columnBias);
+            ReturnPack(tailPack);
             return;
         }
+        var biasCopy = columnBias.IsEmpty ? null : columnBias[..n].ToArray();
         int stripWidth = (n + colStrips - 1) / colStrips;
         unsafe
         {
@@ -39,25 +61,62 @@ public static class Kernels
             {
                 var (ia, ib, ic) = ((nint)pa, (nint)pb, (nint)pc);
                 int la = a.Length, lb = b.Length, lc = c.Length;
-                Parallel.For(0, rowBlocks * colStrips, tile =>
+                ForkJoin.For(rowBlocks * colStrips, tile =>
                 {
                     int blk = tile / colStrips, strip = tile % colStrips;
                     int r0 = blk * RowsPerTask, r1 = Math.Min(m, r0 + RowsPerTask);
                     int j0 = strip * stripWidth, j1 = Math.Min(n, j0 + stripWidth);
-                    if (j0 < j1) Blocked(new ReadOnlySpan<float>((float*)ia, la), new ReadOnlySpan<float>((float*)ib, lb), new Span<float>((float*)ic, lc), r0, r1, k, n, j0, j1);
+                    if (j0 < j1) Blocked(new ReadOnlySpan<float>((float*)ia, la), new ReadOnlySpan<float>((float*)ib, lb), new Span<float>((float*)ic, lc), r0, r1, k, n, j0, j1, tailPack, accumulate, biasCopy);
                 });
             }
         }
+        ReturnPack(tailPack);
     }
 
     private const int KBlock = 256, NBlock = 512, RowsPerTask = 32;
 
+    /// <summary>
+    /// Columns of B past the last full two-vector strip within [jStart, jEnd) (NBlock is a multiple of the strip, so
+    /// these are the last N block's tail), packed for all K as [k, 2 vectors] and zero beyond the tail, so that
+    /// narrow outputs still run a register kernel. Null when there is no tail.
+    /// </summary>
+    private static float[]? PackTail(ReadOnlySpan<float> b, int k, int n, int jStart, int jEnd)
+    {
+        int step = 2 * Vector<float>.Count, width = jEnd - jStart, tail = width % step;
+        if (tail == 0) return null;
+        var bt = System.Buffers.ArrayPool<float>.Shared.Rent(k * step);
+        int j0 = jStart + width - tail;
+        // Element by element: the rows are a few floats, too short for span copies to pay.
+        for (int p = 0; p < k; p++)
+        {
+            int src = p * n + j0, dst = p * step;
+            for (int j = 0; j < tail; j++) bt[dst + j] = b[src + j];
+            for (int j = tail; j < step; j++) bt[dst + j] = 0f;
+        }
+        return bt;
+    }
+
+    private static void ReturnPack(float[]? pack)
+    {
+        if (pack is not null) System.Buffers.ArrayPool<float>.Shared.Return(pack);
+    }
+
     /// <summary>Rows [r0, r1) and columns [jStart, jEnd) of C += A·B, blocked over K and N.</summary>
-    private static void Blocked(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int r0, int r1, int k, int n, int jStart, int jEnd)
+    private static void Blocked(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int r0, int r1, int k, int n, int jStart, int jEnd, float[]? tailPack, bool accumulate, ReadOnlySpan<float> bias)
+    {
+        // A caller's pack covers the whole column range; a column strip packs its own.
+        var pack = tailPack is not null && jStart == 0 && jEnd == n ? tailPack : PackTail(b, k, n, jStart, jEnd);
+        try { BlockedPacked(a, b, c, r0, r1, k, n, jStart, jEnd, pack, accumulate, bias); }
+        finally { if (!ReferenceEquals(pack, tailPack)) ReturnPack(pack); }
+    }
+
+    private static void BlockedPacked(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int r0, int r1, int k, int n, int jStart, int jEnd, float[]? pack, bool accumulate, ReadOnlySpan<float> bias)
     {
         for (int p0 = 0; p0 < k; p0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - p0);
+            // Later K panels add onto what the first one wrote; the first reads C only when accumulating.
+            bool loadC = accumulate || p0 > 0;
             for (int j0 = jStart; j0 < jEnd; j0 += NBlock)
             {
                 int nc = Math.Min(NBlock, jEnd - j0);
@@ -65,27 +124,21 @@ public static class Kernels
                 int i = r0;
                 if (i + 4 <= r1)
                 {
-                    // Columns past the last full two-vector strip: B's tail packed once into a zero-padded strip so
-                    // that narrow outputs (a 10-class head, 16-pixel conv planes) still run the register kernel.
-                    float[]? bt = null;
-                    if (tail > 0)
-                    {
-                        bt = System.Buffers.ArrayPool<float>.Shared.Rent(kc * step);
-                        for (int p = 0; p < kc; p++)
-                        {
-                            var dst = bt.AsSpan(p * step, step);
-                            b.Slice((p0 + p) * n + j0 + ncVec, tail).CopyTo(dst);
-                            dst[tail..].Clear();
-                        }
-                    }
+                    // The column tail (only in the last N block) runs the register kernel on the packed strip.
+                    bool hasTail = tail > 0 && pack is not null && j0 + nc == jEnd;
                     for (; i + 4 <= r1; i += 4)
                     {
-                        MicroKernel4(a, b, c, i, p0, kc, j0, ncVec, k, n);
-                        if (bt is not null) TailKernel4(a, bt, c, i, p0, kc, j0 + ncVec, tail, k, n);
+                        MicroKernel4(a, b, c, i, p0, kc, j0, ncVec, k, n, loadC, bias);
+                        if (hasTail) TailKernel4(a, pack!, c, i, p0, kc, j0 + ncVec, tail, k, n, loadC, bias);
                     }
-                    if (bt is not null) System.Buffers.ArrayPool<float>.Shared.Return(bt);
                 }
                 for (; i < r1; i++)
+                {
+                    if (!loadC)
+                    {
+                        var row = c.Slice(i * n + j0, nc);
+                        if (bias.IsEmpty) row.Clear(); else bias.Slice(j0, nc).CopyTo(row);
+                    }
                     for (int p = p0; p < p0 + kc; p++)
                     {
                         float s = a[i * k + p];
@@ -93,13 +146,15 @@ public static class Kernels
                         var cRow = c.Slice(i * n + j0, nc);
                         TensorPrimitives.MultiplyAdd(b.Slice(p * n + j0, nc), s, cRow, cRow);
                     }
+                }
             }
         }
     }
 
     /// <summary>Four rows of C over columns [j0, j0+nc), nc a multiple of two vectors: 8 vector accumulators held in registers across the K panel.</summary>
-    private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n)
+    private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n, bool loadC, ReadOnlySpan<float> bias)
     {
+        if (!loadC && nc > 0 && bias.Length > 0 && bias.Length < j0 + nc) throw new ArgumentException("bias shorter than the columns");
         int vl = Vector<float>.Count, step = 2 * vl;
         ref float ra = ref MemoryMarshal.GetReference(a);
         ref float rb = ref MemoryMarshal.GetReference(b);
@@ -111,10 +166,21 @@ public static class Kernels
             ref float c1 = ref Unsafe.Add(ref c0, n);
             ref float c2 = ref Unsafe.Add(ref c1, n);
             ref float c3 = ref Unsafe.Add(ref c2, n);
-            Vector<float> x00 = Vector.LoadUnsafe(ref c0), x01 = Vector.LoadUnsafe(ref c0, (nuint)vl);
-            Vector<float> x10 = Vector.LoadUnsafe(ref c1), x11 = Vector.LoadUnsafe(ref c1, (nuint)vl);
-            Vector<float> x20 = Vector.LoadUnsafe(ref c2), x21 = Vector.LoadUnsafe(ref c2, (nuint)vl);
-            Vector<float> x30 = Vector.LoadUnsafe(ref c3), x31 = Vector.LoadUnsafe(ref c3, (nuint)vl);
+            Vector<float> x00, x01, x10, x11, x20, x21, x30, x31;
+            if (loadC)
+            {
+                x00 = Vector.LoadUnsafe(ref c0); x01 = Vector.LoadUnsafe(ref c0, (nuint)vl);
+                x10 = Vector.LoadUnsafe(ref c1); x11 = Vector.LoadUnsafe(ref c1, (nuint)vl);
+                x20 = Vector.LoadUnsafe(ref c2); x21 = Vector.LoadUnsafe(ref c2, (nuint)vl);
+                x30 = Vector.LoadUnsafe(ref c3); x31 = Vector.LoadUnsafe(ref c3, (nuint)vl);
+            }
+            else if (!bias.IsEmpty)
+            {
+                ref float bj = ref Unsafe.Add(ref MemoryMarshal.GetReference(bias), j);
+                x00 = x10 = x20 = x30 = Vector.LoadUnsafe(ref bj);
+                x01 = x11 = x21 = x31 = Vector.LoadUnsafe(ref bj, (nuint)vl);
+            }
+            else x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = Vector<float>.Zero;
             ref float a0 = ref Unsafe.Add(ref ra, i * k + p0);
             for (int p = 0; p < kc; p++)
             {
@@ -138,21 +204,18 @@ public static class Kernels
 
     /// <summary>
     /// Four rows of C over the <paramref name="tail"/> (&lt; two vectors) columns from <paramref name="jt"/>, reading B
-    /// from the packed strip <paramref name="bt"/> ([kc, 2 vectors], zero beyond the tail) and C through a padded copy.
+    /// from the packed strip <paramref name="bt"/> ([k, 2 vectors] from row p0, zero beyond the tail). The sums build up in
+    /// registers from zero and are added onto C element by element at the end, so C is neither copied nor read past
+    /// its row (a 10-class head is such a tail for every row block).
     /// </summary>
-    private static void TailKernel4(ReadOnlySpan<float> a, float[] bt, Span<float> c, int i, int p0, int kc, int jt, int tail, int k, int n)
+    [SkipLocalsInit]
+    private static void TailKernel4(ReadOnlySpan<float> a, float[] bt, Span<float> c, int i, int p0, int kc, int jt, int tail, int k, int n, bool loadC, ReadOnlySpan<float> bias)
     {
         int vl = Vector<float>.Count, step = 2 * vl;
-        Span<float> cp = stackalloc float[4 * step];
-        cp.Clear();
-        for (int r = 0; r < 4; r++) c.Slice((i + r) * n + jt, tail).CopyTo(cp.Slice(r * step, tail));
-        ref float rc = ref MemoryMarshal.GetReference(cp);
-        Vector<float> x00 = Vector.LoadUnsafe(ref rc), x01 = Vector.LoadUnsafe(ref rc, (nuint)vl);
-        Vector<float> x10 = Vector.LoadUnsafe(ref rc, (nuint)step), x11 = Vector.LoadUnsafe(ref rc, (nuint)(step + vl));
-        Vector<float> x20 = Vector.LoadUnsafe(ref rc, (nuint)(2 * step)), x21 = Vector.LoadUnsafe(ref rc, (nuint)(2 * step + vl));
-        Vector<float> x30 = Vector.LoadUnsafe(ref rc, (nuint)(3 * step)), x31 = Vector.LoadUnsafe(ref rc, (nuint)(3 * step + vl));
+        Vector<float> x00 = default, x01 = default, x10 = default, x11 = default;
+        Vector<float> x20 = default, x21 = default, x30 = default, x31 = default;
         ref float a0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(a), i * k + p0);
-        ref float rb = ref MemoryMarshal.GetArrayDataReference(bt);
+        ref float rb = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(bt), p0 * step);
         for (int p = 0; p < kc; p++)
         {
             ref float bp = ref Unsafe.Add(ref rb, p * step);
@@ -166,11 +229,20 @@ public static class Kernels
             x20 = Vector.FusedMultiplyAdd(s2, b0, x20); x21 = Vector.FusedMultiplyAdd(s2, b1, x21);
             x30 = Vector.FusedMultiplyAdd(s3, b0, x30); x31 = Vector.FusedMultiplyAdd(s3, b1, x31);
         }
-        x00.StoreUnsafe(ref rc); x01.StoreUnsafe(ref rc, (nuint)vl);
-        x10.StoreUnsafe(ref rc, (nuint)step); x11.StoreUnsafe(ref rc, (nuint)(step + vl));
-        x20.StoreUnsafe(ref rc, (nuint)(2 * step)); x21.StoreUnsafe(ref rc, (nuint)(2 * step + vl));
-        x30.StoreUnsafe(ref rc, (nuint)(3 * step)); x31.StoreUnsafe(ref rc, (nuint)(3 * step + vl));
-        for (int r = 0; r < 4; r++) cp.Slice(r * step, tail).CopyTo(c.Slice((i + r) * n + jt, tail));
+        Span<float> sums = stackalloc float[4 * step];
+        ref float rs = ref MemoryMarshal.GetReference(sums);
+        x00.StoreUnsafe(ref rs); x01.StoreUnsafe(ref rs, (nuint)vl);
+        x10.StoreUnsafe(ref rs, (nuint)step); x11.StoreUnsafe(ref rs, (nuint)(step + vl));
+        x20.StoreUnsafe(ref rs, (nuint)(2 * step)); x21.StoreUnsafe(ref rs, (nuint)(2 * step + vl));
+        x30.StoreUnsafe(ref rs, (nuint)(3 * step)); x31.StoreUnsafe(ref rs, (nuint)(3 * step + vl));
+        for (int r = 0; r < 4; r++)
+        {
+            var row = c.Slice((i + r) * n + jt, tail);
+            var add = sums.Slice(r * step, tail);
+            if (loadC) for (int j = 0; j < row.Length; j++) row[j] += add[j];
+            else if (bias.IsEmpty) add.CopyTo(row);
+            else for (int j = 0; j < row.Length; j++) row[j] = bias[jt + j] + add[j];
+        }
     }
 
     /// <summary>Row-major transpose of an [rows, cols] matrix.</summary>

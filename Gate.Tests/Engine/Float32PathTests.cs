@@ -101,4 +101,25 @@ public class Float32PathTests
         // Only dX requested: the kernels skip dW and dB, and dX must not change.
         Agree("Conv", attrs, ["x"], ("x", x), ("w", wt), ("bias", b));
     }
+
+    [Theory]
+    [InlineData(2, 9, 8)]   // 2×2 tiles (the unrolled path) with a leftover input row
+    [InlineData(3, 7, 11)]  // 3×3 tiles with leftover rows and columns
+    public void MaxPool_tiled_float32_matches_float64(int k, int h, int w) =>
+        Agree("MaxPool", [Ints("kernel_shape", k, k), Ints("strides", k, k)], ("x", Rand(50 + k, 3, 4, h, w)));
+
+    [Fact]
+    public void MaxPool_tiled_gradient_goes_to_the_first_maximum_and_to_the_last_NaN()
+    {
+        // One plane, three 2×2 windows: a tie (all zero, as after a ReLU), a tie between the 2nd and 4th element,
+        // and a window with two NaNs (the forward's arg-max rule lets the last NaN win).
+        float nan = float.NaN;
+        var x = Tensor.FromFloats([1, 1, 2, 6], [0, 0, 1, 5, nan, 2,
+                                                 0, 0, 3, 5, 1, nan]);
+        var engine = CompiledModel.Compile(SingleNodeModel.Create("MaxPool", [Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)], [("x", DType.Float32)], 1));
+        using var pass = engine.Forward(new Dictionary<string, Tensor> { ["x"] = x }, recordForBackward: true);
+        var g = engine.Backward(pass, new Dictionary<string, Tensor> { ["y0"] = Tensor.FromFloats([1, 1, 1, 3], [10, 20, 30]) }, ["x"])["x"];
+        Assert.Equal(new float[] { 10, 0, 0, 20, 0, 0,
+                                   0, 0, 0, 0, 0, 30 }, g.Floats!);
+    }
 }

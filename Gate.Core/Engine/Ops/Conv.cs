@@ -139,7 +139,7 @@ public sealed class ConvOp : Operator
         int chunks = work < ParallelWork ? 1 : Math.Min(g.N, Environment.ProcessorCount);
         Action<int, int> samples = ForwardSamples(xf, wf, bf, y, g);
         if (chunks == 1) samples(0, g.N);
-        else Parallel.For(0, chunks, c => samples((int)((long)g.N * c / chunks), (int)((long)g.N * (c + 1) / chunks)));
+        else ForkJoin.For(chunks, c => samples((int)((long)g.N * c / chunks), (int)((long)g.N * (c + 1) / chunks)));
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
     }
 
@@ -247,7 +247,7 @@ public sealed class ConvOp : Operator
                 if (!needW) return;
             }
             else if (dx is not null) dx.AsSpan(n0 * sampleLen, (n1 - n0) * sampleLen).Clear();
-            // Pooled scratch: Im2Col overwrites col, and MatMul (accumulate: false) clears dcol before use.
+            // Pooled scratch: Im2Col overwrites col, and MatMul (accumulate: false) overwrites dcol.
             var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
             var colT = needW ? System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols) : null;
             var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * g.ColCols);
@@ -277,7 +277,7 @@ public sealed class ConvOp : Operator
             System.Buffers.ArrayPool<float>.Shared.Return(dcol);
         }
         if (chunks == 1) Chunk(0);
-        else Parallel.For(0, chunks, Chunk);
+        else ForkJoin.For(chunks, Chunk);
         Tensor? dW = null;
         if (needW)
         {

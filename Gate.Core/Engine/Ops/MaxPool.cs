@@ -103,7 +103,7 @@ public sealed class MaxPoolOp : Operator
     {
         int chunks = (long)planes * planeSize < ParallelElements ? 1 : Math.Min(planes, Environment.ProcessorCount);
         if (chunks == 1) { body(0, planes); return; }
-        Parallel.For(0, chunks, c => body((int)((long)planes * c / chunks), (int)((long)planes * (c + 1) / chunks)));
+        ForkJoin.For(chunks, c => body((int)((long)planes * c / chunks), (int)((long)planes * (c + 1) / chunks)));
     }
 
     /// <summary>
@@ -155,7 +155,7 @@ public sealed class MaxPoolOp : Operator
         var dx = ctx.RentFloats(x.Length);
         if (IsTiling(g, h, w))
         {
-            TiledBackward(x.Floats!, gy, dx, n * c, g.Kernel[0], g.Kernel[1], h, w, g.Output[0], g.Output[1]);
+            TiledBackward(x.Floats!, outputs[0].Floats!, gy, dx, n * c, g.Kernel[0], g.Kernel[1], h, w, g.Output[0], g.Output[1]);
             return [Tensor.FromFloats(x.Shape, dx)];
         }
         dx.AsSpan(0, x.Length).Clear();
@@ -169,9 +169,13 @@ public sealed class MaxPoolOp : Operator
     /// <summary>
     /// Gradient of tiled pooling without index arrays: windows are disjoint, so every input element is written once:
     /// the window's first maximum (chosen exactly as <see cref="ArgMaxes"/> chooses it) receives the output
-    /// gradient, every other element 0, and rows or columns beyond the last window 0.
+    /// gradient, every other element 0, and rows or columns beyond the last window 0. <paramref name="y"/> is the
+    /// forward output, used to find 2×2 maxima by equality.
     /// </summary>
-    private static void TiledBackward(float[] x, float[] gy, float[] dx, int planes, int kh, int kw, int h, int w, int oh, int ow) =>
+    /// <summary><paramref name="g"/> when <paramref name="bit"/> is 1, +0 when it is 0, without a branch.</summary>
+    private static float Keep(float g, int bit) => BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(g) & -bit);
+
+    private static void TiledBackward(float[] x, float[] y, float[] gy, float[] dx, int planes, int kh, int kw, int h, int w, int oh, int ow) =>
         OverPlanes(planes, h * w, (p0, p1) =>
         {
             for (int p = p0; p < p1; p++)
@@ -188,12 +192,24 @@ public sealed class MaxPoolOp : Operator
                         for (int ox = 0; ox < ow; ox++, o++)
                         {
                             int a = r0 + 2 * ox;
-                            float v0 = x[a], v1 = x[a + 1], v2 = x[a + w], v3 = x[a + w + 1], bv = v0;
+                            float v0 = x[a], v1 = x[a + 1], v2 = x[a + w], v3 = x[a + w + 1], gv = gy[o];
+                            float max = y[o];
+                            if (!float.IsNaN(max))
+                            {
+                                // The forward's maximum is known, so the first element equal to it is the window's
+                                // first maximum, found with compares instead of data-dependent branches.
+                                int e0 = v0 == max ? 1 : 0, e1 = v1 == max ? 1 : 0, e2 = v2 == max ? 1 : 0;
+                                dx[a] = Keep(gv, e0);
+                                dx[a + 1] = Keep(gv, e1 & (e0 ^ 1));
+                                dx[a + w] = Keep(gv, e2 & ((e0 | e1) ^ 1));
+                                dx[a + w + 1] = Keep(gv, (e0 | e1 | e2) ^ 1);
+                                continue;
+                            }
+                            float bv = v0;
                             int best = 0;
                             if (v1 > bv || float.IsNaN(v1)) { bv = v1; best = 1; }
                             if (v2 > bv || float.IsNaN(v2)) { bv = v2; best = 2; }
                             if (v3 > bv || float.IsNaN(v3)) best = 3;
-                            float gv = gy[o];
                             dx[a] = best == 0 ? gv : 0f; dx[a + 1] = best == 1 ? gv : 0f;
                             dx[a + w] = best == 2 ? gv : 0f; dx[a + w + 1] = best == 3 ? gv : 0f;
                         }
