@@ -34,7 +34,8 @@ public static class Fixtures
 }
 
 /// <summary>The built-in engine on the digits fixtures: forward, and forward + backward to the input.</summary>
-[MemoryDiagnoser]
+/// <remarks>Min and median beside the mean: on a shared VM, bursts of host load inflate the mean of short runs.</remarks>
+[MemoryDiagnoser, MinColumn, MedianColumn]
 public class EngineBenchmarks
 {
     [Params("digits-mlp.onnx", "digits-cnn.onnx")] public string Model = "";
@@ -67,7 +68,7 @@ public class EngineBenchmarks
 }
 
 /// <summary>ONNX Runtime CPU on the same models and inputs; included only when the ORT binding is compiled in and loads.</summary>
-[MemoryDiagnoser]
+[MemoryDiagnoser, MinColumn, MedianColumn]
 public class OnnxRuntimeBenchmarks
 {
     [Params("digits-mlp.onnx", "digits-cnn.onnx")] public string Model = "";

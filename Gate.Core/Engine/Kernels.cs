@@ -2,6 +2,7 @@ using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using Gate.Core.Tensors;
 
 namespace Gate.Core.Engine;
@@ -73,7 +74,8 @@ public static class Kernels
         ReturnPack(tailPack);
     }
 
-    private const int KBlock = 256, NBlock = 512, RowsPerTask = 32;
+    /// <summary>Rows per parallel task: a multiple of both register tiles' heights (6 and 4).</summary>
+    private const int KBlock = 256, NBlock = 512, RowsPerTask = 24;
 
     /// <summary>
     /// Columns of B past the last full two-vector strip within [jStart, jEnd) (NBlock is a multiple of the strip, so
@@ -126,6 +128,10 @@ public static class Kernels
                 {
                     // The column tail (only in the last N block) runs the register kernel on the packed strip.
                     bool hasTail = tail > 0 && pack is not null && j0 + nc == jEnd;
+                    // Six-row tiles (twelve accumulators) keep both FMA pipes busy through their latency where the
+                    // machine has the registers; the four-row kernel takes the rest and any column tail.
+                    if (tail == 0 && Vector.IsHardwareAccelerated && Avx512F.IsSupported)
+                        for (; i + 6 <= r1; i += 6) MicroKernel6(a, b, c, i, p0, kc, j0, ncVec, k, n, loadC, bias);
                     for (; i + 4 <= r1; i += 4)
                     {
                         MicroKernel4(a, b, c, i, p0, kc, j0, ncVec, k, n, loadC, bias);
@@ -148,6 +154,66 @@ public static class Kernels
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Six rows of C over columns [j0, j0+nc), nc a multiple of two vectors: twelve vector accumulators (needs the 32 vector registers of AVX-512 hardware).</summary>
+    private static void MicroKernel6(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n, bool loadC, ReadOnlySpan<float> bias)
+    {
+        if (!loadC && nc > 0 && bias.Length > 0 && bias.Length < j0 + nc) throw new ArgumentException("bias shorter than the columns");
+        int vl = Vector<float>.Count, step = 2 * vl;
+        ref float ra = ref MemoryMarshal.GetReference(a);
+        ref float rb = ref MemoryMarshal.GetReference(b);
+        ref float rc = ref MemoryMarshal.GetReference(c);
+        for (int j = j0, jEnd = j0 + nc; j + step <= jEnd; j += step)
+        {
+            ref float c0 = ref Unsafe.Add(ref rc, i * n + j);
+            ref float c1 = ref Unsafe.Add(ref c0, n);
+            ref float c2 = ref Unsafe.Add(ref c1, n);
+            ref float c3 = ref Unsafe.Add(ref c2, n);
+            ref float c4 = ref Unsafe.Add(ref c3, n);
+            ref float c5 = ref Unsafe.Add(ref c4, n);
+            Vector<float> x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51;
+            if (loadC)
+            {
+                x00 = Vector.LoadUnsafe(ref c0); x01 = Vector.LoadUnsafe(ref c0, (nuint)vl);
+                x10 = Vector.LoadUnsafe(ref c1); x11 = Vector.LoadUnsafe(ref c1, (nuint)vl);
+                x20 = Vector.LoadUnsafe(ref c2); x21 = Vector.LoadUnsafe(ref c2, (nuint)vl);
+                x30 = Vector.LoadUnsafe(ref c3); x31 = Vector.LoadUnsafe(ref c3, (nuint)vl);
+                x40 = Vector.LoadUnsafe(ref c4); x41 = Vector.LoadUnsafe(ref c4, (nuint)vl);
+                x50 = Vector.LoadUnsafe(ref c5); x51 = Vector.LoadUnsafe(ref c5, (nuint)vl);
+            }
+            else if (!bias.IsEmpty)
+            {
+                ref float bj = ref Unsafe.Add(ref MemoryMarshal.GetReference(bias), j);
+                x00 = x10 = x20 = x30 = x40 = x50 = Vector.LoadUnsafe(ref bj);
+                x01 = x11 = x21 = x31 = x41 = x51 = Vector.LoadUnsafe(ref bj, (nuint)vl);
+            }
+            else x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = Vector<float>.Zero;
+            ref float a0 = ref Unsafe.Add(ref ra, i * k + p0);
+            for (int p = 0; p < kc; p++)
+            {
+                ref float bp = ref Unsafe.Add(ref rb, (p0 + p) * n + j);
+                var b0 = Vector.LoadUnsafe(ref bp); var b1 = Vector.LoadUnsafe(ref bp, (nuint)vl);
+                var s0 = new Vector<float>(Unsafe.Add(ref a0, p));
+                x00 = Vector.FusedMultiplyAdd(s0, b0, x00); x01 = Vector.FusedMultiplyAdd(s0, b1, x01);
+                var s1 = new Vector<float>(Unsafe.Add(ref a0, k + p));
+                x10 = Vector.FusedMultiplyAdd(s1, b0, x10); x11 = Vector.FusedMultiplyAdd(s1, b1, x11);
+                var s2 = new Vector<float>(Unsafe.Add(ref a0, 2 * k + p));
+                x20 = Vector.FusedMultiplyAdd(s2, b0, x20); x21 = Vector.FusedMultiplyAdd(s2, b1, x21);
+                var s3 = new Vector<float>(Unsafe.Add(ref a0, 3 * k + p));
+                x30 = Vector.FusedMultiplyAdd(s3, b0, x30); x31 = Vector.FusedMultiplyAdd(s3, b1, x31);
+                var s4 = new Vector<float>(Unsafe.Add(ref a0, 4 * k + p));
+                x40 = Vector.FusedMultiplyAdd(s4, b0, x40); x41 = Vector.FusedMultiplyAdd(s4, b1, x41);
+                var s5 = new Vector<float>(Unsafe.Add(ref a0, 5 * k + p));
+                x50 = Vector.FusedMultiplyAdd(s5, b0, x50); x51 = Vector.FusedMultiplyAdd(s5, b1, x51);
+            }
+            x00.StoreUnsafe(ref c0); x01.StoreUnsafe(ref c0, (nuint)vl);
+            x10.StoreUnsafe(ref c1); x11.StoreUnsafe(ref c1, (nuint)vl);
+            x20.StoreUnsafe(ref c2); x21.StoreUnsafe(ref c2, (nuint)vl);
+            x30.StoreUnsafe(ref c3); x31.StoreUnsafe(ref c3, (nuint)vl);
+            x40.StoreUnsafe(ref c4); x41.StoreUnsafe(ref c4, (nuint)vl);
+            x50.StoreUnsafe(ref c5); x51.StoreUnsafe(ref c5, (nuint)vl);
         }
     }
 

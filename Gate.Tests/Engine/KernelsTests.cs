@@ -15,6 +15,8 @@ public class KernelsTests
     [InlineData(33, 20, 530)]      // N crosses a 512 strip
     [InlineData(8, 9, 2000)]       // few rows, many columns: column strips run in parallel
     [InlineData(5, 72, 1531)]      // column strips with row and column tails
+    [InlineData(27, 40, 32)]       // no column tail: six-row tiles (AVX-512 machines), then a four-row tile and a row
+    [InlineData(50, 300, 48)]      // six-row tiles across two K panels and parallel row blocks
     [InlineData(256, 32, 10)]      // a class head: only a column tail, packed once and shared by parallel row blocks
     [InlineData(40, 300, 10)]      // the shared tail pack read from the second K panel
     [InlineData(64, 300, 530)]     // shared tail pack in the last of two N blocks, across two K panels
