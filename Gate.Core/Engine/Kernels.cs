@@ -218,9 +218,18 @@ public static class Kernels
     }
 
     /// <summary>Four rows of C over columns [j0, j0+nc), nc a multiple of two vectors: 8 vector accumulators held in registers across the K panel.</summary>
-    private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n, bool loadC, ReadOnlySpan<float> bias)
+    private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int i, int p0, int kc, int j0, int nc, int k, int n, bool loadC, ReadOnlySpan<float> bias) =>
+        MicroKernel4(a, b, n, c, i * n, n, i, p0, kc, j0, nc, k, loadC, bias);
+
+    /// <summary>
+    /// The four-row kernel with explicit strides: B rows <paramref name="ldb"/> apart, C's first row at
+    /// <paramref name="cOffset"/> and its rows <paramref name="ldc"/> apart (the column tail computes into a
+    /// two-vector-wide scratch this way).
+    /// </summary>
+    private static void MicroKernel4(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int ldb, Span<float> c, int cOffset, int ldc, int i, int p0, int kc, int j0, int nc, int k, bool loadC, ReadOnlySpan<float> bias)
     {
         if (!loadC && nc > 0 && bias.Length > 0 && bias.Length < j0 + nc) throw new ArgumentException("bias shorter than the columns");
+        if (c.Length < cOffset + 3 * ldc + j0 + nc || b.Length < (p0 + kc - 1) * ldb + j0 + nc) throw new ArgumentException("micro-kernel operands too small");
         int vl = Vector<float>.Count, step = 2 * vl;
         ref float ra = ref MemoryMarshal.GetReference(a);
         ref float rb = ref MemoryMarshal.GetReference(b);
@@ -228,10 +237,10 @@ public static class Kernels
         int j = j0, jEnd = j0 + nc;
         for (; j + step <= jEnd; j += step)
         {
-            ref float c0 = ref Unsafe.Add(ref rc, i * n + j);
-            ref float c1 = ref Unsafe.Add(ref c0, n);
-            ref float c2 = ref Unsafe.Add(ref c1, n);
-            ref float c3 = ref Unsafe.Add(ref c2, n);
+            ref float c0 = ref Unsafe.Add(ref rc, cOffset + j);
+            ref float c1 = ref Unsafe.Add(ref c0, ldc);
+            ref float c2 = ref Unsafe.Add(ref c1, ldc);
+            ref float c3 = ref Unsafe.Add(ref c2, ldc);
             Vector<float> x00, x01, x10, x11, x20, x21, x30, x31;
             if (loadC)
             {
@@ -250,7 +259,7 @@ public static class Kernels
             ref float a0 = ref Unsafe.Add(ref ra, i * k + p0);
             for (int p = 0; p < kc; p++)
             {
-                ref float bp = ref Unsafe.Add(ref rb, (p0 + p) * n + j);
+                ref float bp = ref Unsafe.Add(ref rb, (p0 + p) * ldb + j);
                 var b0 = Vector.LoadUnsafe(ref bp); var b1 = Vector.LoadUnsafe(ref bp, (nuint)vl);
                 var s0 = new Vector<float>(Unsafe.Add(ref a0, p));
                 var s1 = new Vector<float>(Unsafe.Add(ref a0, k + p));
@@ -269,38 +278,17 @@ public static class Kernels
     }
 
     /// <summary>
-    /// Four rows of C over the <paramref name="tail"/> (&lt; two vectors) columns from <paramref name="jt"/>, reading B
-    /// from the packed strip <paramref name="bt"/> ([k, 2 vectors] from row p0, zero beyond the tail). The sums build up in
-    /// registers from zero and are added onto C element by element at the end, so C is neither copied nor read past
-    /// its row (a 10-class head is such a tail for every row block).
+    /// Four rows of C over the <paramref name="tail"/> (&lt; two vectors) columns from <paramref name="jt"/>: the
+    /// four-row kernel runs from zero on the packed strip <paramref name="bt"/> ([k, 2 vectors], zero beyond the
+    /// tail) into a two-vector-wide scratch, whose first <paramref name="tail"/> columns are then added onto C (or
+    /// written with the bias), so C is never read or written past its row (a 10-class head is such a tail).
     /// </summary>
     [SkipLocalsInit]
     private static void TailKernel4(ReadOnlySpan<float> a, float[] bt, Span<float> c, int i, int p0, int kc, int jt, int tail, int k, int n, bool loadC, ReadOnlySpan<float> bias)
     {
-        int vl = Vector<float>.Count, step = 2 * vl;
-        Vector<float> x00 = default, x01 = default, x10 = default, x11 = default;
-        Vector<float> x20 = default, x21 = default, x30 = default, x31 = default;
-        ref float a0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(a), i * k + p0);
-        ref float rb = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(bt), p0 * step);
-        for (int p = 0; p < kc; p++)
-        {
-            ref float bp = ref Unsafe.Add(ref rb, p * step);
-            var b0 = Vector.LoadUnsafe(ref bp); var b1 = Vector.LoadUnsafe(ref bp, (nuint)vl);
-            var s0 = new Vector<float>(Unsafe.Add(ref a0, p));
-            var s1 = new Vector<float>(Unsafe.Add(ref a0, k + p));
-            var s2 = new Vector<float>(Unsafe.Add(ref a0, 2 * k + p));
-            var s3 = new Vector<float>(Unsafe.Add(ref a0, 3 * k + p));
-            x00 = Vector.FusedMultiplyAdd(s0, b0, x00); x01 = Vector.FusedMultiplyAdd(s0, b1, x01);
-            x10 = Vector.FusedMultiplyAdd(s1, b0, x10); x11 = Vector.FusedMultiplyAdd(s1, b1, x11);
-            x20 = Vector.FusedMultiplyAdd(s2, b0, x20); x21 = Vector.FusedMultiplyAdd(s2, b1, x21);
-            x30 = Vector.FusedMultiplyAdd(s3, b0, x30); x31 = Vector.FusedMultiplyAdd(s3, b1, x31);
-        }
+        int step = 2 * Vector<float>.Count;
         Span<float> sums = stackalloc float[4 * step];
-        ref float rs = ref MemoryMarshal.GetReference(sums);
-        x00.StoreUnsafe(ref rs); x01.StoreUnsafe(ref rs, (nuint)vl);
-        x10.StoreUnsafe(ref rs, (nuint)step); x11.StoreUnsafe(ref rs, (nuint)(step + vl));
-        x20.StoreUnsafe(ref rs, (nuint)(2 * step)); x21.StoreUnsafe(ref rs, (nuint)(2 * step + vl));
-        x30.StoreUnsafe(ref rs, (nuint)(3 * step)); x31.StoreUnsafe(ref rs, (nuint)(3 * step + vl));
+        MicroKernel4(a, bt, step, sums, 0, step, i, p0, kc, 0, step, k, loadC: false, bias: default);
         for (int r = 0; r < 4; r++)
         {
             var row = c.Slice((i + r) * n + jt, tail);
