@@ -102,6 +102,10 @@ public class Float32PathTests
         Agree("Conv", attrs, ["x"], ("x", x), ("w", wt), ("bias", b));
     }
 
+    [Fact]
+    public void Relu_float32_gradient_matches_float64() =>
+        Agree("Relu", [], ("x", Rand(60, 3, 7, 5)));   // 105 elements: whole vectors and a scalar tail
+
     [Theory]
     [InlineData(2, 9, 8)]   // 2×2 tiles (the unrolled path) with a leftover input row
     [InlineData(3, 7, 11)]  // 3×3 tiles with leftover rows and columns

@@ -143,7 +143,7 @@ public sealed class ConvOp : Operator
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
     }
 
-    /// <summary>The kernel for samples [n0, n1): direct when the output channels fill whole vectors, else im2col + GEMM.</summary>
+    /// <summary>The kernel for samples [n0, n1): <see cref="DirectConv"/> where it applies, else im2col + GEMM.</summary>
     private static Action<int, int> ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g)
     {
         if (!DirectConv.Supports(g.M, g.G, g.S.Strides[1], g.OW)) return (n0, n1) => Im2ColSamples(xf, wf, bf, y, g, n0, n1);
@@ -167,7 +167,7 @@ public sealed class ConvOp : Operator
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], float[]> FlippedTapMajor = new();
 
     private static float[] TapMajorWeights(float[] wf, int m, int taps) =>
-        BufferPool.IsRecyclable(wf) || wf.Length != m * taps ? Kernels.Transpose(wf.AsSpan(0, m * taps), m, taps)
+        BufferPool.IsRecyclable(wf) ? Kernels.Transpose(wf, m, taps)
             : TapMajor.GetValue(wf, w => Kernels.Transpose(w, m, taps));
 
     /// <summary>
@@ -221,18 +221,20 @@ public sealed class ConvOp : Operator
         int outPlane = g.OH * g.OW;
         bool needX = ctx.NeedsGradient(0), needW = ctx.NeedsGradient(1), needB = b is not null && ctx.NeedsGradient(2);
         var dx = needX ? ctx.RentFloats(x.Length) : null;
-        // Transposed weights per group, shared by every sample.
-        var wT = new float[g.G][];
-        for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
         // Contiguous sample chunks, one per core, as in the forward pass; each chunk sums its own dW.
         long work = (long)g.N * g.M * g.ColRows * g.ColCols;
         int chunks = work < ParallelWork ? 1 : Math.Min(g.N, Environment.ProcessorCount);
         var dwParts = new float[chunks][];
-        // dX by direct transposed convolution where it applies (stride 1, no dilation, input channels in whole vectors).
+        // dX by direct transposed convolution where it applies (stride 1, no dilation, and DirectConv supports the
+        // shape with the input channels as its outputs); otherwise W^T · dY per sample, scattered back by col2im.
         var s = g.S;
         DirectConv? directDx = dx is not null && DirectConv.Supports(g.C, g.G, 1, g.W) && s.Strides[0] == 1 && s.Strides[1] == 1 && s.Dilations[0] == 1 && s.Dilations[1] == 1
             ? new DirectConv(g.M, g.OH, g.OW, g.C, g.Kh, g.Kw, 1, 1, 1, 1, g.Kh - 1 - s.PadBegin[0], g.Kw - 1 - s.PadBegin[1], g.H, g.W) : null;
         var flipped = directDx is null ? null : FlippedWeights(wf, g);
+        // Transposed weights per group, shared by every sample (only the col2im route needs them).
+        var wT = new float[g.G][];
+        if (dx is not null && directDx is null)
+            for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
         void Chunk(int chunk)
         {
             int n0 = (int)((long)g.N * chunk / chunks), n1 = (int)((long)g.N * (chunk + 1) / chunks);

@@ -53,16 +53,16 @@ public sealed class GemmOp : Operator
         }
         else
         {
-            // A bias row with alpha = 1 seeds the GEMM's register sums (beta = 1) or is written first (other beta):
-            // either way Y is produced in one pass.
+            // A bias row (alpha = 1) seeds the GEMM's register sums, so Y is produced in one pass.
             var bt = !tb ? bf : BufferPool.IsRecyclable(bf) ? Kernels.Transpose(bf, n, k) : TransposedWeights.GetValue(bf, w => Kernels.Transpose(w, n, k));
-            var cf = prefill ? Kernels.Floats(c!, ctx, "C").AsSpan(0, n) : default;
-            if (prefill && beta == 1f) Kernels.MatMul(am, bt, y, m, k, n, accumulate: false, columnBias: cf);
-            else
+            ReadOnlySpan<float> bias = default;
+            if (prefill)
             {
-                if (prefill) for (int i = 0; i < m; i++) System.Numerics.Tensors.TensorPrimitives.Multiply(cf, beta, y.AsSpan(i * n, n));
-                Kernels.MatMul(am, bt, y, m, k, n, accumulate: prefill);
+                var cf = Kernels.Floats(c!, ctx, "C").AsSpan(0, n);
+                if (beta == 1f) bias = cf;
+                else { var scaled = new float[n]; System.Numerics.Tensors.TensorPrimitives.Multiply(cf, beta, scaled); bias = scaled; }
             }
+            Kernels.MatMul(am, bt, y, m, k, n, accumulate: false, columnBias: bias);
         }
         if (alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(y, alpha, y);
         if (c is not null && beta != 0f && !prefill)

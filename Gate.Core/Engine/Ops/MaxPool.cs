@@ -166,15 +166,15 @@ public sealed class MaxPoolOp : Operator
         return [Tensor.FromFloats(x.Shape, dx)];
     }
 
+    /// <summary><paramref name="g"/> when <paramref name="bit"/> is 1, +0 when it is 0, without a branch.</summary>
+    private static float Keep(float g, int bit) => BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(g) & -bit);
+
     /// <summary>
     /// Gradient of tiled pooling without index arrays: windows are disjoint, so every input element is written once:
     /// the window's first maximum (chosen exactly as <see cref="ArgMaxes"/> chooses it) receives the output
     /// gradient, every other element 0, and rows or columns beyond the last window 0. <paramref name="y"/> is the
     /// forward output, used to find 2×2 maxima by equality.
     /// </summary>
-    /// <summary><paramref name="g"/> when <paramref name="bit"/> is 1, +0 when it is 0, without a branch.</summary>
-    private static float Keep(float g, int bit) => BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(g) & -bit);
-
     private static void TiledBackward(float[] x, float[] y, float[] gy, float[] dx, int planes, int kh, int kw, int h, int w, int oh, int ow) =>
         OverPlanes(planes, h * w, (p0, p1) =>
         {
@@ -186,38 +186,22 @@ public sealed class MaxPoolOp : Operator
                 {
                     int r0 = pb + oy * kh * w;
                     if (ow * kw < w) for (int ky = 0; ky < kh; ky++) Array.Clear(dx, r0 + ky * w + ow * kw, w - ow * kw);
-                    if (kh == 2 && kw == 2)
-                    {
-                        // Unrolled 2×2 window, same first-maximum / NaN-wins rule, written without branches on the result.
-                        for (int ox = 0; ox < ow; ox++, o++)
-                        {
-                            int a = r0 + 2 * ox;
-                            float v0 = x[a], v1 = x[a + 1], v2 = x[a + w], v3 = x[a + w + 1], gv = gy[o];
-                            float max = y[o];
-                            if (!float.IsNaN(max))
-                            {
-                                // The forward's maximum is known, so the first element equal to it is the window's
-                                // first maximum, found with compares instead of data-dependent branches.
-                                int e0 = v0 == max ? 1 : 0, e1 = v1 == max ? 1 : 0, e2 = v2 == max ? 1 : 0;
-                                dx[a] = Keep(gv, e0);
-                                dx[a + 1] = Keep(gv, e1 & (e0 ^ 1));
-                                dx[a + w] = Keep(gv, e2 & ((e0 | e1) ^ 1));
-                                dx[a + w + 1] = Keep(gv, (e0 | e1 | e2) ^ 1);
-                                continue;
-                            }
-                            float bv = v0;
-                            int best = 0;
-                            if (v1 > bv || float.IsNaN(v1)) { bv = v1; best = 1; }
-                            if (v2 > bv || float.IsNaN(v2)) { bv = v2; best = 2; }
-                            if (v3 > bv || float.IsNaN(v3)) best = 3;
-                            dx[a] = best == 0 ? gv : 0f; dx[a + 1] = best == 1 ? gv : 0f;
-                            dx[a + w] = best == 2 ? gv : 0f; dx[a + w + 1] = best == 3 ? gv : 0f;
-                        }
-                        continue;
-                    }
                     for (int ox = 0; ox < ow; ox++, o++)
                     {
-                        int first = r0 + ox * kw, best = first;
+                        int first = r0 + ox * kw;
+                        float max = y[o], gv = gy[o];
+                        if (kh == 2 && kw == 2 && !float.IsNaN(max))
+                        {
+                            // The forward's maximum is known, so the window's first maximum is the first element equal
+                            // to it: compares instead of data-dependent branches. (A NaN window takes the rule below.)
+                            int e0 = x[first] == max ? 1 : 0, e1 = x[first + 1] == max ? 1 : 0, e2 = x[first + w] == max ? 1 : 0;
+                            dx[first] = Keep(gv, e0);
+                            dx[first + 1] = Keep(gv, e1 & (e0 ^ 1));
+                            dx[first + w] = Keep(gv, e2 & ((e0 | e1) ^ 1));
+                            dx[first + w + 1] = Keep(gv, (e0 | e1 | e2) ^ 1);
+                            continue;
+                        }
+                        int best = first;
                         float bv = x[first];
                         for (int ky = 0; ky < kh; ky++)
                             for (int kx = 0; kx < kw; kx++)
@@ -227,7 +211,7 @@ public sealed class MaxPoolOp : Operator
                                 dx[at] = 0f;
                                 if (v > bv || float.IsNaN(v)) { bv = v; best = at; }
                             }
-                        dx[best] = gy[o];
+                        dx[best] = gv;
                     }
                 }
             }
