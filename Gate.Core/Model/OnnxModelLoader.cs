@@ -31,13 +31,7 @@ public static class OnnxModelLoader
     {
         limits ??= ModelLimits.Default;
         var full = Path.GetFullPath(path);
-        var info = new FileInfo(full);
-        if (!info.Exists) throw new GateInputException($"{path}: model file not found");
-        if (info.Length > limits.MaxFileBytes) throw new GateInputException($"{path}: model file is {info.Length} bytes (limit {limits.MaxFileBytes})");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(full); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new GateInputException($"{path}: cannot read model: {e.Message}"); }
-        return Parse(bytes, full, limits);
+        return Parse(RegularFile.ReadAll(full, "model file", limits.MaxFileBytes, shownAs: path), full, limits);
     }
 
     public static OnnxModel Parse(byte[] bytes, string path, ModelLimits? limits = null)
@@ -292,16 +286,24 @@ public static class OnnxModelLoader
         var realDir = ResolveLinks(dir);
         if (!resolved.StartsWith(realDir.TrimEnd('/') + "/", StringComparison.Ordinal))
             throw new GateInputException($"{ctx.Path}: tensor '{tp.Name}': external data location '{location}' resolves outside the model's folder (symbolic link?)");
-        if (!File.Exists(resolved)) throw new GateInputException($"{ctx.Path}: tensor '{tp.Name}': external data file '{location}' not found");
-        using var fs = File.OpenRead(resolved);
-        if (length < 0) length = fs.Length - offset;
-        if (offset + length > fs.Length) throw new GateInputException($"{ctx.Path}: tensor '{tp.Name}': external data range {offset}+{length} exceeds file '{location}' ({fs.Length} bytes)");
-        ctx.ExternalBytes += length;
+        // A FIFO, device or directory is refused before it is opened (a FIFO would block, /dev/zero never ends).
+        string what = $"tensor '{tp.Name}': external data file '{location}'";
+        using var fs = RegularFile.OpenRead(resolved, what, shownAs: ctx.Path);
+        // Read exactly what the tensor's shape and type need: a length claimed in the model is checked against that,
+        // never trusted to size an allocation.
+        var type = (DType)tp.DataType;
+        long count = tp.Dims.Aggregate(1L, (a, d) => a * d); // dims were bounded by the caller
+        long needed = TensorProtoCodec.RawByteLength(type, count)
+            ?? throw new GateInputException($"{ctx.Path}: tensor '{tp.Name}' has element type {type.OnnxName()}, which cannot be stored as external data");
+        string shape = $"[{string.Join(",", tp.Dims)}] of {type.OnnxName()}";
+        if (length >= 0 && length != needed)
+            throw new GateInputException($"{ctx.Path}: {what}: length {length} does not match the {needed} bytes that shape {shape} needs");
+        if (needed > Array.MaxLength) throw new GateInputException($"{ctx.Path}: tensor '{tp.Name}' needs {needed} bytes; one tensor may have at most {Array.MaxLength}");
+        if (offset > fs.Length || needed > fs.Length - offset)
+            throw new GateInputException($"{ctx.Path}: {what}: bytes {offset}..{offset + needed} (shape {shape}) lie beyond the end of the file ({fs.Length} bytes)");
+        ctx.ExternalBytes += needed;
         if (ctx.ExternalBytes > ctx.Limits.MaxExternalBytes) throw new GateInputException($"{ctx.Path}: external data exceeds {ctx.Limits.MaxExternalBytes} bytes");
-        var buf = new byte[length];
-        fs.Seek(offset, SeekOrigin.Begin);
-        fs.ReadExactly(buf);
-        return buf;
+        return RegularFile.ReadExactly(fs, offset, (int)needed, what, ctx.Path);
     }
 
     /// <summary>Resolves symbolic links in every component of a path.</summary>

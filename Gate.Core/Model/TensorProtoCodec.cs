@@ -112,6 +112,19 @@ public static class TensorProtoCodec
         }
     }
 
+    /// <summary>Bytes of raw (little-endian, packed) data that <paramref name="count"/> elements occupy; null for types without a raw form.</summary>
+    internal static long? RawByteLength(DType type, long count) => type switch
+    {
+        DType.Float64 or DType.Int64 or DType.UInt64 or DType.Complex64 => count * 8,
+        DType.Complex128 => count * 16,
+        DType.Float32 or DType.Int32 or DType.UInt32 => count * 4,
+        DType.Float16 or DType.BFloat16 or DType.Int16 or DType.UInt16 => count * 2,
+        DType.Int8 or DType.UInt8 or DType.Bool or DType.Float8E4M3FN or DType.Float8E4M3FNUZ or DType.Float8E5M2 or DType.Float8E5M2FNUZ or DType.Float8E8M0 => count,
+        DType.Int4 or DType.UInt4 or DType.Float4E2M1 => (count + 1) / 2,
+        DType.Int2 or DType.UInt2 => (count + 3) / 4,
+        _ => null,
+    };
+
     private static void Need(byte[] raw, long bytes, TensorProto tp, string where)
     {
         if (raw.Length < bytes) throw new GateInputException($"{where}: tensor '{tp.Name}' raw data has {raw.Length} bytes, shape needs {bytes}");

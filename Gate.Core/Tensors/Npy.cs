@@ -35,7 +35,10 @@ public static partial class Npy
         else if (major is 2 or 3)
         {
             if (bytes.Length < 12) throw new GateInputException($"{name}: truncated .npy header");
-            headerLen = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..])); offset = 12;
+            // A 32-bit header length can claim more than the file (or an int) holds: compare before narrowing.
+            uint claimed = BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]);
+            if (claimed > (uint)(bytes.Length - 12)) throw new GateInputException($"{name}: truncated .npy header (it claims {claimed} bytes, the file has {bytes.Length - 12})");
+            headerLen = (int)claimed; offset = 12;
         }
         else throw new GateInputException($"{name}: unsupported .npy format version {major}");
         if (offset + headerLen > bytes.Length) throw new GateInputException($"{name}: truncated .npy header");
