@@ -14,20 +14,17 @@ public static partial class PolicyLoader
     /// <param name="dataOverrides">dataset name → inputs path (and optionally labels as "x.npy,y.npy"), from <c>--data</c>.</param>
     public static DeploymentPolicy Load(string path, IReadOnlyDictionary<string, string>? dataOverrides = null)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new GateInputException($"{path}: policy file not found");
-        if (info.Length > PolicyYamlReader.MaxBytes)
-            throw new PolicyException(new PolicyError(new(path, 1, 1), "", $"policy file is {info.Length} bytes; the limit is {PolicyYamlReader.MaxBytes} (1 MiB)"));
-        var bytes = File.ReadAllBytes(path);
+        using var fs = RegularFile.OpenRead(path, "policy file");
+        if (fs.Length > PolicyYamlReader.MaxBytes)
+            throw new PolicyException(new PolicyError(new(path, 1, 1), "", $"policy file is {fs.Length} bytes; the limit is {PolicyYamlReader.MaxBytes} (1 MiB)"));
+        var bytes = RegularFile.ReadExactly(fs, 0, (int)fs.Length, "policy file", path);
         return Parse(bytes, path, dataOverrides);
     }
 
     public static DeploymentPolicy Parse(byte[] bytes, string path, IReadOnlyDictionary<string, string>? dataOverrides = null)
     {
-        string text;
-        try { text = new UTF8Encoding(false, true).GetString(bytes); }
-        catch (DecoderFallbackException) { throw new PolicyException(new PolicyError(new(path, 1, 1), "", "policy is not valid UTF-8 text")); }
-        var node = PolicyYamlReader.Read(text, path);
+        // The digest (below) is over the exact bytes, BOM included; the text the parser sees is the same either way.
+        var node = PolicyYamlReader.Read(PolicyYamlReader.DecodeUtf8(bytes, path), path);
         if (node is not PolicyMapping root)
             throw PolicyException.At(node, $"a policy must be a mapping with apiVersion, kind, metadata and spec; got {PolicySchema.Describe(node)}");
         var errors = PolicySchema.V1.Validate(root);
@@ -147,26 +144,43 @@ public static partial class PolicyLoader
 
     public static string? Str(PolicyNode? n) => n is PolicyScalar s && s.Kind != ScalarKind.Null ? s.Value : null;
 
-    /// <summary>Parses "500ms", "30s", "10m", "1.5h".</summary>
-    public static TimeSpan ParseDuration(PolicyScalar s) => ParseDuration(s.Value) ?? throw PolicyException.At(s, $"'{s.Value}' is not a duration (e.g. 30s, 10m, 1h)");
+    /// <summary>The longest duration a policy may give (a week): anything longer is a typo, and timers take at most ~24 days.</summary>
+    public static readonly TimeSpan MaxDuration = TimeSpan.FromDays(7);
 
+    /// <summary>Parses "500ms", "30s", "10m", "1.5h": positive and at most <see cref="MaxDuration"/>, or a positioned error.</summary>
+    public static TimeSpan ParseDuration(PolicyScalar s)
+    {
+        var d = ParseDuration(s.Value) ?? throw PolicyException.At(s, DurationRx().IsMatch(s.Value)
+            ? $"duration '{s.Value}' is longer than the limit of {MaxDuration.TotalHours:0}h"
+            : $"'{s.Value}' is not a duration (e.g. 30s, 10m, 1h)");
+        if (d <= TimeSpan.Zero) throw PolicyException.At(s, $"duration '{s.Value}' leaves no time at all; give a positive duration (e.g. 30s, 10m)");
+        return d;
+    }
+
+    /// <summary>Null when <paramref name="text"/> is not a duration or is longer than <see cref="MaxDuration"/>.</summary>
     public static TimeSpan? ParseDuration(string text)
     {
         var m = DurationRx().Match(text);
         if (!m.Success) return null;
         double v = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-        return m.Groups[2].Value switch
-        {
-            "ms" => TimeSpan.FromMilliseconds(v), "s" => TimeSpan.FromSeconds(v), "m" => TimeSpan.FromMinutes(v), _ => TimeSpan.FromHours(v),
-        };
+        double ms = v * m.Groups[2].Value switch { "ms" => 1, "s" => 1e3, "m" => 60e3, _ => 3600e3 };
+        return ms <= MaxDuration.TotalMilliseconds ? TimeSpan.FromMilliseconds(ms) : null;
     }
+
+    /// <summary>The largest memory limit a policy may give (1 PiB, more than any host): a larger one is a typo, or overflows.</summary>
+    public const long MaxMemoryBytes = 1L << 50;
 
     private static long ParseMemory(PolicyScalar s, List<PolicyError> errors)
     {
         var m = MemoryRx().Match(s.Value);
-        long v = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
         long mult = m.Groups[2].Value switch { "Ki" => 1L << 10, "Mi" => 1L << 20, "Gi" => 1L << 30, "K" => 1000, "M" => 1_000_000, "G" => 1_000_000_000, _ => 1 };
-        long bytes = v * mult;
+        // The digits may not even fit in a long: compare as a decimal before multiplying.
+        if (!decimal.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v > MaxMemoryBytes / (decimal)mult)
+        {
+            errors.Add(new PolicyError(s.Location, s.Path, $"memory limit {s.Value} is larger than the 1Pi limit"));
+            return MaxMemoryBytes;
+        }
+        long bytes = (long)v * mult;
         if (bytes < 64L << 20) errors.Add(new PolicyError(s.Location, s.Path, $"memory limit {s.Value} is below the 64Mi the runner needs"));
         return bytes;
     }
