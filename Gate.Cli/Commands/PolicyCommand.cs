@@ -20,14 +20,18 @@ public static class PolicyCommand
     private static Command Lint()
     {
         var file = new Argument<FileInfo>("policy") { Description = "The policy file (YAML)." };
+        var model = new Option<FileInfo>("--model", "-m")
+        {
+            Description = "Also lint against this ONNX model: the errors 'gate check' would report at plan time (inputs, outputs, datasets) and a warning for opsets newer than Gate knows.",
+        };
         var cmd = new Command("lint", """
             Check a policy: schema and semantic errors, plus warnings for vacuous or weak settings, each as file:line:col.
-            Exit codes: 0 clean, 1 warnings only, 3 errors (the policy cannot be used).
-            """) { file };
+            Exit codes: 0 clean, 1 warnings only, 3 errors (the policy, or the model given with --model, cannot be used).
+            """) { file, model };
         cmd.SetAction((pr, ct) => Cli.Guard(() =>
         {
             var path = pr.GetValue(file)!.FullName;
-            var result = PolicyLint.Lint(Relative(path));
+            var result = PolicyLint.Lint(Relative(path), pr.GetValue(model) is { } m ? Relative(m.FullName) : null);
             foreach (var e in result.Errors) Console.Out.WriteLine($"{e.Location}: error: {(e.Path.Length > 0 ? e.Path + ": " : "")}{e.Message}");
             foreach (var w in result.Warnings) Console.Out.WriteLine(w.ToString());
             Console.Out.WriteLine(result.ExitCode switch

@@ -8,6 +8,13 @@ namespace Gate.Core.Engine;
 /// </summary>
 public static class OperatorRegistry
 {
+    /// <summary>
+    /// The newest opset of the default ONNX domain whose operator versions this engine implements: the conformance
+    /// fixtures (ONNX v1.22.0's node tests, ../shared/onnx-node-tests) go up to it. A model importing a newer opset
+    /// may use operator versions whose behaviour changed after what the engine knows; lint warns about it.
+    /// </summary>
+    public const long NewestKnownOpset = 25;
+
     private static readonly Lazy<Dictionary<(string Domain, string OpType), Operator>> All = new(() =>
     {
         var d = new Dictionary<(string, string), Operator>();

@@ -1,5 +1,8 @@
 using System.Globalization;
 using Gate.Core.Checks;
+using Gate.Core.Engine;
+using Gate.Core.Model;
+using Gate.Core.Plan;
 using Gate.Core.Policy;
 using Gate.Core.Tensors;
 
@@ -30,16 +33,18 @@ public static class PolicyLint
     /// <summary>An ε below this fraction of the input range is no perturbation worth searching.</summary>
     public const double TinyEpsilonFraction = 1e-3;
 
-    public static LintResult Lint(string path)
+    /// <param name="modelPath">Optional model to lint the policy against (as <c>gate check</c> would plan it); a malformed model is bad input.</param>
+    public static LintResult Lint(string path, string? modelPath = null)
     {
         DeploymentPolicy policy;
         try { policy = PolicyLoader.Load(path); }
         catch (PolicyException e) { return new LintResult(e.Errors, [], null); }
-        return Lint(policy);
+        return Lint(policy, model: modelPath is null ? null : OnnxModelLoader.Load(modelPath));
     }
 
     /// <param name="checks">Check implementations whose option binding is part of lint (default: this build's <see cref="CheckRegistry"/>).</param>
-    public static LintResult Lint(DeploymentPolicy policy, Func<string, ICheck?>? checks = null)
+    /// <param name="model">When given, the plan errors <c>gate check</c> would report for this model, and a warning for opsets newer than the engine knows.</param>
+    public static LintResult Lint(DeploymentPolicy policy, Func<string, ICheck?>? checks = null, OnnxModel? model = null)
     {
         checks ??= CheckRegistry.Find;
         var errors = new List<PolicyError>();
@@ -66,6 +71,12 @@ public static class PolicyLint
         if (policy.Spec.Checks.All(c => c.Enforcement == Enforcement.Advisory))
             Warn(spec0["checks"]!, "every check is advisory: nothing can block, and with no blocking check the decision can never be APPROVE");
 
+        if ((spec0["sandbox"] as PolicyMapping)?["limits"] is PolicyMapping limits && limits["cpus"] is PolicyScalar cpus && cpus.IsNumber
+            && cpus.AsDouble() > Environment.ProcessorCount)
+            Warn(cpus, $"cpus {cpus.Value} is more than this host's {Environment.ProcessorCount}: Docker refuses a container that asks for more CPUs than its host has, " +
+                       "so on a host like this one every sandboxed check would be INCONCLUSIVE");
+        if (model is not null) ModelFindings(policy, model, spec0, errors, Warn);
+
         var inputRange = policy.Spec.Model.Inputs.Count > 0 ? policy.Spec.Model.Inputs[0] : null;
         foreach (var c in policy.Spec.Checks)
         {
@@ -91,6 +102,21 @@ public static class PolicyLint
                 Warn(ep, "search.episodes: 0 runs no adversarial scenario search: only the listed scenarios are tried");
         }
         return new LintResult(errors, warnings.OrderBy(w => w.Location.Line).ThenBy(w => w.Location.Column).ToList(), policy);
+    }
+
+    /// <summary>What linting against a model adds: the plan's errors (inputs, outputs, datasets), and opsets the engine does not know.</summary>
+    private static void ModelFindings(DeploymentPolicy policy, OnnxModel model, PolicyMapping spec, List<PolicyError> errors, Action<PolicyNode, string> warn)
+    {
+        try { CheckPlan.Create(policy, model); }
+        catch (PolicyException e)
+        {
+            // Check options are bound by both lint and the plan: report each finding once.
+            var seen = errors.Select(x => x.ToString()).ToHashSet();
+            errors.AddRange(e.Errors.Where(x => seen.Add(x.ToString())));
+        }
+        if (model.Opsets.TryGetValue("", out var opset) && opset > OperatorRegistry.NewestKnownOpset)
+            warn(spec["model"]!, $"model {model.FileName} imports ONNX opset {opset}, newer than the {OperatorRegistry.NewestKnownOpset} this Gate knows: " +
+                                 "operators whose behaviour changed in later opsets would be judged by the older versions Gate implements (or refused)");
     }
 
     private static PolicyNode Where(PolicyMapping spec, string section, string key) =>
