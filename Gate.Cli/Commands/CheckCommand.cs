@@ -68,6 +68,8 @@ public static class CheckCommand
         var dc = record.Decision switch { GateDecision.Approve => "green", GateDecision.Reject => "red", _ => "yellow" };
         console.MarkupLine($"Decision: [bold {dc}]{record.Decision.ToString().ToUpperInvariant()}[/] (exit {record.ExitCode})");
         foreach (var r in record.Reasons) console.MarkupLine($"  - {Markup.Escape(r)}");
+        foreach (var d in record.Datasets.Where(d => d.Overridden))
+            console.MarkupLine($"[yellow]Warning:[/] {Markup.Escape(Gate.Core.Report.ReportWriter.OverrideText(d))}");
         if (record.Approvals.Count > 0)
             console.MarkupLine($"Policy approved by: {Markup.Escape(string.Join(", ", record.Approvals.Select(a => a.Signer)))}");
         console.MarkupLine($"Sandbox: {Markup.Escape(record.Sandbox.Backend)} (isolation {Markup.Escape(record.Sandbox.Isolation)}, required {Markup.Escape(record.Sandbox.RequiredIsolation)})");

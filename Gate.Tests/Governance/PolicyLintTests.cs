@@ -21,7 +21,10 @@ public class PolicyLintTests
           sandbox:
             isolation: container
           datasets:
-            test: { inputs: x.npy, labels: y.npy }
+            test:
+              inputs: x.npy
+              labels: y.npy
+              sha256: { inputs: 1111111111111111111111111111111111111111111111111111111111111111, labels: 2222222222222222222222222222222222222222222222222222222222222222 }
           checks:
             - id: graph
               type: static-inspection
