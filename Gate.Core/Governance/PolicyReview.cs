@@ -99,6 +99,13 @@ public static class PolicyReview
             ? "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the model is REJECTED (decision.onInconclusive: reject)."
             : "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the decision is INCONCLUSIVE; it is never rounded up to APPROVE. The release pipeline decides what INCONCLUSIVE means for it."));
 
+        var used = s.Datasets.Values.Where(ds => s.Checks.Any(c => c.Dataset == ds.Name)).ToList();
+        if (used.Count > 0)
+        {
+            d.Add(new Heading(2, "Data"));
+            d.Add(new Bullets(used.Select(PinWords).ToList()));
+        }
+
         d.Add(new Heading(2, "Checks"));
         foreach (var c in s.Checks)
         {
@@ -109,7 +116,6 @@ public static class PolicyReview
             if (c.Description is { } cd) items.Add($"Policy author's note: {cd}");
             items.AddRange(Scope(p, c));
             foreach (var (metric, bound) in c.Require) items.Add($"Requirement: {MetricWords.GetValueOrDefault(metric, metric)} must be {BoundWords(bound)}{JudgedWords(c, metric, bound)}.");
-            if (c.Dataset is not null && s.Datasets.TryGetValue(c.Dataset, out var ds)) items.Add(PinWords(ds));
             // Declared forbidden actuators and a divergence comparison are requirements in themselves (the simulation check adds them).
             if (c.Type == "simulation" && c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
                 items.Add("Requirement (implied by forbiddenActuators): no call to a forbidden actuator in any episode.");
@@ -143,14 +149,14 @@ public static class PolicyReview
         {
             Estimate.Lower => $", judged on the lower end of its {N(conf * 100)}% confidence interval (Wilson score), not the point estimate",
             Estimate.Upper => $", judged on the upper end of its {N(conf * 100)}% confidence interval (Wilson score), not the point estimate",
-            _ => ", judged on the point estimate (bound: point; bound: lower would judge the pessimistic end of the confidence interval)",
+            _ => ", judged on the point estimate (not on a confidence bound)",
         };
     }
 
     /// <summary>Whether the data is the approved data: pinned by digest, and whether <c>--data</c> may replace it.</summary>
     private static string PinWords(DatasetSpec ds) => !ds.Pinned
-        ? $"Data pinning: dataset '{ds.Name}' is not pinned by sha256, so gate check --data can replace it (each replacement is flagged in the decision)."
-        : $"Data pinning: dataset '{ds.Name}' is pinned by sha256 (inputs {ds.InputsPin}{(ds.LabelsPin is { } lp ? $", labels {lp}" : "")}); " +
+        ? $"Dataset '{ds.Name}' is not pinned by sha256, so gate check --data can replace it (each replacement is flagged in the decision)."
+        : $"Dataset '{ds.Name}' is pinned by sha256 (inputs {ds.InputsPin}{(ds.LabelsPin is { } lp ? $", labels {lp}" : "")}); " +
           (ds.AllowOverride ? "--data may replace it (allowOverride: true), and each replacement is flagged in the decision." : "any other file is refused.");
 
     private static string BoundWords(MetricBound b) => (b.Min, b.Max) switch

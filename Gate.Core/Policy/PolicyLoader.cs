@@ -134,7 +134,7 @@ public static partial class PolicyLoader
                         double? min = b["min"] is PolicyScalar mn ? mn.AsDouble() : null, max = b["max"] is PolicyScalar mx ? mx.AsDouble() : null;
                         if (min > max) errors.Add(new PolicyError(b.Location, b.Path, $"min ({min}) is greater than max ({max})"));
                         if (min is null && max is null) errors.Add(new PolicyError(b.Location, b.Path, "a requirement needs min and/or max"));
-                        require[k.Value] = new MetricBound(min, max, b.Location, JudgedEstimate(c, k.Value, min, Str(b["bound"])));
+                        require[k.Value] = new MetricBound(min, max, b.Location, JudgedEstimate(c, k.Value, min, b.Keys.Contains("bound") ? Str(b["bound"]) : null));
                     }
                     else if (v is PolicyScalar s && k.Value is "min" or "max")
                     {

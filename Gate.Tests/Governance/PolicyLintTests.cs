@@ -24,7 +24,7 @@ public class PolicyLintTests
             test:
               inputs: x.npy
               labels: y.npy
-              sha256: { inputs: 1111111111111111111111111111111111111111111111111111111111111111, labels: 2222222222222222222222222222222222222222222222222222222222222222 }
+              sha256: { inputs: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, labels: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb }
           checks:
             - id: graph
               type: static-inspection

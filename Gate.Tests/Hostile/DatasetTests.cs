@@ -372,7 +372,7 @@ public class DatasetTests
         string Review(string yaml) => PolicyReview.Render(ParsePolicy(yaml), "md", _ => null);
         Assert.Contains("must be at least 0.5, judged on the point estimate", Review(BoundPolicy));
         Assert.Contains("must be at least 0.5, judged on the lower end of its 95% confidence interval", Review(BoundPolicy.Replace("{ min: 0.5 }", "{ min: 0.5, bound: lower }")));
-        Assert.Contains("Data pinning: dataset 'test' is not pinned", Review(BoundPolicy));
+        Assert.Contains("Dataset 'test' is not pinned by sha256, so gate check --data can replace it", Review(BoundPolicy));
     }
 
     [Theory]
