@@ -71,7 +71,7 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
                 }
             }
         }
-        foreach (var pc in plan.Checks.Where(c => !c.Supported))
+        foreach (var pc in plan.Checks.Where(c => !c.Runnable))
             results[pc.Spec.Id] = await CheckExecutor.RunOneAsync(hostCtx, pc, ct).ConfigureAwait(false);
 
         var ordered = policy.Spec.Checks.Select(c => results[c.Id]).ToList();
@@ -87,6 +87,7 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
             Approvals = approvals,
             Gate = DecisionRecord.CurrentGate(),
             Seed = policy.Spec.Seed,
+            Datasets = [.. plan.Datasets],
             Runtime = runtime,
             Sandbox = sandboxInfo,
             Checks = ordered,

@@ -15,7 +15,7 @@ public static class CheckCommand
         var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model to judge.", Required = true };
         var policy = new Option<FileInfo>("--policy", "-p") { Description = "The deployment policy (YAML, apiVersion gate/v1).", Required = true };
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder for decision.json and evidence/ (default: ./gate-out)." };
-        var data = new Option<string[]>("--data") { Description = "Override a dataset path from the policy: NAME=x.npy (inputs) or NAME.labels=y.npy. Repeatable.", AllowMultipleArgumentsPerToken = false };
+        var data = new Option<string[]>("--data") { Description = "Replace a policy dataset's file: NAME=x.npy (inputs) or NAME.labels=y.npy. Repeatable. Refused for a dataset the policy pins by sha256 unless it sets allowOverride: true; every override is recorded and flagged in the decision.", AllowMultipleArgumentsPerToken = false };
         var sandbox = new Option<string>("--sandbox") { Description = $"Sandbox backend: {string.Join(", ", SandboxSelector.Names)} (default: auto, the strongest available)." };
         var gpu = new Option<bool>("--gpu") { Description = "Ask for the CUDA execution provider even if the policy does not." };
         var json = new Option<bool>("--json") { Description = "Print decision.json to stdout instead of the summary table." };
@@ -68,6 +68,8 @@ public static class CheckCommand
         var dc = record.Decision switch { GateDecision.Approve => "green", GateDecision.Reject => "red", _ => "yellow" };
         console.MarkupLine($"Decision: [bold {dc}]{record.Decision.ToString().ToUpperInvariant()}[/] (exit {record.ExitCode})");
         foreach (var r in record.Reasons) console.MarkupLine($"  - {Markup.Escape(r)}");
+        foreach (var d in record.Datasets.Where(d => d.Overridden))
+            console.MarkupLine($"[yellow]Warning:[/] {Markup.Escape(Gate.Core.Report.ReportWriter.OverrideText(d))}");
         if (record.Approvals.Count > 0)
             console.MarkupLine($"Policy approved by: {Markup.Escape(string.Join(", ", record.Approvals.Select(a => a.Signer)))}");
         console.MarkupLine($"Sandbox: {Markup.Escape(record.Sandbox.Backend)} (isolation {Markup.Escape(record.Sandbox.Isolation)}, required {Markup.Escape(record.Sandbox.RequiredIsolation)})");

@@ -9,6 +9,19 @@ using Gate.Core.Runtime;
 namespace Gate.Core.Decision;
 
 public sealed record ArtifactRef(string Name, string Path, string Sha256, long Bytes);
+
+/// <summary>One dataset file as evaluated: where it was read, its SHA-256, size, element type and shape, and whether <c>--data</c> supplied it.</summary>
+public sealed record DatasetFile(string Path, string Sha256, long Bytes, string Dtype, int[] Shape, bool Overridden);
+
+/// <summary>
+/// A dataset the checks were judged on: its files (digests taken on the host at plan time, before anything ran),
+/// the sample count, whether the policy pinned it by SHA-256, and the checks that used it.
+/// </summary>
+public sealed record DatasetRecord(string Name, int Samples, DatasetFile Inputs, DatasetFile? Labels, bool Pinned, IReadOnlyList<string> UsedBy)
+{
+    /// <summary>A file of this dataset came from <c>gate check --data</c> instead of the policy: flagged in the report.</summary>
+    public bool Overridden => Inputs.Overridden || Labels?.Overridden == true;
+}
 public sealed record GateInfo(string Version, string Commit);
 public sealed record SandboxInfo(string Backend, string Isolation, string RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault);
 
@@ -41,6 +54,8 @@ public sealed class DecisionRecord
     public required ulong Seed { get; init; }
     public RuntimeInfo? Runtime { get; set; }
     public required SandboxInfo Sandbox { get; set; }
+    /// <summary>Every dataset the checks used, as evaluated (path, SHA-256, shape, samples, overrides): part of what is signed.</summary>
+    public List<DatasetRecord> Datasets { get; init; } = [];
     public required List<CheckResult> Checks { get; init; }
     /// <summary>Every evidence file of every check, digested on the host: what <c>gate verify --evidence</c> re-checks.</summary>
     public List<EvidenceEntry> Evidence { get; init; } = [];
@@ -74,6 +89,9 @@ public sealed class DecisionRecord
         if (EndedAt == default || EndedAt < StartedAt) missing.Add("end time");
         if (Checks is null || Checks.Count == 0) missing.Add("check results");
         foreach (var e in Evidence.Where(e => !IsSha256(e.Sha256))) missing.Add($"digest of evidence file {e.Path}");
+        foreach (var d in Datasets)
+            foreach (var f in new[] { d.Inputs, d.Labels }.OfType<DatasetFile>().Where(f => !IsSha256(f.Sha256)))
+                missing.Add($"digest of dataset file {f.Path}");
         foreach (var a in Approvals.Where(a => a.PolicySha256 != Policy?.Sha256)) missing.Add($"approval {a.File} is for another policy digest");
         return missing;
     }

@@ -11,7 +11,11 @@ public enum Verdict { Pass, Fail, Inconclusive }
 public sealed record EvidenceFile(string Path, string Sha256, long Bytes, string Description);
 
 /// <summary>One requirement (metric and bound) and whether the measured value met it.</summary>
-public sealed record RequirementOutcome(string Metric, double? Min, double? Max, double? Value, bool? Holds, string Text);
+public sealed record RequirementOutcome(string Metric, double? Min, double? Max, double? Value, bool? Holds, string Text)
+{
+    /// <summary>What was judged: the point estimate or an end of the metric's confidence interval.</summary>
+    public Estimate Bound { get; init; } = Estimate.Point;
+}
 
 /// <summary>
 /// The uniform result of every check type: verdict, reasons, metrics, requirement outcomes, a coverage

@@ -53,7 +53,53 @@ public static class PolicyDiff
     {
         var changes = new List<PolicyChange>();
         Walk(oldPolicy.Root, newPolicy.Root, Schema.Root, "", "", changes);
+        JudgedEstimateChanges(oldPolicy, newPolicy, changes);
         return changes;
+    }
+
+    /// <summary>
+    /// What a requirement judges (point estimate or an end of the confidence interval) is compared as bound, not
+    /// as text, because an absent <c>bound</c> means the lower end when the check sets <c>confidence</c>. For a min,
+    /// upper &lt; point &lt; lower (weakest first); for a max the reverse; a two-sided bound cannot be shown not to weaken.
+    /// </summary>
+    private static void JudgedEstimateChanges(DeploymentPolicy a, DeploymentPolicy b, List<PolicyChange> changes)
+    {
+        foreach (var cb in b.Spec.Checks)
+        {
+            if (a.Spec.Checks.FirstOrDefault(x => x.Id == cb.Id && x.Type == cb.Type) is not { } ca) continue;
+            foreach (var (metric, nb) in cb.Require)
+            {
+                if (!ca.Require.TryGetValue(metric, out var na) || na.Bound == nb.Bound) continue;
+                // Without an explicit bound on either side the change comes from `confidence`, which is reported by itself.
+                static bool Explicit(CheckSpec c, string m) => ((c.Node["require"] as PolicyMapping)?[m] as PolicyMapping)?["bound"] is not null;
+                if (!Explicit(ca, metric) && !Explicit(cb, metric)) continue;
+                Estimate[]? order = (nb.Min, nb.Max) switch
+                {
+                    ({ }, null) => [Estimate.Upper, Estimate.Point, Estimate.Lower],
+                    (null, { }) => [Estimate.Lower, Estimate.Point, Estimate.Upper],
+                    _ => null,
+                };
+                string from = na.Bound.ToString().ToLowerInvariant(), to = nb.Bound.ToString().ToLowerInvariant();
+                var kind = order is null ? ChangeKind.Weakening : Array.IndexOf(order, nb.Bound) > Array.IndexOf(order, na.Bound) ? ChangeKind.Strengthening : ChangeKind.Weakening;
+                string why = order is null
+                    ? $"judged value changed from {from} to {to} on a two-sided bound: cannot be shown not to weaken (review it)"
+                    : $"judged value changed from {from} to {to} (for a {(nb.Min is not null ? "min" : "max")}, weakest first: {string.Join(" < ", order.Select(e => e.ToString().ToLowerInvariant()))})";
+                changes.Add(new PolicyChange(kind, $"spec.checks[{cb.Id}].require.{metric}.bound", from, to, why, na.Location, nb.Location));
+            }
+        }
+    }
+
+    /// <summary>A dataset pin: adding one restricts the data to the approved files; removing or changing it cannot be shown not to weaken.</summary>
+    private static void PinChange(PolicyNode? a, PolicyNode? b, string path, List<PolicyChange> changes)
+    {
+        if (Text(a) == Text(b)) return;
+        var (kind, why) = (a, b) switch
+        {
+            (null, _) => (ChangeKind.Strengthening, "dataset pinned by sha256: only the approved files are accepted"),
+            (_, null) => (ChangeKind.Weakening, "dataset pin removed: any file at the path, or given with --data, is accepted"),
+            _ => (ChangeKind.Weakening, "pinned digest changed: the approved data is different (review the new files)"),
+        };
+        changes.Add(new PolicyChange(kind, path, Text(a), Text(b), why, a?.Location, b?.Location));
     }
 
     private static void Walk(PolicyNode? a, PolicyNode? b, JsonObject? schema, string path, string key, List<PolicyChange> changes)
@@ -77,6 +123,8 @@ public static class PolicyDiff
             }
             foreach (var k in keys)
             {
+                if (k == "bound") continue; // compared as resolved values in JudgedEstimateChanges
+                if (k == "sha256" && path.StartsWith("spec.datasets.", StringComparison.Ordinal)) { PinChange(ma?[k], mb?[k], $"{path}.{k}", changes); continue; }
                 var childSchema = ChildSchema(schema, k, typeNode);
                 // A dataset's files are data, not metadata: "labels" there is not the neutral metadata.labels.
                 string childKey = path == "spec.datasets" ? "datasets-entry" : path.StartsWith("spec.datasets.", StringComparison.Ordinal) ? $"dataset file '{k}'" : k;

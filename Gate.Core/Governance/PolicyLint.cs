@@ -98,9 +98,23 @@ public static class PolicyLint
                 }
 
             if (c.Type == "adversarial") AdversarialBudget(policy, c, Warn);
+            foreach (var (metric, bound) in c.Require)
+                if ((bound.Bound == Estimate.Lower && bound.Min is null) || (bound.Bound == Estimate.Upper && bound.Max is null))
+                    warnings.Add(new PolicyError(bound.Location, $"{c.Path}.require.{metric}", $"bound: {bound.Bound.ToString().ToLowerInvariant()} judges the optimistic end of the interval " +
+                        $"against a {(bound.Min is null ? "max" : "min")}: the requirement is easier to meet than on the point estimate", IsWarning: true));
             if (c.Type == "simulation" && node["search"] is PolicyMapping search && search["episodes"] is PolicyScalar ep && ep.IsNumber && ep.AsLong() == 0)
                 Warn(ep, "search.episodes: 0 runs no adversarial scenario search: only the listed scenarios are tried");
         }
+        // Data a release is judged on should be the approved data: pinned, and not replaceable with --data.
+        if (release && spec0["datasets"] is PolicyMapping dsNodes)
+            foreach (var (name, node) in dsNodes.Entries)
+            {
+                if (!policy.Spec.Checks.Any(c => c.Dataset == name.Value && c.Enforcement == Enforcement.Blocking)) continue;
+                if (node is PolicyMapping m && m["sha256"] is null)
+                    Warn(node, $"dataset '{name.Value}' is not pinned (sha256): gate check --data can swap it for other samples; pin it so only the approved files are judged");
+                else if (node is PolicyMapping m2 && m2["allowOverride"] is PolicyScalar ao && ao.AsBool())
+                    Warn(ao, $"allowOverride lets gate check --data replace the pinned dataset '{name.Value}' in a release (each replacement is flagged in the decision)");
+            }
         return new LintResult(errors, warnings.OrderBy(w => w.Location.Line).ThenBy(w => w.Location.Column).ToList(), policy);
     }
 

@@ -99,6 +99,13 @@ public static class PolicyReview
             ? "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the model is REJECTED (decision.onInconclusive: reject)."
             : "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the decision is INCONCLUSIVE; it is never rounded up to APPROVE. The release pipeline decides what INCONCLUSIVE means for it."));
 
+        var used = s.Datasets.Values.Where(ds => s.Checks.Any(c => c.Dataset == ds.Name)).ToList();
+        if (used.Count > 0)
+        {
+            d.Add(new Heading(2, "Data"));
+            d.Add(new Bullets(used.Select(PinWords).ToList()));
+        }
+
         d.Add(new Heading(2, "Checks"));
         foreach (var c in s.Checks)
         {
@@ -108,7 +115,7 @@ public static class PolicyReview
             if (why.Length > 0) items.Add($"Why it matters: {why}");
             if (c.Description is { } cd) items.Add($"Policy author's note: {cd}");
             items.AddRange(Scope(p, c));
-            foreach (var (metric, bound) in c.Require) items.Add($"Requirement: {MetricWords.GetValueOrDefault(metric, metric)} must be {BoundWords(bound)}.");
+            foreach (var (metric, bound) in c.Require) items.Add($"Requirement: {MetricWords.GetValueOrDefault(metric, metric)} must be {BoundWords(bound)}{JudgedWords(c, metric, bound)}.");
             // Declared forbidden actuators and a divergence comparison are requirements in themselves (the simulation check adds them).
             if (c.Type == "simulation" && c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
                 items.Add("Requirement (implied by forbiddenActuators): no call to a forbidden actuator in any episode.");
@@ -132,6 +139,25 @@ public static class PolicyReview
     private static string Iso(Isolation i) => i switch { Isolation.Process => "process", Isolation.ProcessNetns => "process-netns", _ => "container" };
     private static string N(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
     private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+
+    /// <summary>Which value an estimated metric's requirement judges: review must say, because the two can differ widely on few samples.</summary>
+    private static string JudgedWords(CheckSpec c, string metric, MetricBound b)
+    {
+        if (!MetricBound.IntervalMetrics.Contains(metric)) return "";
+        double conf = c.Node["confidence"] is PolicyScalar { IsNumber: true } cf ? cf.AsDouble() : 0.95;
+        return b.Bound switch
+        {
+            Estimate.Lower => $", judged on the lower end of its {N(conf * 100)}% confidence interval (Wilson score), not the point estimate",
+            Estimate.Upper => $", judged on the upper end of its {N(conf * 100)}% confidence interval (Wilson score), not the point estimate",
+            _ => ", judged on the point estimate (not on a confidence bound)",
+        };
+    }
+
+    /// <summary>Whether the data is the approved data: pinned by digest, and whether <c>--data</c> may replace it.</summary>
+    private static string PinWords(DatasetSpec ds) => !ds.Pinned
+        ? $"Dataset '{ds.Name}' is not pinned by sha256, so gate check --data can replace it (each replacement is flagged in the decision)."
+        : $"Dataset '{ds.Name}' is pinned by sha256 (inputs {ds.InputsPin}{(ds.LabelsPin is { } lp ? $", labels {lp}" : "")}); " +
+          (ds.AllowOverride ? "--data may replace it (allowOverride: true), and each replacement is flagged in the decision." : "any other file is refused.");
 
     private static string BoundWords(MetricBound b) => (b.Min, b.Max) switch
     {
@@ -169,7 +195,7 @@ public static class PolicyReview
                 break;
             case "accuracy":
                 yield return $"Data: {DataWords(p, c, "labelled samples")}.";
-                if (n["confidence"] is PolicyScalar conf) yield return $"Judged at {N(conf.AsDouble() * 100)}% confidence: the lower end of the confidence interval must meet the requirement, not just the point estimate.";
+                if (n["confidence"] is PolicyScalar conf) yield return $"Confidence level: {N(conf.AsDouble() * 100)}% for the intervals reported (and judged where a requirement says so).";
                 break;
             case "adversarial":
             {
@@ -185,7 +211,7 @@ public static class PolicyReview
                 yield return Raw(goal, "type") == "targeted" ? $"Goal: targeted, pushing inputs to class {Raw(goal, "targetClass")}." : "Goal: untargeted (any change of the predicted class counts).";
                 if (n["budget"] is PolicyMapping b)
                     yield return $"Budget cap: {(Int(b, "queries") is long q ? $"{N(q)} model queries" : "no query cap")}{(Raw(b, "wallTime") is { } wt ? $", {wt} wall time" : "")}; when it runs out the check is INCONCLUSIVE, never a pass.";
-                if (n["confidence"] is PolicyScalar aconf) yield return $"Judged at {N(aconf.AsDouble() * 100)}% confidence.";
+                if (n["confidence"] is PolicyScalar aconf) yield return $"Confidence level: {N(aconf.AsDouble() * 100)}% for the intervals reported (and judged where a requirement says so).";
                 yield return "Search finds attacks but cannot prove there are none: a pass means no attack was found within this budget.";
                 break;
             }

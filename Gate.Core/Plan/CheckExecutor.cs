@@ -14,7 +14,9 @@ public static class CheckExecutor
     {
         var sw = Stopwatch.StartNew();
         CheckResult result;
-        if (pc.Implementation is null)
+        if (pc.NotRunReason is { } why)
+            result = CheckResult.Inconclusive(pc.Spec, why);
+        else if (pc.Implementation is null)
             result = CheckResult.Inconclusive(pc.Spec, $"check type '{pc.Spec.Type}' is not implemented in this build of Gate");
         else
         {

@@ -1,4 +1,5 @@
 using Gate.Core.Checks;
+using Gate.Core.Decision;
 using Gate.Core.Model;
 using Gate.Core.Policy;
 using Gate.Core.Tensors;
@@ -10,6 +11,10 @@ public sealed record PlannedCheck(CheckSpec Spec, ICheck? Implementation, object
 {
     public CheckPlacement Placement => Implementation?.Placement ?? CheckPlacement.Host;
     public bool Supported => Implementation is not null;
+    /// <summary>Why the check is INCONCLUSIVE without running (e.g. the data has fewer samples than it asks for), or null.</summary>
+    public string? NotRunReason { get; init; }
+    /// <summary>Supported and nothing stands in its way: the check is executed.</summary>
+    public bool Runnable => Supported && NotRunReason is null;
 }
 
 /// <summary>
@@ -21,38 +26,27 @@ public sealed class CheckPlan
     public required DeploymentPolicy Policy { get; init; }
     public required OnnxModel Model { get; init; }
     public required IReadOnlyList<PlannedCheck> Checks { get; init; }
+    /// <summary>The datasets the checks use, validated and digested: what decision.json records as evaluated.</summary>
+    public required IReadOnlyList<DatasetRecord> Datasets { get; init; }
 
-    public IEnumerable<PlannedCheck> HostChecks => Checks.Where(c => c.Supported && c.Placement == CheckPlacement.Host);
-    public IEnumerable<PlannedCheck> SandboxChecks => Checks.Where(c => c.Supported && c.Placement == CheckPlacement.Sandbox);
+    public IEnumerable<PlannedCheck> HostChecks => Checks.Where(c => c.Runnable && c.Placement == CheckPlacement.Host);
+    public IEnumerable<PlannedCheck> SandboxChecks => Checks.Where(c => c.Runnable && c.Placement == CheckPlacement.Sandbox);
 
     public static CheckPlan Create(DeploymentPolicy policy, OnnxModel model)
     {
         var errors = new List<PolicyError>();
         ValidateModelAgainstPolicy(policy, model, errors);
-        foreach (var ds in policy.Spec.Datasets.Values)
-        {
-            if (!policy.Spec.Checks.Any(c => c.Dataset == ds.Name)) continue;
-            foreach (var (file, what) in new[] { (ds.InputsPath, "inputs"), (ds.LabelsPath, "labels") })
-            {
-                if (file is null) continue;
-                if (!File.Exists(file)) errors.Add(new PolicyError(ds.Location, $"spec.datasets.{ds.Name}.{what}", $"file not found: {file}"));
-                else
-                {
-                    try { Npy.Read(file); }
-                    catch (GateInputException e) { errors.Add(new PolicyError(ds.Location, $"spec.datasets.{ds.Name}.{what}", e.Message)); }
-                }
-            }
-        }
+        var datasets = DatasetValidation.Validate(policy, model, errors);
         var planned = new List<PlannedCheck>();
         foreach (var spec in policy.Spec.Checks)
         {
             var impl = CheckRegistry.Find(spec.Type);
             if (impl is null) { planned.Add(new PlannedCheck(spec, null, null)); continue; }
-            try { planned.Add(new PlannedCheck(spec, impl, impl.Bind(spec, policy))); }
+            try { planned.Add(new PlannedCheck(spec, impl, impl.Bind(spec, policy)) { NotRunReason = DatasetValidation.Shortfall(spec, datasets) }); }
             catch (PolicyException e) { errors.AddRange(e.Errors); }
         }
         if (errors.Count > 0) throw new PolicyException(errors);
-        return new CheckPlan { Policy = policy, Model = model, Checks = planned };
+        return new CheckPlan { Policy = policy, Model = model, Checks = planned, Datasets = datasets };
     }
 
     /// <summary>The policy's declared inputs must exist in the model with compatible ranks and fixed dimensions.</summary>

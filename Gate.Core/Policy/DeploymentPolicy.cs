@@ -16,8 +16,22 @@ public sealed record ResourceLimits(long MemoryBytes, double Cpus, TimeSpan Time
 
 public sealed record SandboxSpec(Isolation Isolation, GpuMode Gpu, ResourceLimits Limits);
 
-/// <summary>A dataset: .npy inputs and optional labels, paths already resolved (relative to the policy, or overridden).</summary>
-public sealed record DatasetSpec(string Name, string InputsPath, string? LabelsPath, SourceLocation Location);
+/// <summary>
+/// A dataset: .npy inputs and optional labels, paths already resolved (relative to the policy, or overridden by
+/// <c>--data</c>). A policy may pin the files by SHA-256; a pinned dataset may be overridden only where the policy
+/// says <c>allowOverride: true</c> (checked with the digests at plan time, <see cref="Plan.DatasetValidation"/>).
+/// </summary>
+public sealed record DatasetSpec(string Name, string InputsPath, string? LabelsPath, SourceLocation Location)
+{
+    /// <summary>The policy's <c>sha256.inputs</c> / <c>sha256.labels</c> (lower-case hex), or null when not pinned.</summary>
+    public string? InputsPin { get; init; }
+    public string? LabelsPin { get; init; }
+    public bool AllowOverride { get; init; }
+    /// <summary>The path came from <c>--data</c> rather than from the policy.</summary>
+    public bool InputsOverridden { get; init; }
+    public bool LabelsOverridden { get; init; }
+    public bool Pinned => InputsPin is not null || LabelsPin is not null;
+}
 
 /// <summary>
 /// A check as declared. Type-specific options stay in <see cref="Node"/> and are bound by the check type that
@@ -30,10 +44,31 @@ public sealed record CheckSpec(string Id, string Type, Enforcement Enforcement, 
     public string Path => Node.Path;
 }
 
-/// <summary>A requirement on one metric: min and/or max, inclusive.</summary>
-public sealed record MetricBound(double? Min, double? Max, SourceLocation Location)
+/// <summary>
+/// Which value of an estimated metric a requirement judges: the point estimate, or an end of its confidence
+/// interval (<c>bound: lower</c> / <c>upper</c>, at the check's <c>confidence</c>, default 95%).
+/// </summary>
+public enum Estimate { Point, Lower, Upper }
+
+/// <summary>A requirement on one metric: min and/or max, inclusive, judged on <see cref="Bound"/>.</summary>
+public sealed record MetricBound(double? Min, double? Max, SourceLocation Location, Estimate Bound = Estimate.Point)
 {
+    /// <summary>Metrics reported with a confidence interval (<c>metricLower</c>/<c>metricUpper</c>): the only ones <c>bound</c> applies to.</summary>
+    public static readonly IReadOnlySet<string> IntervalMetrics = new HashSet<string> { "accuracy", "robustAccuracy", "attackSuccessRate" };
+
     public bool Holds(double v) => !double.IsNaN(v) && (Min is null || v >= Min) && (Max is null || v <= Max);
+
+    /// <summary>The metric name under which the judged value is reported: <c>robustAccuracyLower</c> for the lower bound.</summary>
+    public string JudgedMetric(string metric) => Bound switch { Estimate.Lower => metric + "Lower", Estimate.Upper => metric + "Upper", _ => metric };
+
+    /// <summary>"lower confidence bound of robustAccuracy" style wording, or the metric itself for the point estimate.</summary>
+    public string Describe(string metric) => Bound switch
+    {
+        Estimate.Lower => $"{metric} (lower confidence bound)",
+        Estimate.Upper => $"{metric} (upper confidence bound)",
+        _ => metric,
+    };
+
     public override string ToString() => (Min, Max) switch
     {
         ({ } lo, { } hi) => $"in [{lo}, {hi}]",

@@ -75,19 +75,36 @@ public static partial class PolicyLoader
             foreach (var (k, v) in dsNode.Entries)
             {
                 var m = (PolicyMapping)v;
+                var pins = m["sha256"] as PolicyMapping;
+                string? inputsPin = Str(pins?["inputs"]), labelsPin = Str(pins?["labels"]);
+                // A half-pinned dataset is a hole: the unpinned file could be swapped under the pinned one.
+                if (pins is not null && m["labels"] is not null && labelsPin is null)
+                    errors.Add(new PolicyError(pins.Location, pins.Path, "the dataset has labels: pin them too (sha256.labels), or a swapped labels file would go unnoticed"));
+                if (pins is not null && m["labels"] is null && labelsPin is not null)
+                    errors.Add(new PolicyError(pins["labels"]!.Location, pins["labels"]!.Path, "sha256.labels pins a labels file, but the dataset declares no labels"));
                 datasets[k.Value] = new DatasetSpec(k.Value, Path.GetFullPath(Path.Combine(policyDir, Str(m["inputs"])!)),
-                    m["labels"] is PolicyScalar l ? Path.GetFullPath(Path.Combine(policyDir, l.Value)) : null, k.Location);
+                    m["labels"] is PolicyScalar l ? Path.GetFullPath(Path.Combine(policyDir, l.Value)) : null, k.Location)
+                {
+                    InputsPin = inputsPin?.ToLowerInvariant(), LabelsPin = labelsPin?.ToLowerInvariant(),
+                    AllowOverride = m["allowOverride"] is PolicyScalar ao && ao.AsBool(),
+                };
             }
         if (overrides is not null)
             foreach (var (key, value) in overrides)
             {
-                // "--data test=x.npy" replaces the inputs, "--data test.labels=y.npy" the labels.
+                // "--data test=x.npy" replaces the inputs, "--data test.labels=y.npy" the labels. Whether a pinned
+                // dataset may be replaced is decided with the file's digest at plan time (DatasetValidation).
                 bool labels = key.EndsWith(".labels", StringComparison.Ordinal);
                 string name = labels ? key[..^7] : key;
+                if (!datasets.TryGetValue(name, out var existing))
+                {
+                    var at = (PolicyNode?)spec["datasets"] ?? spec;
+                    errors.Add(new PolicyError(at.Location, at.Path, $"--data {key}={value}: the policy defines no dataset '{name}' " +
+                        (datasets.Count > 0 ? $"(datasets: {string.Join(", ", datasets.Keys)})" : "(spec.datasets defines none)")));
+                    continue;
+                }
                 var full = Path.GetFullPath(value);
-                datasets[name] = datasets.TryGetValue(name, out var existing)
-                    ? (labels ? existing with { LabelsPath = full } : existing with { InputsPath = full })
-                    : new DatasetSpec(name, labels ? "" : full, labels ? full : null, new SourceLocation("--data", 1, 1));
+                datasets[name] = labels ? existing with { LabelsPath = full, LabelsOverridden = true } : existing with { InputsPath = full, InputsOverridden = true };
             }
 
         var checks = new List<CheckSpec>();
@@ -113,14 +130,16 @@ public static partial class PolicyLoader
                     {
                         double? min = b["min"] is PolicyScalar mn ? mn.AsDouble() : null, max = b["max"] is PolicyScalar mx ? mx.AsDouble() : null;
                         if (min > max) errors.Add(new PolicyError(b.Location, b.Path, $"min ({min}) is greater than max ({max})"));
-                        require[k.Value] = new MetricBound(min, max, b.Location);
+                        if (min is null && max is null) errors.Add(new PolicyError(b.Location, b.Path, "a requirement needs min and/or max"));
+                        require[k.Value] = new MetricBound(min, max, b.Location, JudgedEstimate(c, k.Value, min, b.Keys.Contains("bound") ? Str(b["bound"]) : null));
                     }
                     else if (v is PolicyScalar s && k.Value is "min" or "max")
                     {
                         // Shorthand `require: { min: x }` names the check's primary metric.
                         var primary = Str(c["type"]) == "accuracy" ? "accuracy" : k.Value;
                         var prev = require.GetValueOrDefault(primary);
-                        require[primary] = k.Value == "min" ? new MetricBound(s.AsDouble(), prev?.Max, s.Location) : new MetricBound(prev?.Min, s.AsDouble(), s.Location);
+                        double? min = k.Value == "min" ? s.AsDouble() : prev?.Min, max = k.Value == "max" ? s.AsDouble() : prev?.Max;
+                        require[primary] = new MetricBound(min, max, s.Location, JudgedEstimate(c, primary, min, null));
                     }
                 }
             checks.Add(new CheckSpec(id, Str(c["type"])!, Str(c["enforcement"]) == "advisory" ? Enforcement.Advisory : Enforcement.Blocking,
@@ -141,6 +160,20 @@ public static partial class PolicyLoader
             SourcePath = path, Sha256 = "", Root = root, Bytes = [],
         };
     }
+
+    /// <summary>
+    /// Which value a requirement judges: the explicit <c>bound</c>; else, for a check that sets <c>confidence</c>,
+    /// the pessimistic end of the interval (lower for a min, upper for a max: what <c>confidence</c> has always
+    /// meant); else the point estimate.
+    /// </summary>
+    private static Estimate JudgedEstimate(PolicyMapping check, string metric, double? min, string? bound) => bound switch
+    {
+        "lower" => Estimate.Lower,
+        "upper" => Estimate.Upper,
+        "point" => Estimate.Point,
+        _ when check.Keys.Contains("confidence") && MetricBound.IntervalMetrics.Contains(metric) => min is not null ? Estimate.Lower : Estimate.Upper,
+        _ => Estimate.Point,
+    };
 
     public static string? Str(PolicyNode? n) => n is PolicyScalar s && s.Kind != ScalarKind.Null ? s.Value : null;
 

@@ -73,6 +73,8 @@ public static class ReportWriter
         sb.Append("<section class=\"card\" id=\"reasons\"><h2>Why</h2><ul>");
         foreach (var reason in r.Reasons) sb.Append($"<li>{Html.Escape(reason)}</li>");
         sb.Append("</ul>");
+        foreach (var d in r.Datasets.Where(d => d.Overridden))
+            sb.Append($"<p class=\"bad\" data-overridden-dataset=\"{Html.Escape(d.Name)}\">{Html.Escape(OverrideText(d))}</p>");
         sb.Append("<table><tr><th>check</th><th>type</th><th>enforcement</th><th>verdict</th><th>summary</th></tr>");
         foreach (var c in r.Checks)
             sb.Append($"<tr><td><a href=\"#{Html.Escape(Anchor(c.Id))}\">{Html.Escape(c.Id)}</a></td><td>{Html.Escape(c.Type)}</td><td>{Lower(c.Enforcement)}</td><td>{Pill(c.Verdict)}</td><td>{Html.Escape(c.Summary)}</td></tr>");
@@ -81,6 +83,9 @@ public static class ReportWriter
         sb.Append("<section class=\"card\" id=\"provenance\"><h2>What was judged, by what</h2><table>");
         Row(sb, "model", $"{r.Model.Name}", $"sha256 {r.Model.Sha256}");
         Row(sb, "policy", $"{r.PolicyName} ({Path.GetFileName(r.Policy.Path)})", $"sha256 {r.Policy.Sha256}");
+        foreach (var d in r.Datasets)
+            Row(sb, $"dataset {d.Name}", $"{d.Samples} samples{(d.Overridden ? " · OVERRIDDEN with --data" : "")}{(d.Pinned ? " · pinned by the policy" : "")} · used by {string.Join(", ", d.UsedBy)}",
+                string.Join("; ", new[] { d.Inputs, d.Labels }.OfType<DatasetFile>().Select(f => $"{f.Path} {f.Dtype}[{string.Join(",", f.Shape)}] sha256 {f.Sha256}")));
         Row(sb, "approvals", r.Approvals.Count == 0 ? "none recorded" : $"{r.Approvals.Count} recorded", null);
         Row(sb, "gate", $"{r.Gate.Version}", $"commit {r.Gate.Commit}");
         Row(sb, "runtime", r.Runtime is null ? "none opened" : $"{r.Runtime.Name} {r.Runtime.Version} · {r.Runtime.Provider} on {r.Runtime.Device}",
@@ -117,9 +122,10 @@ public static class ReportWriter
             sb.Append("<h3>Requirements</h3><table><tr><th>metric</th><th>required</th><th>measured</th><th>outcome</th></tr>");
             foreach (var q in c.Requirements)
             {
-                string bound = new MetricBound(q.Min, q.Max, default).ToString();
+                var mb = new MetricBound(q.Min, q.Max, default, q.Bound);
+                string bound = mb.ToString();
                 string outcome = q.Holds switch { true => "<span class=\"ok\">met</span>", false => "<span class=\"bad\">not met</span>", null => "<span class=\"unk\">not measured</span>" };
-                sb.Append($"<tr><td>{Html.Escape(q.Metric)}</td><td>{Html.Escape(bound)}</td><td>{(q.Value is double v ? Svg.Num(v) : "—")}</td><td>{outcome}</td></tr>");
+                sb.Append($"<tr><td>{Html.Escape(mb.Describe(q.Metric))}</td><td>{Html.Escape(bound)}</td><td>{(q.Value is double v ? Svg.Num(v) : "—")}</td><td>{outcome}</td></tr>");
             }
             sb.Append("</table>");
         }
@@ -191,9 +197,17 @@ public static class ReportWriter
         string icon = r.Decision switch { GateDecision.Approve => "✅", GateDecision.Reject => "❌", _ => "⚠️" };
         sb.Append($"# Gate: {icon} {Upper(r.Decision)}\n\n");
         sb.Append($"Model **{MdCell(r.Model.Name)}** (sha256 `{r.Model.Sha256}`) against policy **{MdCell(r.PolicyName)}** (sha256 `{r.Policy.Sha256}`); exit code {r.ExitCode}.\n\n");
+        foreach (var d in r.Datasets.Where(d => d.Overridden)) sb.Append($"> ⚠️ {MdCell(OverrideText(d))}\n\n");
         sb.Append("| check | type | enforcement | verdict | summary |\n|---|---|---|---|---|\n");
         foreach (var c in r.Checks)
             sb.Append($"| {MdCell(c.Id)} | {MdCell(c.Type)} | {Lower(c.Enforcement)} | {Upper(c.Verdict)} | {MdCell(c.Summary)} |\n");
+        if (r.Datasets.Count > 0)
+        {
+            sb.Append("\n## Data evaluated\n\n| dataset | samples | file | sha256 | source |\n|---|---|---|---|---|\n");
+            foreach (var d in r.Datasets)
+                foreach (var f in new[] { d.Inputs, d.Labels }.OfType<DatasetFile>())
+                    sb.Append($"| {MdCell(d.Name)} | {d.Samples} | {MdCell(f.Path)} | `{f.Sha256}` | {(f.Overridden ? "**--data override**" : d.Pinned ? "policy (pinned)" : "policy")} |\n");
+        }
         sb.Append("\n## Reasons\n\n");
         foreach (var reason in r.Reasons) sb.Append($"- {MdCell(reason)}\n");
         var notPassed = r.Checks.Where(c => c.Verdict != Verdict.Pass && c.Reasons.Count > 0).ToList();
@@ -210,6 +224,12 @@ public static class ReportWriter
         sb.Append($"\nGate {MdCell(r.Gate.Version)} ({MdCell(r.Gate.Commit)}) · runtime {MdCell(runtime)} · sandbox {MdCell(r.Sandbox.Backend)}/{MdCell(r.Sandbox.Isolation)} · seed {r.Seed} · {Time(r.StartedAt)} → {Time(r.EndedAt)}\n");
         return sb.ToString();
     }
+
+    /// <summary>The flag an overridden dataset carries in every view of the decision.</summary>
+    public static string OverrideText(DatasetRecord d) =>
+        $"Dataset '{d.Name}' was overridden with --data: " +
+        string.Join("; ", new[] { ("inputs", d.Inputs), ("labels", d.Labels) }.Where(f => f.Item2?.Overridden == true).Select(f => $"{f.Item1} {f.Item2!.Path} (sha256 {f.Item2.Sha256})")) +
+        " instead of the policy's file" + (d.Pinned ? "; the policy pins this dataset and allows overrides" : "; the policy does not pin this dataset");
 
     // ---------------------------------------------------------------- JUnit
 

@@ -21,7 +21,10 @@ public class PolicyLintTests
           sandbox:
             isolation: container
           datasets:
-            test: { inputs: x.npy, labels: y.npy }
+            test:
+              inputs: x.npy
+              labels: y.npy
+              sha256: { inputs: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, labels: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb }
           checks:
             - id: graph
               type: static-inspection

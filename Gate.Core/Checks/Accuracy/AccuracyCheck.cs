@@ -62,9 +62,8 @@ public sealed class AccuracyCheck : Check<AccuracyOptions>
         r.Metrics["accuracyLower"] = lo;
         r.Metrics["accuracyUpper"] = hi;
         r.Runtime = runtimeName;
-        // With `confidence`, the requirement is judged on the pessimistic end of the interval, not the point estimate.
-        var judged = o.Confidence is not null ? new Dictionary<string, double> { ["accuracy"] = lo } : null;
-        Requirements.Apply(r, spec.Require, judged);
+        // The requirement's `bound` picks accuracy, accuracyLower or accuracyUpper (MetricBound.JudgedMetric).
+        Requirements.Apply(r, spec.Require);
         r.Summary = $"accuracy {acc:P2} on {n} samples ({correct} correct) via {runtimeName}";
         r.Coverage = $"{n} samples of dataset '{o.Dataset}'";
         return Task.FromResult(r);

@@ -233,16 +233,22 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
             r.Reasons.Add($"{m.Undecided} of {n} samples were not fully searched: {budget.ExhaustedReason ?? "budget exhausted"}; they are not counted as robust");
         }
 
-        // Judged values: the most favourable completion of undecided samples (so FAIL only when certain), and with
-        // `confidence` the pessimistic end of the Wilson interval instead of the point estimate.
+        // Judged values: the most favourable completion of undecided samples (so FAIL only when certain); each
+        // requirement's `bound` picks the point estimate or an end of the Wilson interval (MetricBound.JudgedMetric).
         int robustIfUndecidedHeld = m.Robust + m.Undecided;
+        var (raLo, raHi) = Statistics.WilsonInterval(robustIfUndecidedHeld, n, confidence);
         var judged = new Dictionary<string, double>
         {
-            ["robustAccuracy"] = o.Confidence is not null ? Statistics.WilsonInterval(robustIfUndecidedHeld, n, confidence).Lower : (double)robustIfUndecidedHeld / n,
+            ["robustAccuracy"] = (double)robustIfUndecidedHeld / n, ["robustAccuracyLower"] = raLo, ["robustAccuracyUpper"] = raHi,
             ["counterexamples"] = m.Broken,
         };
         if (attacked > 0)
-            judged["attackSuccessRate"] = o.Confidence is not null ? Statistics.WilsonInterval(m.Broken, attacked, confidence).Upper : (double)m.Broken / attacked;
+        {
+            var (asLo, asHi) = Statistics.WilsonInterval(m.Broken, attacked, confidence);
+            judged["attackSuccessRate"] = (double)m.Broken / attacked;
+            judged["attackSuccessRateLower"] = asLo;
+            judged["attackSuccessRateUpper"] = asHi;
+        }
         Requirements.Apply(r, spec.Require, judged);
 
         string within = $"within {threat.Describe()} ({o.Goal.Describe()}) by {string.Join(" and ", methodText)}";

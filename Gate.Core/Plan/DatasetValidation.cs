@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Gate.Core.Decision;
+using Gate.Core.Model;
+using Gate.Core.Policy;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Plan;
+
+/// <summary>
+/// The one place where dataset files are judged before anything runs: each file is read once (a regular file of
+/// bounded size), digested, held to the policy's pin and override rule, and checked for sanity against the policy
+/// and the model. Every problem is bad input naming the file and the first offending index; what passes becomes
+/// the <see cref="DatasetRecord"/> that decision.json (the signed predicate) records.
+/// </summary>
+public static class DatasetValidation
+{
+    /// <summary>Check types whose labels are classes of the model's output (so they must lie in [0, output width)).</summary>
+    private static readonly HashSet<string> ClassLabelChecks = ["accuracy", "adversarial", "trojan-scan"];
+
+    /// <summary>Validates every dataset that a check uses; errors are added to <paramref name="errors"/>.</summary>
+    public static List<DatasetRecord> Validate(DeploymentPolicy policy, OnnxModel model, List<PolicyError> errors)
+    {
+        var records = new List<DatasetRecord>();
+        foreach (var ds in policy.Spec.Datasets.Values)
+        {
+            var users = policy.Spec.Checks.Where(c => c.Dataset == ds.Name).ToList();
+            if (users.Count == 0) continue;
+            var before = errors.Count;
+            void Error(string what, string message) => errors.Add(new PolicyError(ds.Location, $"spec.datasets.{ds.Name}.{what}", message));
+
+            var inputs = ReadFile(ds, ds.InputsPath, ds.InputsPin, ds.InputsOverridden, "inputs", Error);
+            var labels = ds.LabelsPath is null ? default : ReadFile(ds, ds.LabelsPath, ds.LabelsPin, ds.LabelsOverridden, "labels", Error);
+            if (inputs.Tensor is null || (ds.LabelsPath is not null && labels.Tensor is null)) continue;
+
+            CheckInputs(policy, model, ds.InputsPath, inputs.Tensor, m => Error("inputs", m));
+            if (labels.Tensor is not null && errors.Count == before) // labels are judged against valid inputs only
+                CheckLabels(policy, model, ds, inputs.Tensor, labels.Tensor, users.Any(c => ClassLabelChecks.Contains(c.Type)), m => Error("labels", m));
+            if (errors.Count > before) continue;
+            records.Add(new DatasetRecord(ds.Name, inputs.Tensor.Shape[0], inputs.Ref!, labels.Ref, ds.Pinned, users.Select(c => c.Id).ToList()));
+        }
+        return records;
+    }
+
+    /// <summary>
+    /// Why a check cannot be judged on this data (fewer samples than its <c>samples</c> asks for, an index past the
+    /// end), or null. Such a check is INCONCLUSIVE with this reason: never silently judged on fewer samples.
+    /// </summary>
+    public static string? Shortfall(CheckSpec check, IReadOnlyList<DatasetRecord> datasets)
+    {
+        if (check.Dataset is null || datasets.FirstOrDefault(d => d.Name == check.Dataset) is not { } ds) return null;
+        string source = ds.Overridden ? $"{ds.Inputs.Path}, given with --data" : ds.Inputs.Path;
+        if (check.Node.Keys.Contains("samples") && check.Node["samples"] is PolicyScalar { IsNumber: true } s && s.AsLong() > ds.Samples)
+            return $"the policy asks for {s.AsLong()} samples (samples at line {s.Location.Line}) but dataset '{ds.Name}' has only {ds.Samples} ({source}); " +
+                   "the check was not run on fewer";
+        if (check.Node.Keys.Contains("indices") && check.Node["indices"] is PolicySequence idx
+            && idx.Items.OfType<PolicyScalar>().FirstOrDefault(i => i.IsNumber && i.AsLong() >= ds.Samples) is { } past)
+            return $"indices: sample {past.AsLong()} (line {past.Location.Line}) is past the end of dataset '{ds.Name}' ({ds.Samples} samples, {source}); " +
+                   "the check was not run on fewer";
+        return null;
+    }
+
+    private readonly record struct ReadResult(Tensor? Tensor, DatasetFile? Ref);
+
+    private static ReadResult ReadFile(DatasetSpec ds, string path, string? pin, bool overridden, string what, Action<string, string> error)
+    {
+        byte[] bytes;
+        try { bytes = Npy.ReadBytes(path); }
+        catch (GateInputException e) { error(what, overridden ? $"{e.Message} (given with --data)" : e.Message); return default; }
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        // A pinned dataset is exactly the approved bytes, unless the policy lets --data replace it (then it is flagged).
+        if (pin is not null || (overridden && ds.Pinned))
+        {
+            if (overridden && !ds.AllowOverride && sha != pin)
+            {
+                error(what, $"--data {ds.Name}{(what == "labels" ? ".labels" : "")}={path}: dataset '{ds.Name}' is pinned by sha256 and the policy does not allow overrides " +
+                            $"(allowOverride: true); the file's sha256 is {sha}, the policy pins {pin ?? "no " + what + " file"}");
+                return default;
+            }
+            if (!overridden && sha != pin)
+            {
+                error(what, $"{path}: sha256 {sha} does not match the digest the policy pins (sha256.{what}: {pin}); the file is not the approved data");
+                return default;
+            }
+        }
+        Tensor t;
+        try { t = Npy.Parse(bytes, path); }
+        catch (GateInputException e) { error(what, e.Message); return default; }
+        return new ReadResult(t, new DatasetFile(path, sha, bytes.LongLength, t.Type.OnnxName(), t.Shape, overridden));
+    }
+
+    /// <summary>The input a dataset feeds: the policy's first declared input, else the model's first graph input.</summary>
+    private static (InputSpec? Declared, ValueInfo? Model) PrimaryInput(DeploymentPolicy policy, OnnxModel model)
+    {
+        var declared = policy.Spec.Model.Inputs.FirstOrDefault();
+        var graphInputs = model.Graph.Inputs.Where(i => !model.Graph.Initializers.ContainsKey(i.Name)).ToList();
+        var vi = declared is null ? graphInputs.FirstOrDefault() : graphInputs.FirstOrDefault(i => i.Name == declared.Name);
+        return (declared, vi);
+    }
+
+    private static void CheckInputs(DeploymentPolicy policy, OnnxModel model, string path, Tensor x, Action<string> error)
+    {
+        if (x.Rank == 0) { error($"{path}: a scalar; dataset inputs need a sample axis (shape [samples, ...])"); return; }
+        if (x.Shape[0] == 0) { error($"{path}: 0 samples (shape {x.ShapeString}); a dataset needs at least one"); return; }
+        var (declared, vi) = PrimaryInput(policy, model);
+        string inputName = declared?.Name ?? vi?.Name ?? "?";
+
+        bool floatDeclared = declared is not null && DeclaredDType(policy, declared.Name) == "float32" || vi?.ElementType.IsFloating() == true;
+        if (floatDeclared && !x.Type.IsFloating())
+        {
+            error($"{path}: {x.Type.OnnxName()} array where input '{inputName}' is declared float; save the inputs as float32 (scaled to the declared range), not raw integers");
+            return;
+        }
+
+        // Each sample must have the shape the policy declares (else the model's), batch axis aside.
+        long?[]? expected = declared is not null ? declared.Shape.Select(d => d >= 0 ? d : (long?)null).ToArray()
+            : vi?.Shape?.Select(d => d.Value).ToArray();
+        if (expected is not null)
+        {
+            string want = "[" + string.Join(",", expected.Select(d => d?.ToString(CultureInfo.InvariantCulture) ?? "-1")) + "]";
+            string whose = declared is not null ? $"input '{inputName}' in spec.model.inputs" : $"model input '{inputName}'";
+            if (x.Rank != expected.Length) { error($"{path}: shape {x.ShapeString} does not match {want} declared for {whose} (rank {x.Rank}, expected {expected.Length})"); return; }
+            for (int a = 1; a < expected.Length; a++)
+                if (expected[a] is long d && d != x.Shape[a])
+                { error($"{path}: shape {x.ShapeString} does not match {want} declared for {whose} (axis {a} is {x.Shape[a]}, expected {d})"); return; }
+        }
+
+        double lo = declared?.Min ?? double.NegativeInfinity, hi = declared?.Max ?? double.PositiveInfinity;
+        int perSample = x.Length / x.Shape[0];
+        for (int k = 0; k < x.Length; k++)
+        {
+            double v = x.GetDouble(k);
+            string? problem = double.IsNaN(v) ? "NaN" : double.IsInfinity(v) ? (v > 0 ? "+Inf" : "-Inf")
+                : v < lo || v > hi ? $"{Num(v)} is outside the range [{Num(lo)}, {Num(hi)}] declared for input '{inputName}' in spec.model.inputs" : null;
+            if (problem is null) continue;
+            error($"{path}: {Where(k, x.Shape, perSample)}: {problem}");
+            return;
+        }
+    }
+
+    private static void CheckLabels(DeploymentPolicy policy, OnnxModel model, DatasetSpec ds, Tensor x, Tensor y, bool classLabels, Action<string> error)
+    {
+        string path = ds.LabelsPath!;
+        if (y.Rank != 1)
+        { error($"{path}: shape {y.ShapeString}; labels must be a vector of class indices, one per input sample ({x.Shape[0]} in {ds.InputsPath})"); return; }
+        if (y.Shape[0] != x.Shape[0])
+        { error($"{path}: {y.Shape[0]} labels for {x.Shape[0]} input samples in {ds.InputsPath}; there must be exactly one label per sample"); return; }
+
+        // Labels index the model's output when the checks compare them with its prediction.
+        string outputName = policy.Spec.Model.Output ?? model.Graph.Outputs[0].Name;
+        var output = model.Graph.Outputs.FirstOrDefault(o => o.Name == outputName);
+        long? classes = classLabels && output?.Shape is { Length: > 0 } os ? os[^1].Value : null;
+        for (int k = 0; k < y.Length; k++)
+        {
+            double v = y.GetDouble(k);
+            string? problem = !double.IsFinite(v) || v != Math.Floor(v) ? $"{Num(v)} is not a whole number; labels must be class indices"
+                : v < 0 ? $"{Num(v)} is negative; labels must be class indices in [0, classes)"
+                : classes is long c && v >= c ? $"{Num(v)} is outside [0, {c}): model output '{outputName}' is {output!.ShapeString}, {c} classes wide"
+                : null;
+            if (problem is null) continue;
+            error($"{path}: sample {k}: label {problem}");
+            return;
+        }
+    }
+
+    private static string? DeclaredDType(DeploymentPolicy policy, string input) =>
+        ((((policy.Root["spec"] as PolicyMapping)?["model"] as PolicyMapping)?["inputs"] as PolicyMapping)?[input] as PolicyMapping)?["dtype"] is PolicyScalar s ? s.Value : null;
+
+    /// <summary>"sample 12, element [0,3,4] (flat index 820)": where flat index k of a [samples, ...] array lies.</summary>
+    private static string Where(int k, int[] shape, int perSample)
+    {
+        int sample = k / perSample, rest = k % perSample;
+        if (shape.Length == 1) return $"sample {sample}";
+        var idx = new int[shape.Length - 1];
+        for (int a = shape.Length - 1; a >= 1; a--) { idx[a - 1] = rest % shape[a]; rest /= shape[a]; }
+        return $"sample {sample}, element [{string.Join(",", idx)}] (flat index {k})";
+    }
+
+    private static string Num(double v) => v.ToString("G9", CultureInfo.InvariantCulture);
+}
