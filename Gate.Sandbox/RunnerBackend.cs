@@ -23,6 +23,8 @@ public abstract class RunnerBackend : ISandboxBackend
 
     public abstract string Name { get; }
     public abstract string AchievedIsolation { get; }
+    /// <summary>Set by the selector when auto fell back to this backend: why the stronger one was not used.</summary>
+    public string? FallbackReason { get; init; }
 
     /// <summary>The user the next sandbox runs as (a backend may pick a fresh one per run).</summary>
     protected virtual int NextUid() => JobStaging.SandboxUid;
@@ -47,6 +49,8 @@ public abstract class RunnerBackend : ISandboxBackend
         {
             if (JobProtocol.TryParseProgress(line, out var u)) progress.Report(u);
         }, ct).ConfigureAwait(false);
+        // The backend has stopped and removed the sandbox; a cancelled run goes no further (staged is disposed on the way out).
+        ct.ThrowIfCancellationRequested();
         await AddDetailsAsync(details, ct).ConfigureAwait(false);
         var fault = FaultOf(exit);
         if (fault is null)
@@ -113,6 +117,8 @@ public abstract class RunnerBackend : ISandboxBackend
         }
         catch (Exception e) when (e is not OperationCanceledException) { report["error"] = $"{e.GetType().Name}: {e.Message}"; }
         report["outsideReachableFromHost"] = await baseline.ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        await AddDetailsAsync(report, ct).ConfigureAwait(false); // e.g. which image the self-test ran in
         return report;
     }
 
