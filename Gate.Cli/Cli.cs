@@ -4,9 +4,15 @@ using Spectre.Console;
 
 namespace Gate.Cli;
 
-/// <summary>Shared CLI plumbing: usage errors exit 3, input errors print one clear message and exit 3, anything else exits 4.</summary>
+/// <summary>
+/// Shared CLI plumbing: usage errors exit 3, input errors print one clear message and exit 3, cancellation by
+/// SIGINT/SIGTERM exits 130/143 after cleaning up, anything else exits 4.
+/// </summary>
 public static class Cli
 {
+    /// <summary>The signals of this invocation; null outside <see cref="InvokeAsync"/> (e.g. commands invoked by tests).</summary>
+    private static SignalCancellation? signals;
+
     public static async Task<int> InvokeAsync(RootCommand root, string[] args)
     {
         var parse = root.Parse(args);
@@ -16,14 +22,18 @@ public static class Cli
             Console.Error.WriteLine("Run 'gate --help' (or 'gate <command> --help') for usage.");
             return ExitCodes.BadInput;
         }
+        using var cancellation = new SignalCancellation();
+        signals = cancellation;
         try
         {
-            return await parse.InvokeAsync();
+            // Our own signal handling, not System.CommandLine's: it would return after 2 s, before the sandbox is removed.
+            return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, cancellation.Token);
         }
         catch (Exception e)
         {
             return Report(e);
         }
+        finally { signals = null; }
     }
 
     /// <summary>Runs a command body with the exit-code contract applied to whatever it throws.</summary>
@@ -43,9 +53,9 @@ public static class Cli
             case GateComponentMissingException cm:
                 Console.Error.WriteLine($"error: {cm.Message}");
                 return ExitCodes.BadInput;
-            case OperationCanceledException:
-                Console.Error.WriteLine("error: cancelled");
-                return ExitCodes.InternalError;
+            case OperationCanceledException when signals?.Received is { } signal:
+                Console.Error.WriteLine($"gate: cancelled by {SignalCancellation.NameOf(signal)}: the sandbox was stopped and removed; no decision was written");
+                return signals.ExitCode;
             default:
                 Console.Error.WriteLine($"internal error ({e.GetType().Name}): {e.Message}");
                 if (Environment.GetEnvironmentVariable("GATE_DEBUG") == "1") Console.Error.WriteLine(e);

@@ -41,7 +41,8 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
 
         var sandboxChecks = plan.SandboxChecks.ToList();
         string required = IsolationLevels.Name(policy.Spec.Sandbox.Isolation);
-        var sandboxInfo = new SandboxInfo(sandbox?.Name ?? "none", sandbox?.AchievedIsolation ?? IsolationLevels.None, required, null, null, null);
+        var sandboxInfo = new SandboxInfo(sandbox?.Name ?? "none", sandbox?.AchievedIsolation ?? IsolationLevels.None, required, null, null, null)
+            { FallbackReason = sandbox?.FallbackReason };
         Runtime.RuntimeInfo? runtime = null;
         if (sandboxChecks.Count > 0)
         {
@@ -60,9 +61,10 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
                     req.ForceGpu || policy.Spec.Sandbox.Gpu != GpuMode.None, policy.Spec.Sandbox.Gpu == GpuMode.Required, policy.Spec.Sandbox.Limits);
                 SandboxOutcome outcome;
                 try { outcome = await sandbox!.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false); }
-                catch (Exception e) { outcome = new SandboxOutcome(false, $"sandbox failed: {e.Message}", [], sandbox!.AchievedIsolation, null); }
+                // Cancellation (SIGINT/SIGTERM) is not a sandbox fault: it ends the run with no decision at all.
+                catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested)) { outcome = new SandboxOutcome(false, $"sandbox failed: {e.Message}", [], sandbox!.AchievedIsolation, null); }
                 runtime = outcome.Runtime;
-                sandboxInfo = sandboxInfo with { Isolation = outcome.Isolation, Fault = outcome.FaultReason, SelfTest = outcome.Details?["selfTest"]?.AsObject()?.DeepClone().AsObject(), ImageId = outcome.Details?["imageId"]?.ToString() };
+                sandboxInfo = sandboxInfo with { Isolation = outcome.Isolation, Fault = outcome.FaultReason, SelfTest = outcome.Details?["selfTest"]?.AsObject()?.DeepClone().AsObject(), ImageId = outcome.Details?["imageId"]?.ToString(), Image = outcome.Details?["image"]?.ToString() };
                 var byId = outcome.Results.ToDictionary(r => r.Id);
                 foreach (var pc in sandboxChecks)
                 {
@@ -74,6 +76,8 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
         foreach (var pc in plan.Checks.Where(c => !c.Runnable))
             results[pc.Spec.Id] = await CheckExecutor.RunOneAsync(hostCtx, pc, ct).ConfigureAwait(false);
 
+        // A check stopped by cancellation reads as INCONCLUSIVE; a cancelled run must end with no decision instead.
+        ct.ThrowIfCancellationRequested();
         var ordered = policy.Spec.Checks.Select(c => results[c.Id]).ToList();
         var evidence = EvidenceIndex.Build(evidenceDir, ordered);
         var (decision, reasons) = DecisionRules.Decide(policy.Spec.Decision, ordered);

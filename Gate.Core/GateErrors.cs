@@ -18,4 +18,6 @@ public static class ExitCodes
     public const int Inconclusive = 2;
     public const int BadInput = 3;
     public const int InternalError = 4;
+    /// <summary>Cancelled by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal's number, as shells report it. No decision is written.</summary>
+    public const int Interrupted = 130, Terminated = 143;
 }

@@ -9,6 +9,12 @@ using Gate.Sandbox.Protocol;
 
 namespace Gate.Sandbox;
 
+/// <summary>
+/// How a <c>gate run</c> job ended: <see cref="Failure"/> null and the tensors written (name, file), or the
+/// reason, with <see cref="InputError"/> when the runner blamed the input (model, tensors, names).
+/// </summary>
+public sealed record ModelRunOutcome(string? Failure, bool InputError, IReadOnlyList<(string Name, string File)> Outputs);
+
 /// <summary>How one runner execution ended, as seen from outside: exit code, or a fault the host observed (OOM, deadline, engine lost).</summary>
 public sealed record RunnerExit(int? ExitCode, string? Fault, string StderrTail = "");
 
@@ -23,6 +29,8 @@ public abstract class RunnerBackend : ISandboxBackend
 
     public abstract string Name { get; }
     public abstract string AchievedIsolation { get; }
+    /// <summary>Set by the selector when auto fell back to this backend: why the stronger one was not used.</summary>
+    public string? FallbackReason { get; init; }
 
     /// <summary>The user the next sandbox runs as (a backend may pick a fresh one per run).</summary>
     protected virtual int NextUid() => JobStaging.SandboxUid;
@@ -47,6 +55,8 @@ public abstract class RunnerBackend : ISandboxBackend
         {
             if (JobProtocol.TryParseProgress(line, out var u)) progress.Report(u);
         }, ct).ConfigureAwait(false);
+        // The backend has stopped and removed the sandbox; a cancelled run goes no further (staged is disposed on the way out).
+        ct.ThrowIfCancellationRequested();
         await AddDetailsAsync(details, ct).ConfigureAwait(false);
         var fault = FaultOf(exit);
         if (fault is null)
@@ -63,6 +73,40 @@ public abstract class RunnerBackend : ISandboxBackend
         }
         return new SandboxOutcome(false, fault, [], AchievedIsolation, null, details);
     }
+
+    /// <summary>
+    /// <c>gate run</c> in this sandbox: stage the model and inputs, run, and accept the tensors only through the
+    /// same validation as check evidence (requested result only, sizes and SHA-256 re-checked, regular files),
+    /// and only under names the job asked for. They land in <paramref name="outputDir"/>. No self-test: no
+    /// decision rests on it. Cancellation stops and removes the sandbox, then throws.
+    /// </summary>
+    public async Task<ModelRunOutcome> RunModelAsync(ModelRunJob job, string outputDir, CancellationToken ct)
+    {
+        using var staged = ModelRunStaging.Stage(job, NextUid());
+        var exit = await LaunchAsync(staged, job.Limits, false, false, false, _ => { }, ct).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        if (FaultOf(exit) is { } fault) return new ModelRunOutcome(fault, false, []);
+        try
+        {
+            // Names first (nothing is copied yet if one is foreign), then the validated copy into outputDir.
+            var allowed = new HashSet<string>(job.Outputs.Concat(job.Captures), StringComparer.Ordinal);
+            var claimed = JobProtocol.ReadJson<RunnerResults>(Path.Combine(staged.ResultsDir, RunnerResults.FileName));
+            foreach (var e in claimed.Results?.SelectMany(r => r?.Evidence ?? []) ?? [])
+                if (e is null || !allowed.Contains(e.Description))
+                    throw new InvalidDataException($"the sandbox returned a tensor the job did not ask for ('{Printable(e?.Description)}')");
+            var collected = JobStaging.Collect(staged, [JobManifest.RunResultId], outputDir);
+            var outputs = collected.Results.SelectMany(r => r.Evidence).Select(e => (e.Description, Path.Combine(outputDir, e.Path))).ToList();
+            return new ModelRunOutcome(null, false, outputs);
+        }
+        catch (RunnerFailedException e) { return new ModelRunOutcome(Printable(e.Reason), e.InputError, []); }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return new ModelRunOutcome($"sandbox results rejected: {Printable(e.Message)}", false, []);
+        }
+    }
+
+    /// <summary>Text from the sandbox, made inert for a terminal: control characters (escape sequences) become '?'.</summary>
+    private static string Printable(string? text) => new((text ?? "").Select(c => char.IsControl(c) && c != '\n' ? '?' : c).ToArray());
 
     /// <summary>The runner's exit in words; null when it exited 0 or 1 (results.json then says what happened).</summary>
     private static string? FaultOf(RunnerExit exit)
@@ -113,6 +157,8 @@ public abstract class RunnerBackend : ISandboxBackend
         }
         catch (Exception e) when (e is not OperationCanceledException) { report["error"] = $"{e.GetType().Name}: {e.Message}"; }
         report["outsideReachableFromHost"] = await baseline.ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        await AddDetailsAsync(report, ct).ConfigureAwait(false); // e.g. which image the self-test ran in
         return report;
     }
 

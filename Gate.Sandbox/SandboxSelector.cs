@@ -12,7 +12,8 @@ public static class SandboxSelector
     public static readonly string[] Names = ["auto", "docker", "process", "none"];
 
     /// <summary>
-    /// "auto": Docker when an engine answers and the runner image exists, else the process backend. An explicit
+    /// "auto": Docker when an engine answers and this gate's runner image exists, else the process backend, whose
+    /// <see cref="ISandboxBackend.FallbackReason"/> then says why (for stderr and decision.json). An explicit
     /// "docker" never falls back: without an engine its runs fault (INCONCLUSIVE) with the reason.
     /// </summary>
     public static ISandboxBackend Select(string? requested) => (requested ?? "auto") switch
@@ -20,7 +21,7 @@ public static class SandboxSelector
         "none" => new InProcessBackend(),
         "process" => new ProcessBackend(),
         "docker" => new DockerBackend(DockerClient.FromEnvironment()),
-        "auto" => DockerBackend.TryCreateReady() ?? (ISandboxBackend)new ProcessBackend(),
+        "auto" => DockerBackend.TryCreateReady(out var whyNot) ?? (ISandboxBackend)new ProcessBackend { FallbackReason = $"docker: {whyNot}; using process" },
         var other => throw new GateInputException($"--sandbox: unknown backend '{other}' (expected {string.Join(", ", Names)})"),
     };
 }

@@ -36,10 +36,11 @@ public static class CheckCommand
                 pr.GetValue(outDir)?.FullName ?? Path.GetFullPath("gate-out"), Cli.ParsePairs(pr.GetValue(data), "--data"), pr.GetValue(gpu),
                 trustPolicy, pr.GetValue(approvals)?.FullName);
             DecisionAttestation.RemoveStale(req.OutDir);
-            var backend = SandboxSelector.Select(pr.GetValue(sandbox));
+            var backend = Sandboxes.Select(pr.GetValue(sandbox));
             var record = pr.GetValue(json)
                 ? await new GateCheckPipeline(backend).RunAsync(req, null, ct)
                 : await ProgressBars.RunAsync(progress => new GateCheckPipeline(backend).RunAsync(req, progress, ct));
+            ct.ThrowIfCancellationRequested(); // cancelled after the last check: still no decision
             var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
             Gate.Core.Report.ReportWriter.Write(record, req.OutDir); // report.html, summary.md, junit.xml beside decision.json
             // The private key is used only here, on the host, after the sandbox has returned and every output is written.

@@ -1,14 +1,18 @@
 using System.CommandLine;
 using Gate.Core;
-using Gate.Core.Engine;
 using Gate.Core.Model;
-using Gate.Core.Runtime;
+using Gate.Core.Policy;
+using Gate.Core.Sandbox;
 using Gate.Core.Tensors;
+using Gate.Sandbox;
 
 namespace Gate.Cli.Commands;
 
 public static class RunCommand
 {
+    /// <summary>The backends that can run a model for <c>gate run</c>: never in gate's own process.</summary>
+    private static readonly string[] Backends = ["auto", "docker", "process"];
+
     public static Command Create()
     {
         var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model to run.", Required = true };
@@ -16,48 +20,55 @@ public static class RunCommand
         var outDir = new Option<DirectoryInfo>("--output-dir", "-o") { Description = "Where to write one .npy per output and captured tensor (default: ./gate-run)." };
         var capture = new Option<string[]>("--capture") { Description = "Also write this intermediate tensor (by name). Repeatable." };
         var runtime = new Option<string>("--runtime") { Description = "builtin (default) or onnxruntime." };
+        var sandbox = new Option<string>("--sandbox") { Description = $"Sandbox backend: {string.Join(", ", Backends)} (default: auto, the strongest available). The model never runs in gate's own process." };
+        var timeout = new Option<string>("--timeout") { Description = "Wall-clock deadline for the run, e.g. 30s, 5m (default: 5m). Past it the sandbox is killed (exit 2)." };
         var cmd = new Command("run", """
             Run a model on .npy inputs and write every output (and captured intermediates) as .npy.
-            Use it to replay a counterexample from evidence/ or to inspect a layer.
+            Use it to replay a counterexample from evidence/ or to inspect a layer. The model is untrusted: it runs in
+            the same sandbox as gate check's checks (Docker, else the process sandbox), with no network, 4 GiB of
+            memory and the --timeout deadline; what comes back is validated before it is written.
+            Exit codes: 0 outputs written, 2 the sandbox could not run it (crash, deadline, memory; reason printed),
+            3 bad input or usage (also a model the runtime rejects), 130/143 cancelled by SIGINT/SIGTERM.
             Example: gate run -m model.onnx -i input=evidence/robustness/cex-0003.npy --capture /net/net.1/Relu_output_0
-            """) { model, input, outDir, capture, runtime };
-        cmd.SetAction((pr, ct) => Cli.Guard(() =>
+            """) { model, input, outDir, capture, runtime, sandbox, timeout };
+        cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
-            var m = OnnxModelLoader.Load(pr.GetValue(model)!.FullName);
-            var inputs = Cli.ParsePairs(pr.GetValue(input), "--input").ToDictionary(kv => kv.Key, kv => Npy.Read(kv.Value));
+            // Parsing the model is not executing it: the host reads it for its digest, names and a clear exit 3.
+            var modelPath = pr.GetValue(model)!.FullName;
+            var m = OnnxModelLoader.Load(modelPath);
+            var inputs = Cli.ParsePairs(pr.GetValue(input), "--input");
+            foreach (var (name, path) in inputs)
+                if (!File.Exists(path)) throw new GateInputException($"--input {name}={path}: no such file");
+            var runtimeName = pr.GetValue(runtime) ?? "builtin";
+            if (!ModelRunJob.Runtimes.Contains(runtimeName))
+                throw new GateInputException($"--runtime: unknown runtime '{runtimeName}' (expected {string.Join(" or ", ModelRunJob.Runtimes)})");
+            var deadline = pr.GetValue(timeout) is { } t
+                ? PolicyLoader.ParseDuration(t) is { } d && d > TimeSpan.Zero ? d : throw new GateInputException($"--timeout: '{t}' is not a positive duration (e.g. 30s, 5m)")
+                : TimeSpan.FromMinutes(5);
+            var requested = pr.GetValue(sandbox) ?? "auto";
+            if (!Backends.Contains(requested))
+                throw new GateInputException($"--sandbox: '{requested}' cannot run a model for gate run (expected {string.Join(", ", Backends)})");
+            if (Sandboxes.Select(requested) is not RunnerBackend backend) throw new GateInputException($"--sandbox {requested}: not a sandbox");
+
             var dir = pr.GetValue(outDir)?.FullName ?? Path.GetFullPath("gate-run");
-            var captures = pr.GetValue(capture) ?? [];
-            IReadOnlyDictionary<string, Tensor> values;
-            switch (pr.GetValue(runtime) ?? "builtin")
+            var job = new ModelRunJob(modelPath, m.Sha256, inputs.ToDictionary(kv => kv.Key, kv => Path.GetFullPath(kv.Value)),
+                pr.GetValue(capture) ?? [], m.Graph.Outputs.Select(o => o.Name).ToList(), runtimeName, ModelRunJob.LimitsWith(deadline));
+            var outcome = await backend.RunModelAsync(job, dir, ct);
+            if (outcome.Failure is { } why)
             {
-                case "builtin":
-                    values = CompiledModel.Compile(m).Forward(inputs, null, captures).Values;
-                    break;
-                case "onnxruntime":
-                {
-                    if (ProductionRuntime.OnnxRuntimeFactory is null) throw new GateComponentMissingException("ONNX Runtime is not available in this build of Gate");
-                    using var s = ProductionRuntime.OnnxRuntimeFactory().Load(m, new RuntimeOptions());
-                    values = s.Run(inputs, s.OutputNames.Concat(captures).Distinct().ToList());
-                    break;
-                }
-                case var other: throw new GateInputException($"--runtime: unknown runtime '{other}' (expected builtin or onnxruntime)");
+                if (outcome.InputError) throw new GateInputException(why);
+                Console.Error.WriteLine($"gate run: the {backend.Name} sandbox could not run the model: {why}");
+                return ExitCodes.Inconclusive;
             }
-            Directory.CreateDirectory(dir);
-            foreach (var (name, t) in values)
-            {
-                var file = Path.Combine(dir, SafeName(name) + ".npy");
-                Npy.Write(file, t);
-                Console.Out.WriteLine($"{name}\t{t}\t{file}");
-            }
-            return Task.FromResult(ExitCodes.Approve);
+            foreach (var (name, file) in outcome.Outputs)
+                Console.Out.WriteLine($"{SafeForTerminal(name)}\t{Npy.Read(file)}\t{file}");
+            return ExitCodes.Approve;
         }));
         return cmd;
     }
 
     /// <summary>Tensor names like "/net/net.1/Relu_output_0" become safe file names.</summary>
-    public static string SafeName(string name)
-    {
-        var s = new string(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray()).Trim('_', '.');
-        return s.Length == 0 ? "tensor" : s;
-    }
+    public static string SafeName(string name) => ModelRunExecutor.SafeName(name);
+
+    private static string SafeForTerminal(string s) => new(s.Select(c => char.IsControl(c) ? '?' : c).ToArray());
 }

@@ -38,7 +38,7 @@ public static class SandboxCommand
         {
             var requested = pr.GetValue(sandbox) ?? "auto";
             if (requested is not ("auto" or "docker" or "process")) throw new GateInputException($"--sandbox: expected docker or process, got '{requested}'");
-            if (SandboxSelector.Select(requested) is not RunnerBackend backend) throw new GateInputException("this backend has no self-test");
+            if (Sandboxes.Select(requested) is not RunnerBackend backend) throw new GateInputException("this backend has no self-test");
             var report = await backend.SelfTestAsync(SelfTestLimits, ct);
             if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(Gate.Core.Decision.DecisionRecord.JsonOptions));
             else Print(report);
@@ -72,7 +72,10 @@ public static class SandboxCommand
         var cmd = new Command("build-image", """
             Build the sandbox runner image offline (FROM scratch, no registry): the runner, the .NET runtime, the
             ONNX Runtime library, only the shared libraries they load, an unprivileged user. Tags it by content hash
-            and as gate-sandbox-runner:latest. Needs a Docker engine (DOCKER_HOST=unix://… or /var/run/docker.sock).
+            only (gate-sandbox-runner:<hash>, no :latest): by default from the runner beside this gate, which is
+            the image this gate's docker sandbox asks for. An image built with --runner-dir or --publish has another
+            tag; use it with GATE_SANDBOX_IMAGE=<tag>. Needs a Docker engine (DOCKER_HOST=unix://… or
+            /var/run/docker.sock).
             Example: gate sandbox build-image
             """) { runnerDir, publish, export };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
@@ -86,13 +89,13 @@ public static class SandboxCommand
                 return ExitCodes.Approve;
             }
             using var client = DockerClient.FromEnvironment();
-            if (!await client.PingAsync(TimeSpan.FromSeconds(5), ct))
-                throw new GateComponentMissingException($"no Docker engine answers on {client.SocketPath}");
+            if (await client.WhyNotAnsweringAsync(TimeSpan.FromSeconds(5), ct) is { } silent)
+                throw new GateComponentMissingException($"docker: {silent}");
             string? temp = null;
             var dir = pr.GetValue(runnerDir)?.FullName
                 ?? (pr.GetValue(publish) ? RunnerImage.PublishRunner(FindRepoRoot(), m => Cli.Err.WriteLine(m)) : temp = RunnerImage.RunnerFilesFrom(AppContext.BaseDirectory));
             RunnerImage.Built built;
-            try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), tagLatest: true, ct); }
+            try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), ct); }
             finally { if (temp is not null) Directory.Delete(temp, recursive: true); }
             Console.Out.WriteLine($"{built.Tag} {built.ImageId} ({built.Files} files, {built.Bytes / (1 << 20)} MiB{(built.HasOnnxRuntime ? "" : ", without ONNX Runtime")})");
             return ExitCodes.Approve;
@@ -122,7 +125,7 @@ public static class SandboxCommand
             Console.Out.WriteLine("|---|---|---|---|---|---|");
             foreach (var name in names)
             {
-                var r = await SandboxBench.MeasureAsync(SandboxSelector.Select(name), job, pr.GetValue(runs), ct);
+                var r = await SandboxBench.MeasureAsync(Sandboxes.Select(name), job, pr.GetValue(runs), ct);
                 Console.Out.WriteLine(r.Fault is not null ? $"| {r.Backend} | {r.Isolation} | — | failed: {r.Fault} | | |"
                     : $"| {r.Backend} | {r.Isolation} | {r.Runs} | {r.MedianSeconds:F3} | {r.MinSeconds:F3} | {r.P90Seconds:F3} |");
             }

@@ -23,7 +23,13 @@ public sealed record DatasetRecord(string Name, int Samples, DatasetFile Inputs,
     public bool Overridden => Inputs.Overridden || Labels?.Overridden == true;
 }
 public sealed record GateInfo(string Version, string Commit);
-public sealed record SandboxInfo(string Backend, string Isolation, string RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault);
+public sealed record SandboxInfo(string Backend, string Isolation, string RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault)
+{
+    /// <summary>The container image the sandbox ran (tag), beside <see cref="ImageId"/>; null for other backends.</summary>
+    public string? Image { get; init; }
+    /// <summary>Why <c>--sandbox auto</c> did not use a stronger backend (e.g. no Docker engine answered); null when it did.</summary>
+    public string? FallbackReason { get; init; }
+}
 
 /// <summary>A governance approval that a trust file accepted for this exact policy digest (see <c>gate policy approve</c>).</summary>
 public sealed record ApprovalRef(string Signer, string KeyId, string PolicySha256, DateTimeOffset ApprovedAt, string? Comment,

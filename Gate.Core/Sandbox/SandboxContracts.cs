@@ -54,5 +54,7 @@ public interface ISandboxBackend
     string Name { get; }
     /// <summary>The isolation this backend would achieve on this host right now.</summary>
     string AchievedIsolation { get; }
+    /// <summary>Why this backend was chosen over a stronger one (auto's fallback), recorded in decision.json; null when not a fallback.</summary>
+    string? FallbackReason => null;
     Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct);
 }

@@ -16,34 +16,50 @@ namespace Gate.Sandbox.Docker;
 public sealed class DockerBackend(DockerClient client, string? image = null) : RunnerBackend
 {
     public const string ImageRepository = "gate-sandbox-runner";
-    public const string DefaultImage = ImageRepository + ":latest";
+    /// <summary>Names another image than this gate's own runner (e.g. one built from docker/Dockerfile.cuda).</summary>
+    public const string ImageVariable = "GATE_SANDBOX_IMAGE";
+    /// <summary>How long removing a container may take, also after cancellation (it runs on its own clock).</summary>
+    public static readonly TimeSpan RemoveTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Containers we could not remove because the engine was unreachable; removed on the next chance.</summary>
     private static readonly ConcurrentDictionary<string, byte> Orphans = new();
 
     public DockerClient Client { get; } = client;
-    public string Image { get; } = image ?? Environment.GetEnvironmentVariable("GATE_SANDBOX_IMAGE") ?? DefaultImage;
+    // Computed on first use: hashing this gate's runner costs a moment, and an absent engine should not pay it.
+    private readonly Lazy<string> _image = new(() => image ?? (Environment.GetEnvironmentVariable(ImageVariable) is { Length: > 0 } named ? named : RunnerImage.OwnTag));
+
+    /// <summary>The image runs use: the one given, else GATE_SANDBOX_IMAGE, else this gate's own runner image (<see cref="RunnerImage.OwnTag"/>).</summary>
+    public string Image => _image.Value;
     public override string Name => "docker";
     public override string AchievedIsolation => IsolationLevels.Container;
     public static string Owner => $"{Environment.MachineName}:{Environment.ProcessId}";
 
-    /// <summary>A backend when an engine answers and the runner image exists; else null (auto falls back to process).</summary>
-    public static DockerBackend? TryCreateReady()
+    /// <summary>
+    /// A backend when an engine answers and the runner image exists; else null and <paramref name="whyNot"/> says
+    /// why in words (auto then falls back to the process backend and records the reason).
+    /// </summary>
+    public static DockerBackend? TryCreateReady(out string whyNot, CancellationToken ct = default)
     {
         DockerClient client;
         try { client = DockerClient.FromEnvironment(); }
-        catch (Gate.Core.GateInputException) { return null; }
+        catch (Gate.Core.GateInputException e) { whyNot = e.Message; return null; }
         var backend = new DockerBackend(client);
         try
         {
-            if (client.PingAsync(TimeSpan.FromSeconds(2)).GetAwaiter().GetResult()
-                && client.InspectImageAsync(backend.Image).GetAwaiter().GetResult() is not null)
-                return backend;
+            var silent = client.WhyNotAnsweringAsync(TimeSpan.FromSeconds(3), ct).GetAwaiter().GetResult();
+            if (silent is not null) whyNot = silent;
+            else if (client.InspectImageAsync(backend.Image, ct).GetAwaiter().GetResult() is null) whyNot = backend.MissingImage();
+            else { whyNot = ""; return backend; }
         }
-        catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException) { }
+        catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException or Gate.Core.GateComponentMissingException) { whyNot = e.Message; }
         client.Dispose();
         return null;
     }
+
+    /// <summary>The image is not on this engine: what to do about it.</summary>
+    private string MissingImage() => image is null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(ImageVariable))
+        ? $"the sandbox image {Image} (this gate's runner) is not built on {Client.Address}; run 'gate sandbox build-image'"
+        : $"the sandbox image {Image} ({(image is null ? ImageVariable : "as given")}) does not exist on {Client.Address}";
 
     private static bool IsEngineFailure(Exception e) => e is HttpRequestException or IOException or SocketException;
 
@@ -75,15 +91,17 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
     private async Task<RunnerExit> LaunchOnceAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool faultsEnabled,
         Action<string> stdoutLine, CancellationToken ct)
     {
-        string? id = null;
+        string? id = null, name = null;
         var stderr = new TailBuffer();
         try
         {
             await SweepAsync(ct).ConfigureAwait(false);
             if (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false) is null)
-                return new RunnerExit(null, $"the sandbox image '{Image}' does not exist; run 'gate sandbox build-image'");
+                return new RunnerExit(null, MissingImage());
             var spec = ContainerSpec.Create(Image, staged.JobDir, staged.ResultsDir, limits, gpu, faultsEnabled, Owner);
-            id = await Client.CreateContainerAsync(spec, null, ct).ConfigureAwait(false);
+            // Named before it exists: cancelled while the engine creates it, we still know what to remove.
+            name = $"gate-sandbox-{Guid.NewGuid():N}";
+            id = await Client.CreateContainerAsync(spec, name, ct).ConfigureAwait(false);
             await Client.StartContainerAsync(id, ct).ConfigureAwait(false);
 
             using var logsCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -117,13 +135,14 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
         }
         finally
         {
-            if (id is not null) await RemoveAsync(id).ConfigureAwait(false);
+            // Also on cancellation (SIGINT/SIGTERM): force-removal kills a running container, on its own short clock.
+            if ((id ?? name) is { } created) await RemoveAsync(created).ConfigureAwait(false);
         }
     }
 
     private async Task RemoveAsync(string id)
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        using var cts = new CancellationTokenSource(RemoveTimeout);
         try
         {
             await Client.RemoveContainerAsync(id, cts.Token).ConfigureAwait(false);

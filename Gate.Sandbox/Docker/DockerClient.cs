@@ -14,6 +14,9 @@ public sealed class DockerApiException(HttpStatusCode status, string message) : 
     public HttpStatusCode Status { get; } = status;
 }
 
+/// <summary>The engine accepted the connection (or not) but did not answer in time: treated like an engine that is gone.</summary>
+public sealed class DockerTimeoutException(string message) : IOException(message);
+
 /// <summary>
 /// A small Docker Engine API client over the unix socket (Docker.DotNet is not available here): exactly the calls
 /// the sandbox needs. The API version is negotiated on first use (the lower of ours and the engine's).
@@ -23,16 +26,27 @@ public sealed class DockerClient : IDisposable
     /// <summary>The newest API version we speak (Docker 20.10); DeviceRequests need ≥ 1.40.</summary>
     public const string PreferredApiVersion = "1.41";
 
+    /// <summary>Connecting to the socket; a listener whose backlog is full never completes the connect.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
+    /// <summary>The first answer (version negotiation): an engine that accepts and never answers is found out quickly.</summary>
+    public static readonly TimeSpan FirstAnswerTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>Any other call that is not a wait, a log stream or a build (those carry their own deadline).</summary>
+    public static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(60);
+
     private readonly HttpClient _http;
     private string? _version;
+    private string? _unresponsive;
 
     public string SocketPath { get; }
+    /// <summary>The engine's address as DOCKER_HOST spells it, for messages.</summary>
+    public string Address => "unix://" + SocketPath;
 
     public DockerClient(string socketPath)
     {
         SocketPath = socketPath;
         var handler = new SocketsHttpHandler
         {
+            ConnectTimeout = ConnectTimeout,
             ConnectCallback = async (_, ct) =>
             {
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -61,19 +75,23 @@ public sealed class DockerClient : IDisposable
     public void Dispose() => _http.Dispose();
 
     /// <summary>True when an engine answers /_ping within <paramref name="timeout"/>.</summary>
-    public async Task<bool> PingAsync(TimeSpan timeout, CancellationToken ct = default)
+    public async Task<bool> PingAsync(TimeSpan timeout, CancellationToken ct = default) => await WhyNotAnsweringAsync(timeout, ct).ConfigureAwait(false) is null;
+
+    /// <summary>Null when an engine answers /_ping within <paramref name="timeout"/>; otherwise why not, in words.</summary>
+    public async Task<string?> WhyNotAnsweringAsync(TimeSpan timeout, CancellationToken ct = default)
     {
-        if (!File.Exists(SocketPath)) return false;
+        if (!File.Exists(SocketPath)) return $"no engine socket at {SocketPath}";
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
         try
         {
             using var resp = await _http.GetAsync("_ping", cts.Token).ConfigureAwait(false);
-            if (!resp.IsSuccessStatusCode) return false;
+            if (!resp.IsSuccessStatusCode) return $"the engine on {Address} answered /_ping with {(int)resp.StatusCode}";
             if (resp.Headers.TryGetValues("API-Version", out var v)) _version ??= Negotiate(v.FirstOrDefault());
-            return true;
+            return null;
         }
-        catch (Exception e) when (e is HttpRequestException or IOException or SocketException or OperationCanceledException) { return false; }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { return $"no engine answered on {Address} within {timeout.TotalSeconds:0.#} s"; }
+        catch (Exception e) when (e is HttpRequestException or IOException or SocketException) { return $"no engine answers on {Address} ({e.Message})"; }
     }
 
     internal static string Negotiate(string? engine)
@@ -86,7 +104,12 @@ public sealed class DockerClient : IDisposable
     {
         if (_version is null)
         {
-            using var resp = await _http.GetAsync("version", ct).ConfigureAwait(false);
+            // An engine that left one first call unanswered is not asked again by this client: each call would wait again.
+            if (_unresponsive is not null) throw new DockerTimeoutException(_unresponsive);
+            HttpResponseMessage resp;
+            try { resp = await WithinAsync(FirstAnswerTimeout, "GET /version", ct, t => _http.GetAsync("version", t)).ConfigureAwait(false); }
+            catch (DockerTimeoutException e) { _unresponsive = e.Message; throw; }
+            using var _ = resp;
             await EnsureOk(resp, ct).ConfigureAwait(false);
             var body = JsonNode.Parse(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
             _version = Negotiate(body?["ApiVersion"]?.GetValue<string>());
@@ -103,20 +126,40 @@ public sealed class DockerClient : IDisposable
         throw new DockerApiException(resp.StatusCode, message.Trim());
     }
 
+    /// <summary>
+    /// Runs one exchange with the engine under <paramref name="timeout"/> (infinite: the caller's token is the only
+    /// bound). Our own timeout becomes <see cref="DockerTimeoutException"/>, an engine failure; the caller's
+    /// cancellation stays an <see cref="OperationCanceledException"/>.
+    /// </summary>
+    private async Task<T> WithinAsync<T>(TimeSpan timeout, string what, CancellationToken ct, Func<CancellationToken, Task<T>> call)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (timeout != Timeout.InfiniteTimeSpan) cts.CancelAfter(timeout);
+        try { return await call(cts.Token).ConfigureAwait(false); }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new DockerTimeoutException($"no Docker engine answered on {Address} within {timeout.TotalSeconds:0.#} s ({what})");
+        }
+    }
+
+    /// <summary>
+    /// One API call. <paramref name="timeout"/> bounds everything up to the response headers (and the body, for
+    /// <see cref="HttpCompletionOption.ResponseContentRead"/>); streaming bodies are bounded by the caller's token.
+    /// </summary>
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct,
-        HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
+        HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead, TimeSpan? timeout = null)
     {
         var req = new HttpRequestMessage(method, await PrefixAsync(ct).ConfigureAwait(false) + path) { Content = content };
-        var resp = await _http.SendAsync(req, completion, ct).ConfigureAwait(false);
+        var resp = await WithinAsync(timeout ?? CallTimeout, $"{method} /{path.Split('?')[0]}", ct, t => _http.SendAsync(req, completion, t)).ConfigureAwait(false);
         try { await EnsureOk(resp, ct).ConfigureAwait(false); }
         catch { resp.Dispose(); throw; }
         return resp;
     }
 
-    private async Task<JsonNode?> JsonAsync(HttpMethod method, string path, JsonNode? body, CancellationToken ct)
+    private async Task<JsonNode?> JsonAsync(HttpMethod method, string path, JsonNode? body, CancellationToken ct, TimeSpan? timeout = null)
     {
         using var content = body is null ? null : new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-        using var resp = await SendAsync(method, path, content, ct).ConfigureAwait(false);
+        using var resp = await SendAsync(method, path, content, ct, timeout: timeout).ConfigureAwait(false);
         var text = await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         return text.Length == 0 ? null : JsonNode.Parse(text);
     }
@@ -136,7 +179,7 @@ public sealed class DockerClient : IDisposable
     {
         using var content = new StreamContent(tar);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
-        using var resp = await SendAsync(HttpMethod.Post, "images/load?quiet=1", content, ct).ConfigureAwait(false);
+        using var resp = await SendAsync(HttpMethod.Post, "images/load?quiet=1", content, ct, timeout: TimeSpan.FromMinutes(10)).ConfigureAwait(false);
         await ReadJsonStreamAsync(resp, _ => { }, ct).ConfigureAwait(false);
     }
 
@@ -146,8 +189,9 @@ public sealed class DockerClient : IDisposable
         var query = string.Join("", tags.Select(t => "&t=" + Uri.EscapeDataString(t)));
         using var content = new StreamContent(context);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        // The engine answers only after it has read the whole context (~150 MB): a generous bound, not an infinite one.
         using var resp = await SendAsync(HttpMethod.Post, $"build?rm=1&forcerm=1&networkmode=none&pull=0{query}", content, ct,
-            HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+            HttpCompletionOption.ResponseHeadersRead, TimeSpan.FromMinutes(10)).ConfigureAwait(false);
         string? id = null;
         await ReadJsonStreamAsync(resp, msg =>
         {
@@ -174,10 +218,10 @@ public sealed class DockerClient : IDisposable
 
     public Task StartContainerAsync(string id, CancellationToken ct = default) => JsonAsync(HttpMethod.Post, $"containers/{id}/start", null, ct);
 
-    /// <summary>Blocks until the container stops; returns its exit code.</summary>
+    /// <summary>Blocks until the container stops; returns its exit code. Only <paramref name="ct"/> (the caller's deadline) bounds it.</summary>
     public async Task<long> WaitContainerAsync(string id, CancellationToken ct = default)
     {
-        var resp = await JsonAsync(HttpMethod.Post, $"containers/{id}/wait?condition=not-running", null, ct).ConfigureAwait(false);
+        var resp = await JsonAsync(HttpMethod.Post, $"containers/{id}/wait?condition=not-running", null, ct, Timeout.InfiniteTimeSpan).ConfigureAwait(false);
         return resp?["StatusCode"]?.GetValue<long>() ?? -1;
     }
 

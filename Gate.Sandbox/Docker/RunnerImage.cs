@@ -13,7 +13,9 @@ namespace Gate.Sandbox.Docker;
 /// framework-dependent runner folder, the runner plus the .NET runtime copied from this host's install — the same
 /// bits a self-contained publish bundles), the ONNX Runtime library, only the shared
 /// libraries those load (ldd, plus OpenSSL, which .NET loads with dlopen for SHA-256), and a passwd entry for the
-/// unprivileged user. No shell, no package manager. Tagged by content hash, and :latest.
+/// unprivileged user. No shell, no package manager. Tagged by content hash only (never a shared :latest): a gate
+/// asks for the tag of the image its own runner files make (<see cref="OwnTag"/>), so two checkouts on one engine
+/// never run each other's runner.
 /// </summary>
 public static partial class RunnerImage
 {
@@ -25,17 +27,15 @@ public static partial class RunnerImage
 
     public sealed record Built(string ImageId, string Tag, int Files, long Bytes, bool HasOnnxRuntime);
 
-    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, bool tagLatest = true, CancellationToken ct = default)
+    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, CancellationToken ct = default)
     {
-        var files = CollectFiles(runnerDir, out bool hasOrt);
+        var runner = RunnerDirFiles(runnerDir);
         bool selfContained = IsSelfContained(runnerDir);
+        var files = CollectFiles(runner, selfContained, out bool hasOrt);
         log($"image context: {files.Count} files, runner {(selfContained ? "self-contained" : "framework-dependent + host runtime")}" +
             (hasOrt ? "" : " (no ONNX Runtime library found: GATE_ORT_LIB or .cache/onnxruntime/1.30.0)"));
         var dockerfile = Dockerfile(hasOrt, selfContained);
-
-        // Content hash over names, modes and bytes: the same inputs give the same tag.
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(Encoding.UTF8.GetBytes(dockerfile));
+        var tag = IdentityTag(dockerfile, runner, selfContained);
         var tmp = Path.Combine(Path.GetTempPath(), $"gate-image-{Guid.NewGuid():N}.tar");
         long total = 0;
         try
@@ -51,22 +51,59 @@ public static partial class RunnerImage
                 foreach (var (source, target) in files.OrderBy(f => f.Target, StringComparer.Ordinal))
                 {
                     var bytes = await File.ReadAllBytesAsync(source, ct).ConfigureAwait(false);
-                    bool exec = IsElfOrExecutable(source, bytes);
-                    sha.AppendData(Encoding.UTF8.GetBytes(target + "\0" + exec + "\0"));
-                    sha.AppendData(bytes);
                     total += bytes.Length;
-                    await AddBytes(tar, "rootfs" + target, bytes, Mode(exec), ct).ConfigureAwait(false);
+                    await AddBytes(tar, "rootfs" + target, bytes, Mode(IsElfOrExecutable(source, bytes)), ct).ConfigureAwait(false);
                 }
             }
-            var hash = Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
-            var tag = $"{DockerBackend.ImageRepository}:{hash}";
             log($"building {tag} ({total / (1 << 20)} MiB) through the Engine API");
             string id;
             await using (var context = File.OpenRead(tmp))
-                id = await client.BuildImageAsync(context, tagLatest ? [tag, DockerBackend.DefaultImage] : [tag], log, ct).ConfigureAwait(false);
+                id = await client.BuildImageAsync(context, [tag], log, ct).ConfigureAwait(false);
             return new Built(id, tag, files.Count, total, hasOrt);
         }
-        finally { File.Delete(tmp); }
+        finally { File.Delete(tmp); } // also when cancelled: no build context is left in the temp folder
+    }
+
+    /// <summary>
+    /// The image tag: a hash over what makes one runner differ from another — the Dockerfile, every runner file's
+    /// path and bytes, the ONNX Runtime library's bytes, and (framework-dependent runner) the .NET runtime's
+    /// version and folder. The same inputs give the same tag, any change a new one. The system libraries copied in
+    /// with them are not hashed: that would cost a gate start seconds (ldd, ~150 MB), and they follow the host.
+    /// </summary>
+    internal static string IdentityTag(string dockerfile, IEnumerable<(string Source, string Target)> runner, bool selfContained)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Add(string target, string source)
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(target + "\0"));
+            using var s = File.OpenRead(source);
+            var buffer = new byte[1 << 20];
+            int n;
+            while ((n = s.Read(buffer)) > 0) sha.AppendData(buffer, 0, n);
+            sha.AppendData("\0"u8);
+        }
+        sha.AppendData(Encoding.UTF8.GetBytes(dockerfile));
+        foreach (var (source, target) in runner.Where(f => f.Target.Length > 0).OrderBy(f => f.Target, StringComparer.Ordinal)) Add(target, source);
+        if (RunnerLocation.OrtLibraryPath() is { } ort) Add(OrtPathInImage, ort);
+        if (!selfContained)
+            sha.AppendData(Encoding.UTF8.GetBytes($"runtime\0{RuntimeInformation.FrameworkDescription}\0{RuntimeEnvironment.GetRuntimeDirectory()}\0"));
+        return $"{DockerBackend.ImageRepository}:{Convert.ToHexStringLower(sha.GetHashAndReset())[..16]}";
+    }
+
+    private static readonly Lazy<string> Own = new(() => TagForRunnerBeside(AppContext.BaseDirectory));
+
+    /// <summary>
+    /// The tag of the image that <c>gate sandbox build-image</c> builds from the runner beside this gate: computed
+    /// from the same files, so this build asks for exactly its own runner. Throws
+    /// <see cref="Gate.Core.GateComponentMissingException"/> when the runner is not beside it.
+    /// </summary>
+    public static string OwnTag => Own.Value;
+
+    /// <summary>What <see cref="OwnTag"/> computes, for the gate build in <paramref name="binDir"/>.</summary>
+    public static string TagForRunnerBeside(string binDir)
+    {
+        var runner = RunnerFileNames(binDir).Select(n => (Path.Combine(binDir, n), "/gate/runner/" + n)).ToList();
+        return IdentityTag(Dockerfile(RunnerLocation.OrtLibraryPath() is not null, selfContained: false), runner, selfContained: false);
     }
 
     /// <summary>
@@ -118,19 +155,28 @@ public static partial class RunnerImage
         """;
 
     /// <summary>(host path, path in image) for everything the image holds.</summary>
-    internal static List<(string Source, string Target)> CollectFiles(string runnerDir, out bool hasOrt)
+    internal static List<(string Source, string Target)> CollectFiles(string runnerDir, out bool hasOrt) =>
+        CollectFiles(RunnerDirFiles(runnerDir), IsSelfContained(runnerDir), out hasOrt);
+
+    /// <summary>A runner folder's files (host path, path in image); a self-contained one's ELF also with an empty path, which only feeds ldd.</summary>
+    private static List<(string Source, string Target)> RunnerDirFiles(string runnerDir)
     {
-        var files = new Dictionary<string, string>(StringComparer.Ordinal); // target → source
         if (!File.Exists(Path.Combine(runnerDir, RunnerLocation.RunnerAssembly)))
             throw new Gate.Core.GateInputException($"{runnerDir} holds no {RunnerLocation.RunnerAssembly} (publish the runner first)");
-        foreach (var f in Directory.EnumerateFiles(runnerDir, "*", SearchOption.AllDirectories))
-            if (!f.EndsWith(".pdb", StringComparison.Ordinal)) files["/gate/runner/" + Path.GetRelativePath(runnerDir, f).Replace('\\', '/')] = f;
+        var runner = Directory.EnumerateFiles(runnerDir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".pdb", StringComparison.Ordinal))
+            .Select(f => (f, "/gate/runner/" + Path.GetRelativePath(runnerDir, f).Replace('\\', '/'))).ToList();
+        if (IsSelfContained(runnerDir)) runner.Add((Path.Combine(runnerDir, "Gate.Sandbox.Runner"), ""));
+        return runner;
+    }
 
+    /// <summary>The runner's files (host path, path in image; an empty path only feeds ldd), plus runtime, ONNX Runtime and libraries.</summary>
+    private static List<(string Source, string Target)> CollectFiles(IEnumerable<(string Source, string Target)> runner, bool selfContained, out bool hasOrt)
+    {
+        var files = new Dictionary<string, string>(StringComparer.Ordinal); // target → source
         var elvesFromRunner = new List<string>();
-        if (IsSelfContained(runnerDir))
-            elvesFromRunner.Add(Path.Combine(runnerDir, "Gate.Sandbox.Runner")); // the publish holds the runtime; ldd adds system libraries
-        else
-            AddHostRuntime(files);
+        foreach (var (source, target) in runner)
+            if (target.Length == 0) elvesFromRunner.Add(source); else files[target] = source;
+        if (!selfContained) AddHostRuntime(files);
 
         var ort = RunnerLocation.OrtLibraryPath();
         hasOrt = ort is not null;
@@ -200,8 +246,18 @@ public static partial class RunnerImage
     /// </summary>
     public static string RunnerFilesFrom(string binDir)
     {
+        var names = RunnerFileNames(binDir);
+        var outDir = Path.Combine(Path.GetTempPath(), $"gate-runner-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(outDir);
+        foreach (var n in names) File.Copy(Path.Combine(binDir, n), Path.Combine(outDir, n));
+        return outDir;
+    }
+
+    /// <summary>The runner's own files in a build output folder: those its deps.json names, plus runtimeconfig/deps.</summary>
+    private static SortedSet<string> RunnerFileNames(string binDir)
+    {
         var deps = Path.Combine(binDir, "Gate.Sandbox.Runner.deps.json");
-        if (!File.Exists(deps)) throw new Gate.Core.GateInputException($"{binDir} holds no Gate.Sandbox.Runner.deps.json (build Gate.Sandbox/Runner first)");
+        if (!File.Exists(deps)) throw new Gate.Core.GateComponentMissingException($"{binDir} holds no Gate.Sandbox.Runner.deps.json (build Gate.Sandbox/Runner first)");
         var names = new SortedSet<string>(StringComparer.Ordinal) { "Gate.Sandbox.Runner.deps.json", "Gate.Sandbox.Runner.runtimeconfig.json" };
         var doc = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(deps))!;
         foreach (var (_, target) in doc["targets"]!.AsObject())
@@ -209,15 +265,9 @@ public static partial class RunnerImage
                 foreach (var kind in new[] { "runtime", "native" })
                     if (lib?[kind] is System.Text.Json.Nodes.JsonObject assets)
                         foreach (var (asset, _) in assets) names.Add(Path.GetFileName(asset));
-        var outDir = Path.Combine(Path.GetTempPath(), $"gate-runner-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(outDir);
         foreach (var n in names)
-        {
-            var src = Path.Combine(binDir, n);
-            if (!File.Exists(src)) throw new Gate.Core.GateInputException($"runner file {src} is missing (rebuild Gate.Sandbox/Runner)");
-            File.Copy(src, Path.Combine(outDir, n));
-        }
-        return outDir;
+            if (!File.Exists(Path.Combine(binDir, n))) throw new Gate.Core.GateComponentMissingException($"runner file {Path.Combine(binDir, n)} is missing (rebuild Gate.Sandbox/Runner)");
+        return names;
     }
 
     /// <summary>Publishes the runner self-contained for linux-x64 (Release, invariant globalization) into a fresh folder.</summary>

@@ -147,7 +147,10 @@ public sealed record RunnerLocation(string Dotnet, string DotnetRoot, string Run
         // .../dotnet/shared/Microsoft.NETCore.App/<version>/ → .../dotnet
         var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
         var dotnet = Path.Combine(root, "dotnet");
-        return new RunnerLocation(dotnet, root, Path.GetFullPath(dll), OrtLibraryPath());
+        // A GATE_ORT_LIB the user set is passed on as given, even when it names no file: the runner then says so,
+        // rather than this host silently substituting another library.
+        var ort = System.Environment.GetEnvironmentVariable("GATE_ORT_LIB") is { Length: > 0 } given ? Path.GetFullPath(given) : OrtLibraryPath();
+        return new RunnerLocation(dotnet, root, Path.GetFullPath(dll), ort);
     }
 
     /// <summary>GATE_ORT_LIB, else the copy setup fetched under the repository (.cache/onnxruntime/1.30.0/).</summary>

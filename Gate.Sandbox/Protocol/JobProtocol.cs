@@ -17,6 +17,10 @@ public sealed record JobManifest
     public const string FileName = "job.json";
     public const string KindChecks = "checks";
     public const string KindSelfTest = "selftest";
+    /// <summary><c>gate run</c>: run the model on <see cref="Inputs"/>, write every output and capture as evidence.</summary>
+    public const string KindRun = "run";
+    /// <summary>The one result a run job returns; its evidence files are the tensors.</summary>
+    public const string RunResultId = "run";
 
     public string Kind { get; init; } = KindChecks;
     public string Model { get; init; } = "";
@@ -35,6 +39,12 @@ public sealed record JobManifest
     /// (tests) passes; a manifest alone cannot trigger it.
     /// </summary>
     public string? Fault { get; init; }
+    /// <summary>Run jobs: model input name → relative path of its staged .npy.</summary>
+    public Dictionary<string, string> Inputs { get; init; } = new(StringComparer.Ordinal);
+    /// <summary>Run jobs: intermediate tensors to return besides the outputs.</summary>
+    public List<string> Captures { get; init; } = [];
+    /// <summary>Run jobs: builtin or onnxruntime.</summary>
+    public string Runtime { get; init; } = "builtin";
 }
 
 /// <summary>What the self-test probes: a loopback listener the host opened, an outside address, the host's canary variable.</summary>
@@ -47,6 +57,8 @@ public sealed class RunnerResults
     public const string FileName = "results.json";
     public bool Completed { get; init; }
     public string? Error { get; init; }
+    /// <summary>The failure was the job's input (model, tensors, names), not the sandbox: <c>gate run</c> exits 3 for it.</summary>
+    public bool InputError { get; init; }
     public List<CheckResult> Results { get; init; } = [];
     public RuntimeInfo? Runtime { get; init; }
     public JsonObject? SelfTest { get; init; }

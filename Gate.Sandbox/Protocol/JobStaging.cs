@@ -19,6 +19,13 @@ public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir,
     }
 }
 
+/// <summary>results.json says the runner failed; <see cref="InputError"/>: because of the job's input (its claim: untrusted).</summary>
+public sealed class RunnerFailedException(string reason, bool inputError) : IOException($"the runner failed: {reason}")
+{
+    public string Reason { get; } = reason;
+    public bool InputError { get; } = inputError;
+}
+
 /// <summary>What the host accepted from a sandbox after validating results.json and every evidence file.</summary>
 public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest);
 
@@ -132,7 +139,7 @@ public static class JobStaging
     }
 
     /// <summary>Job files world-readable, results owned by the sandbox user (when we may chown): nothing else writable.</summary>
-    private static void MakeReadableBySandbox(string work, string resultsDir, int uid)
+    internal static void MakeReadableBySandbox(string work, string resultsDir, int uid)
     {
         if (OperatingSystem.IsWindows()) return;
         const UnixFileMode dir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
@@ -160,7 +167,7 @@ public static class JobStaging
         RunnerResults parsed;
         try { parsed = JobProtocol.ReadJson<RunnerResults>(path); }
         catch (JsonException e) { throw new InvalidDataException($"results.json is malformed: {e.Message}"); }
-        if (!parsed.Completed) throw new InvalidDataException($"the runner failed: {parsed.Error ?? "no reason given"}");
+        if (!parsed.Completed) throw new RunnerFailedException(parsed.Error ?? "no reason given", parsed.InputError);
         if (parsed.Results is null) throw new InvalidDataException("results.json has no results list");
 
         var wanted = new HashSet<string>(requestedIds, StringComparer.Ordinal);

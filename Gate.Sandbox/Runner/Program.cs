@@ -33,6 +33,12 @@ try
     }
 
     string In(string rel) => Path.GetFullPath(Path.Combine(jobDir, rel));
+    if (manifest.Kind == JobManifest.KindRun)
+    {
+        var run = ModelRunJobRunner.Run(manifest, In, Path.Combine(outDir, "evidence"));
+        JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Results = [run] });
+        return 0;
+    }
     var job = new SandboxJob(In(manifest.Model), manifest.ModelSha256, In(manifest.Policy), manifest.PolicySha256,
         manifest.Data.ToDictionary(kv => kv.Key, kv => In(kv.Value)), manifest.CheckIds, manifest.UseGpu, manifest.RequireGpu,
         // Limits are enforced from outside (cgroups, rlimits); the runner itself has no use for them.
@@ -45,7 +51,9 @@ catch (Exception e)
 {
     // The host shows this reason in the INCONCLUSIVE result; a stack trace helps whoever debugs the runner.
     Console.Error.WriteLine(e);
-    try { JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = false, Error = $"{e.GetType().Name}: {e.Message}" }); }
+    // Input errors (a model ONNX Runtime rejects, an unknown tensor name) keep their own message: gate run shows it as exit 3.
+    bool inputError = e is Gate.Core.GateInputException or Gate.Core.GateComponentMissingException;
+    try { JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = false, InputError = inputError, Error = inputError ? e.Message : $"{e.GetType().Name}: {e.Message}" }); }
     catch (Exception) { return 3; }
     return 1;
 }

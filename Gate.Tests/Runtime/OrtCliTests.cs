@@ -55,12 +55,13 @@ public class OrtCliTests
         Npy.Write(xPath, Tensor.Zeros(DType.Float32, [1, 1, 8, 8]));
         var env = new Dictionary<string, string?> { ["GATE_ORT_LIB"] = Path.Combine(dir, "no-such-libonnxruntime.so") };
         var model = TestPaths.FixtureModel("digits-mlp.onnx");
-        var (exit, _, stderr) = OrtTestSupport.RunGate(env, "run", "-m", model, "-i", $"input={xPath}", "--runtime", "onnxruntime", "-o", dir);
+        // The host's GATE_ORT_LIB configures the process sandbox; a container carries its own library.
+        var (exit, _, stderr) = OrtTestSupport.RunGate(env, "run", "-m", model, "-i", $"input={xPath}", "--runtime", "onnxruntime", "--sandbox", "process", "-o", dir);
         Assert.True(exit == 3, $"exit {exit}\n{stderr}");
         Assert.Contains("GATE_ORT_LIB", stderr);
         Assert.Contains("./scripts/setup.sh", stderr);
         // Registering the ORT factory at start-up must not load the library: the builtin runtime is unaffected.
-        var (bExit, _, bErr) = OrtTestSupport.RunGate(env, "run", "-m", model, "-i", $"input={xPath}", "--runtime", "builtin", "-o", dir);
+        var (bExit, _, bErr) = OrtTestSupport.RunGate(env, "run", "-m", model, "-i", $"input={xPath}", "--runtime", "builtin", "--sandbox", "process", "-o", dir);
         Assert.True(bExit == 0, bErr);
     }
 }

@@ -20,7 +20,7 @@ public sealed class DockerFixture : IAsyncLifetime
         EngineAnswers = await Client.PingAsync(TimeSpan.FromSeconds(3));
         if (!EngineAnswers) return;
         var runnerDir = RunnerImage.RunnerFilesFrom(AppContext.BaseDirectory);
-        try { Image = (await RunnerImage.BuildAsync(Client, runnerDir, _ => { }, tagLatest: false)).Tag; }
+        try { Image = (await RunnerImage.BuildAsync(Client, runnerDir, _ => { })).Tag; }
         finally { Directory.Delete(runnerDir, recursive: true); }
         Backend = new DockerBackend(Client, Image);
     }
