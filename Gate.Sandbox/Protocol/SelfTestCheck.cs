@@ -28,7 +28,8 @@ public static class SelfTestCheck
         if (!keys.SequenceEqual(ReportKeys.Order(StringComparer.Ordinal)))
             return $"it has the fields [{Clip(string.Join(", ", keys))}], expected exactly [{string.Join(", ", ReportKeys)}]";
         if (Text(report["nonce"]) != req.Nonce) return "it does not echo the nonce the host chose for this self-test (a canned or replayed report)";
-        if (report["uid"] is not JsonValue u || u.GetValueKind() != JsonValueKind.Number || !u.TryGetValue<long>(out var uid))
+        if (report["uid"] is not JsonValue u || u.GetValueKind() != JsonValueKind.Number
+            || !long.TryParse(u.ToJsonString(), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var uid))
             return "its uid is not an integer";
         if (uid != expectedUid) return $"it claims uid {uid}, but the host started the runner as uid {expectedUid}";
         if (report["probes"] is not JsonArray probes || probes.Count != ProbeNames.Count)
