@@ -58,7 +58,8 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
             {
                 var job = new SandboxJob(Path.GetFullPath(req.ModelPath), model.Sha256, Path.GetFullPath(req.PolicyPath), policy.Sha256,
                     req.DataOverrides ?? new Dictionary<string, string>(), sandboxChecks.Select(c => c.Spec.Id).ToList(),
-                    req.ForceGpu || policy.Spec.Sandbox.Gpu != GpuMode.None, policy.Spec.Sandbox.Gpu == GpuMode.Required, policy.Spec.Sandbox.Limits);
+                    req.ForceGpu || policy.Spec.Sandbox.Gpu != GpuMode.None, policy.Spec.Sandbox.Gpu == GpuMode.Required, policy.Spec.Sandbox.Limits,
+                    plan.InputsOf(sandboxChecks));
                 SandboxOutcome outcome;
                 try { outcome = await sandbox!.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false); }
                 // Cancellation (SIGINT/SIGTERM) is not a sandbox fault: it ends the run with no decision at all.

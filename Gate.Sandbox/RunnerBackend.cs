@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
@@ -43,13 +45,24 @@ public abstract class RunnerBackend : ISandboxBackend
     protected abstract Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
         Action<string> stdoutLine, CancellationToken ct);
 
+    /// <summary>The uid the runner really runs as for this staged job (what its self-test must report).</summary>
+    protected virtual long RunnerUid(StagedJob staged) => staged.Uid;
+
     /// <summary>Extra facts for decision.json (e.g. the image ID).</summary>
     protected virtual Task AddDetailsAsync(JsonObject details, CancellationToken ct) => Task.CompletedTask;
 
     public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {
         var details = new JsonObject();
-        details["selfTest"] = (await SelfTestAsync(job.Limits, ct).ConfigureAwait(false)).DeepClone();
+        var selfTest = await SelfTestAsync(job.Limits, ct).ConfigureAwait(false);
+        details["selfTest"] = selfTest.DeepClone();
+        // No job runs in a sandbox whose self-test did not come back valid: its isolation is unverified, or the
+        // runner lied about it.
+        if (selfTest["error"]?.ToString() is { } selfTestError)
+        {
+            await AddDetailsAsync(details, ct).ConfigureAwait(false);
+            return new SandboxOutcome(false, $"the sandbox self-test failed: {selfTestError}", [], AchievedIsolation, null, details);
+        }
         using var staged = JobStaging.Stage(job, fault: InjectFault, uid: NextUid());
         var exit = await LaunchAsync(staged, job.Limits, job.UseGpu, job.RequireGpu, InjectFault is not null, line =>
         {
@@ -129,7 +142,8 @@ public abstract class RunnerBackend : ISandboxBackend
 
     /// <summary>
     /// The self-test under this backend's real configuration, run once per backend instance and embedded in every
-    /// outcome. A self-test that cannot run is recorded as such (it never blocks the job: the job's own faults do).
+    /// outcome. Its report is checked, not believed (<see cref="SelfTestCheck"/>); one that cannot run or does not
+    /// check out carries an "error", and then no job runs (its checks are INCONCLUSIVE).
     /// </summary>
     public Task<JsonObject> SelfTestAsync(ResourceLimits limits, CancellationToken ct) => _selfTest ??= RunSelfTestAsync(limits, ct);
 
@@ -138,14 +152,16 @@ public abstract class RunnerBackend : ISandboxBackend
         var report = new JsonObject { ["backend"] = Name, ["isolation"] = AchievedIsolation, ["ranAt"] = DateTimeOffset.UtcNow.ToString("O") };
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
-        _ = AcceptAndDropAsync(listener);
+        var accepted = new StrongBox<int>();
+        _ = AcceptAndDropAsync(listener, accepted);
         var (outsideHost, outsidePort) = OutsideTarget();
         var canary = Guid.NewGuid().ToString("N");
         const string canaryName = "GATE_SELFTEST_CANARY";
         // The canary lives in this (host) process's environment: it reaches the runner only if scrubbing fails.
         Environment.SetEnvironmentVariable(canaryName, canary);
         var baseline = HostCanReachAsync(outsideHost, outsidePort);
-        var req = new SelfTestRequest("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, outsideHost, outsidePort, canaryName, canary, limits.Pids);
+        var req = new SelfTestRequest("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, outsideHost, outsidePort, canaryName, canary, limits.Pids,
+            Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
         var job = new SandboxJob("", "", "", "", new Dictionary<string, string>(), [], false, false, limits);
         try
         {
@@ -153,7 +169,15 @@ public abstract class RunnerBackend : ISandboxBackend
             var exit = await LaunchAsync(staged, limits with { Timeout = TimeSpan.FromSeconds(60) }, false, false, false, _ => { }, ct).ConfigureAwait(false);
             var fault = FaultOf(exit);
             if (fault is not null) report["error"] = fault;
-            else foreach (var (k, v) in JobStaging.CollectSelfTest(staged)) report[k] = v?.DeepClone();
+            else
+            {
+                var claimed = JobStaging.CollectSelfTest(staged);
+                int connections = Volatile.Read(ref accepted.Value) + (listener.Pending() ? 1 : 0);
+                if (SelfTestCheck.Problem(claimed, req, RunnerUid(staged), connections) is { } problem)
+                    report["error"] = $"the runner's self-test report was rejected: {problem}";
+                else
+                    foreach (var (k, v) in claimed) if (k != "nonce") report[k] = v?.DeepClone();
+            }
         }
         catch (Exception e) when (e is not OperationCanceledException) { report["error"] = $"{e.GetType().Name}: {e.Message}"; }
         report["outsideReachableFromHost"] = await baseline.ConfigureAwait(false);
@@ -169,9 +193,16 @@ public abstract class RunnerBackend : ISandboxBackend
         return colon > 0 && int.TryParse(s[(colon + 1)..], out var p) ? (s[..colon], p) : (s, 443);
     }
 
-    private static async Task AcceptAndDropAsync(TcpListener listener)
+    private static async Task AcceptAndDropAsync(TcpListener listener, StrongBox<int> accepted)
     {
-        try { while (true) (await listener.AcceptTcpClientAsync().ConfigureAwait(false)).Dispose(); }
+        try
+        {
+            while (true)
+            {
+                (await listener.AcceptTcpClientAsync().ConfigureAwait(false)).Dispose();
+                Interlocked.Increment(ref accepted.Value);
+            }
+        }
         catch (Exception e) when (e is ObjectDisposedException or SocketException or InvalidOperationException) { }
     }
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Decision;
+using Gate.Core.IO;
 
 namespace Gate.Core.Audit;
 
@@ -26,6 +27,8 @@ public static class ArtifactVerifier
     public const int ModelMismatch = 11;
     public const int PolicyMismatch = 12;
     public const int EvidenceMismatch = 13;
+    /// <summary>Larger evidence files are refused rather than hashed (a sandbox caps what it may write far lower).</summary>
+    public const long MaxEvidenceFileBytes = 4L << 30;
 
     /// <summary>Exit codes for <c>--help</c>; the lowest failing code wins when several items fail.</summary>
     public const string ExitCodeHelp = "Exit codes: 0 all checks hold, 10 bad signature (or wrong key), 11 model digest mismatch, " +
@@ -120,9 +123,16 @@ public static class ArtifactVerifier
                 continue;
             }
             listed.Add(full);
-            if (!File.Exists(full)) { items.Add(new(VerifyItemStatus.Fail, "evidence", $"{path}: missing")); codes.Add(EvidenceMismatch); continue; }
+            // The folder's contents are untrusted: no link, FIFO or device is followed or read (it would hang or
+            // hash a host file under an attested name), at any depth, and sizes are capped.
             string hex;
-            using (var fs = File.OpenRead(full)) hex = Convert.ToHexStringLower(SHA256.HashData(fs));
+            try { hex = UntrustedFiles.Sha256Hex(root, rel!.Replace('\\', '/'), MaxEvidenceFileBytes); }
+            catch (UnsafeFileException u)
+            {
+                items.Add(new(VerifyItemStatus.Fail, "evidence", u.Missing ? $"{path}: missing" : $"{path}: {u.Reason}"));
+                codes.Add(EvidenceMismatch);
+                continue;
+            }
             if (hex == want) { items.Add(new(VerifyItemStatus.Ok, "evidence", $"{path} sha256 {hex}")); ok++; }
             else { items.Add(new(VerifyItemStatus.Fail, "evidence", $"{path}: sha256 {hex} differs from the attested {want}")); codes.Add(EvidenceMismatch); }
         }

@@ -28,6 +28,16 @@ public interface ICheck
     Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, object options, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Implemented by the bound options of a check type that reads files of its own beyond its dataset (e.g. a VNN-LIB
+/// spec): the sandbox is given exactly these files, so a check that reads a file must declare it here.
+/// </summary>
+public interface IReadsInputFiles
+{
+    /// <summary>Absolute paths, resolved at bind time.</summary>
+    IReadOnlyList<string> InputFiles { get; }
+}
+
 /// <summary>Typed convenience base: options are bound once and handed back typed.</summary>
 public abstract class Check<TOptions> : ICheck where TOptions : class
 {

@@ -2,6 +2,7 @@ using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Model;
 using Gate.Core.Policy;
+using Gate.Core.Sandbox;
 using Gate.Core.Tensors;
 
 namespace Gate.Core.Plan;
@@ -31,6 +32,16 @@ public sealed class CheckPlan
 
     public IEnumerable<PlannedCheck> HostChecks => Checks.Where(c => c.Runnable && c.Placement == CheckPlacement.Host);
     public IEnumerable<PlannedCheck> SandboxChecks => Checks.Where(c => c.Runnable && c.Placement == CheckPlacement.Sandbox);
+
+    /// <summary>What these checks read when they run (datasets, declared files, the model's external data): all a sandbox is given.</summary>
+    public SandboxInputs InputsOf(IEnumerable<PlannedCheck> checks)
+    {
+        var list = checks.ToList();
+        var datasets = list.Select(c => c.Spec.Dataset).OfType<string>().Distinct(StringComparer.Ordinal)
+            .Select(name => Policy.Spec.Datasets[name]).ToList();
+        var files = list.SelectMany(c => (c.Options as IReadsInputFiles)?.InputFiles ?? []).Distinct(StringComparer.Ordinal).ToList();
+        return new SandboxInputs(datasets, files, Model.Graph.ExternalData.Values.Distinct(StringComparer.Ordinal).ToList());
+    }
 
     public static CheckPlan Create(DeploymentPolicy policy, OnnxModel model)
     {

@@ -16,7 +16,19 @@ public sealed record SandboxJob(
     IReadOnlyDictionary<string, string> DataOverrides,
     IReadOnlyList<string> CheckIds,
     bool UseGpu, bool RequireGpu,
-    ResourceLimits Limits);
+    ResourceLimits Limits,
+    SandboxInputs? Inputs = null);
+
+/// <summary>
+/// The files a sandbox job reads besides the model and the policy, from the bound plan: the datasets its checks use
+/// (after <c>--data</c> overrides), the files their bound options declare (<see cref="IReadsInputFiles"/>), and the
+/// model's external-data files (locations relative to the model's folder). Staging copies exactly these — nothing
+/// is found by looking at what policy strings happen to name.
+/// </summary>
+public sealed record SandboxInputs(IReadOnlyList<DatasetSpec> Datasets, IReadOnlyList<string> Files, IReadOnlyList<string> ModelExternalData)
+{
+    public static readonly SandboxInputs None = new([], [], []);
+}
 
 /// <summary>What came back from a sandbox. A fault (crash, OOM, timeout, bad results) leaves <see cref="Results"/> empty.</summary>
 public sealed record SandboxOutcome(

@@ -99,9 +99,14 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
             if (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false) is null)
                 return new RunnerExit(null, MissingImage());
             var spec = ContainerSpec.Create(Image, staged.JobDir, staged.ResultsDir, limits, gpu, faultsEnabled, Owner);
+            // The user that owns the private job folder (the sandbox user when we are root, else ourselves).
+            spec["User"] = $"{staged.Uid}:{staged.Gid}";
             // Named before it exists: cancelled while the engine creates it, we still know what to remove.
             name = $"gate-sandbox-{Guid.NewGuid():N}";
             id = await Client.CreateContainerAsync(spec, name, ct).ConfigureAwait(false);
+            // Verified from outside before anything runs: the runner's own reports are not evidence of isolation.
+            if (ContainerAudit.Mismatch(spec, await Client.InspectContainerAsync(id, ct).ConfigureAwait(false)) is { } mismatch)
+                return new RunnerExit(null, $"the engine did not apply the sandbox configuration ({mismatch}); the runner was not started");
             await Client.StartContainerAsync(id, ct).ConfigureAwait(false);
 
             using var logsCts = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -47,9 +47,12 @@ public sealed record JobManifest
     public string Runtime { get; init; } = "builtin";
 }
 
-/// <summary>What the self-test probes: a loopback listener the host opened, an outside address, the host's canary variable.</summary>
+/// <summary>
+/// What the self-test probes: a loopback listener the host opened, an outside address, the host's canary variable.
+/// <paramref name="Nonce"/> is fresh per self-test and must come back in the report: a canned report does not pass.
+/// </summary>
 public sealed record SelfTestRequest(string LoopbackHost, int LoopbackPort, string OutsideHost, int OutsidePort,
-    string CanaryName, string CanaryValue, int PidsLimit);
+    string CanaryName, string CanaryValue, int PidsLimit, string Nonce = "");
 
 /// <summary>results.json: written by the runner (temp file + rename) as its last act.</summary>
 public sealed class RunnerResults

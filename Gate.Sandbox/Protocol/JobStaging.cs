@@ -3,19 +3,29 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Evidence;
+using Gate.Core.IO;
 using Gate.Core.Policy;
 using Gate.Core.Runtime;
 using Gate.Core.Sandbox;
 
 namespace Gate.Sandbox.Protocol;
 
-/// <summary>A staged job: <c>job/</c> (read-only to the sandbox) and <c>results/</c> (its only writable folder).</summary>
-/// <param name="Uid">The user the sandbox runs as; it owns <paramref name="ResultsDir"/>.</param>
-public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir, int Uid = JobStaging.SandboxUid) : IDisposable
+/// <summary>
+/// A staged job: <c>job/</c> (read-only to the sandbox) and <c>results/</c> (its only writable folder), both inside
+/// a private work folder (0700, owned by the sandbox user <paramref name="Uid"/> when the host runs as root, else by
+/// the host user, who is then also the sandbox user). Disposing removes the whole folder without following links.
+/// </summary>
+/// <param name="Uid">The user the sandbox runs as; it owns the work folder and everything in it.</param>
+public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir, int Uid = JobStaging.SandboxUid, int Gid = JobStaging.SandboxGid) : IDisposable
 {
+    /// <summary>The host-owned folder the work folder sits in; reads of sandbox output start here, not in the sandbox's own folder.</summary>
+    internal string TrustedParent => Path.GetDirectoryName(WorkDir)!;
+    /// <summary>A path under results/, relative to <see cref="TrustedParent"/>, for <see cref="UntrustedFiles"/>.</summary>
+    internal string ResultsRelative(string rel) => $"{Path.GetFileName(WorkDir)}/results/{rel}";
+
     public void Dispose()
     {
-        try { Directory.Delete(WorkDir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        try { JobStaging.RemoveTree(WorkDir); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
 
@@ -30,42 +40,42 @@ public sealed class RunnerFailedException(string reason, bool inputError) : IOEx
 public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest);
 
 /// <summary>
-/// Host side of the job protocol: copies what a job needs into a fresh folder, and reads back what the sandbox
-/// wrote, treating it as untrusted input (size caps, ids, paths and digests checked before anything is copied).
+/// Host side of the job protocol: copies exactly what a job needs into a fresh private folder, and reads back what
+/// the sandbox wrote, treating it as untrusted input (no link followed, sizes capped, ids, paths and digests checked
+/// before anything is copied out).
 /// </summary>
 public static class JobStaging
 {
     /// <summary>The unprivileged identity the sandbox runs as (nobody/nogroup; "sandbox" in the image's passwd).</summary>
     public const int SandboxUid = 65534, SandboxGid = 65534;
     public const long MaxResultsBytes = 64L << 20;
+    public const long MaxSelfTestBytes = 1L << 20;
+    public const long MaxEvidenceFileBytes = 256L << 20, MaxEvidenceTotalBytes = 1L << 30;
+    public const int MaxEvidenceFiles = 10_000;
 
+    private const UnixFileMode OwnerAll = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode OwnerReadDir = UnixFileMode.UserRead | UnixFileMode.UserExecute;
+    private const UnixFileMode OwnerRead = UnixFileMode.UserRead;
+
+    /// <param name="uid">The sandbox user; honoured only when we run as root (else the sandbox runs as us).</param>
     public static StagedJob Stage(SandboxJob job, SelfTestRequest? selfTest = null, string? fault = null, int uid = SandboxUid)
     {
-        var work = Path.Combine(Path.GetTempPath(), $"gate-sandbox-{Guid.NewGuid():N}");
-        var jobDir = Path.Combine(work, "job");
-        var resultsDir = Path.Combine(work, "results");
-        Directory.CreateDirectory(jobDir);
-        Directory.CreateDirectory(resultsDir);
-        var staged = new StagedJob(work, jobDir, resultsDir, uid);
+        var staged = NewPrivateJob(uid, out bool root);
         try
         {
             var data = new Dictionary<string, string>(StringComparer.Ordinal);
-            string policyRel = "";
-            if (selfTest is null)
-            {
-                File.Copy(job.ModelPath, Path.Combine(jobDir, "model.onnx"));
-                policyRel = StagePolicyTree(job, jobDir, data);
-            }
+            string policyRel = "", modelRel = "";
+            if (selfTest is null) (modelRel, policyRel) = StageInputs(job, staged.JobDir, data);
             var manifest = new JobManifest
             {
                 Kind = selfTest is null ? JobManifest.KindChecks : JobManifest.KindSelfTest,
-                Model = selfTest is null ? "model.onnx" : "", ModelSha256 = job.ModelSha256,
+                Model = modelRel, ModelSha256 = job.ModelSha256,
                 Policy = policyRel, PolicySha256 = job.PolicySha256,
                 Data = data, CheckIds = [.. job.CheckIds], UseGpu = job.UseGpu, RequireGpu = job.RequireGpu,
                 SelfTest = selfTest, Fault = fault,
             };
-            File.WriteAllText(Path.Combine(jobDir, JobManifest.FileName), JsonSerializer.Serialize(manifest, JobProtocol.Json));
-            MakeReadableBySandbox(work, resultsDir, uid);
+            WriteFile(Path.Combine(staged.JobDir, JobManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, JobProtocol.Json));
+            HandOver(staged, root);
             return staged;
         }
         catch
@@ -76,54 +86,69 @@ public static class JobStaging
     }
 
     /// <summary>
-    /// Copies the policy and every file it references (any scalar that names an existing file relative to the
-    /// policy: datasets, specs, environments — whatever a check type reads) into job/tree/, keeping their positions
-    /// relative to each other, so the unchanged policy resolves them inside the sandbox. Datasets (including --data
-    /// overrides and absolute paths) are also passed as overrides. Other absolute file references are copied but
-    /// resolve to the host path inside, so policies should reference such files relatively.
-    /// Returns the policy's path relative to the job folder.
+    /// Copies the model (and its external data), the policy (the runner re-reads it) and exactly the files in
+    /// <see cref="SandboxJob.Inputs"/>: datasets go to data/ and are passed as overrides (which also relocates
+    /// absolute paths and --data); declared check files go to tree/ at their place relative to the policy, so the
+    /// unchanged policy resolves them. The model and policy must still have the digests the host planned with.
+    /// Returns (model, policy) relative to the job folder.
     /// </summary>
-    private static string StagePolicyTree(SandboxJob job, string jobDir, Dictionary<string, string> data)
+    /// <summary>
+    /// A fresh private work folder with empty job/ and results/. mkdtemp creates it 0700 under a fresh name, so
+    /// nobody else sees the folder, let alone its contents, at any point. Call <see cref="HandOver"/> when staged.
+    /// </summary>
+    /// <param name="uid">The sandbox user; honoured only when we run as root (else the sandbox runs as us).</param>
+    internal static StagedJob NewPrivateJob(int uid, out bool root)
     {
-        var policyPath = job.PolicyPath;
-        var tree = Path.Combine(jobDir, "tree");
-        var policy = PolicyLoader.Load(policyPath, job.DataOverrides);
-        var policyDir = Path.GetDirectoryName(Path.GetFullPath(policyPath))!;
-        var files = new SortedSet<string>(StringComparer.Ordinal) { Path.GetFullPath(policyPath) };
-        foreach (var ds in policy.Spec.Datasets.Values)
+        root = !OperatingSystem.IsWindows() && geteuid() == 0;
+        int gid = root ? SandboxGid : OperatingSystem.IsWindows() ? SandboxGid : (int)getegid();
+        if (!root && !OperatingSystem.IsWindows()) uid = (int)geteuid();
+        var work = Directory.CreateTempSubdirectory("gate-sandbox-").FullName;
+        var staged = new StagedJob(work, Path.Combine(work, "job"), Path.Combine(work, "results"), uid, gid);
+        try
         {
-            if (File.Exists(ds.InputsPath)) files.Add(ds.InputsPath);
-            if (ds.LabelsPath is not null && File.Exists(ds.LabelsPath)) files.Add(ds.LabelsPath);
+            MakeDir(staged.JobDir);
+            MakeDir(staged.ResultsDir);
+            return staged;
         }
-        Walk(policy.Root);
-        var root = CommonDirectory(files);
-        foreach (var f in files)
+        catch
         {
-            var to = Path.Combine(tree, Path.GetRelativePath(root, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(f, to, overwrite: true);
+            staged.Dispose();
+            throw;
         }
-        string Rel(string f) => Path.Combine("tree", Path.GetRelativePath(root, f));
-        // Datasets are always passed as overrides: that also relocates absolute paths and --data overrides.
-        foreach (var ds in policy.Spec.Datasets.Values)
-        {
-            if (files.Contains(ds.InputsPath)) data[ds.Name] = Rel(ds.InputsPath);
-            if (ds.LabelsPath is not null && files.Contains(ds.LabelsPath)) data[ds.Name + ".labels"] = Rel(ds.LabelsPath);
-        }
-        return Rel(Path.GetFullPath(policyPath));
+    }
 
-        void Walk(PolicyNode node)
+    private static (string Model, string Policy) StageInputs(SandboxJob job, string jobDir, Dictionary<string, string> data)
+    {
+        var inputs = job.Inputs ?? SandboxInputs.None;
+        MakeDir(Path.Combine(jobDir, "model"));
+        const string modelRel = "model/model.onnx";
+        if (CopyFile(job.ModelPath, Path.Combine(jobDir, modelRel)) != job.ModelSha256)
+            throw new InvalidDataException($"{job.ModelPath}: the model changed after it was planned (SHA-256 differs)");
+        var modelDir = Path.GetDirectoryName(Path.GetFullPath(job.ModelPath))!;
+        foreach (var location in inputs.ModelExternalData)
+            CopyFile(Path.Combine(modelDir, location), Path.Combine(jobDir, "model", location));
+
+        var policyPath = Path.GetFullPath(job.PolicyPath);
+        var policyBytes = File.ReadAllBytes(policyPath);
+        if (Convert.ToHexStringLower(SHA256.HashData(policyBytes)) != job.PolicySha256)
+            throw new InvalidDataException($"{policyPath}: the policy changed after it was planned (SHA-256 differs)");
+        var root = CommonDirectory(inputs.Files.Append(policyPath));
+        string Tree(string f) => Path.Combine("tree", Path.GetRelativePath(root, f));
+        WriteFile(Path.Combine(jobDir, Tree(policyPath)), policyBytes);
+        foreach (var f in inputs.Files) CopyFile(f, Path.Combine(jobDir, Tree(f)));
+
+        for (int i = 0; i < inputs.Datasets.Count; i++)
         {
-            switch (node)
-            {
-                case PolicyMapping m: foreach (var (_, v) in m.Entries) Walk(v); break;
-                case PolicySequence q: foreach (var v in q.Items) Walk(v); break;
-                case PolicyScalar sc when sc.Value.Length is > 0 and < 1024 && sc.Value.IndexOfAny(Path.GetInvalidPathChars()) < 0:
-                    var full = Path.GetFullPath(Path.Combine(policyDir, sc.Value));
-                    if (File.Exists(full)) files.Add(full);
-                    break;
-            }
+            var ds = inputs.Datasets[i];
+            var rel = $"data/{i}.inputs.npy";
+            CopyFile(ds.InputsPath, Path.Combine(jobDir, rel));
+            data[ds.Name] = rel;
+            if (ds.LabelsPath is null) continue;
+            rel = $"data/{i}.labels.npy";
+            CopyFile(ds.LabelsPath, Path.Combine(jobDir, rel));
+            data[ds.Name + ".labels"] = rel;
         }
+        return (modelRel, Tree(policyPath));
     }
 
     private static string CommonDirectory(IEnumerable<string> files)
@@ -138,42 +163,112 @@ public static class JobStaging
         return common ?? "/";
     }
 
-    /// <summary>Job files world-readable, results owned by the sandbox user (when we may chown): nothing else writable.</summary>
-    internal static void MakeReadableBySandbox(string work, string resultsDir, int uid)
+    /// <summary>Copies a file into the job (owner-read-only, never world-readable), creating folders 0700; returns its SHA-256.</summary>
+    internal static string CopyFile(string from, string to)
     {
-        if (OperatingSystem.IsWindows()) return;
-        const UnixFileMode dir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
-                                 UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
-        const UnixFileMode file = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-        foreach (var d in Directory.EnumerateDirectories(work, "*", SearchOption.AllDirectories).Append(work)) File.SetUnixFileMode(d, dir);
-        foreach (var f in Directory.EnumerateFiles(work, "*", SearchOption.AllDirectories)) File.SetUnixFileMode(f, file);
-        if (Environment.UserName == "root" || geteuid() == 0) _ = chown(resultsDir, uid, SandboxGid);
+        CreateFolders(Path.GetDirectoryName(to)!);
+        using var src = File.OpenRead(from);
+        using var dst = new FileStream(to, NewFile());
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buf = new byte[1 << 20];
+        int n;
+        while ((n = src.Read(buf)) > 0) { sha.AppendData(buf, 0, n); dst.Write(buf, 0, n); }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
-    [DllImport("libc", SetLastError = true)] private static extern int chown(string path, int uid, int gid);
-    [DllImport("libc")] internal static extern uint geteuid();
+    internal static void WriteFile(string to, byte[] bytes)
+    {
+        CreateFolders(Path.GetDirectoryName(to)!);
+        using var dst = new FileStream(to, NewFile());
+        dst.Write(bytes);
+    }
+
+    private static FileStreamOptions NewFile()
+    {
+        var o = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) o.UnixCreateMode = OwnerRead;
+        return o;
+    }
+
+    private static void CreateFolders(string dir)
+    {
+        if (Directory.Exists(dir)) return;
+        CreateFolders(Path.GetDirectoryName(dir)!);
+        MakeDir(dir);
+    }
+
+    private static void MakeDir(string dir)
+    {
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
+        else Directory.CreateDirectory(dir, OwnerAll);
+    }
 
     /// <summary>
-    /// Reads results.json and validates it against the job: parseable, within size, only requested check ids and
-    /// each once, every evidence file inside results/evidence with the recorded size and SHA-256. Only then are the
-    /// evidence files copied into <paramref name="evidenceDir"/>. Throws <see cref="InvalidDataException"/> with the reason.
+    /// Gives the folder to the sandbox user: job/ read-only (0500 folders, 0400 files), results/ and the work folder
+    /// 0700, all owned by that user when we are root. Group and others get nothing, ever.
     /// </summary>
-    public static CollectedResults Collect(StagedJob staged, IReadOnlyCollection<string> requestedIds, string evidenceDir)
+    internal static void HandOver(StagedJob staged, bool root)
     {
-        var path = Path.Combine(staged.ResultsDir, RunnerResults.FileName);
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new InvalidDataException("the sandbox wrote no results.json");
-        if (info.Length > MaxResultsBytes) throw new InvalidDataException($"results.json is {info.Length} bytes (limit {MaxResultsBytes})");
+        if (OperatingSystem.IsWindows()) return;
+        foreach (var d in Directory.EnumerateDirectories(staged.JobDir, "*", SearchOption.AllDirectories).Append(staged.JobDir))
+            File.SetUnixFileMode(d, OwnerReadDir);
+        if (!root) return;
+        foreach (var p in Directory.EnumerateFileSystemEntries(staged.WorkDir, "*", SearchOption.AllDirectories).Append(staged.WorkDir))
+            if (lchown(p, staged.Uid, staged.Gid) != 0)
+                throw new IOException($"cannot give {p} to the sandbox user {staged.Uid} (errno {Marshal.GetLastPInvokeError()})");
+    }
+
+    /// <summary>
+    /// Removes a folder the sandbox had write access to: links are removed, never followed (nor chmod-ed through),
+    /// and read-only folders (job/) are made writable first so a non-root host can empty them.
+    /// </summary>
+    internal static void RemoveTree(string path)
+    {
+        var info = new DirectoryInfo(path);
+        if (info.LinkTarget is not null) { File.Delete(path); return; }
+        if (!info.Exists) return;
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, OwnerAll);
+        foreach (var entry in info.EnumerateFileSystemInfos())
+        {
+            if (entry is DirectoryInfo && entry.LinkTarget is null) RemoveTree(entry.FullName);
+            else File.Delete(entry.FullName);
+        }
+        Directory.Delete(path);
+    }
+
+    [DllImport("libc", SetLastError = true)] private static extern int lchown(string path, int uid, int gid);
+    [DllImport("libc")] internal static extern uint geteuid();
+    [DllImport("libc")] private static extern uint getegid();
+
+    /// <summary>
+    /// Reads results.json and validates it against the job: a regular file within size (never a link, FIFO or
+    /// device, at any depth — see <see cref="UntrustedFiles"/>), parseable, only requested check ids and each once,
+    /// every evidence file a regular file inside results/evidence with the recorded size and SHA-256. Each file is
+    /// read once, into memory, and only when all are valid are they written to <paramref name="evidenceDir"/>.
+    /// Throws <see cref="InvalidDataException"/> with the reason.
+    /// </summary>
+    public static CollectedResults Collect(StagedJob staged, IReadOnlyCollection<string> requestedIds, string evidenceDir) =>
+        Collect(staged, requestedIds, evidenceDir, MaxResultsBytes);
+
+    private static CollectedResults Collect(StagedJob staged, IReadOnlyCollection<string> requestedIds, string evidenceDir, long maxResultsBytes)
+    {
         RunnerResults parsed;
-        try { parsed = JobProtocol.ReadJson<RunnerResults>(path); }
+        try
+        {
+            var bytes = UntrustedFiles.ReadAll(staged.TrustedParent, staged.ResultsRelative(RunnerResults.FileName), maxResultsBytes);
+            parsed = JsonSerializer.Deserialize<RunnerResults>(bytes, JobProtocol.Json) ?? throw new InvalidDataException("results.json is empty (null)");
+        }
+        catch (UnsafeFileException e) when (e.Missing) { throw new InvalidDataException("the sandbox wrote no results.json"); }
+        catch (UnsafeFileException e) { throw new InvalidDataException($"results.json refused: {e.Reason}"); }
         catch (JsonException e) { throw new InvalidDataException($"results.json is malformed: {e.Message}"); }
         if (!parsed.Completed) throw new RunnerFailedException(parsed.Error ?? "no reason given", parsed.InputError);
         if (parsed.Results is null) throw new InvalidDataException("results.json has no results list");
 
         var wanted = new HashSet<string>(requestedIds, StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var evidenceRoot = Path.GetFullPath(Path.Combine(staged.ResultsDir, "evidence")) + Path.DirectorySeparatorChar;
-        var copies = new List<(string From, string Rel)>();
+        var copies = new List<(string Rel, byte[] Bytes)>();
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        long total = 0;
         foreach (var r in parsed.Results)
         {
             if (r is null || r.Id is null || r.Type is null) throw new InvalidDataException("results.json has a result without id/type");
@@ -182,31 +277,33 @@ public static class JobStaging
             foreach (var ev in r.Evidence)
             {
                 if (ev?.Path is null || Path.IsPathRooted(ev.Path)) throw new InvalidDataException($"check '{r.Id}': evidence path must be relative");
-                var full = Path.GetFullPath(Path.Combine(evidenceRoot, ev.Path));
-                if (!full.StartsWith(evidenceRoot, StringComparison.Ordinal)) throw new InvalidDataException($"check '{r.Id}': evidence path '{ev.Path}' leaves the evidence folder");
-                var fi = new FileInfo(full);
-                if (!fi.Exists || fi.LinkTarget is not null) throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' is missing or not a plain file");
-                if (fi.Length != ev.Bytes) throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' has {fi.Length} bytes, results say {ev.Bytes}");
-                using (var s = fi.OpenRead())
-                    if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(s)), ev.Sha256, StringComparison.OrdinalIgnoreCase))
-                        throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' does not match its recorded SHA-256");
-                copies.Add((full, full[evidenceRoot.Length..]));
+                if (copies.Count >= MaxEvidenceFiles) throw new InvalidDataException($"results.json lists more than {MaxEvidenceFiles} evidence files");
+                var rel = ev.Path.Replace('\\', '/');
+                if (!taken.Add(rel)) throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' is listed twice");
+                byte[] bytes;
+                try { bytes = UntrustedFiles.ReadAll(staged.TrustedParent, staged.ResultsRelative("evidence/" + rel), Math.Min(MaxEvidenceFileBytes, MaxEvidenceTotalBytes - total)); }
+                catch (UnsafeFileException e) { throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' refused: {e.Reason}"); }
+                total += bytes.Length;
+                if (bytes.Length != ev.Bytes) throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' has {bytes.Length} bytes, results say {ev.Bytes}");
+                if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(bytes)), ev.Sha256, StringComparison.OrdinalIgnoreCase))
+                    throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' does not match its recorded SHA-256");
+                copies.Add((rel, bytes));
             }
         }
-        foreach (var (from, rel) in copies)
+        foreach (var (rel, bytes) in copies)
         {
             var to = Path.Combine(evidenceDir, rel);
             Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(from, to + ".tmp", overwrite: true);
+            File.WriteAllBytes(to + ".tmp", bytes);
             File.Move(to + ".tmp", to, overwrite: true);
         }
         return new CollectedResults(parsed.Results, parsed.Runtime, parsed.SelfTest);
     }
 
-    /// <summary>Reads a self-test result (results.json of a selftest job); malformed → InvalidDataException.</summary>
+    /// <summary>Reads a self-test result (results.json of a selftest job, at most 1 MiB); malformed → InvalidDataException.</summary>
     public static JsonObject CollectSelfTest(StagedJob staged)
     {
-        var collected = Collect(staged, [], staged.ResultsDir);
+        var collected = Collect(staged, [], staged.ResultsDir, MaxSelfTestBytes);
         return collected.SelfTest ?? throw new InvalidDataException("the self-test wrote no report");
     }
 }

@@ -11,30 +11,28 @@ public static class ModelRunStaging
 {
     public static StagedJob Stage(ModelRunJob job, int uid = JobStaging.SandboxUid)
     {
-        var work = Path.Combine(Path.GetTempPath(), $"gate-sandbox-{Guid.NewGuid():N}");
-        var staged = new StagedJob(work, Path.Combine(work, "job"), Path.Combine(work, "results"), uid);
+        var staged = JobStaging.NewPrivateJob(uid, out bool root);
         try
         {
-            Directory.CreateDirectory(Path.Combine(staged.JobDir, "model"));
-            Directory.CreateDirectory(Path.Combine(staged.JobDir, "inputs"));
-            Directory.CreateDirectory(staged.ResultsDir);
             var modelName = ModelRunExecutor.SafeName(Path.GetFileName(job.ModelPath));
-            File.Copy(job.ModelPath, Path.Combine(staged.JobDir, "model", modelName));
+            var modelRel = Path.Combine("model", modelName);
+            if (JobStaging.CopyFile(job.ModelPath, Path.Combine(staged.JobDir, modelRel)) != job.ModelSha256)
+                throw new InvalidDataException($"{job.ModelPath}: the model changed after it was read (SHA-256 differs)");
             var inputs = new Dictionary<string, string>(StringComparer.Ordinal);
             int i = 0;
             foreach (var (name, path) in job.Inputs)
             {
                 var rel = Path.Combine("inputs", $"{i++}.npy");
-                File.Copy(path, Path.Combine(staged.JobDir, rel));
+                JobStaging.CopyFile(path, Path.Combine(staged.JobDir, rel));
                 inputs[name] = rel;
             }
             var manifest = new JobManifest
             {
-                Kind = JobManifest.KindRun, Model = Path.Combine("model", modelName), ModelSha256 = job.ModelSha256,
+                Kind = JobManifest.KindRun, Model = modelRel, ModelSha256 = job.ModelSha256,
                 Inputs = inputs, Captures = [.. job.Captures], Runtime = job.Runtime,
             };
-            File.WriteAllText(Path.Combine(staged.JobDir, JobManifest.FileName), JsonSerializer.Serialize(manifest, JobProtocol.Json));
-            JobStaging.MakeReadableBySandbox(work, staged.ResultsDir, uid);
+            JobStaging.WriteFile(Path.Combine(staged.JobDir, JobManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, JobProtocol.Json));
+            JobStaging.HandOver(staged, root);
             return staged;
         }
         catch

@@ -22,7 +22,7 @@ internal static class SelfTestProbes
             HostProcessEnviron(),
             Pids(req.PidsLimit),
         };
-        return new JsonObject { ["uid"] = (long)geteuid(), ["probes"] = probes };
+        return new JsonObject { ["nonce"] = req.Nonce, ["uid"] = (long)geteuid(), ["probes"] = probes };
     }
 
     private static JsonObject Probe(string name, string target, bool blocked, string detail) => new()

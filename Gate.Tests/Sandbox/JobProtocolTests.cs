@@ -128,7 +128,7 @@ public class JobStagingTests
     }
 
     [Fact]
-    public void Staging_copies_the_policy_with_the_files_it_references_so_they_resolve_inside()
+    public void Staging_copies_the_policy_and_the_datasets_the_plan_uses_so_they_resolve_inside()
     {
         var dir = TestPaths.TempDir("gate-staging");
         var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir));
@@ -153,7 +153,7 @@ public class JobStagingTests
         var dir = TestPaths.TempDir("gate-staging");
         var x = Path.Combine(dir, "other-x.npy");
         File.Copy(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy"), x);
-        var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir)) with { DataOverrides = new Dictionary<string, string> { ["test"] = x } };
+        var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir), data: new Dictionary<string, string> { ["test"] = x });
         using var staged = JobStaging.Stage(job);
         var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(staged.JobDir, JobManifest.FileName));
         var rel = manifest.Data["test"];

@@ -43,12 +43,14 @@ internal static class SandboxTestJobs
         return path;
     }
 
-    public static SandboxJob Job(string policyPath, ResourceLimits? limits = null)
+    /// <summary>The job the pipeline would make: the sandbox checks of the bound plan, with the inputs that plan uses.</summary>
+    public static SandboxJob Job(string policyPath, ResourceLimits? limits = null, IReadOnlyDictionary<string, string>? data = null)
     {
-        var policy = PolicyLoader.Load(policyPath);
+        var policy = PolicyLoader.Load(policyPath, data);
         var model = OnnxModelLoader.Load(ModelPath);
-        return new SandboxJob(ModelPath, model.Sha256, policyPath, policy.Sha256, new Dictionary<string, string>(),
-            ["accuracy"], false, false, limits ?? policy.Spec.Sandbox.Limits);
+        var plan = Gate.Core.Plan.CheckPlan.Create(policy, model);
+        return new SandboxJob(ModelPath, model.Sha256, policyPath, policy.Sha256, data ?? new Dictionary<string, string>(),
+            ["accuracy"], false, false, limits ?? policy.Spec.Sandbox.Limits, plan.InputsOf(plan.SandboxChecks));
     }
 
     public static IProgress<Gate.Core.Checks.ProgressUpdate> Progress(List<Gate.Core.Checks.ProgressUpdate> sink) => new Sync(sink);

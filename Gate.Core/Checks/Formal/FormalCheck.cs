@@ -8,7 +8,11 @@ using Gate.Core.Verification;
 namespace Gate.Core.Checks.Formal;
 
 /// <summary>Bound options of a formal check: a VNN-LIB file, or local robustness generated around dataset samples.</summary>
-public sealed record FormalOptions(string? SpecPath, VnnProperty? Spec, double? Epsilon, string? Dataset, int Samples, ProofMethod Method, TimeSpan Timeout);
+public sealed record FormalOptions(string? SpecPath, VnnProperty? Spec, double? Epsilon, string? Dataset, int Samples, ProofMethod Method, TimeSpan Timeout)
+    : IReadsInputFiles
+{
+    public IReadOnlyList<string> InputFiles => SpecPath is null ? [] : [SpecPath];
+}
 
 /// <summary>
 /// Proves output properties with sound bounds (IBP/CROWN and branch and bound): "holds" (proved), "violated"
