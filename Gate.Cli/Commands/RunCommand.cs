@@ -2,6 +2,7 @@ using System.CommandLine;
 using Gate.Core;
 using Gate.Core.Engine;
 using Gate.Core.Model;
+using Gate.Core.Report;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 
@@ -47,7 +48,7 @@ public static class RunCommand
             {
                 var file = Path.Combine(dir, SafeName(name) + ".npy");
                 Npy.Write(file, t);
-                Console.Out.WriteLine($"{name}\t{t}\t{file}");
+                Console.Out.WriteLine($"{SafeText.Line(name)}\t{t}\t{file}"); // tensor names come from the model
             }
             return Task.FromResult(ExitCodes.Approve);
         }));
