@@ -13,6 +13,7 @@ public static class CheckExecutor
     public static async Task<CheckResult> RunOneAsync(CheckContext ctx, PlannedCheck pc, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
+        ctx.Progress.Report(ProgressUpdate.Started(pc.Spec.Id));
         CheckResult result;
         if (pc.Implementation is null)
             result = CheckResult.Inconclusive(pc.Spec, $"check type '{pc.Spec.Type}' is not implemented in this build of Gate");
@@ -39,6 +40,7 @@ public static class CheckExecutor
         }
         result.Enforcement = pc.Spec.Enforcement;
         result.DurationSeconds = sw.Elapsed.TotalSeconds;
+        ctx.Progress.Report(ProgressUpdate.Finished(pc.Spec.Id, result.Verdict, result.DurationSeconds));
         return result;
     }
 
