@@ -299,7 +299,7 @@ public class OutputTests
             lines.Report(Gate.Core.Checks.ProgressUpdate.Started("robustness"));
             lines.Report(new Gate.Core.Checks.ProgressUpdate("robustness", "pgd", 1200, 8000, "queries"));
             var until = Stopwatch.StartNew();
-            while (!log.ToString().Contains("still working") && until.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
+            while (!log.ToString().Contains("queries (15%)") && until.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
         }
         Assert.Contains("check robustness started", log.ToString());
         Assert.Matches(@"still working \(\d+ s\): check robustness: pgd 1200/8000 queries \(15%\)", log.ToString());
