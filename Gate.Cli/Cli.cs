@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Gate.Core;
+using Gate.Core.Policy;
+using Gate.Core.Report;
 using Spectre.Console;
 
 namespace Gate.Cli;
@@ -47,17 +49,21 @@ public static class Cli
     {
         switch (e)
         {
+            // Messages quote names from the model or policy: one inert line each, so no name can start a line of its own.
+            case PolicyException pe:
+                foreach (var error in pe.Errors) Console.Error.WriteLine($"error: {SafeText.Line(error.ToString())}");
+                return ExitCodes.BadInput;
             case GateInputException gi:
-                Console.Error.WriteLine($"error: {gi.Message}");
+                Console.Error.WriteLine($"error: {SafeText.Line(gi.Message)}");
                 return ExitCodes.BadInput;
             case GateComponentMissingException cm:
-                Console.Error.WriteLine($"error: {cm.Message}");
+                Console.Error.WriteLine($"error: {SafeText.Line(cm.Message)}");
                 return ExitCodes.BadInput;
             case OperationCanceledException when signals?.Received is { } signal:
                 Console.Error.WriteLine($"gate: cancelled by {SignalCancellation.NameOf(signal)}: the sandbox was stopped and removed; no decision was written");
                 return signals.ExitCode;
             default:
-                Console.Error.WriteLine($"internal error ({e.GetType().Name}): {e.Message}");
+                Console.Error.WriteLine($"internal error ({e.GetType().Name}): {SafeText.Line(e.Message)}");
                 if (Environment.GetEnvironmentVariable("GATE_DEBUG") == "1") Console.Error.WriteLine(e);
                 else Console.Error.WriteLine("Set GATE_DEBUG=1 for details. Please report this.");
                 return ExitCodes.InternalError;
@@ -77,5 +83,5 @@ public static class Cli
         return d;
     }
 
-    public static IAnsiConsole Err { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    public static IAnsiConsole Err => Terminal.Err;
 }

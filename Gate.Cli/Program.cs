@@ -2,14 +2,8 @@ using System.CommandLine;
 using Gate.Cli;
 using Gate.Cli.Commands;
 
-// CI logs are files, not terminals: no escape codes there (nor with NO_COLOR), and a width that keeps table rows whole.
-if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("NO_COLOR") is { Length: > 0 })
-{
-    Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi = false;
-    Spectre.Console.AnsiConsole.Profile.Capabilities.ColorSystem = Spectre.Console.ColorSystem.NoColors;
-}
-if (Console.IsOutputRedirected)
-    Spectre.Console.AnsiConsole.Profile.Width = int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), out var columns) && columns > 40 ? columns : 140;
+// Before anything prints: inert console writers, colour only on a terminal (see Terminal).
+Terminal.Install();
 
 var root = new RootCommand("""
     Gate: a zero-shot deployment gate for machine-learning models.

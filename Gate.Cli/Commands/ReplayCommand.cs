@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Gate.Core;
+using Gate.Core.Report;
 using Gate.Core.Simulation;
 
 namespace Gate.Cli.Commands;
@@ -20,8 +21,9 @@ public static class ReplayCommand
             var f = pr.GetValue(file)!;
             if (!f.Exists) throw new GateInputException($"{f.FullName}: trajectory file not found");
             var t = TrajectoryRendering.FromJson(await File.ReadAllTextAsync(f.FullName, ct), f.FullName);
-            Console.Out.WriteLine($"{t.Environment} · scenario '{t.Scenario}' · {string.Join(", ", t.Conditions.Select(kv => $"{kv.Key}={kv.Value}"))} · start {t.Start}");
-            if (t.Note is not null) Console.Out.WriteLine($"note: {t.Note}");
+            // The trajectory is evidence from the sandbox: its fields are shown as inert single lines.
+            Console.Out.WriteLine(SafeText.Line($"{t.Environment} · scenario '{t.Scenario}' · {string.Join(", ", t.Conditions.Select(kv => $"{kv.Key}={kv.Value}"))} · start {t.Start}"));
+            if (t.Note is not null) Console.Out.WriteLine($"note: {SafeText.Line(t.Note)}");
             int ms = pr.GetValue(delay);
             foreach (var frame in TrajectoryRendering.AsciiFrames(t))
             {

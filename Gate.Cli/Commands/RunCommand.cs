@@ -2,6 +2,7 @@ using System.CommandLine;
 using Gate.Core;
 using Gate.Core.Model;
 using Gate.Core.Policy;
+using Gate.Core.Report;
 using Gate.Core.Sandbox;
 using Gate.Core.Tensors;
 using Gate.Sandbox;
@@ -57,11 +58,11 @@ public static class RunCommand
             if (outcome.Failure is { } why)
             {
                 if (outcome.InputError) throw new GateInputException(why);
-                Console.Error.WriteLine($"gate run: the {backend.Name} sandbox could not run the model: {why}");
+                Console.Error.WriteLine($"gate run: the {backend.Name} sandbox could not run the model: {SafeText.Line(why)}");
                 return ExitCodes.Inconclusive;
             }
             foreach (var (name, file) in outcome.Outputs)
-                Console.Out.WriteLine($"{SafeForTerminal(name)}\t{Npy.Read(file)}\t{file}");
+                Console.Out.WriteLine($"{SafeText.Line(name)}\t{Npy.Read(file)}\t{file}");
             return ExitCodes.Approve;
         }));
         return cmd;
@@ -69,6 +70,4 @@ public static class RunCommand
 
     /// <summary>Tensor names like "/net/net.1/Relu_output_0" become safe file names.</summary>
     public static string SafeName(string name) => ModelRunExecutor.SafeName(name);
-
-    private static string SafeForTerminal(string s) => new(s.Select(c => char.IsControl(c) ? '?' : c).ToArray());
 }

@@ -50,16 +50,16 @@ public static class SandboxCommand
     private static void Print(JsonObject report)
     {
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"Sandbox self-test — backend {Markup.Escape(report["backend"]?.ToString() ?? "?")}, isolation {Markup.Escape(report["isolation"]?.ToString() ?? "?")}");
+            .Title($"Sandbox self-test — backend {Terminal.Show(report["backend"]?.ToString() ?? "?")}, isolation {Terminal.Show(report["isolation"]?.ToString() ?? "?")}");
         table.AddColumns("probe", "target", "outcome", "detail");
         foreach (var p in report["probes"]?.AsArray().OfType<JsonObject>() ?? [])
         {
             var outcome = p["outcome"]?.ToString() ?? "?";
-            table.AddRow(Markup.Escape(p["name"]?.ToString() ?? ""), Markup.Escape(p["target"]?.ToString() ?? ""),
-                outcome == "blocked" ? "[green]blocked[/]" : $"[yellow]{Markup.Escape(outcome)}[/]", Markup.Escape(p["detail"]?.ToString() ?? ""));
+            table.AddRow(Terminal.Show(p["name"]?.ToString() ?? ""), Terminal.Show(p["target"]?.ToString() ?? ""),
+                outcome == "blocked" ? "[green]blocked[/]" : $"[yellow]{Terminal.Show(outcome)}[/]", Terminal.Show(p["detail"]?.ToString() ?? ""));
         }
         AnsiConsole.Write(table);
-        if (report["error"] is { } err) AnsiConsole.MarkupLine($"[red]self-test could not run:[/] {Markup.Escape(err.ToString())}");
+        if (report["error"] is { } err) AnsiConsole.MarkupLine($"[red]self-test could not run:[/] {Terminal.Show(err.ToString())}");
         if (report["outsideReachableFromHost"]?.GetValue<bool>() == false)
             AnsiConsole.MarkupLine("[grey]note: the host itself cannot reach the outside address, so 'blocked' there proves little.[/]");
     }

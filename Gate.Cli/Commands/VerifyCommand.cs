@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Gate.Core.Audit;
+using Gate.Core.Report;
 
 namespace Gate.Cli.Commands;
 
@@ -23,7 +24,7 @@ public static class VerifyCommand
             var pub = VerificationKey.Load(pr.GetValue(key)!.FullName);
             var report = ArtifactVerifier.Verify(pr.GetValue(artifact)!.FullName, pub, pr.GetValue(model)?.FullName,
                 pr.GetValue(policy)?.FullName, pr.GetValue(evidence)?.FullName);
-            foreach (var item in report.Items) Console.Out.WriteLine(item);
+            foreach (var item in report.Items) Console.Out.WriteLine(SafeText.Line(item.ToString())); // names from the artifact: no line of their own
             Console.Out.WriteLine(report.ExitCode == ArtifactVerifier.Verified ? "VERIFIED" : $"NOT VERIFIED (exit {report.ExitCode})");
             return Task.FromResult(report.ExitCode);
         }));

@@ -51,14 +51,4 @@ public static class DecisionAttestation
         AtomicFile.WriteText(path, envelope.ToJson());
         return path;
     }
-
-    /// <summary>
-    /// Removes an attestation left by an earlier run in the same output folder, before this run starts: if this run
-    /// fails before signing, no attestation may sit beside its (new or missing) decision.
-    /// </summary>
-    public static void RemoveStale(string outDir)
-    {
-        var path = Path.Combine(outDir, FileName);
-        if (File.Exists(path)) File.Delete(path);
-    }
 }

@@ -13,6 +13,7 @@ public static class CheckExecutor
     public static async Task<CheckResult> RunOneAsync(CheckContext ctx, PlannedCheck pc, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
+        ctx.Progress.Report(ProgressUpdate.Started(pc.Spec.Id));
         CheckResult result;
         if (pc.NotRunReason is { } why)
             result = CheckResult.Inconclusive(pc.Spec, why);
@@ -41,6 +42,7 @@ public static class CheckExecutor
         }
         result.Enforcement = pc.Spec.Enforcement;
         result.DurationSeconds = sw.Elapsed.TotalSeconds;
+        ctx.Progress.Report(ProgressUpdate.Finished(pc.Spec.Id, result.Verdict, result.DurationSeconds));
         return result;
     }
 

@@ -24,8 +24,7 @@ public static class ReportWriter
         foreach (var (name, text) in new[] { (HtmlFile, RenderHtml(record)), (MarkdownFile, RenderMarkdown(record)), (JUnitFile, RenderJUnit(record)) })
         {
             var path = Path.Combine(outDir, name);
-            File.WriteAllText(path + ".tmp", text, new UTF8Encoding(false));
-            File.Move(path + ".tmp", path, overwrite: true);
+            Audit.AtomicFile.WriteText(path, text);
             written.Add(path);
         }
         return written;
@@ -189,7 +188,9 @@ public static class ReportWriter
     /// <summary>Escapes text for a Markdown table cell: pipes, newlines and markup characters can not break the table.</summary>
     public static string MdCell(string? text) =>
         // Only what could open markup is escaped (rendered Markdown passes raw HTML through); quotes stay readable in CI logs.
-        (text ?? "").Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("|", "\\|").Replace("\r", "").Replace("\n", "<br>").Replace("`", "\\`").Replace("*", "\\*").Replace("_", "\\_").Replace("[", "\\[");
+        // A newline becomes <br> (a cell never ends its line, so no forged row or line); SafeText makes the rest inert.
+        SafeText.Line((text ?? "").Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("|", "\\|").Replace("`", "\\`")
+            .Replace("*", "\\*").Replace("_", "\\_").Replace("[", "\\[").Replace("\r", "").Replace("\n", "<br>"));
 
     public static string RenderMarkdown(DecisionRecord r)
     {
@@ -300,19 +301,11 @@ public static class ReportWriter
         w.WriteEndElement();
     }
 
-    /// <summary>Drops characters XML 1.0 cannot carry (control characters, lone surrogates) so model-controlled text cannot break the file.</summary>
-    private static string Xml(string? s)
-    {
-        if (string.IsNullOrEmpty(s)) return "";
-        var sb = new StringBuilder(s.Length);
-        for (int i = 0; i < s.Length; i++)
-        {
-            char ch = s[i];
-            if (char.IsHighSurrogate(ch) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { sb.Append(ch).Append(s[++i]); continue; }
-            sb.Append(XmlConvert.IsXmlChar(ch) ? ch : '\uFFFD');
-        }
-        return sb.ToString();
-    }
+    /// <summary>
+    /// Model-controlled text made inert (<see cref="SafeText"/>): XML 1.0 cannot carry most control characters at all,
+    /// and those it can (C1, bidi overrides) would act on whoever prints the file in a terminal.
+    /// </summary>
+    private static string Xml(string? s) => SafeText.Text(s);
 
     private sealed class Utf8StringWriter(StringBuilder sb) : StringWriter(sb, CultureInfo.InvariantCulture)
     {

@@ -134,13 +134,14 @@ public static class Html
     public static string Escape(string? text)
     {
         if (string.IsNullOrEmpty(text)) return "";
+        // Control characters are not valid in XML/HTML text and bidi overrides would reorder what the reader sees:
+        // SafeText shows both as visible escapes before the markup characters are escaped.
+        text = SafeText.Text(text);
         var sb = new StringBuilder(text.Length + 16);
         foreach (var ch in text)
             sb.Append(ch switch
             {
                 '&' => "&amp;", '<' => "&lt;", '>' => "&gt;", '"' => "&quot;", '\'' => "&#39;",
-                // Control characters are not valid in XML/HTML text; show a replacement instead of corrupting the file.
-                _ when ch < 0x20 && ch is not ('\n' or '\r' or '\t') => "\uFFFD",
                 _ => ch.ToString(),
             });
         return sb.ToString();

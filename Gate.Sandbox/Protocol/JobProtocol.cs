@@ -68,7 +68,8 @@ public sealed class RunnerResults
 }
 
 /// <summary>One line on the runner's stdout. Anything that does not parse as one is treated as a log line.</summary>
-public sealed record ProgressLine(string CheckId, string Task, double Done, double Total, string? Unit);
+public sealed record ProgressLine(string CheckId, string Task, double Done, double Total, string? Unit,
+    ProgressPhase Phase = ProgressPhase.Working, Verdict? Verdict = null);
 
 public static class JobProtocol
 {
@@ -81,7 +82,7 @@ public static class JobProtocol
     public const int MaxLineChars = 16 * 1024;
 
     public static string ProgressJson(ProgressUpdate u) =>
-        JsonSerializer.Serialize(new { progress = new ProgressLine(u.CheckId, u.Task, u.Done, u.Total, u.Unit) }, Compact);
+        JsonSerializer.Serialize(new { progress = new ProgressLine(u.CheckId, u.Task, u.Done, u.Total, u.Unit, u.Phase, u.Verdict) }, Compact);
 
     public static bool TryParseProgress(string line, out ProgressUpdate update)
     {
@@ -91,7 +92,7 @@ public static class JobProtocol
         {
             var p = JsonNode.Parse(line)?["progress"]?.Deserialize<ProgressLine>(Compact);
             if (p is null || p.CheckId is null || p.Task is null || !double.IsFinite(p.Done) || !double.IsFinite(p.Total)) return false;
-            update = new ProgressUpdate(p.CheckId, p.Task, p.Done, p.Total, p.Unit);
+            update = new ProgressUpdate(p.CheckId, p.Task, p.Done, p.Total, p.Unit, p.Phase, p.Verdict);
             return true;
         }
         catch (JsonException) { return false; }
