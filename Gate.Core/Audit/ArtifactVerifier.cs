@@ -67,7 +67,7 @@ public static class ArtifactVerifier
     public static VerifyReport Verify(string artifactPath, VerificationKey key, string? modelPath, string? policyPath, string? evidenceDir,
         IReadOnlySet<GateDecision>? requiredDecisions = null)
     {
-        var envelope = DsseEnvelope.Load(artifactPath);
+        var envelope = DsseEnvelope.LoadEnvelopeOrBundle(artifactPath, out var isBundle);
         var items = new List<VerifyItem>();
         var codes = new List<int>();
         void Fail(int code, string what, string msg) { items.Add(new(VerifyItemStatus.Fail, what, msg)); codes.Add(code); }
@@ -83,20 +83,22 @@ public static class ArtifactVerifier
             Fail(BadSignature, "signature", $"no signature in {Path.GetFileName(artifactPath)} verifies under key {key.KeyId} (the payload or signature was altered, or this is not the signing key)");
             return new(items, BadSignature);
         }
-        items.Add(new(VerifyItemStatus.Ok, "signature", $"ECDSA P-256/SHA-256 signature over the DSSE PAE verifies under key {key.KeyId}"));
+        items.Add(new(VerifyItemStatus.Ok, "signature", $"ECDSA P-256/SHA-256 signature over the DSSE PAE{(isBundle ? " (in a Sigstore bundle)" : "")} verifies under key {key.KeyId}"));
 
         var st = ParseStatement(envelope.Payload, artifactPath);
         var predicate = st.Predicate;
         // A statement signed about one model must carry that model's decision; otherwise `--model` would be checked
         // against a subject the decision was never made about. Nothing else in it is interpreted.
-        if (st.SubjectSha256 != st.PredicateModelSha256 || st.SubjectName != st.PredicateModelName)
+        if (st.IsGatePredicate && (st.SubjectSha256 != st.PredicateModelSha256 || st.SubjectName != st.PredicateModelName))
         {
             Fail(ModelMismatch, "statement", $"subject '{st.SubjectName}' sha256 {st.SubjectSha256} is not the model the decision was made about " +
                 $"(predicate.model.name '{st.PredicateModelName}', predicate.model.sha256 {st.PredicateModelSha256}); the statement is inconsistent");
             return new(items, ModelMismatch);
         }
 
-        var decisionText = $"{Upper(st.Decision)} for '{st.SubjectName}' under policy '{Str(predicate["policyName"])}' (ended {Str(predicate["endedAt"])})";
+        var decisionText = st.IsGatePredicate
+            ? $"{Upper(st.Decision)} for '{st.SubjectName}' under policy '{Str(predicate["policyName"])}' (ended {Str(predicate["endedAt"])})"
+            : $"{Upper(st.Decision)} (in-toto test-result {Str(predicate["result"])}) for '{st.SubjectName}'";
         if (requiredDecisions is null)
             items.Add(new(VerifyItemStatus.Note, "decision", $"{decisionText}; not judged (use --require-decision approve to gate on it)"));
         else
@@ -115,7 +117,7 @@ public static class ArtifactVerifier
             else Fail(ModelMismatch, "model", $"{Path.GetFileName(modelPath)} sha256 {hex} differs from the attested subject '{st.SubjectName}' sha256 {st.SubjectSha256}");
         }
 
-        var policySha = Str((predicate["policy"] as JsonObject)?["sha256"]);
+        var policySha = st.PolicySha256;
         if (policyPath is null) items.Add(new(VerifyItemStatus.Note, "policy", "not checked (no --policy given)"));
         else
         {
@@ -125,6 +127,8 @@ public static class ArtifactVerifier
         }
 
         if (evidenceDir is null) items.Add(new(VerifyItemStatus.Note, "evidence", "not checked (no --evidence given)"));
+        else if (!st.IsGatePredicate)
+            Fail(EvidenceMismatch, "evidence", $"a test-result statement lists no evidence; verify {DecisionAttestation.FileName} (Gate's full record) with --evidence");
         else VerifyEvidence(predicate, evidenceDir, items, codes);
 
         return new(items, codes.Count == 0 ? Verified : codes.Min());
@@ -132,14 +136,15 @@ public static class ArtifactVerifier
 
     private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
-    private sealed record ParsedStatement(string SubjectName, string SubjectSha256, string? PredicateModelName, string? PredicateModelSha256,
-        GateDecision Decision, JsonObject Predicate);
+    private sealed record ParsedStatement(bool IsGatePredicate, string SubjectName, string SubjectSha256, string? PredicateModelName,
+        string? PredicateModelSha256, string? PolicySha256, GateDecision Decision, JsonObject Predicate);
 
     private static bool IsSha256Hex(string? s) => s is { Length: 64 } && s.All(char.IsAsciiHexDigit);
 
     /// <summary>
     /// The signed statement, read strictly: a malformed one is bad input (exit 3) naming the field. Names and paths
-    /// are checked for control characters here, before anything uses them as a path or prints them.
+    /// are checked for control characters here, before anything uses them as a path or prints them. Two predicates are
+    /// accepted: Gate's decision record, and the in-toto test-result summary signed beside it.
     /// </summary>
     private static ParsedStatement ParseStatement(byte[] payload, string source)
     {
@@ -147,13 +152,22 @@ public static class ArtifactVerifier
             ?? throw new GateInputException($"{source}: the signed payload is not a JSON object");
         if (Str(st["_type"]) != DecisionAttestation.StatementType)
             throw new GateInputException($"{source}: _type is '{Str(st["_type"])}', expected '{DecisionAttestation.StatementType}'");
-        if (Str(st["predicateType"]) != DecisionAttestation.PredicateType)
-            throw new GateInputException($"{source}: predicateType is '{Str(st["predicateType"])}', expected '{DecisionAttestation.PredicateType}'");
+        var predicateType = Str(st["predicateType"]);
+        if (predicateType is not (DecisionAttestation.PredicateType or TestResultAttestation.PredicateType))
+            throw new GateInputException($"{source}: predicateType is '{predicateType}', expected '{DecisionAttestation.PredicateType}' or '{TestResultAttestation.PredicateType}'");
         if (st["subject"] is not JsonArray { Count: 1 } subj || subj[0] is not JsonObject s0 || Str(s0["name"]) is not { } name
             || Str((s0["digest"] as JsonObject)?["sha256"]) is not { } sha || !IsSha256Hex(sha))
             throw new GateInputException($"{source}: subject must be one entry with a name and a 64-hex-digit digest.sha256");
         UntrustedInput.RequirePlainText(name, source, "subject[0].name");
         if (st["predicate"] is not JsonObject predicate) throw new GateInputException($"{source}: predicate is missing");
+
+        if (predicateType == TestResultAttestation.PredicateType)
+        {
+            if (!TestResultAttestation.TryParseResult(Str(predicate["result"]), out var result))
+                throw new GateInputException($"{source}: predicate.result is '{Str(predicate["result"])}', expected PASSED, WARNED or FAILED");
+            var policy = (predicate["configuration"] as JsonArray)?.FirstOrDefault() as JsonObject;
+            return new(false, name, sha.ToLowerInvariant(), null, null, Str((policy?["digest"] as JsonObject)?["sha256"])?.ToLowerInvariant(), result, predicate);
+        }
         if (!TryParseDecision(Str(predicate["decision"]), out var decision))
             throw new GateInputException($"{source}: predicate.decision is '{Str(predicate["decision"])}', expected approve, reject or inconclusive");
         var model = predicate["model"] as JsonObject;
@@ -162,7 +176,8 @@ public static class ArtifactVerifier
         if (predicate["evidence"] is JsonArray evidence)
             for (int i = 0; i < evidence.Count; i++)
                 if (Str(evidence[i]?["path"]) is { } p) UntrustedInput.RequirePlainText(p, source, $"predicate.evidence[{i}].path");
-        return new(name, sha.ToLowerInvariant(), modelName, Str(model?["sha256"])?.ToLowerInvariant(), decision, predicate);
+        return new(true, name, sha.ToLowerInvariant(), modelName, Str(model?["sha256"])?.ToLowerInvariant(),
+            Str((predicate["policy"] as JsonObject)?["sha256"]), decision, predicate);
     }
 
     private static void VerifyEvidence(JsonObject predicate, string evidenceDir, List<VerifyItem> items, List<int> codes)

@@ -56,17 +56,39 @@ public sealed record DsseEnvelope(string PayloadType, byte[] Payload, IReadOnlyL
     public static DsseEnvelope Load(string path) =>
         Parse(UntrustedInput.ReadRegularFile(path, MaxFileBytes, "DSSE envelope"), path);
 
+    /// <summary>
+    /// Reads an attestation file that is either a bare DSSE envelope or a Sigstore bundle holding one
+    /// (<see cref="SigstoreBundle"/>); <paramref name="isBundle"/> says which it was.
+    /// </summary>
+    public static DsseEnvelope LoadEnvelopeOrBundle(string path, out bool isBundle)
+    {
+        var bytes = UntrustedInput.ReadRegularFile(path, MaxFileBytes, "DSSE envelope or Sigstore bundle");
+        using var doc = UntrustedInput.ParseJsonDocument(bytes, path, root =>
+        {
+            CapSignatures(root, path, "");
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("dsseEnvelope", out var inner)) CapSignatures(inner, path, "dsseEnvelope.");
+        });
+        isBundle = SigstoreBundle.IsBundle(doc.RootElement);
+        return isBundle ? SigstoreBundle.EnvelopeOf(doc.RootElement, path) : FromJson(doc.RootElement, path);
+    }
+
     public static DsseEnvelope Parse(string json, string source) => Parse(Encoding.UTF8.GetBytes(json), source);
 
     public static DsseEnvelope Parse(ReadOnlyMemory<byte> utf8, string source)
     {
-        using var doc = UntrustedInput.ParseJsonDocument(utf8, source, root =>
-        {
-            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("signatures", out var s) && s.ValueKind == JsonValueKind.Array
-                && s.GetArrayLength() > MaxSignatures)
-                throw new GateInputException($"{source}: signatures: {s.GetArrayLength()} entries; at most {MaxSignatures} are accepted");
-        });
-        var o = doc.RootElement;
+        using var doc = UntrustedInput.ParseJsonDocument(utf8, source, root => CapSignatures(root, source, ""));
+        return FromJson(doc.RootElement, source);
+    }
+
+    private static void CapSignatures(JsonElement envelope, string source, string where)
+    {
+        if (envelope.ValueKind == JsonValueKind.Object && envelope.TryGetProperty("signatures", out var s) && s.ValueKind == JsonValueKind.Array
+            && s.GetArrayLength() > MaxSignatures)
+            throw new GateInputException($"{source}: {where}signatures: {s.GetArrayLength()} entries; at most {MaxSignatures} are accepted");
+    }
+
+    internal static DsseEnvelope FromJson(JsonElement o, string source)
+    {
         if (o.ValueKind != JsonValueKind.Object) throw new GateInputException($"{source}: a DSSE envelope must be a JSON object");
         string Str(JsonElement obj, string key, string where) =>
             obj.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : throw new GateInputException($"{source}: {where}{key}: expected a string");
