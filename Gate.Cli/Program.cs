@@ -23,6 +23,7 @@ root.Subcommands.Add(KeygenCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
 var policy = PolicyCommand.Create();
 policy.Subcommands.Add(PolicyApproveCommand.Create());
+policy.Subcommands.Add(PolicyImpactCommand.Create());
 root.Subcommands.Add(policy);
 root.Subcommands.Add(SandboxCommand.Create());
 root.Subcommands.Add(ProveCommand.Create());
