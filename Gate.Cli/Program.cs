@@ -21,6 +21,7 @@ root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(ReplayCommand.Create());
 root.Subcommands.Add(KeygenCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
+root.Subcommands.Add(SignModelCommand.Create());
 var policy = PolicyCommand.Create();
 policy.Subcommands.Add(PolicyApproveCommand.Create());
 policy.Subcommands.Add(PolicyImpactCommand.Create());

@@ -40,6 +40,8 @@ public static class CheckCommand
             var record = pr.GetValue(json)
                 ? await new GateCheckPipeline(backend).RunAsync(req, null, ct)
                 : await ProgressBars.RunAsync(progress => new GateCheckPipeline(backend).RunAsync(req, progress, ct));
+            // The model signature comes first, so that the decision (and its attestation) records its digest.
+            if (signingKey is not null) record.ModelSignature = ModelSignature.WriteFor(record, req.OutDir, signingKey);
             var path = GateCheckPipeline.WriteDecision(record, req.OutDir);
             Gate.Core.Report.ReportWriter.Write(record, req.OutDir); // report.html, summary.md, junit.xml beside decision.json
             // The private key is used only here, on the host, after the sandbox has returned and every output is written.

@@ -75,7 +75,7 @@ public static class DecisionAttestation
     /// </summary>
     public static void RemoveStale(string outDir)
     {
-        foreach (var name in FileNames)
+        foreach (var name in FileNames.Append(ModelSignature.DefaultFileName))
         {
             var path = Path.Combine(outDir, name);
             if (File.Exists(path)) File.Delete(path);
