@@ -34,7 +34,8 @@ public sealed class OutputSet : IDisposable
 
     /// <summary>The names Gate owns in an output folder, in the order a commit renames them into place (decision.json last).</summary>
     public static readonly IReadOnlyList<string> OwnedNames =
-        [EvidenceFolder, ReportWriter.HtmlFile, ReportWriter.MarkdownFile, ReportWriter.JUnitFile, DecisionAttestation.FileName, DecisionFile];
+        [EvidenceFolder, ReportWriter.HtmlFile, ReportWriter.MarkdownFile, ReportWriter.JUnitFile, ModelSignature.DefaultFileName,
+         .. DecisionAttestation.FileNames.Reverse(), DecisionFile];
 
     public string OutDir { get; }
     public string WorkDir { get; }
@@ -121,6 +122,8 @@ public sealed class OutputSet : IDisposable
         try
         {
             Directory.CreateDirectory(Path.Combine(WorkDir, EvidenceFolder));
+            // The model signature comes first, so that the decision (and its attestation) records its digest.
+            if (key is not null) record.ModelSignature = ModelSignature.WriteFor(record, WorkDir, key);
             GateCheckPipeline.WriteDecision(record, WorkDir);
             ReportWriter.Write(record, WorkDir);
             if (key is not null) DecisionAttestation.Write(record, WorkDir, key);

@@ -11,14 +11,17 @@ public enum VerifyItemStatus { Ok, Fail, Note }
 /// <summary>One line of <c>gate verify</c>: what was checked and whether it held.</summary>
 public sealed record VerifyItem(VerifyItemStatus Status, string What, string Message)
 {
-    public override string ToString() => $"{Status switch { VerifyItemStatus.Ok => "OK  ", VerifyItemStatus.Fail => "FAIL", _ => "NOTE" }} {What}: {Message}";
+    // Messages quote signed strings (policy name, paths): never let one move the cursor or print a fake verdict.
+    public override string ToString() => UntrustedInput.Printable(
+        $"{Status switch { VerifyItemStatus.Ok => "OK  ", VerifyItemStatus.Fail => "FAIL", _ => "NOTE" }} {What}: {Message}");
 }
 
 public sealed record VerifyReport(IReadOnlyList<VerifyItem> Items, int ExitCode);
 
 /// <summary>
 /// Re-checks a decision attestation without trusting the machine that made it: the signature over the DSSE
-/// PAE, then (only if that holds) the model, policy and evidence files against the digests in the signed statement.
+/// PAE, then (only if that holds) that the statement is consistent, the decision is one the caller accepts, and the
+/// model, policy and evidence files match the digests in the signed statement.
 /// </summary>
 public static class ArtifactVerifier
 {
@@ -29,14 +32,45 @@ public static class ArtifactVerifier
     public const int EvidenceMismatch = 13;
     /// <summary>Larger evidence files are refused rather than hashed (a sandbox caps what it may write far lower).</summary>
     public const long MaxEvidenceFileBytes = 4L << 30;
+    public const int DecisionNotAccepted = 14;
 
     /// <summary>Exit codes for <c>--help</c>; the lowest failing code wins when several items fail.</summary>
-    public const string ExitCodeHelp = "Exit codes: 0 all checks hold, 10 bad signature (or wrong key), 11 model digest mismatch, " +
-        "12 policy digest mismatch, 13 evidence file missing or changed, 3 unreadable input. When several fail, the lowest code is returned.";
+    public const string ExitCodeHelp = "Exit codes: 0 all checks hold, 10 bad signature (or wrong key), " +
+        "11 model digest mismatch (the --model file, or the statement's subject against its predicate.model), " +
+        "12 policy digest mismatch, 13 evidence file missing or changed, 14 the decision is not one --require-decision accepts, " +
+        "3 unreadable or malformed input. When several fail, the lowest code is returned.";
 
-    public static VerifyReport Verify(string artifactPath, VerificationKey key, string? modelPath, string? policyPath, string? evidenceDir)
+    /// <summary>
+    /// Parses <c>--require-decision</c> values: each is approve, reject or inconclusive, or a comma-separated list of
+    /// them (case-insensitive). Returns null when none is given (the decision is then reported, not judged).
+    /// </summary>
+    public static IReadOnlySet<GateDecision>? ParseRequiredDecisions(IEnumerable<string>? values)
     {
-        var envelope = DsseEnvelope.Load(artifactPath);
+        var set = new HashSet<GateDecision>();
+        foreach (var part in (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
+        {
+            if (!TryParseDecision(part.ToLowerInvariant(), out var d))
+                throw new GateInputException($"--require-decision: '{UntrustedInput.Printable(part)}' is not a decision (expected approve, reject or inconclusive, or a comma-separated list of them)");
+            set.Add(d);
+        }
+        return set.Count == 0 ? null : set;
+    }
+
+    /// <summary>The wire names of <see cref="GateDecision"/> in decision.json (camelCase), and only those.</summary>
+    private static bool TryParseDecision(string? wire, out GateDecision decision)
+    {
+        foreach (var d in Enum.GetValues<GateDecision>())
+            if (wire == JsonNamingPolicy.CamelCase.ConvertName(d.ToString())) { decision = d; return true; }
+        decision = default;
+        return false;
+    }
+
+    private static string Upper(GateDecision d) => d.ToString().ToUpperInvariant();
+
+    public static VerifyReport Verify(string artifactPath, VerificationKey key, string? modelPath, string? policyPath, string? evidenceDir,
+        IReadOnlySet<GateDecision>? requiredDecisions = null)
+    {
+        var envelope = DsseEnvelope.LoadEnvelopeOrBundle(artifactPath, out var isBundle);
         var items = new List<VerifyItem>();
         var codes = new List<int>();
         void Fail(int code, string what, string msg) { items.Add(new(VerifyItemStatus.Fail, what, msg)); codes.Add(code); }
@@ -52,11 +86,30 @@ public static class ArtifactVerifier
             Fail(BadSignature, "signature", $"no signature in {Path.GetFileName(artifactPath)} verifies under key {key.KeyId} (the payload or signature was altered, or this is not the signing key)");
             return new(items, BadSignature);
         }
-        items.Add(new(VerifyItemStatus.Ok, "signature", $"ECDSA P-256/SHA-256 signature over the DSSE PAE verifies under key {key.KeyId}"));
+        items.Add(new(VerifyItemStatus.Ok, "signature", $"ECDSA P-256/SHA-256 signature over the DSSE PAE{(isBundle ? " (in a Sigstore bundle)" : "")} verifies under key {key.KeyId}"));
 
         var st = ParseStatement(envelope.Payload, artifactPath);
         var predicate = st.Predicate;
-        items.Add(new(VerifyItemStatus.Note, "decision", $"{predicate["decision"]} for '{st.SubjectName}' under policy '{predicate["policyName"]}' (ended {predicate["endedAt"]})"));
+        // A statement signed about one model must carry that model's decision; otherwise `--model` would be checked
+        // against a subject the decision was never made about. Nothing else in it is interpreted.
+        if (st.IsGatePredicate && (st.SubjectSha256 != st.PredicateModelSha256 || st.SubjectName != st.PredicateModelName))
+        {
+            Fail(ModelMismatch, "statement", $"subject '{st.SubjectName}' sha256 {st.SubjectSha256} is not the model the decision was made about " +
+                $"(predicate.model.name '{st.PredicateModelName}', predicate.model.sha256 {st.PredicateModelSha256}); the statement is inconsistent");
+            return new(items, ModelMismatch);
+        }
+
+        var decisionText = st.IsGatePredicate
+            ? $"{Upper(st.Decision)} for '{st.SubjectName}' under policy '{Str(predicate["policyName"])}' (ended {Str(predicate["endedAt"])})"
+            : $"{Upper(st.Decision)} (in-toto test-result {Str(predicate["result"])}) for '{st.SubjectName}'";
+        if (requiredDecisions is null)
+            items.Add(new(VerifyItemStatus.Note, "decision", $"{decisionText}; not judged (use --require-decision approve to gate on it)"));
+        else
+        {
+            var required = $"required: {string.Join(" or ", requiredDecisions.Order().Select(Upper))}";
+            if (requiredDecisions.Contains(st.Decision)) items.Add(new(VerifyItemStatus.Ok, "decision", $"{decisionText}; {required}"));
+            else Fail(DecisionNotAccepted, "decision", $"{decisionText}; {required}");
+        }
 
         if (modelPath is null) items.Add(new(VerifyItemStatus.Note, "model", "not checked (no --model given)"));
         else
@@ -67,7 +120,7 @@ public static class ArtifactVerifier
             else Fail(ModelMismatch, "model", $"{Path.GetFileName(modelPath)} sha256 {hex} differs from the attested subject '{st.SubjectName}' sha256 {st.SubjectSha256}");
         }
 
-        var policySha = Str((predicate["policy"] as JsonObject)?["sha256"]);
+        var policySha = st.PolicySha256;
         if (policyPath is null) items.Add(new(VerifyItemStatus.Note, "policy", "not checked (no --policy given)"));
         else
         {
@@ -77,6 +130,8 @@ public static class ArtifactVerifier
         }
 
         if (evidenceDir is null) items.Add(new(VerifyItemStatus.Note, "evidence", "not checked (no --evidence given)"));
+        else if (!st.IsGatePredicate)
+            Fail(EvidenceMismatch, "evidence", $"a test-result statement lists no evidence; verify {DecisionAttestation.FileName} (Gate's full record) with --evidence");
         else VerifyEvidence(predicate, evidenceDir, items, codes);
 
         return new(items, codes.Count == 0 ? Verified : codes.Min());
@@ -84,22 +139,48 @@ public static class ArtifactVerifier
 
     private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
-    private sealed record ParsedStatement(string SubjectName, string SubjectSha256, JsonObject Predicate);
+    private sealed record ParsedStatement(bool IsGatePredicate, string SubjectName, string SubjectSha256, string? PredicateModelName,
+        string? PredicateModelSha256, string? PolicySha256, GateDecision Decision, JsonObject Predicate);
 
+    private static bool IsSha256Hex(string? s) => s is { Length: 64 } && s.All(char.IsAsciiHexDigit);
+
+    /// <summary>
+    /// The signed statement, read strictly: a malformed one is bad input (exit 3) naming the field. Names and paths
+    /// are checked for control characters here, before anything uses them as a path or prints them. Two predicates are
+    /// accepted: Gate's decision record, and the in-toto test-result summary signed beside it.
+    /// </summary>
     private static ParsedStatement ParseStatement(byte[] payload, string source)
     {
-        JsonObject st;
-        try { st = JsonNode.Parse(payload) as JsonObject ?? throw new GateInputException($"{source}: the signed payload is not a JSON object"); }
-        catch (JsonException e) { throw new GateInputException($"{source}: the signed payload is not valid JSON ({e.Message})"); }
+        var st = UntrustedInput.ParseJson(payload, $"{source}: signed payload") as JsonObject
+            ?? throw new GateInputException($"{source}: the signed payload is not a JSON object");
         if (Str(st["_type"]) != DecisionAttestation.StatementType)
             throw new GateInputException($"{source}: _type is '{Str(st["_type"])}', expected '{DecisionAttestation.StatementType}'");
-        if (Str(st["predicateType"]) != DecisionAttestation.PredicateType)
-            throw new GateInputException($"{source}: predicateType is '{Str(st["predicateType"])}', expected '{DecisionAttestation.PredicateType}'");
+        var predicateType = Str(st["predicateType"]);
+        if (predicateType is not (DecisionAttestation.PredicateType or TestResultAttestation.PredicateType))
+            throw new GateInputException($"{source}: predicateType is '{predicateType}', expected '{DecisionAttestation.PredicateType}' or '{TestResultAttestation.PredicateType}'");
         if (st["subject"] is not JsonArray { Count: 1 } subj || subj[0] is not JsonObject s0 || Str(s0["name"]) is not { } name
-            || Str((s0["digest"] as JsonObject)?["sha256"]) is not { } sha)
-            throw new GateInputException($"{source}: subject must be one entry with a name and digest.sha256");
+            || Str((s0["digest"] as JsonObject)?["sha256"]) is not { } sha || !IsSha256Hex(sha))
+            throw new GateInputException($"{source}: subject must be one entry with a name and a 64-hex-digit digest.sha256");
+        UntrustedInput.RequirePlainText(name, source, "subject[0].name");
         if (st["predicate"] is not JsonObject predicate) throw new GateInputException($"{source}: predicate is missing");
-        return new(name, sha.ToLowerInvariant(), predicate);
+
+        if (predicateType == TestResultAttestation.PredicateType)
+        {
+            if (!TestResultAttestation.TryParseResult(Str(predicate["result"]), out var result))
+                throw new GateInputException($"{source}: predicate.result is '{Str(predicate["result"])}', expected PASSED, WARNED or FAILED");
+            var policy = (predicate["configuration"] as JsonArray)?.FirstOrDefault() as JsonObject;
+            return new(false, name, sha.ToLowerInvariant(), null, null, Str((policy?["digest"] as JsonObject)?["sha256"])?.ToLowerInvariant(), result, predicate);
+        }
+        if (!TryParseDecision(Str(predicate["decision"]), out var decision))
+            throw new GateInputException($"{source}: predicate.decision is '{Str(predicate["decision"])}', expected approve, reject or inconclusive");
+        var model = predicate["model"] as JsonObject;
+        var modelName = Str(model?["name"]);
+        if (modelName is not null) UntrustedInput.RequirePlainText(modelName, source, "predicate.model.name");
+        if (predicate["evidence"] is JsonArray evidence)
+            for (int i = 0; i < evidence.Count; i++)
+                if (Str(evidence[i]?["path"]) is { } p) UntrustedInput.RequirePlainText(p, source, $"predicate.evidence[{i}].path");
+        return new(true, name, sha.ToLowerInvariant(), modelName, Str(model?["sha256"])?.ToLowerInvariant(),
+            Str((predicate["policy"] as JsonObject)?["sha256"]), decision, predicate);
     }
 
     private static void VerifyEvidence(JsonObject predicate, string evidenceDir, List<VerifyItem> items, List<int> codes)
@@ -143,7 +224,7 @@ public static class ArtifactVerifier
 
     private static string FileSha256(string path, string what)
     {
-        if (!File.Exists(path)) throw new GateInputException($"{path}: {what} file not found");
+        UntrustedInput.RequireRegularFile(path, $"{what} file");
         using var fs = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(fs));
     }

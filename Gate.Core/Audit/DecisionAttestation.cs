@@ -43,12 +43,29 @@ public static class DecisionAttestation
         return DsseEnvelope.Sign(PayloadType, Statement(record), key);
     }
 
-    /// <summary>Signs and writes <c>OUT/attestation.dsse.json</c> atomically. Call after decision.json is written.</summary>
+    /// <summary>
+    /// Signs and writes, each atomically: <c>OUT/attestation.dsse.json</c> (Gate's predicate, the full record) and the
+    /// same envelope as a Sigstore bundle <c>OUT/attestation.sigstore.json</c>; the in-toto Test Result summary as
+    /// <c>OUT/test-result.dsse.json</c> and <c>OUT/test-result.sigstore.json</c>. Call after decision.json is written.
+    /// Returns the path of the Gate-predicate envelope.
+    /// </summary>
     public static string Write(DecisionRecord record, string outDir, SigningKey key)
     {
         var envelope = Sign(record, key);
+        var testResult = DsseEnvelope.Sign(PayloadType, TestResultAttestation.Statement(record), key);
+        AtomicFile.WriteText(Path.Combine(outDir, BundleFileName), SigstoreBundle.ToJson(envelope, key.Public));
+        AtomicFile.WriteText(Path.Combine(outDir, TestResultFileName), testResult.ToJson());
+        AtomicFile.WriteText(Path.Combine(outDir, TestResultBundleFileName), SigstoreBundle.ToJson(testResult, key.Public));
+        // Written last: its presence means every signed file of this run is in place.
         var path = Path.Combine(outDir, FileName);
         AtomicFile.WriteText(path, envelope.ToJson());
         return path;
     }
+
+    public const string BundleFileName = "attestation.sigstore.json";
+    public const string TestResultFileName = "test-result.dsse.json";
+    public const string TestResultBundleFileName = "test-result.sigstore.json";
+
+    /// <summary>Every file <see cref="Write"/> produces.</summary>
+    public static IReadOnlyList<string> FileNames { get; } = [FileName, BundleFileName, TestResultFileName, TestResultBundleFileName];
 }

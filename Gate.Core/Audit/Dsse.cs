@@ -44,24 +44,54 @@ public sealed record DsseEnvelope(string PayloadType, byte[] Payload, IReadOnlyL
         }).ToArray()),
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 
-    public const long MaxFileBytes = 64L << 20;
+    /// <summary>
+    /// Caps applied before anything is parsed or verified. A Gate envelope holds one signature and a payload of
+    /// well under a megabyte; the caps leave ample room and keep a hostile envelope (a million signatures, each an
+    /// ECDSA verification) from turning <c>gate verify</c> into a denial of service.
+    /// </summary>
+    public const long MaxFileBytes = 32L << 20;
+    public const int MaxSignatures = 32;
 
     /// <summary>Reads an envelope file; anything malformed is bad input naming the file and what was expected.</summary>
-    public static DsseEnvelope Load(string path)
+    public static DsseEnvelope Load(string path) =>
+        Parse(UntrustedInput.ReadRegularFile(path, MaxFileBytes, "DSSE envelope"), path);
+
+    /// <summary>
+    /// Reads an attestation file that is either a bare DSSE envelope or a Sigstore bundle holding one
+    /// (<see cref="SigstoreBundle"/>); <paramref name="isBundle"/> says which it was.
+    /// </summary>
+    public static DsseEnvelope LoadEnvelopeOrBundle(string path, out bool isBundle)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new GateInputException($"{path}: file not found (expected a DSSE envelope)");
-        if (info.Length > MaxFileBytes) throw new GateInputException($"{path}: {info.Length} bytes is too large for a DSSE envelope");
-        return Parse(File.ReadAllText(path), path);
+        var bytes = UntrustedInput.ReadRegularFile(path, MaxFileBytes, "DSSE envelope or Sigstore bundle");
+        using var doc = UntrustedInput.ParseJsonDocument(bytes, path, root =>
+        {
+            CapSignatures(root, path, "");
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("dsseEnvelope", out var inner)) CapSignatures(inner, path, "dsseEnvelope.");
+        });
+        isBundle = SigstoreBundle.IsBundle(doc.RootElement);
+        return isBundle ? SigstoreBundle.EnvelopeOf(doc.RootElement, path) : FromJson(doc.RootElement, path);
     }
 
-    public static DsseEnvelope Parse(string json, string source)
+    public static DsseEnvelope Parse(string json, string source) => Parse(Encoding.UTF8.GetBytes(json), source);
+
+    public static DsseEnvelope Parse(ReadOnlyMemory<byte> utf8, string source)
     {
-        JsonObject o;
-        try { o = JsonNode.Parse(json) as JsonObject ?? throw new GateInputException($"{source}: a DSSE envelope must be a JSON object"); }
-        catch (JsonException e) { throw new GateInputException($"{source}: not valid JSON ({e.Message})"); }
-        string Str(JsonObject obj, string key, string where) =>
-            obj[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new GateInputException($"{source}: {where}{key}: expected a string");
+        using var doc = UntrustedInput.ParseJsonDocument(utf8, source, root => CapSignatures(root, source, ""));
+        return FromJson(doc.RootElement, source);
+    }
+
+    private static void CapSignatures(JsonElement envelope, string source, string where)
+    {
+        if (envelope.ValueKind == JsonValueKind.Object && envelope.TryGetProperty("signatures", out var s) && s.ValueKind == JsonValueKind.Array
+            && s.GetArrayLength() > MaxSignatures)
+            throw new GateInputException($"{source}: {where}signatures: {s.GetArrayLength()} entries; at most {MaxSignatures} are accepted");
+    }
+
+    internal static DsseEnvelope FromJson(JsonElement o, string source)
+    {
+        if (o.ValueKind != JsonValueKind.Object) throw new GateInputException($"{source}: a DSSE envelope must be a JSON object");
+        string Str(JsonElement obj, string key, string where) =>
+            obj.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : throw new GateInputException($"{source}: {where}{key}: expected a string");
         byte[] B64(string text, string where)
         {
             try { return Convert.FromBase64String(text); }
@@ -69,13 +99,16 @@ public sealed record DsseEnvelope(string PayloadType, byte[] Payload, IReadOnlyL
         }
         var type = Str(o, "payloadType", "");
         var payload = B64(Str(o, "payload", ""), "payload");
-        if (o["signatures"] is not JsonArray sigs || sigs.Count == 0) throw new GateInputException($"{source}: signatures: expected a non-empty array");
+        if (!o.TryGetProperty("signatures", out var sigs) || sigs.ValueKind != JsonValueKind.Array || sigs.GetArrayLength() == 0)
+            throw new GateInputException($"{source}: signatures: expected a non-empty array");
         var list = new List<DsseSignature>();
-        for (int i = 0; i < sigs.Count; i++)
+        int i = 0;
+        foreach (var so in sigs.EnumerateArray())
         {
-            if (sigs[i] is not JsonObject so) throw new GateInputException($"{source}: signatures[{i}]: expected an object with keyid and sig");
-            var keyid = so["keyid"] is JsonValue kv && kv.TryGetValue<string>(out var k) ? k : "";
+            if (so.ValueKind != JsonValueKind.Object) throw new GateInputException($"{source}: signatures[{i}]: expected an object with keyid and sig");
+            var keyid = so.TryGetProperty("keyid", out var kv) && kv.ValueKind == JsonValueKind.String ? kv.GetString()! : "";
             list.Add(new DsseSignature(keyid, B64(Str(so, "sig", $"signatures[{i}]."), $"signatures[{i}].sig")));
+            i++;
         }
         return new DsseEnvelope(type, payload, list);
     }

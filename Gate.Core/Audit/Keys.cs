@@ -52,13 +52,8 @@ public sealed class VerificationKey
             throw new GateInputException($"{source}: the key is not on curve P-256 (Gate signs with ECDSA P-256 / SHA-256 only)");
     }
 
-    internal static string ReadKeyFile(string path, string what)
-    {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new GateInputException($"{path}: {what} file not found");
-        if (info.Length > 64 * 1024) throw new GateInputException($"{path}: {info.Length} bytes is too large for a PEM {what}");
-        return File.ReadAllText(path, Encoding.ASCII);
-    }
+    internal static string ReadKeyFile(string path, string what) =>
+        Encoding.ASCII.GetString(UntrustedInput.ReadRegularFile(path, 64 * 1024, $"{what} file"));
 }
 
 /// <summary>

@@ -46,7 +46,7 @@ public static class PolicyApprovals
     {
         try
         {
-            var o = JsonNode.Parse(payload) as JsonObject ?? throw new GateInputException($"{source}: approval payload is not a JSON object");
+            var o = UntrustedInput.ParseJson(payload, $"{source}: approval payload") as JsonObject ?? throw new GateInputException($"{source}: approval payload is not a JSON object");
             if (o["_type"]?.GetValue<string>() != ApprovalType) throw new GateInputException($"{source}: _type is not {ApprovalType}");
             var p = o["policy"] as JsonObject ?? throw new GateInputException($"{source}: approval has no policy");
             return new PolicyApproval(

@@ -63,6 +63,9 @@ public sealed class DecisionRecord
     /// <summary>Every dataset the checks used, as evaluated (path, SHA-256, shape, samples, overrides): part of what is signed.</summary>
     public List<DatasetRecord> Datasets { get; init; } = [];
     public required List<CheckResult> Checks { get; init; }
+    /// <summary>The OpenSSF model-signing signature written beside a signed decision (model.sig): file, its digest, the signed model digest.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Gate.Core.Audit.ModelSignatureRef? ModelSignature { get; set; }
     /// <summary>Every evidence file of every check, digested on the host: what <c>gate verify --evidence</c> re-checks.</summary>
     public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }
