@@ -108,6 +108,22 @@ public class EngineTests
         Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any(), "a cancelled gate run wrote outputs");
     }
 
+    [Fact]
+    public void Sigint_during_build_image_removes_its_build_context()
+    {
+        using var docker = DockerClient.FromEnvironment();
+        NeedDocker(docker);
+        var dir = TestPaths.TempDir("gate-engine");
+        var tmp = PrivateTemp(dir);
+        using var gate = Start(["sandbox", "build-image"], tmp);
+        Eventually(TimeSpan.FromMinutes(2), gate, () => Directory.GetFiles(tmp, "gate-image-*.tar").Length > 0);
+
+        Assert.Equal(0, kill(gate.Process.Id, SIGINT));
+        var (code, stderr) = gate.WaitForExit(TimeSpan.FromSeconds(40));
+        Assert.True(code == 130, $"exit {code}\n{stderr}");
+        Assert.Empty(Directory.GetFileSystemEntries(tmp, "gate-*")); // the ~150 MB context and the runner copy
+    }
+
     // ---- an engine that accepts and never answers -------------------------------------------------------------
 
     [Fact]
