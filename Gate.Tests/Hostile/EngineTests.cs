@@ -246,7 +246,7 @@ public class EngineTests
     // ---- helpers ----------------------------------------------------------------------------------------------
 
     private static void NeedDocker(DockerClient docker) =>
-        Need.Component("GATE_REQUIRE_DOCKER", docker.PingAsync(TimeSpan.FromSeconds(3)).GetAwaiter().GetResult(), $"no Docker engine answers on {docker.SocketPath}");
+        Need.Component("GATE_REQUIRE_DOCKER", docker.PingAsync(TimeSpan.FromSeconds(15)).GetAwaiter().GetResult(), $"no Docker engine answers on {docker.SocketPath}");
 
     /// <summary>Containers (running or not, as <c>docker ps -a</c>) that the gate process <paramref name="owner"/> labelled.</summary>
     private static List<string> ContainersOf(DockerClient docker, string owner) =>
