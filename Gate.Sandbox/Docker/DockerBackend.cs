@@ -131,7 +131,7 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
         }
         catch (Exception e) when (IsEngineFailure(e))
         {
-            return new RunnerExit(null, id is null ? $"no Docker engine answers on {Client.SocketPath} ({e.Message})"
+            return new RunnerExit(null, id is null ? (e is DockerTimeoutException ? e.Message : $"no Docker engine answers on {Client.SocketPath} ({e.Message})")
                 : $"the Docker engine went away mid-run ({e.Message})", stderr.ToString());
         }
         catch (DockerApiException e)

@@ -29,7 +29,7 @@ public sealed class DockerClient : IDisposable
     /// <summary>Connecting to the socket; a listener whose backlog is full never completes the connect.</summary>
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
     /// <summary>The first answer (version negotiation): an engine that accepts and never answers is found out quickly.</summary>
-    public static readonly TimeSpan FirstAnswerTimeout = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan FirstAnswerTimeout = TimeSpan.FromSeconds(10);
     /// <summary>Any other call that is not a wait, a log stream or a build (those carry their own deadline).</summary>
     public static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(60);
 

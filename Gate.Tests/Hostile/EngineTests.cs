@@ -108,6 +108,22 @@ public class EngineTests
         Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any(), "a cancelled gate run wrote outputs");
     }
 
+    [Fact]
+    public void Sigint_during_build_image_removes_its_build_context()
+    {
+        using var docker = DockerClient.FromEnvironment();
+        NeedDocker(docker);
+        var dir = TestPaths.TempDir("gate-engine");
+        var tmp = PrivateTemp(dir);
+        using var gate = Start(["sandbox", "build-image"], tmp);
+        Eventually(TimeSpan.FromMinutes(2), gate, () => Directory.GetFiles(tmp, "gate-image-*.tar").Length > 0);
+
+        Assert.Equal(0, kill(gate.Process.Id, SIGINT));
+        var (code, stderr) = gate.WaitForExit(TimeSpan.FromSeconds(40));
+        Assert.True(code == 130, $"exit {code}\n{stderr}");
+        Assert.Empty(Directory.GetFileSystemEntries(tmp, "gate-*")); // the ~150 MB context and the runner copy
+    }
+
     // ---- an engine that accepts and never answers -------------------------------------------------------------
 
     [Fact]
@@ -230,7 +246,7 @@ public class EngineTests
     // ---- helpers ----------------------------------------------------------------------------------------------
 
     private static void NeedDocker(DockerClient docker) =>
-        Need.Component("GATE_REQUIRE_DOCKER", docker.PingAsync(TimeSpan.FromSeconds(3)).GetAwaiter().GetResult(), $"no Docker engine answers on {docker.SocketPath}");
+        Need.Component("GATE_REQUIRE_DOCKER", docker.PingAsync(TimeSpan.FromSeconds(15)).GetAwaiter().GetResult(), $"no Docker engine answers on {docker.SocketPath}");
 
     /// <summary>Containers (running or not, as <c>docker ps -a</c>) that the gate process <paramref name="owner"/> labelled.</summary>
     private static List<string> ContainersOf(DockerClient docker, string owner) =>
