@@ -11,17 +11,22 @@ namespace Gate.Core;
 /// </summary>
 public static class RegularFile
 {
-    public enum Kind { Missing, Regular, Directory, Fifo, CharacterDevice, BlockDevice, Socket, Other }
+    /// <summary>What a path is; <see cref="Unknown"/> when it cannot be examined (e.g. no permission), so opening it reports why.</summary>
+    public enum Kind { Missing, Regular, Directory, Fifo, CharacterDevice, BlockDevice, Socket, Other, Unknown }
 
     /// <summary>What <paramref name="path"/> is, following symbolic links.</summary>
     public static Kind KindOf(string path)
     {
         if (OperatingSystem.IsLinux() && StatxMode(path) is { } mode)
-            return (mode & 0xF000) switch
+            return mode switch
             {
                 0 => Kind.Missing,
-                0x8000 => Kind.Regular, 0x4000 => Kind.Directory, 0x1000 => Kind.Fifo, 0x2000 => Kind.CharacterDevice,
-                0x6000 => Kind.BlockDevice, 0xC000 => Kind.Socket, _ => Kind.Other,
+                -1 => Kind.Unknown,
+                _ => (mode & 0xF000) switch
+                {
+                    0x8000 => Kind.Regular, 0x4000 => Kind.Directory, 0x1000 => Kind.Fifo, 0x2000 => Kind.CharacterDevice,
+                    0x6000 => Kind.BlockDevice, 0xC000 => Kind.Socket, _ => Kind.Other,
+                },
             };
         // Without statx (not Linux, or a libc older than glibc 2.28) only directories can be told apart.
         return Directory.Exists(path) ? Kind.Directory : File.Exists(path) ? Kind.Regular : Kind.Missing;
@@ -37,7 +42,7 @@ public static class RegularFile
         var kind = KindOf(path);
         string? refusal = kind switch
         {
-            Kind.Regular => null,
+            Kind.Regular or Kind.Unknown => null,
             Kind.Missing => "not found",
             Kind.Directory => "is a directory, not a file",
             Kind.Fifo => "is a named pipe (FIFO), not a regular file: reading it would wait for a writer forever",
@@ -75,12 +80,16 @@ public static class RegularFile
         return buf;
     }
 
-    /// <summary>st_mode of a path (0 when it does not exist), or null when statx is unavailable.</summary>
+    /// <summary>st_mode of a path: 0 when it does not exist, -1 when it cannot be examined; null when statx is unavailable.</summary>
     private static int? StatxMode(string path)
     {
         // statx(2) has the same struct layout on every Linux architecture (stat(2) does not); stx_mode is at byte 28.
         Span<byte> buf = stackalloc byte[256];
-        try { return statx(AtFdCwd, path, 0, StatxType, ref MemoryMarshal.GetReference(buf)) == 0 ? BitConverter.ToUInt16(buf[28..30]) : 0; }
+        try
+        {
+            if (statx(AtFdCwd, path, 0, StatxType, ref MemoryMarshal.GetReference(buf)) == 0) return BitConverter.ToUInt16(buf[28..30]);
+            return Marshal.GetLastPInvokeError() is 2 or 20 ? 0 : -1; // ENOENT, ENOTDIR: not there
+        }
         catch (EntryPointNotFoundException) { return null; }
     }
 
