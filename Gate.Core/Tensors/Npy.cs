@@ -22,29 +22,13 @@ public static partial class Npy
     public static Tensor Read(string path) => Parse(ReadBytes(path), path);
 
     /// <summary>
-    /// The bytes of a .npy file that must be a regular file of bounded size. Devices, FIFOs and sockets report a size
-    /// of 0 and are refused before they are opened: opening a FIFO blocks until a writer appears, and /dev/zero never
-    /// ends. (A real .npy is never empty: it starts with a 10-byte header.) At most the stated size is read, so a file
-    /// that grows or is swapped meanwhile cannot make the read unbounded.
+    /// The bytes of a .npy file that must be a regular file of bounded size (<see cref="RegularFile"/>: a FIFO would
+    /// block until a writer appears, /dev/zero never ends).
     /// </summary>
     public static byte[] ReadBytes(string path)
     {
-        try
-        {
-            var info = new FileInfo(path);
-            if (Directory.Exists(path)) throw new GateInputException($"{path}: is a folder, not a .npy file");
-            if (!info.Exists) throw new GateInputException($"file not found: {path}");
-            if (info.Length == 0)
-                throw new GateInputException($"{path}: empty, or not a regular file (a device, FIFO or socket); a .npy file must be a regular file");
-            if (info.Length > MaxFileBytes)
-                throw new GateInputException($"{path}: {info.Length} bytes is larger than the {MaxFileBytes}-byte limit for a .npy file");
-            using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-            var bytes = new byte[info.Length];
-            int n = s.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
-            return n == bytes.Length ? bytes : bytes[..n];
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new GateInputException($"{path}: cannot read .npy file: {e.Message}"); }
+        if (RegularFile.KindOf(path) == RegularFile.Kind.Missing) throw new GateInputException($"file not found: {path}");
+        return RegularFile.ReadAll(path, ".npy file", MaxFileBytes);
     }
 
     public static Tensor Parse(ReadOnlySpan<byte> bytes, string name)
