@@ -222,7 +222,8 @@ public class VerifyTests(SignedDecisionsFixture fx) : IClassFixture<SignedDecisi
         sw.Stop();
         Assert.True(r.ExitCode == 3, r.All);
         Assert.Contains($"signatures: 1000000 entries; at most {DsseEnvelope.MaxSignatures} are accepted", r.Stderr);
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}");
+        // Verifying a million ECDSA signatures took over a minute; refusing them takes a parse. 30 s leaves room for a loaded CI machine.
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"took {sw.Elapsed}");
     }
 
     [Fact]
