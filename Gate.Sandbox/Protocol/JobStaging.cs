@@ -19,13 +19,6 @@ public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir,
     }
 }
 
-/// <summary>results.json says the runner failed; <see cref="InputError"/>: because of the job's input (its claim: untrusted).</summary>
-public sealed class RunnerFailedException(string reason, bool inputError) : IOException($"the runner failed: {reason}")
-{
-    public string Reason { get; } = reason;
-    public bool InputError { get; } = inputError;
-}
-
 /// <summary>What the host accepted from a sandbox after validating results.json and every evidence file.</summary>
 public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest);
 
@@ -167,7 +160,7 @@ public static class JobStaging
         RunnerResults parsed;
         try { parsed = JobProtocol.ReadJson<RunnerResults>(path); }
         catch (JsonException e) { throw new InvalidDataException($"results.json is malformed: {e.Message}"); }
-        if (!parsed.Completed) throw new RunnerFailedException(parsed.Error ?? "no reason given", parsed.InputError);
+        if (!parsed.Completed) throw new InvalidDataException($"the runner failed: {parsed.Error ?? "no reason given"}");
         if (parsed.Results is null) throw new InvalidDataException("results.json has no results list");
 
         var wanted = new HashSet<string>(requestedIds, StringComparer.Ordinal);
