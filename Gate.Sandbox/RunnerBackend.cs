@@ -103,7 +103,11 @@ public abstract class RunnerBackend : ISandboxBackend
         {
             // Names first (nothing is copied yet if one is foreign), then the validated copy into outputDir.
             var allowed = new HashSet<string>(job.Outputs.Concat(job.Captures), StringComparer.Ordinal);
-            var claimed = JobProtocol.ReadJson<RunnerResults>(Path.Combine(staged.ResultsDir, RunnerResults.FileName));
+            var results = new FileInfo(Path.Combine(staged.ResultsDir, RunnerResults.FileName));
+            if (!results.Exists || results.LinkTarget is not null || results.Length > JobStaging.MaxResultsBytes)
+                throw new InvalidDataException("results.json is missing, not a plain file, or too large");
+            var claimed = JobProtocol.ReadJson<RunnerResults>(results.FullName);
+            if (!claimed.Completed) return new ModelRunOutcome(Printable(claimed.Error ?? "the runner failed and gave no reason"), claimed.InputError, []);
             foreach (var e in claimed.Results?.SelectMany(r => r?.Evidence ?? []) ?? [])
                 if (e is null || !allowed.Contains(e.Description))
                     throw new InvalidDataException($"the sandbox returned a tensor the job did not ask for ('{Printable(e?.Description)}')");
@@ -111,7 +115,6 @@ public abstract class RunnerBackend : ISandboxBackend
             var outputs = collected.Results.SelectMany(r => r.Evidence).Select(e => (e.Description, Path.Combine(outputDir, e.Path))).ToList();
             return new ModelRunOutcome(null, false, outputs);
         }
-        catch (RunnerFailedException e) { return new ModelRunOutcome(Printable(e.Reason), e.InputError, []); }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
             return new ModelRunOutcome($"sandbox results rejected: {Printable(e.Message)}", false, []);

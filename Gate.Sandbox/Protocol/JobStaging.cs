@@ -29,13 +29,6 @@ public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir,
     }
 }
 
-/// <summary>results.json says the runner failed; <see cref="InputError"/>: because of the job's input (its claim: untrusted).</summary>
-public sealed class RunnerFailedException(string reason, bool inputError) : IOException($"the runner failed: {reason}")
-{
-    public string Reason { get; } = reason;
-    public bool InputError { get; } = inputError;
-}
-
 /// <summary>What the host accepted from a sandbox after validating results.json and every evidence file.</summary>
 public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest);
 
@@ -261,7 +254,7 @@ public static class JobStaging
         catch (UnsafeFileException e) when (e.Missing) { throw new InvalidDataException("the sandbox wrote no results.json"); }
         catch (UnsafeFileException e) { throw new InvalidDataException($"results.json refused: {e.Reason}"); }
         catch (JsonException e) { throw new InvalidDataException($"results.json is malformed: {e.Message}"); }
-        if (!parsed.Completed) throw new RunnerFailedException(parsed.Error ?? "no reason given", parsed.InputError);
+        if (!parsed.Completed) throw new InvalidDataException($"the runner failed: {parsed.Error ?? "no reason given"}");
         if (parsed.Results is null) throw new InvalidDataException("results.json has no results list");
 
         var wanted = new HashSet<string>(requestedIds, StringComparer.Ordinal);
