@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
+using Gate.Core.IO;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;
 using Gate.Sandbox.Protocol;
@@ -103,10 +104,10 @@ public abstract class RunnerBackend : ISandboxBackend
         {
             // Names first (nothing is copied yet if one is foreign), then the validated copy into outputDir.
             var allowed = new HashSet<string>(job.Outputs.Concat(job.Captures), StringComparer.Ordinal);
-            var results = new FileInfo(Path.Combine(staged.ResultsDir, RunnerResults.FileName));
-            if (!results.Exists || results.LinkTarget is not null || results.Length > JobStaging.MaxResultsBytes)
-                throw new InvalidDataException("results.json is missing, not a plain file, or too large");
-            var claimed = JobProtocol.ReadJson<RunnerResults>(results.FullName);
+            // Read the way Collect reads it: no link followed at any depth, size capped.
+            var claimed = System.Text.Json.JsonSerializer.Deserialize<RunnerResults>(
+                UntrustedFiles.ReadAll(staged.TrustedParent, staged.ResultsRelative(RunnerResults.FileName), JobStaging.MaxResultsBytes), JobProtocol.Json)
+                ?? throw new InvalidDataException("results.json is empty (null)");
             if (!claimed.Completed) return new ModelRunOutcome(Printable(claimed.Error ?? "the runner failed and gave no reason"), claimed.InputError, []);
             foreach (var e in claimed.Results?.SelectMany(r => r?.Evidence ?? []) ?? [])
                 if (e is null || !allowed.Contains(e.Description))
