@@ -1,3 +1,4 @@
+using Gate.Core.IO;
 using System.Security.Cryptography;
 using Gate.Core.Model.Proto;
 using Gate.Core.Tensors;

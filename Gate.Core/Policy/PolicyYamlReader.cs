@@ -1,3 +1,4 @@
+using Gate.Core.IO;
 using System.Buffers;
 using System.Text;
 using System.Text.Unicode;

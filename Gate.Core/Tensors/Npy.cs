@@ -1,3 +1,4 @@
+using Gate.Core.IO;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Compression;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Gate.Core;
+namespace Gate.Core.IO;
 
 /// <summary>
 /// Opens the files a user names as input (policy, model, a model's external data) only when they are regular
