@@ -69,6 +69,7 @@ public static class SandboxCommand
         var runnerDir = new Option<DirectoryInfo>("--runner-dir") { Description = "Use this published runner folder (default: the runner built beside this gate)." };
         var export = new Option<DirectoryInfo>("--export") { Description = "Do not build: write the runner and .NET runtime into this folder (for docker/Dockerfile.cuda)." };
         var publish = new Option<bool>("--publish") { Description = "Publish Gate.Sandbox/Runner (Release) from the repository first and use that." };
+        var prune = new Option<bool>("--prune") { Description = "Then remove the older runner images this gate build made (every build has its own, ~150 MB). Other checkouts' images and images a container still uses are kept." };
         var cmd = new Command("build-image", """
             Build the sandbox runner image offline (FROM scratch, no registry): the runner, the .NET runtime, the
             ONNX Runtime library, only the shared libraries they load, an unprivileged user. Tags it by content hash
@@ -76,8 +77,8 @@ public static class SandboxCommand
             the image this gate's docker sandbox asks for. An image built with --runner-dir or --publish has another
             tag; use it with GATE_SANDBOX_IMAGE=<tag>. Needs a Docker engine (DOCKER_HOST=unix://… or
             /var/run/docker.sock).
-            Example: gate sandbox build-image
-            """) { runnerDir, publish, export };
+            Example: gate sandbox build-image --prune
+            """) { runnerDir, publish, export, prune };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
             if (pr.GetValue(export) is { } exportDir)
@@ -98,6 +99,9 @@ public static class SandboxCommand
             try { built = await RunnerImage.BuildAsync(client, dir, m => Cli.Err.WriteLine(m), ct); }
             finally { if (temp is not null) Directory.Delete(temp, recursive: true); }
             Console.Out.WriteLine($"{built.Tag} {built.ImageId} ({built.Files} files, {built.Bytes / (1 << 20)} MiB{(built.HasOnnxRuntime ? "" : ", without ONNX Runtime")})");
+            if (pr.GetValue(prune))
+                foreach (var (tag, removed) in await RunnerImage.PruneAsync(client, built.Tag, ct))
+                    Cli.Err.WriteLine(removed ? $"pruned {tag}" : $"kept {tag}: a container still uses it");
             return ExitCodes.Approve;
         }));
         return cmd;

@@ -174,6 +174,23 @@ public sealed class DockerClient : IDisposable
         catch (DockerApiException e) when (e.Status == HttpStatusCode.NotFound) { return null; }
     }
 
+    /// <summary>The tags ("repo:tag") in <paramref name="repository"/> of images carrying the label key=value.</summary>
+    public async Task<List<string>> ListImageTagsAsync(string repository, string label, CancellationToken ct = default)
+    {
+        var filters = Uri.EscapeDataString(new JsonObject { ["reference"] = new JsonArray(repository), ["label"] = new JsonArray(label) }.ToJsonString());
+        var list = await JsonAsync(HttpMethod.Get, $"images/json?filters={filters}", null, ct).ConfigureAwait(false) as JsonArray ?? [];
+        return list.OfType<JsonObject>().SelectMany(o => (o["RepoTags"] as JsonArray ?? []).Select(t => t?.GetValue<string>()))
+            .OfType<string>().Where(t => t.StartsWith(repository + ":", StringComparison.Ordinal)).ToList();
+    }
+
+    /// <summary>Removes a tag (the image goes with its last tag). Never forced: false when a container still uses the image.</summary>
+    public async Task<bool> RemoveImageAsync(string name, CancellationToken ct = default)
+    {
+        try { await JsonAsync(HttpMethod.Delete, $"images/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false); return true; }
+        catch (DockerApiException e) when (e.Status == HttpStatusCode.NotFound) { return true; }
+        catch (DockerApiException e) when (e.Status == HttpStatusCode.Conflict) { return false; }
+    }
+
     /// <summary>Loads an image tarball (docker save format).</summary>
     public async Task LoadImageAsync(Stream tar, CancellationToken ct = default)
     {
@@ -184,9 +201,13 @@ public sealed class DockerClient : IDisposable
     }
 
     /// <summary>Builds an image from a tar build context with no network; returns its ID ("sha256:…").</summary>
-    public async Task<string> BuildImageAsync(Stream context, IEnumerable<string> tags, Action<string>? log, CancellationToken ct = default)
+    public async Task<string> BuildImageAsync(Stream context, IEnumerable<string> tags, Action<string>? log, CancellationToken ct = default,
+        IReadOnlyDictionary<string, string>? labels = null)
     {
         var query = string.Join("", tags.Select(t => "&t=" + Uri.EscapeDataString(t)));
+        // Labels set by the build request, not the Dockerfile: they do not change the content the tag is hashed from.
+        if (labels is { Count: > 0 })
+            query += "&labels=" + Uri.EscapeDataString(new JsonObject(labels.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))).ToJsonString());
         using var content = new StreamContent(context);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
         // The engine answers only after it has read the whole context (~150 MB): a generous bound, not an infinite one.

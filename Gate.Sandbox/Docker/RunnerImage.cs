@@ -58,7 +58,7 @@ public static partial class RunnerImage
             log($"building {tag} ({total / (1 << 20)} MiB) through the Engine API");
             string id;
             await using (var context = File.OpenRead(tmp))
-                id = await client.BuildImageAsync(context, [tag], log, ct).ConfigureAwait(false);
+                id = await client.BuildImageAsync(context, [tag], log, ct, new Dictionary<string, string> { [BuilderLabel] = BuilderId }).ConfigureAwait(false);
             return new Built(id, tag, files.Count, total, hasOrt);
         }
         finally { File.Delete(tmp); } // also when cancelled: no build context is left in the temp folder
@@ -88,6 +88,24 @@ public static partial class RunnerImage
         if (!selfContained)
             sha.AppendData(Encoding.UTF8.GetBytes($"runtime\0{RuntimeInformation.FrameworkDescription}\0{RuntimeEnvironment.GetRuntimeDirectory()}\0"));
         return $"{DockerBackend.ImageRepository}:{Convert.ToHexStringLower(sha.GetHashAndReset())[..16]}";
+    }
+
+    /// <summary>
+    /// Every build of Gate has its own image, so images pile up. Each image is labelled with the gate build (its
+    /// folder) that built it, so <see cref="PruneAsync"/> removes only this build's older images, never another
+    /// checkout's on the same machine.
+    /// </summary>
+    public const string BuilderLabel = "gate.sandbox.builder";
+    public static string BuilderId { get; } =
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(AppContext.BaseDirectory))))[..16];
+
+    /// <summary>Removes this gate build's runner images other than <paramref name="keep"/>; returns (tag, removed) for each.</summary>
+    public static async Task<List<(string Tag, bool Removed)>> PruneAsync(DockerClient client, string keep, CancellationToken ct = default)
+    {
+        var pruned = new List<(string, bool)>();
+        foreach (var tag in await client.ListImageTagsAsync(DockerBackend.ImageRepository, $"{BuilderLabel}={BuilderId}", ct).ConfigureAwait(false))
+            if (tag != keep) pruned.Add((tag, await client.RemoveImageAsync(tag, ct).ConfigureAwait(false)));
+        return pruned;
     }
 
     private static readonly Lazy<string> Own = new(() => TagForRunnerBeside(AppContext.BaseDirectory));

@@ -224,6 +224,30 @@ public class EngineTests
     }
 
     [Fact]
+    public async Task Prune_removes_only_this_builds_older_images()
+    {
+        using var docker = DockerClient.FromEnvironment();
+        NeedDocker(docker);
+        var mine = BuildImage(GateProcess.GateDll);
+        var theirs = BuildImage(Path.Combine(CopyOfGate("prune-other"), "gate.dll")); // another checkout's image
+        // An older image of this build: the same image under another tag carries this build's label.
+        var older = $"{DockerBackend.ImageRepository}:older{Guid.NewGuid():N}"[..(DockerBackend.ImageRepository.Length + 17)];
+        using (var tag = Process.Start("docker", ["tag", mine.Tag, older]))
+        {
+            Assert.True(tag.WaitForExit(TimeSpan.FromMinutes(1)), "docker tag did not finish");
+            Assert.Equal(0, tag.ExitCode);
+        }
+
+        var r = RunGate(GateProcess.GateDll, ["sandbox", "build-image", "--prune"], null, TimeSpan.FromMinutes(5));
+        Assert.True(r.ExitCode == 0, r.All);
+        Assert.Contains($"pruned {older}", r.Stderr);
+        Assert.Null(await docker.InspectImageAsync(older, TestContext.Current.CancellationToken));
+        Assert.NotNull(await docker.InspectImageAsync(mine.Tag, TestContext.Current.CancellationToken));
+        Assert.NotNull(await docker.InspectImageAsync(theirs.Tag, TestContext.Current.CancellationToken));
+        Assert.DoesNotContain(theirs.Tag, r.Stderr);
+    }
+
+    [Fact]
     public void A_build_whose_image_is_missing_names_it_and_the_command_that_builds_it()
     {
         using var docker = DockerClient.FromEnvironment();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The container sandbox: installs docker.io when missing, starts dockerd when no engine answers (waiting up to
-# 60 s), then builds this checkout's runner image offline (gate sandbox build-image: tagged by content, the tag
-# this checkout's gate asks for; other checkouts on the same engine keep theirs). Without an engine the process backend
-# is used; that is only an error when GATE_REQUIRE_DOCKER=1 (CI), where Docker tests may not be skipped.
+# 60 s), then builds this checkout's runner image offline (gate sandbox build-image --prune): tagged by content,
+# the tag this checkout's gate asks for. --prune removes this build's older images only; other checkouts on the
+# same engine keep theirs. Without an engine the process backend is used; that is only an error when
+# GATE_REQUIRE_DOCKER=1 (CI), where Docker tests may not be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .cache
@@ -41,4 +42,4 @@ fi
 
 echo "20-docker: building the sandbox runner image"
 dotnet build Gate.Cli/Gate.Cli.csproj -c Release -v quiet -nologo
-dotnet Gate.Cli/bin/Release/net10.0/gate.dll sandbox build-image || fail "gate sandbox build-image failed"
+dotnet Gate.Cli/bin/Release/net10.0/gate.dll sandbox build-image --prune || fail "gate sandbox build-image failed"
