@@ -197,7 +197,7 @@ public class EngineTests
     // ---- one runner image per build ---------------------------------------------------------------------------
 
     [Fact]
-    public void Two_runner_builds_get_different_tags_and_each_gate_asks_for_its_own()
+    public async Task Two_runner_builds_get_different_tags_and_each_gate_asks_for_its_own()
     {
         using var docker = DockerClient.FromEnvironment();
         NeedDocker(docker);
@@ -221,6 +221,7 @@ public class EngineTests
         var named = GateProcess.Run(["sandbox", "selftest", "--sandbox", "docker", "--json"],
             new Dictionary<string, string> { ["GATE_SANDBOX_IMAGE"] = theirs.Tag }, TimeSpan.FromMinutes(2));
         Assert.Equal(theirs.Tag, JsonNode.Parse(named.Stdout)!["image"]!.GetValue<string>());
+        await docker.RemoveImageAsync(theirs.Tag, TestContext.Current.CancellationToken); // the copy's image is this test's litter
     }
 
     [Fact]
@@ -245,6 +246,7 @@ public class EngineTests
         Assert.NotNull(await docker.InspectImageAsync(mine.Tag, TestContext.Current.CancellationToken));
         Assert.NotNull(await docker.InspectImageAsync(theirs.Tag, TestContext.Current.CancellationToken));
         Assert.DoesNotContain(theirs.Tag, r.Stderr);
+        await docker.RemoveImageAsync(theirs.Tag, TestContext.Current.CancellationToken); // the copy's image is this test's litter
     }
 
     [Fact]
