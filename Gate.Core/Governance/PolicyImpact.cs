@@ -6,6 +6,7 @@ using Gate.Core.Audit;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
+using Gate.Core.Report;
 
 namespace Gate.Core.Governance;
 
@@ -83,8 +84,16 @@ public static class PolicyImpact
     {
         try
         {
-            return JsonSerializer.Deserialize<DecisionRecord>(UntrustedInput.ReadRegularFile(file, 64L << 20, "decision.json"), DecisionRecord.JsonOptions)
+            var record = JsonSerializer.Deserialize<DecisionRecord>(UntrustedInput.ReadRegularFile(file, 64L << 20, "decision.json"), DecisionRecord.JsonOptions)
                 ?? throw new GateInputException($"{file}: empty decision record");
+            // A stored decision may have been edited: the shape the analysis relies on is checked, not assumed.
+            if (record.Checks is null || record.Policy is null || record.Model is null)
+                throw new GateInputException($"{file}: not a Gate decision record (no checks, policy or model)");
+            var ids = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < record.Checks.Count; i++)
+                if (record.Checks[i]?.Id is not { } id || !ids.Add(id))
+                    throw new GateInputException($"{file}: checks[{i}]: {(record.Checks[i]?.Id is null ? "no check id" : $"check id '{SafeText.Line(record.Checks[i].Id)}' appears twice")}");
+            return record;
         }
         catch (JsonException e) { throw new GateInputException($"{file}: not a Gate decision record ({e.Message})"); }
     }

@@ -146,4 +146,25 @@ public class PolicyImpactTests(DecisionCorpusFixture fx) : IClassFixture<Decisio
         Assert.Equal(3, bad.Exit);
         Assert.Contains("decision.json: not a Gate decision record", bad.Err);
     }
+
+    [Fact]
+    public void An_edited_decision_with_missing_or_repeated_checks_is_exit_3_not_an_internal_error()
+    {
+        var stored = File.ReadAllText(Path.Combine(fx.Decisions, "approve", "out", "decision.json"));
+        var node = System.Text.Json.Nodes.JsonNode.Parse(stored)!.AsObject();
+        var checks = node["checks"]!.AsArray();
+        checks.Add(checks[0]!.DeepClone());
+        var repeated = TestPaths.TempDir("gate-impact-repeated");
+        File.WriteAllText(Path.Combine(repeated, "decision.json"), node.ToJsonString());
+        var r = AuditTestKit.RunGate("policy", "impact", fx.Proposed(), "--decisions", repeated);
+        Assert.True(r.Exit == 3, r.Err);
+        Assert.Contains("appears twice", r.Err);
+
+        node["checks"] = null;
+        var none = TestPaths.TempDir("gate-impact-nochecks");
+        File.WriteAllText(Path.Combine(none, "decision.json"), node.ToJsonString());
+        r = AuditTestKit.RunGate("policy", "impact", fx.Proposed(), "--decisions", none);
+        Assert.True(r.Exit == 3, r.Err);
+        Assert.Contains("not a Gate decision record", r.Err);
+    }
 }
