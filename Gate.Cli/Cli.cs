@@ -15,7 +15,20 @@ public static class Cli
     /// <summary>The signals of this invocation; null outside <see cref="InvokeAsync"/> (e.g. commands invoked by tests).</summary>
     private static SignalCancellation? signals;
 
+    /// <summary>The process entry: SIGINT/SIGTERM cancel the command and give 130/143 once it has cleaned up.</summary>
     public static async Task<int> InvokeAsync(RootCommand root, string[] args)
+    {
+        using var cancellation = new SignalCancellation();
+        signals = cancellation;
+        try { return await InvokeAsync(root, args, cancellation.Token); }
+        finally { signals = null; }
+    }
+
+    /// <summary>
+    /// Parses and runs one command line under the exit-code contract, cancelled by <paramref name="ct"/>. Without
+    /// <see cref="Terminal.Capture"/> it prints to the process's streams; tests call it in-process through it.
+    /// </summary>
+    public static async Task<int> InvokeAsync(RootCommand root, string[] args, CancellationToken ct)
     {
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -24,18 +37,15 @@ public static class Cli
             Console.Error.WriteLine("Run 'gate --help' (or 'gate <command> --help') for usage.");
             return ExitCodes.BadInput;
         }
-        using var cancellation = new SignalCancellation();
-        signals = cancellation;
         try
         {
             // Our own signal handling, not System.CommandLine's: it would return after 2 s, before the sandbox is removed.
-            return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, cancellation.Token);
+            return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, Output = Console.Out, Error = Console.Error }, ct);
         }
         catch (Exception e)
         {
             return Report(e);
         }
-        finally { signals = null; }
     }
 
     /// <summary>Runs a command body with the exit-code contract applied to whatever it throws.</summary>

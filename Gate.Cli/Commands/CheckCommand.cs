@@ -58,7 +58,7 @@ public static class CheckCommand
 
     private static void PrintSummary(DecisionRecord record, string path)
     {
-        var console = AnsiConsole.Console;
+        var console = Terminal.Out;
         var table = new Table().Border(TableBorder.Rounded).Title($"Gate — {Terminal.Show(record.PolicyName)} on {Terminal.Show(record.Model.Name)}");
         table.AddColumns("check", "type", "enforcement", "verdict", "summary");
         foreach (var c in record.Checks)

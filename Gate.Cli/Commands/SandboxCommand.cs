@@ -58,10 +58,10 @@ public static class SandboxCommand
             table.AddRow(Terminal.Show(p["name"]?.ToString() ?? ""), Terminal.Show(p["target"]?.ToString() ?? ""),
                 outcome == "blocked" ? "[green]blocked[/]" : $"[yellow]{Terminal.Show(outcome)}[/]", Terminal.Show(p["detail"]?.ToString() ?? ""));
         }
-        AnsiConsole.Write(table);
-        if (report["error"] is { } err) AnsiConsole.MarkupLine($"[red]self-test could not run:[/] {Terminal.Show(err.ToString())}");
+        Terminal.Out.Write(table);
+        if (report["error"] is { } err) Terminal.Out.MarkupLine($"[red]self-test could not run:[/] {Terminal.Show(err.ToString())}");
         if (report["outsideReachableFromHost"]?.GetValue<bool>() == false)
-            AnsiConsole.MarkupLine("[grey]note: the host itself cannot reach the outside address, so 'blocked' there proves little.[/]");
+            Terminal.Out.MarkupLine("[grey]note: the host itself cannot reach the outside address, so 'blocked' there proves little.[/]");
     }
 
     private static Command BuildImage()

@@ -53,10 +53,10 @@ public static class AuditTestKit
         return path;
     }
 
-    /// <summary>Runs the real gate CLI as a child process (see <see cref="GateProcess"/>).</summary>
+    /// <summary>Runs the gate CLI in-process (see <see cref="GateCli"/>).</summary>
     public static (int Exit, string Out, string Err) RunGate(params string[] args)
     {
-        var r = GateProcess.Run(args);
+        var r = GateCli.Run(args);
         return (r.ExitCode, r.Stdout, r.Stderr);
     }
 

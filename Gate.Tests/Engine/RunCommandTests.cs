@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Gate.Core.Engine;
 using Gate.Core.Model;
 using Gate.Core.Tensors;
@@ -11,13 +10,8 @@ public class RunCommandTests
 {
     private static (int Code, string Out, string Err) RunGate(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gate.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync(); var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(60_000), "gate run did not finish within 60 s");
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = GateCli.Run(args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     [Fact]

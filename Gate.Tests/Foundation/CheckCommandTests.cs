@@ -8,6 +8,7 @@ public class CheckCommandTests
 {
     private static string ReleasePolicy => Path.Combine(TestPaths.RepoRoot, "policies", "digits-release.yaml");
 
+    /// <summary>The one end-to-end run of this class as a real process (the exit status as CI sees it); the rest run in-process.</summary>
     [Fact]
     public void Writes_decision_json_and_prints_the_table()
     {
@@ -39,7 +40,7 @@ public class CheckCommandTests
         File.WriteAllText(policy, File.ReadAllText(ReleasePolicy)
             .Replace("allowOps: [Conv, Relu, MaxPool, Flatten, Gemm]", "allowOps: [Conv, Relu, MaxPool, Flatten]")
             .Replace("../examples/", Path.Combine(TestPaths.RepoRoot, "examples") + "/"));
-        var r = GateProcess.Run("check", "--model", TestPaths.FixtureModel("digits-mlp.onnx"), "--policy", policy, "--out", dir, "--json");
+        var r = GateCli.Run("check", "--model", TestPaths.FixtureModel("digits-mlp.onnx"), "--policy", policy, "--out", dir, "--json");
         Assert.Equal(1, r.ExitCode);
         var doc = JsonNode.Parse(r.Stdout)!;
         Assert.Equal("reject", doc["decision"]!.GetValue<string>());
@@ -49,9 +50,9 @@ public class CheckCommandTests
     [Fact]
     public void Usage_errors_exit_3()
     {
-        Assert.Equal(3, GateProcess.Run("check", "--model").ExitCode);
-        Assert.Equal(3, GateProcess.Run("frobnicate").ExitCode);
-        var missing = GateProcess.Run("check", "--model", "/nonexistent.onnx", "--policy", ReleasePolicy);
+        Assert.Equal(3, GateCli.Run("check", "--model").ExitCode);
+        Assert.Equal(3, GateCli.Run("frobnicate").ExitCode);
+        var missing = GateCli.Run("check", "--model", "/nonexistent.onnx", "--policy", ReleasePolicy);
         Assert.Equal(3, missing.ExitCode);
         Assert.Contains("/nonexistent.onnx: model file not found", missing.Stderr);
     }
@@ -60,7 +61,7 @@ public class CheckCommandTests
     public void Missing_dataset_file_is_bad_input_naming_the_dataset()
     {
         var dir = TestPaths.TempDir();
-        var r = GateProcess.Run("check", "--model", TestPaths.FixtureModel("digits-cnn.onnx"), "--policy", ReleasePolicy, "--out", dir, "--data", "test=/nope/x.npy");
+        var r = GateCli.Run("check", "--model", TestPaths.FixtureModel("digits-cnn.onnx"), "--policy", ReleasePolicy, "--out", dir, "--data", "test=/nope/x.npy");
         Assert.Equal(3, r.ExitCode);
         Assert.Contains("spec.datasets.test.inputs: file not found: /nope/x.npy", r.Stderr);
     }
@@ -68,7 +69,7 @@ public class CheckCommandTests
     [Fact]
     public void Policy_input_that_the_model_lacks_is_bad_input()
     {
-        var r = GateProcess.Run("check", "--model", TestPaths.FixtureModel("absent-supervisor-honest.onnx"), "--policy", ReleasePolicy, "--out", TestPaths.TempDir());
+        var r = GateCli.Run("check", "--model", TestPaths.FixtureModel("absent-supervisor-honest.onnx"), "--policy", ReleasePolicy, "--out", TestPaths.TempDir());
         Assert.Equal(3, r.ExitCode);
         Assert.Contains("spec.model.inputs.input: the model has no input 'input' (model inputs: obs)", r.Stderr);
     }
@@ -76,7 +77,7 @@ public class CheckCommandTests
     [Fact]
     public void Help_teaches_the_exit_codes()
     {
-        var r = GateProcess.Run("check", "--help");
+        var r = GateCli.Run("check", "--help");
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("0 APPROVE, 1 REJECT, 2 INCONCLUSIVE, 3 bad input", r.Stdout);
     }

@@ -100,7 +100,7 @@ public class MalformedModelTests
     {
         var dir = TestPaths.TempDir();
         var path = Build(kind, dir);
-        var r = GateProcess.Run("check", "--model", path, "--policy", Path.Combine(TestPaths.RepoRoot, "policies", "digits-release.yaml"), "--out", Path.Combine(dir, "out"));
+        var r = GateCli.Run("check", "--model", path, "--policy", Path.Combine(TestPaths.RepoRoot, "policies", "digits-release.yaml"), "--out", Path.Combine(dir, "out"));
         Assert.Equal(3, r.ExitCode);
         Assert.Contains(fragment, r.Stderr);
         Assert.DoesNotContain("   at ", r.All);

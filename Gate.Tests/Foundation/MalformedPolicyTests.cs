@@ -48,7 +48,7 @@ public class MalformedPolicyTests
     {
         var path = PolicyPath(file);
         var out_ = TestPaths.TempDir();
-        var r = GateProcess.Run("check", "--model", TestPaths.FixtureModel("digits-cnn.onnx"), "--policy", path, "--out", out_);
+        var r = GateCli.Run("check", "--model", TestPaths.FixtureModel("digits-cnn.onnx"), "--policy", path, "--out", out_);
         Assert.Equal(3, r.ExitCode);
         Assert.Contains($"{path}:{line}:{col}: ", r.Stderr);
         Assert.Contains(fragment, r.Stderr);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Governance;
@@ -6,16 +5,11 @@ namespace Gate.Tests.Governance;
 /// <summary>The `gate policy` commands as a user runs them: a real process, its output and its exit code.</summary>
 public class PolicyCommandTests
 {
+    /// <summary>gate in <paramref name="workDir"/>: these tests name files relative to it, as a reviewer would.</summary>
     internal static (int Exit, string Out, string Err) Gate(string workDir, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gate.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); Assert.Fail("gate did not finish in 60 s"); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = GateProcess.Run(args, null, TimeSpan.FromSeconds(60), workDir);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     private static string Dir(out string strong)

@@ -61,7 +61,7 @@ public class DatasetTests
     }
 
     private static ProcessResult Check(string model, string policy, string outDir, params string[] extra) =>
-        GateProcess.Run(["check", "--model", model, "--policy", policy, "--out", outDir, .. extra], null, TimeSpan.FromSeconds(90));
+        GateCli.Run(["check", "--model", model, "--policy", policy, "--out", outDir, .. extra], TimeSpan.FromSeconds(90));
 
     private static void AssertBadInput(ProcessResult r, string file, string fragment)
     {
@@ -154,7 +154,7 @@ public class DatasetTests
         var fifo = Path.Combine(dir, "fifo.npy");
         using (var mk = Process.Start("mkfifo", [fifo])) mk.WaitForExit();
         Assert.True(File.Exists(fifo));
-        // Nobody ever writes to the FIFO: opening it for reading would block forever (GateProcess times out at 90 s).
+        // Nobody ever writes to the FIFO: opening it for reading would block forever (GateCli times out at 90 s).
         var r = Check(Cnn, WritePolicy(dir), Path.Combine(dir, "out"), "--data", $"test.labels={fifo}");
         AssertBadInput(r, fifo, ".npy file is a named pipe (FIFO)");
     }

@@ -48,9 +48,9 @@ public class MalformedInputTests
     }
 
     private static ProcessResult Check(string model, string policy, string dir) =>
-        GateProcess.Run(["check", "--model", model, "--policy", policy, "--out", Path.Combine(dir, "out"), "--sandbox", "process"], null, Quick);
+        GateCli.Run(["check", "--model", model, "--policy", policy, "--out", Path.Combine(dir, "out"), "--sandbox", "process"], Quick);
 
-    private static ProcessResult Lint(params string[] args) => GateProcess.Run(["policy", "lint", .. args], null, Quick);
+    private static ProcessResult Lint(params string[] args) => GateCli.Run(["policy", "lint", .. args], Quick);
 
     /// <summary>Exit 3, the fragment in the message, no stack trace and no "internal error", and no decision written.</summary>
     private static void AssertBadInput(ProcessResult r, string fragment, string? outDir = null)
@@ -90,7 +90,7 @@ public class MalformedInputTests
         var dir = TestPaths.TempDir();
         MakeFifo(Path.Combine(dir, "w.bin"));
         var model = ExternalModel("w.bin").Save(Path.Combine(dir, "m.onnx"));
-        // Before the fix the open blocked for ever; GateProcess's timeout turns that into a failure.
+        // Before the fix the open blocked for ever; GateCli's timeout turns that into a failure.
         AssertBadInput(Check(model, WritePolicy(dir, BasePolicy), dir), "tensor 'w': external data file 'w.bin' is a named pipe (FIFO)", dir);
     }
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
-using Gate.Tests.Governance;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Report;
@@ -12,8 +11,8 @@ public class CheckCommandReportTests
     public void Gate_check_writes_report_summary_and_junit_consistent_with_the_decision()
     {
         var outDir = TestPaths.TempDir("gate-check-report");
-        var (exit, stdout, _) = PolicyCommandTests.Gate(TestPaths.RepoRoot, "check", "--model", "examples/digits/digits-cnn.onnx",
-            "--policy", "policies/digits-release.yaml", "--out", outDir, "--json");
+        var (exit, stdout, _) = GateCli.Run("check", "--model", Path.Combine(TestPaths.RepoRoot, "examples", "digits", "digits-cnn.onnx"),
+            "--policy", Path.Combine(TestPaths.RepoRoot, "policies", "digits-release.yaml"), "--out", outDir, "--json");
         Assert.InRange(exit, 0, 2);
         var decision = JsonNode.Parse(stdout)!;
         var decisionText = decision["decision"]!.GetValue<string>().ToUpperInvariant();

@@ -19,10 +19,10 @@ public class OrtCliTests
         var hidden = OnnxModelLoader.Load(modelPath).Graph.Nodes.First(n => n.OpType == "MaxPool").Outputs[0];
         var safe = Gate.Cli.Commands.RunCommand.SafeName(hidden);
 
-        var (ortExit, ortOut, ortErr) = OrtTestSupport.RunGate(null, "run", "-m", modelPath, "-i", $"input={xPath}",
+        var (ortExit, ortOut, ortErr) = GateCli.Run("run", "-m", modelPath, "-i", $"input={xPath}",
             "--capture", hidden, "--runtime", "onnxruntime", "-o", Path.Combine(dir, "ort"));
         Assert.True(ortExit == 0, $"exit {ortExit}\n{ortOut}\n{ortErr}");
-        var (bExit, _, bErr) = OrtTestSupport.RunGate(null, "run", "-m", modelPath, "-i", $"input={xPath}",
+        var (bExit, _, bErr) = GateCli.Run("run", "-m", modelPath, "-i", $"input={xPath}",
             "--capture", hidden, "--runtime", "builtin", "-o", Path.Combine(dir, "builtin"));
         Assert.True(bExit == 0, bErr);
         foreach (var name in new[] { "logits", safe })
@@ -39,7 +39,7 @@ public class OrtCliTests
         File.WriteAllBytes(modelPath, OrtTestModels.UnknownOp());
         var xPath = Path.Combine(dir, "x.npy");
         Npy.Write(xPath, Tensor.FromFloats([1], [1f]));
-        var (exit, stdout, stderr) = OrtTestSupport.RunGate(null, "run", "-m", modelPath, "-i", $"x={xPath}", "--runtime", "onnxruntime", "-o", dir);
+        var (exit, stdout, stderr) = GateCli.Run("run", "-m", modelPath, "-i", $"x={xPath}", "--runtime", "onnxruntime", "-o", dir);
         Assert.True(exit == 3, $"exit {exit}\n{stdout}\n{stderr}");
         Assert.Contains("bad.onnx", stderr);
         Assert.Contains("rejected the model", stderr);
@@ -53,15 +53,16 @@ public class OrtCliTests
         var dir = TestPaths.TempDir("ort-cli-missing");
         var xPath = Path.Combine(dir, "x.npy");
         Npy.Write(xPath, Tensor.Zeros(DType.Float32, [1, 1, 8, 8]));
-        var env = new Dictionary<string, string?> { ["GATE_ORT_LIB"] = Path.Combine(dir, "no-such-libonnxruntime.so") };
+        var env = new Dictionary<string, string> { ["GATE_ORT_LIB"] = Path.Combine(dir, "no-such-libonnxruntime.so") };
         var model = TestPaths.FixtureModel("digits-mlp.onnx");
-        // The host's GATE_ORT_LIB configures the process sandbox; a container carries its own library.
-        var (exit, _, stderr) = OrtTestSupport.RunGate(env, "run", "-m", model, "-i", $"input={xPath}", "--runtime", "onnxruntime", "--sandbox", "process", "-o", dir);
+        // The host's GATE_ORT_LIB configures the process sandbox; a container carries its own library. An environment
+        // variable: this needs a process of its own.
+        var (exit, _, stderr) = GateProcess.Run(["run", "-m", model, "-i", $"input={xPath}", "--runtime", "onnxruntime", "--sandbox", "process", "-o", dir], env, TimeSpan.FromMinutes(2));
         Assert.True(exit == 3, $"exit {exit}\n{stderr}");
         Assert.Contains("GATE_ORT_LIB", stderr);
         Assert.Contains("./scripts/setup.sh", stderr);
         // Registering the ORT factory at start-up must not load the library: the builtin runtime is unaffected.
-        var (bExit, _, bErr) = OrtTestSupport.RunGate(env, "run", "-m", model, "-i", $"input={xPath}", "--runtime", "builtin", "--sandbox", "process", "-o", dir);
+        var (bExit, _, bErr) = GateProcess.Run(["run", "-m", model, "-i", $"input={xPath}", "--runtime", "builtin", "--sandbox", "process", "-o", dir], env, TimeSpan.FromMinutes(2));
         Assert.True(bExit == 0, bErr);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
 using Gate.Sandbox.Docker;
@@ -11,15 +10,8 @@ public class SandboxCliTests
 {
     private static (int Code, string Stdout, string Stderr) Gate(params string[] args)
     {
-        var psi = new ProcessStartInfo(Path.Combine(Path.GetDirectoryName(Environment.ProcessPath!)!, "dotnet")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (!File.Exists(psi.FileName)) psi.FileName = "dotnet";
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gate.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); Assert.Fail("gate did not finish within 60 s"); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = GateCli.Run(args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     [Fact]

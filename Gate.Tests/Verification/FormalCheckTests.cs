@@ -134,7 +134,7 @@ public class FormalCheckTests
         {
             var spec = Path.Combine(dir, $"p{eps}.vnnlib"); File.WriteAllText(spec, Prop(eps));
             var outFile = Path.Combine(dir, $"r{eps}.txt");
-            int rc = await Gate.Cli.Cli.InvokeAsync(root, ["prove", "--model", model, "--spec", spec, "--timeout", "20", "--out", outFile]);
+            int rc = await Gate.Cli.Cli.InvokeAsync(root, ["prove", "--model", model, "--spec", spec, "--timeout", "20", "--out", outFile], TestContext.Current.CancellationToken);
             var lines = File.ReadAllLines(outFile);
             Assert.Equal(expected, lines[0]);
             Assert.Equal(code, rc);
@@ -144,6 +144,6 @@ public class FormalCheckTests
                 Assert.Equal(64 + 10, lines.Length - 1);
             }
         }
-        Assert.Equal(3, await Gate.Cli.Cli.InvokeAsync(root, ["prove", "--model", model, "--spec", Path.Combine(dir, "missing.vnnlib")]));
+        Assert.Equal(3, await Gate.Cli.Cli.InvokeAsync(root, ["prove", "--model", model, "--spec", Path.Combine(dir, "missing.vnnlib")], TestContext.Current.CancellationToken));
     }
 }
