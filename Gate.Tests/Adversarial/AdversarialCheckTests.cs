@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using Gate.Core.Engine;
+using Gate.Core.Runtime;
 using Gate.Core.Evidence;
 using Gate.Core.Model;
 using Gate.Core.Policy;
@@ -10,19 +10,24 @@ using Gate.Tests.Support;
 namespace Gate.Tests.Adversarial;
 
 /// <summary>
-/// End-to-end adversarial checks on the digits fixtures (policy file → plan → executor), production = the built-in
-/// engine (runtime: builtin). Evidence is re-verified independently: norms recomputed here, predictions recomputed
-/// by a fresh engine on the saved .npy.
+/// End-to-end adversarial checks on the digits fixtures (policy file → plan → executor). The engine searches; the
+/// checks whose counterexamples are judged run with <c>runtime: onnxruntime</c>, so a counterexample counts only once
+/// ONNX Runtime reproduces it, and the evidence is re-verified independently: norms recomputed here, predictions
+/// recomputed by a fresh ONNX Runtime session on the saved .npy — never by the engine that found them.
 /// </summary>
 public class AdversarialCheckTests
 {
     private static readonly long[] Labels = Npy.Read(TestPaths.FixtureData("digits_test_y.npy")).ToLongArray();
     private static readonly float[] Images = Npy.Read(TestPaths.FixtureData("digits_test_x.npy")).ToFloatArray();
 
-    /// <summary>Every counterexample: in range, within ε, and wrong (or at the target) when replayed on a fresh engine.</summary>
+    /// <summary>The production runtime the judged checks confirm on.</summary>
+    private const string Production = "onnxruntime";
+
+    /// <summary>Every counterexample: in range, within ε, and wrong (or at the target) when replayed in a fresh ONNX Runtime session.</summary>
     private static void AssertEvidenceHolds(AdversarialKit.Run run, string modelFile, double eps, bool linf, int? target = null)
     {
-        var engine = CompiledModel.Compile(OnnxModelLoader.Load(TestPaths.FixtureModel(modelFile)));
+        Assert.NotEqual("builtin", run.Result.Runtime);
+        using var ort = ProductionRuntime.OnnxRuntimeFactory!().Load(OnnxModelLoader.Load(TestPaths.FixtureModel(modelFile)), new RuntimeOptions(IntraOpThreads: 1));
         foreach (var rec in run.Counterexamples)
         {
             var x = AdversarialKit.ReadCounterexample(run, rec!);
@@ -38,7 +43,7 @@ public class AdversarialCheckTests
             }
             if (!linf) dist = Math.Sqrt(dist);
             Assert.True(dist <= eps, $"sample {index}: perturbation {dist} exceeds ε={eps}");
-            int predicted = AdversarialKit.ArgMax(engine.Run(x).Floats);
+            int predicted = AdversarialKit.ArgMax(ort.RunSingle(x).ToFloatArray());
             Assert.Equal((int)rec["productionPrediction"]!, predicted);
             if (target is { } t) Assert.Equal(t, predicted);
             else Assert.NotEqual(Labels[index], predicted);
@@ -53,7 +58,7 @@ public class AdversarialCheckTests
             threat: { norm: linf, epsilon: 0.3 }
             search: [ { method: pgd, steps: 20, restarts: 1 } ]
             require: { robustAccuracy: { min: 0.9 } }
-            """);
+            """, runtime: Production);
         var r = run.Result;
         Assert.Equal(Verdict.Fail, r.Verdict);
         Assert.True(r.Metrics["counterexamples"] >= 18, r.Summary);
@@ -87,7 +92,7 @@ public class AdversarialCheckTests
             threat: { norm: {{norm}}, epsilon: {{eps}} }
             search: [ {{method}} ]
             require: { robustAccuracy: { min: 0.0 } }
-            """);
+            """, runtime: Production);
         Assert.True(run.Result.Metrics["attackSuccessRate"] >= 0.75, run.Result.Summary);
         AssertEvidenceHolds(run, "digits-cnn.onnx", eps, linf: norm == "linf");
     }
@@ -141,7 +146,7 @@ public class AdversarialCheckTests
             goal: { type: targeted, targetClass: 0 }
             search: [ { method: pgd, steps: 30, restarts: 1 } ]
             require: { attackSuccessRate: { max: 0.1 } }
-            """);
+            """, runtime: Production);
         var r = run.Result;
         int zeros = Labels.Take(30).Count(l => l == 0);
         Assert.Equal(30 - zeros, r.Metrics["samples"]); // samples already of class 0 are excluded

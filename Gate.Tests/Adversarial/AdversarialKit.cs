@@ -59,6 +59,7 @@ public static class AdversarialKit
         IInferenceSession? production = null, string? productionReason = null, bool openProduction = true,
         IProgress<ProgressUpdate>? progress = null)
     {
+        if (runtime == "onnxruntime" && production is null && openProduction) Gate.Tests.Runtime.OrtTestSupport.RequireOrt();
         var policy = WritePolicy(PolicyYaml(checkBody, runtime, seed), out var dir);
         var model = OnnxModelLoader.Load(TestPaths.FixtureModel(modelFile));
         var plan = CheckPlan.Create(policy, model);

@@ -1,46 +1,34 @@
-using System.Diagnostics;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Adversarial;
 
-/// <summary>Counterexamples replay outside the check: with the gate CLI as a separate process, and in ONNX Runtime.</summary>
+/// <summary>Counterexamples replay outside the check: through `gate run`, and in a fresh ONNX Runtime session.</summary>
 public class ReplayTests
 {
-    private static (int Code, string Out) RunGate(params string[] args)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "gate.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(60_000), "gate run did not finish in 60 s");
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
     [Fact]
-    public void Gate_run_replays_every_saved_counterexample()
+    public void Gate_run_replays_every_saved_counterexample_on_the_production_runtime()
     {
+        // Found by the engine, confirmed on ONNX Runtime by the check, replayed by `gate run --runtime onnxruntime`.
         var run = AdversarialKit.Execute("digits-cnn.onnx", """
             samples: 6
             threat: { norm: linf, epsilon: 0.3 }
             search: [ { method: pgd, steps: 20 } ]
             require: { robustAccuracy: { min: 0 } }
-            """);
+            """, runtime: "onnxruntime");
+        Assert.NotEqual("builtin", run.Result.Runtime);
         var labels = Npy.Read(TestPaths.FixtureData("digits_test_y.npy")).ToLongArray();
         Assert.NotEmpty(run.Counterexamples);
         foreach (var rec in run.Counterexamples.Take(3))
         {
             var outDir = TestPaths.TempDir("gate-replay");
             var file = Path.Combine(run.EvidenceDir, (string)rec!["file"]!);
-            var (code, text) = RunGate("run", "--model", TestPaths.FixtureModel("digits-cnn.onnx"), "--input", $"input={file}", "--output-dir", outDir);
-            Assert.True(code == 0, text);
+            var r = GateCli.Run("run", "--model", TestPaths.FixtureModel("digits-cnn.onnx"), "--input", $"input={file}", "--output-dir", outDir, "--runtime", "onnxruntime");
+            Assert.True(r.ExitCode == 0, r.All);
             var logits = Npy.Read(Path.Combine(outDir, "logits.npy")).Floats!;
             int predicted = AdversarialKit.ArgMax(logits.AsSpan(0, 10));
-            Assert.Equal((int)rec["builtinPrediction"]!, predicted);
+            Assert.Equal((int)rec["productionPrediction"]!, predicted);
             Assert.NotEqual(labels[(int)rec["sampleIndex"]!], predicted);
         }
     }

@@ -98,6 +98,16 @@ public class OrtDifferentialTests
     {
     };
 
+    /// <summary>
+    /// Cases both runtimes ran when this floor was set (509 of 575: ORT rejects 62, 2 hold data a tensor cannot);
+    /// a drop below it means one runtime started rejecting cases, which must not pass as "fewer comparisons".
+    /// </summary>
+    private const int MinCompared = 500;
+
+    /// <summary>The graph's operators the built-in engine has no class for (the one legitimate reason to skip).</summary>
+    private static List<string> UnimplementedOperators(OnnxModel model) =>
+        model.Graph.Nodes.Where(n => OperatorRegistry.Find(n.Domain, n.OpType) is null).Select(n => n.OpType).Distinct().ToList();
+
     [Fact]
     public void Conformance_cases_agree_between_builtin_and_onnxruntime()
     {
@@ -108,9 +118,14 @@ public class OrtDifferentialTests
         foreach (var c in ConformanceCases())
         {
             if (c.Skip is not null) { skippedData++; continue; }
+            // Only an operator the engine does not implement is a reason to skip; once it compiled, every operator
+            // in the graph is one the engine claims to support, so an exception from it is a failure.
+            CompiledModel compiled;
+            try { compiled = CompiledModel.Compile(c.Model!); }
+            catch (GateInputException) when (UnimplementedOperators(c.Model!).Count > 0) { skippedBuiltin++; continue; }
             IReadOnlyDictionary<string, Tensor> builtin;
-            try { builtin = CompiledModel.Compile(c.Model!).Forward(c.Inputs!).Values; }
-            catch (Exception) { skippedBuiltin++; continue; } // the built-in engine's op coverage is still growing
+            try { builtin = compiled.Forward(c.Inputs!).Values; }
+            catch (Exception e) { failures.Add($"{c.Name}: the built-in engine threw on a supported operator: {e.GetType().Name}: {e.Message}"); continue; }
             var (ort, why) = RunOrt(c);
             if (ort is null) { skippedOrt++; continue; }
             compared++;
@@ -130,7 +145,7 @@ public class OrtDifferentialTests
             $"(builtin rejected {skippedBuiltin}, ORT rejected {skippedOrt}, data not representable {skippedData}); " +
             $"tolerated known builtin defects: {known.Count}");
         foreach (var k in known) output?.WriteLine(k);
-        Assert.True(compared > 0, "no conformance case was accepted by both runtimes");
+        Assert.True(compared >= MinCompared, $"only {compared} conformance case(s) were compared (at least {MinCompared} expected): a runtime rejects cases it used to run");
         Assert.True(failures.Count == 0, $"{failures.Count} disagreement(s):\n" + string.Join("\n", failures));
     }
 
@@ -160,7 +175,7 @@ public class OrtDifferentialTests
         }
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"conformance onnxruntime vs ONNX expected outputs: compared {compared}, skipped {skippedOrt + skippedData} (ORT rejected {skippedOrt}, data not representable {skippedData})");
-        Assert.True(compared > 0);
+        Assert.True(compared >= MinCompared, $"only {compared} conformance case(s) were compared (at least {MinCompared} expected)");
         Assert.True(failures.Count == 0, $"{failures.Count} disagreement(s):\n" + string.Join("\n", failures));
     }
 }

@@ -78,10 +78,16 @@ public class ProverTests
         Assert.True(unsat >= 3, $"only {unsat}/6 likely-true properties were proved");
     }
 
+    /// <summary>
+    /// On small sigmoid/tanh networks the prover must decide, not just stay sound: a threshold below every sampled
+    /// value is proved (and the proof survives 4000 fresh samples in the box), one in the middle of the sampled range
+    /// is refuted with a real counterexample. An "unknown" or "timeout" fails the test.
+    /// </summary>
     [Fact]
-    public void Sigmoid_and_tanh_networks_are_handled_soundly()
+    public void Sigmoid_and_tanh_networks_are_decided_soundly()
     {
         var rng = new Random(4);
+        var decided = Quick with { Timeout = TimeSpan.FromSeconds(60) }; // generous: a loaded CI host must not turn a decision into a timeout
         for (int trial = 0; trial < 3; trial++)
         {
             var model = BoundSoundnessTests.MixedNetwork(rng);
@@ -89,13 +95,58 @@ public class ProverTests
             var hi = lo.Select(v => v + 0.05).ToArray();
             var diffs = SampledDiffs(model, lo, hi, rng, 300);
             using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
-            var prover = new Prover(model, confirm, Quick);
-            foreach (var t in new[] { diffs.Min() - 0.05, 0.5 * (diffs.Min() + diffs.Max()) })
+            var prover = new Prover(model, confirm, decided);
+            foreach (var (t, expected) in new[] { (diffs.Min() - 0.05, ProofStatus.Unsat), (0.5 * (diffs.Min() + diffs.Max()), ProofStatus.Sat) })
             {
                 var p = DiffProperty(lo, hi, 3, t);
-                CheckAnswer(model, p, prover.Prove(p, TestContext.Current.CancellationToken), diffs.Min());
+                var r = prover.Prove(p, TestContext.Current.CancellationToken);
+                TestContext.Current.TestOutputHelper?.WriteLine($"trial {trial} threshold {t:G4}: {r.Status} ({r.Detail}, {r.Seconds:F2}s)");
+                CheckAnswer(model, p, r, diffs.Min());
+                Assert.True(r.Status == expected, $"trial {trial}, threshold {t:G4}: expected {expected}, got {r.Status} ({r.Detail})");
+                if (r.Status == ProofStatus.Unsat)
+                    Assert.True(SampledDiffs(model, lo, hi, rng, 4000).Min() > t, $"trial {trial}: a sampled point violates the property proved at {t:G4}");
             }
         }
+    }
+
+    /// <summary>A confirming runtime that disagrees with the engine: every output 0 is shifted up by 1000.</summary>
+    private sealed class DisagreeingSession(IInferenceSession inner) : IInferenceSession
+    {
+        public int Runs;
+        public RuntimeInfo Info => inner.Info with { Name = "disagreeing" };
+        public IReadOnlyList<string> InputNames => inner.InputNames;
+        public IReadOnlyList<string> OutputNames => inner.OutputNames;
+        public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputs = null)
+        {
+            Interlocked.Increment(ref Runs);
+            var y = inner.Run(inputs, outputs).ToDictionary(kv => kv.Key, kv => kv.Value);
+            var name = OutputNames[0];
+            var f = y[name].ToFloatArray();
+            f[0] += 1000f;
+            y[name] = Tensor.FromFloats(y[name].Shape, f);
+            return y;
+        }
+        public void Dispose() => inner.Dispose();
+    }
+
+    [Theory]
+    [InlineData(ProofMethod.Bab)]
+    [InlineData(ProofMethod.Crown)]
+    public void A_counterexample_the_confirming_runtime_does_not_reproduce_is_never_sat(ProofMethod method)
+    {
+        // The engine sees Y_0 − Y_1 ≤ t violated (sampling finds it); the confirming runtime never does. The answer
+        // must not be sat (nothing confirmed) and cannot be unsat (the engine's bounds see the violation).
+        var rng = new Random(7);
+        var model = BoundSoundnessTests.RandomRelu(rng, 3, [8, 8], 2);
+        double[] lo = [-0.2, -0.2, -0.2], hi = [0.2, 0.2, 0.2];
+        var diffs = SampledDiffs(model, lo, hi, rng, 400);
+        var p = DiffProperty(lo, hi, 2, diffs.Min() + 0.5 * (diffs.Max() - diffs.Min()));
+        using var confirm = new DisagreeingSession(new BuiltinRuntime().Load(model, new RuntimeOptions()));
+        var r = new Prover(model, confirm, Quick with { Method = method, Timeout = TimeSpan.FromSeconds(2) }).Prove(p, TestContext.Current.CancellationToken);
+        Assert.True(confirm.Runs > 0, "the engine's counterexample was never sent to the confirming runtime");
+        Assert.True(r.Status is ProofStatus.Unknown or ProofStatus.Timeout, $"{r.Status}: {r.Detail}");
+        Assert.Null(r.CounterexampleX);
+        Assert.Equal("disagreeing", r.ConfirmedOn);
     }
 
     [Fact]
