@@ -1,28 +1,17 @@
-using Gate.Core.Model.Proto;
 using Gate.Core.Tensors;
-using Google.Protobuf;
+using Gate.Tests.Support;
 
 namespace Gate.Tests.Runtime;
 
-/// <summary>Tiny ONNX models built in code for binding tests (serialized with Gate's own ONNX protobuf subset).</summary>
+/// <summary>Tiny ONNX models built in code for binding tests (IR 8, opset 17, through <see cref="OnnxBuilder"/>).</summary>
 internal static class OrtTestModels
 {
-    private static ValueInfoProto Value(string name, DType type, int[] shape)
-    {
-        var t = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = new TensorShapeProto() };
-        foreach (var d in shape) t.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
-        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = t } };
-    }
+    private static OnnxBuilder Builder() => new(opset: 17, irVersion: 8);
 
-    private static byte[] Single(string opType, DType type, int[] shape, string domain = "")
+    private static byte[] Single(string opType, DType type, int[] shape)
     {
-        var graph = new GraphProto { Name = "g" };
-        graph.Node.Add(new NodeProto { OpType = opType, Domain = domain, Input = { "x" }, Output = { "y" }, Name = "n0" });
-        graph.Input.Add(Value("x", type, shape));
-        graph.Output.Add(Value("y", type, shape));
-        var model = new ModelProto { IrVersion = 8, Graph = graph, ProducerName = "gate-tests" };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
-        return model.ToByteArray();
+        var dims = shape.Select(d => (long)d).ToArray();
+        return Builder().Input("x", type, dims).Output("y", type, dims).Node(opType, ["x"], ["y"], "n0").Bytes();
     }
 
     /// <summary>y = Identity(x) for one element type.</summary>
@@ -37,19 +26,10 @@ internal static class OrtTestModels
         var bin = new byte[w.Length * 4];
         Buffer.BlockCopy(w, 0, bin, 0, bin.Length);
         File.WriteAllBytes(Path.Combine(dir, "weights.bin"), bin);
-        var init = new TensorProto { Name = "w", DataType = (int)DType.Float32, DataLocation = 1, Dims = { w.Length } };
-        init.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = "weights.bin" });
-        init.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = "0" });
-        init.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bin.Length.ToString() });
-        var graph = new GraphProto { Name = "g", Initializer = { init } };
-        graph.Node.Add(new NodeProto { OpType = "Add", Input = { "x", "w" }, Output = { "y" }, Name = "add" });
-        graph.Input.Add(Value("x", DType.Float32, [w.Length]));
-        graph.Output.Add(Value("y", DType.Float32, [w.Length]));
-        var model = new ModelProto { IrVersion = 8, Graph = graph, ProducerName = "gate-tests" };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
-        var path = Path.Combine(dir, "external.onnx");
-        File.WriteAllBytes(path, model.ToByteArray());
-        return path;
+        return Builder().ExternalInitializer("w", [w.Length], "weights.bin", offset: 0, length: bin.Length)
+            .Node("Add", ["x", "w"], ["y"], "add")
+            .Input("x", w.Length).Output("y", w.Length)
+            .Save(Path.Combine(dir, "external.onnx"));
     }
 
     /// <summary>A well-formed protobuf that ORT must reject: its only node is an operator no opset defines.</summary>

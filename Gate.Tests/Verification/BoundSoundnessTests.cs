@@ -2,6 +2,7 @@ using Gate.Core.Engine;
 using Gate.Core.Model;
 using Gate.Core.Tensors;
 using Gate.Core.Verification;
+using Gate.Tests.Support;
 
 namespace Gate.Tests.Verification;
 
@@ -14,7 +15,7 @@ public class BoundSoundnessTests
     internal static OnnxModel RandomRelu(Random rng, int inputs, int[] hidden, int outputs, double scale = 1)
     {
         var b = new OnnxBuilder([1, inputs]);
-        string x = b.Input; int width = inputs;
+        string x = b.InputName; int width = inputs;
         foreach (var h in hidden) { x = b.Node("Relu", [b.Dense(x, width, h, rng, scale)]); width = h; }
         return b.Build(b.Dense(x, width, outputs, rng, scale), [1, outputs]);
     }
@@ -26,7 +27,7 @@ public class BoundSoundnessTests
         float R(double s = 1) => (float)((rng.NextDouble() * 2 - 1) * s);
         float[] Rs(int n, double s = 1) => Enumerable.Range(0, n).Select(_ => R(s)).ToArray();
         var b = new OnnxBuilder([1, 1, 4, 4], opset: 15);
-        var conv = b.Node("Conv", [b.Input, b.Init(Rs(2 * 9, 0.6), 2, 1, 3, 3), b.Init(Rs(2, 0.2), 2)], ("pads", new long[] { 1, 1, 1, 1 }));
+        var conv = b.Node("Conv", [b.InputName, b.Init(Rs(2 * 9, 0.6), 2, 1, 3, 3), b.Init(Rs(2, 0.2), 2)], ("pads", new long[] { 1, 1, 1, 1 }));
         var bn = b.Node("BatchNormalization", [conv, b.Init(Rs(2), 2), b.Init(Rs(2, 0.3), 2), b.Init(Rs(2, 0.3), 2),
             b.Init(Enumerable.Range(0, 2).Select(_ => (float)(0.5 + rng.NextDouble())).ToArray(), 2)], ("epsilon", 1e-5f));
         var t = b.Node("Tanh", [bn]);

@@ -3,6 +3,7 @@ using Gate.Core.Model;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 using Gate.Core.Verification;
+using Gate.Tests.Support;
 
 namespace Gate.Tests.Verification;
 
@@ -154,7 +155,7 @@ public class ProverTests
     {
         // Mul runs in the engine but has no bound rules (yet): the answer must be unknown, whatever the property.
         var b = new OnnxBuilder([1, 2]);
-        var h = b.Node("Mul", [b.Dense(b.Input, 2, 3, new Random(1)), b.Init([0.5f, -2f, 1f], 3)]);
+        var h = b.Node("Mul", [b.Dense(b.InputName, 2, 3, new Random(1)), b.Init([0.5f, -2f, 1f], 3)]);
         var model = b.Build(b.Dense(h, 3, 2, new Random(2)), [1, 2]);
         Assert.NotNull(new BoundNetwork(model).Unsupported);
         using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
