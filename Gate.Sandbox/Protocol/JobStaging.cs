@@ -285,10 +285,7 @@ public static class JobStaging
         }
         foreach (var (rel, bytes) in copies)
         {
-            var to = Path.Combine(evidenceDir, rel);
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.WriteAllBytes(to + ".tmp", bytes);
-            File.Move(to + ".tmp", to, overwrite: true);
+            Gate.Core.Audit.AtomicFile.Write(Path.Combine(evidenceDir, rel), bytes);
         }
         return new CollectedResults(parsed.Results, parsed.Runtime, parsed.SelfTest);
     }
