@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Core.Report;
 using Spectre.Console;
 

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Core.IO;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;

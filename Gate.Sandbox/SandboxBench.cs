@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
 
 namespace Gate.Sandbox;

@@ -40,7 +40,7 @@ public static class SandboxCommand
             if (requested is not ("auto" or "docker" or "process")) throw new GateInputException($"--sandbox: expected docker or process, got '{requested}'");
             if (Sandboxes.Select(requested) is not RunnerBackend backend) throw new GateInputException("this backend has no self-test");
             var report = await backend.SelfTestAsync(SelfTestLimits, ct);
-            if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(Gate.Core.Decision.DecisionRecord.JsonOptions));
+            if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(Gate.Core.IO.GateJson.Options));
             else Print(report);
             return report["error"] is null ? ExitCodes.Approve : ExitCodes.Inconclusive;
         }));

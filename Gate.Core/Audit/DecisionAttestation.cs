@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Decision;
+using Gate.Core.IO;
 
 namespace Gate.Core.Audit;
 
@@ -15,7 +16,7 @@ public static class DecisionAttestation
     public const string PredicateType = "https://gate.dev/attestations/decision/v1";
     public const string PayloadType = "application/vnd.in-toto+json";
 
-    private static readonly JsonSerializerOptions Compact = new(DecisionRecord.JsonOptions) { WriteIndented = false };
+    private static readonly JsonSerializerOptions Compact = GateJson.Compact;
 
     /// <summary>The in-toto statement as UTF-8 JSON bytes (the DSSE payload).</summary>
     public static byte[] Statement(DecisionRecord record)

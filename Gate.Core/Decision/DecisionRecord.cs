@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Gate.Core.Evidence;
+using Gate.Core.IO;
 using Gate.Core.Runtime;
 
 namespace Gate.Core.Decision;
@@ -72,17 +73,7 @@ public sealed class DecisionRecord
     public DateTimeOffset EndedAt { get; set; }
     public int ExitCode => DecisionRules.ExitCode(Decision);
 
-    public static JsonSerializerOptions JsonOptions { get; } = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DictionaryKeyPolicy = null,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-    };
-
-    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, GateJson.Options);
 
     /// <summary>
     /// What is missing for this record to be signed. A record is signed only when it is complete: the run has

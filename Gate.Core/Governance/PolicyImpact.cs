@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Gate.Core.Audit;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
+using Gate.Core.IO;
 using Gate.Core.Policy;
 using Gate.Core.Report;
 
@@ -84,7 +85,7 @@ public static class PolicyImpact
     {
         try
         {
-            var record = JsonSerializer.Deserialize<DecisionRecord>(UntrustedInput.ReadRegularFile(file, 64L << 20, "decision.json"), DecisionRecord.JsonOptions)
+            var record = JsonSerializer.Deserialize<DecisionRecord>(UntrustedInput.ReadRegularFile(file, 64L << 20, "decision.json"), GateJson.Options)
                 ?? throw new GateInputException($"{file}: empty decision record");
             // A stored decision may have been edited: the shape the analysis relies on is checked, not assumed.
             if (record.Checks is null || record.Policy is null || record.Model is null)

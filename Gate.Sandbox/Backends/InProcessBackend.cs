@@ -1,4 +1,5 @@
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
 
 namespace Gate.Sandbox.Backends;

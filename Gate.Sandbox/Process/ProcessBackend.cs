@@ -25,7 +25,7 @@ public sealed class ProcessBackend : RunnerBackend
     /// </summary>
     protected override int NextUid() => Caps.Value.DropUser ? System.Security.Cryptography.RandomNumberGenerator.GetInt32(200_000, 1_000_000) : JobStaging.SandboxUid;
     /// <summary>Without setpriv the runner keeps our own uid, whatever the staged folder's owner is.</summary>
-    protected override long RunnerUid(StagedJob staged) => Caps.Value.DropUser ? staged.Uid : JobStaging.geteuid();
+    protected override long RunnerUid(StagedJob staged) => Caps.Value.DropUser ? staged.Uid : Posix.geteuid();
     public override string AchievedIsolation => Caps.Value.Netns is not null ? IsolationLevels.ProcessNetns : IsolationLevels.Process;
 
     /// <summary>What this host lets us use, probed once: [unshare args], whether we may drop to the sandbox user, prlimit.</summary>
@@ -33,7 +33,7 @@ public sealed class ProcessBackend : RunnerBackend
     {
         public static HostCapabilities Probe()
         {
-            bool root = JobStaging.geteuid() == 0;
+            bool root = Posix.geteuid() == 0;
             string[]? netns = Works("unshare", "-n", "true") ? ["-n"] : Works("unshare", "-rn", "true") ? ["-rn"] : null;
             return new HostCapabilities(netns, root && Works("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "true"),
                 Works("prlimit", "--core=0", "true"));
@@ -133,38 +133,5 @@ public sealed class ProcessBackend : RunnerBackend
         // Last lines, but never wait long: something the runner left behind could hold the pipes open.
         await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
         return new RunnerExit(proc.ExitCode, null, stderr.ToString());
-    }
-}
-
-/// <summary>Where the runner program and what it needs live on this host.</summary>
-public sealed record RunnerLocation(string Dotnet, string DotnetRoot, string RunnerDll, string? OrtLibrary)
-{
-    public const string RunnerAssembly = "Gate.Sandbox.Runner.dll";
-
-    /// <summary>GATE_RUNNER (path to the runner dll) or the runner beside this program; dotnet is the one running us.</summary>
-    public static RunnerLocation Find()
-    {
-        var dll = System.Environment.GetEnvironmentVariable("GATE_RUNNER") ?? Path.Combine(AppContext.BaseDirectory, RunnerAssembly);
-        if (!File.Exists(dll)) throw new Gate.Core.GateComponentMissingException($"the sandbox runner is missing ({dll}); build Gate.Sandbox/Runner or set GATE_RUNNER");
-        // .../dotnet/shared/Microsoft.NETCore.App/<version>/ → .../dotnet
-        var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
-        var dotnet = Path.Combine(root, "dotnet");
-        // A GATE_ORT_LIB the user set is passed on as given, even when it names no file: the runner then says so,
-        // rather than this host silently substituting another library.
-        var ort = System.Environment.GetEnvironmentVariable("GATE_ORT_LIB") is { Length: > 0 } given ? Path.GetFullPath(given) : OrtLibraryPath();
-        return new RunnerLocation(dotnet, root, Path.GetFullPath(dll), ort);
-    }
-
-    /// <summary>GATE_ORT_LIB, else the copy setup fetched under the repository (.cache/onnxruntime/1.30.0/).</summary>
-    public static string? OrtLibraryPath()
-    {
-        var env = System.Environment.GetEnvironmentVariable("GATE_ORT_LIB");
-        if (!string.IsNullOrEmpty(env) && File.Exists(env)) return Path.GetFullPath(env);
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, ".cache", "onnxruntime", "1.30.0", "libonnxruntime.so.1");
-            if (File.Exists(candidate)) return candidate;
-        }
-        return null;
     }
 }

@@ -5,6 +5,7 @@ using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Runtime;
+using Gate.Core.IO;
 
 namespace Gate.Sandbox.Protocol;
 
@@ -74,9 +75,9 @@ public sealed record ProgressLine(string CheckId, string Task, double Done, doub
 public static class JobProtocol
 {
     /// <summary>The decision record's options (camelCase, named floats) so results round-trip into decision.json unchanged.</summary>
-    public static JsonSerializerOptions Json => DecisionRecord.JsonOptions;
+    public static JsonSerializerOptions Json => GateJson.Options;
 
-    private static readonly JsonSerializerOptions Compact = new(DecisionRecord.JsonOptions) { WriteIndented = false };
+    private static readonly JsonSerializerOptions Compact = GateJson.Compact;
 
     /// <summary>Lines longer than this are not progress: they are cut and logged, never parsed.</summary>
     public const int MaxLineChars = 16 * 1024;

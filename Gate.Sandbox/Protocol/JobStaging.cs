@@ -92,9 +92,9 @@ public static class JobStaging
     /// <param name="uid">The sandbox user; honoured only when we run as root (else the sandbox runs as us).</param>
     internal static StagedJob NewPrivateJob(int uid, out bool root)
     {
-        root = !OperatingSystem.IsWindows() && geteuid() == 0;
+        root = !OperatingSystem.IsWindows() && Posix.geteuid() == 0;
         int gid = root ? SandboxGid : OperatingSystem.IsWindows() ? SandboxGid : (int)getegid();
-        if (!root && !OperatingSystem.IsWindows()) uid = (int)geteuid();
+        if (!root && !OperatingSystem.IsWindows()) uid = (int)Posix.geteuid();
         var work = Directory.CreateTempSubdirectory("gate-sandbox-").FullName;
         var staged = new StagedJob(work, Path.Combine(work, "job"), Path.Combine(work, "results"), uid, gid);
         try
@@ -230,7 +230,6 @@ public static class JobStaging
     }
 
     [DllImport("libc", SetLastError = true)] private static extern int lchown(string path, int uid, int gid);
-    [DllImport("libc")] internal static extern uint geteuid();
     [DllImport("libc")] private static extern uint getegid();
 
     /// <summary>

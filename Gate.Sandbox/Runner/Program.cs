@@ -1,4 +1,5 @@
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
 using Gate.Sandbox.Protocol;
 using Gate.Sandbox.Runner;

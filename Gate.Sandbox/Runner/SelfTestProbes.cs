@@ -22,7 +22,7 @@ internal static class SelfTestProbes
             HostProcessEnviron(),
             Pids(req.PidsLimit),
         };
-        return new JsonObject { ["nonce"] = req.Nonce, ["uid"] = (long)geteuid(), ["probes"] = probes };
+        return new JsonObject { ["nonce"] = req.Nonce, ["uid"] = (long)Posix.geteuid(), ["probes"] = probes };
     }
 
     private static JsonObject Probe(string name, string target, bool blocked, string detail) => new()
@@ -101,5 +101,4 @@ internal static class SelfTestProbes
     }
 
     [DllImport("libc")] private static extern int getppid();
-    [DllImport("libc")] private static extern uint geteuid();
 }

@@ -54,7 +54,7 @@ public class AttestationTests
         var sandbox = new ScriptedSandbox(Gate.Core.Sandbox.IsolationLevels.Process, (job, ev) =>
         {
             signedBeforeSandbox = File.Exists(Path.Combine(outDir, DecisionAttestation.FileName));
-            return passing.RunAsync(job, ev, new Progress<Gate.Core.Checks.ProgressUpdate>(), default).Result;
+            return passing.RunAsync(job, ev, new Progress<Gate.Core.Evidence.ProgressUpdate>(), default).Result;
         });
         var record = await new GateCheckPipeline(sandbox).RunAsync(
             new GateCheckRequest(AuditTestKit.ExampleModel, AuditTestKit.WritePolicy(dir, withSandboxCheck: true), outDir), null, TestContext.Current.CancellationToken);

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Gate.Core;
 using Gate.Core.Audit;
 using Gate.Core.Decision;
+using Gate.Core.IO;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Audit;
@@ -200,7 +201,7 @@ public class SigstoreInteropTests(SigstoreFixture fx) : IClassFixture<SigstoreFi
     {
         var record = fx.Record;
         var json = JsonNode.Parse(record.ToJson())!.AsObject();
-        var copy = System.Text.Json.JsonSerializer.Deserialize<DecisionRecord>(json.ToJsonString(), DecisionRecord.JsonOptions)!;
+        var copy = System.Text.Json.JsonSerializer.Deserialize<DecisionRecord>(json.ToJsonString(), GateJson.Options)!;
         copy.Checks.Single(c => c.Id == "acc").Verdict = Gate.Core.Evidence.Verdict.Fail;
         copy.Checks.Single(c => c.Id == "graph").Verdict = Gate.Core.Evidence.Verdict.Inconclusive;
         copy.Decision = GateDecision.Reject;

@@ -465,5 +465,5 @@ public class EngineTests
         return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private static string? RunnerLocationOrt() => Gate.Sandbox.Process.RunnerLocation.OrtLibraryPath();
+    private static string? RunnerLocationOrt() => Gate.Sandbox.RunnerLocation.OrtLibraryPath();
 }

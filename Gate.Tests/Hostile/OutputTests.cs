@@ -296,8 +296,8 @@ public class OutputTests
         var log = new StringWriter();
         using (var lines = new Gate.Cli.ProgressLines(log, TimeSpan.FromMilliseconds(20)))
         {
-            lines.Report(Gate.Core.Checks.ProgressUpdate.Started("robustness"));
-            lines.Report(new Gate.Core.Checks.ProgressUpdate("robustness", "pgd", 1200, 8000, "queries"));
+            lines.Report(Gate.Core.Evidence.ProgressUpdate.Started("robustness"));
+            lines.Report(new Gate.Core.Evidence.ProgressUpdate("robustness", "pgd", 1200, 8000, "queries"));
             var until = Stopwatch.StartNew();
             while (!log.ToString().Contains("queries (15%)") && until.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
         }

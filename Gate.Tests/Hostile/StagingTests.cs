@@ -99,8 +99,8 @@ public class StagingTests
     {
         var dir = TestPaths.TempDir("gate-staging-modes");
         using var staged = JobStaging.Stage(SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir)));
-        bool root = JobStaging.geteuid() == 0;
-        var expectedOwner = root ? JobStaging.SandboxUid : (int)JobStaging.geteuid();
+        bool root = Posix.geteuid() == 0;
+        var expectedOwner = root ? JobStaging.SandboxUid : (int)Posix.geteuid();
         Assert.Equal(expectedOwner, staged.Uid);
         const UnixFileMode rwx = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
         const UnixFileMode rx = UnixFileMode.UserRead | UnixFileMode.UserExecute;

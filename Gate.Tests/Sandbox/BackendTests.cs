@@ -47,7 +47,7 @@ public abstract class BackendContract
     /// <summary>Everything but the wall-clock duration must agree.</summary>
     private static string Strip(CheckResult r)
     {
-        var node = JsonSerializer.SerializeToNode(r, Gate.Core.Decision.DecisionRecord.JsonOptions)!.AsObject();
+        var node = JsonSerializer.SerializeToNode(r, Gate.Core.IO.GateJson.Options)!.AsObject();
         node.Remove("durationSeconds");
         return node.ToJsonString();
     }

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
 using Gate.Sandbox;
 using Gate.Sandbox.Docker;

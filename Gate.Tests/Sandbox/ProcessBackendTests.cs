@@ -21,7 +21,7 @@ public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : Backend
     // The GC heap hard limit turns the runaway allocation into an OutOfMemoryException the runner reports.
     protected override string OomReason => "OutOfMemoryException";
 
-    private static bool Root => Gate.Sandbox.Protocol.JobStaging.geteuid() == 0;
+    private static bool Root => Gate.Sandbox.Posix.geteuid() == 0;
 
     protected override void AssertSelfTest(IReadOnlyDictionary<string, string> probes)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
+using Gate.Core.Evidence;
 using Gate.Sandbox.Docker;
 using Gate.Tests.Support;
 

@@ -53,10 +53,10 @@ internal static class SandboxTestJobs
             ["accuracy"], false, false, limits ?? policy.Spec.Sandbox.Limits, plan.InputsOf(plan.SandboxChecks));
     }
 
-    public static IProgress<Gate.Core.Checks.ProgressUpdate> Progress(List<Gate.Core.Checks.ProgressUpdate> sink) => new Sync(sink);
+    public static IProgress<Gate.Core.Evidence.ProgressUpdate> Progress(List<Gate.Core.Evidence.ProgressUpdate> sink) => new Sync(sink);
 
-    private sealed class Sync(List<Gate.Core.Checks.ProgressUpdate> sink) : IProgress<Gate.Core.Checks.ProgressUpdate>
+    private sealed class Sync(List<Gate.Core.Evidence.ProgressUpdate> sink) : IProgress<Gate.Core.Evidence.ProgressUpdate>
     {
-        public void Report(Gate.Core.Checks.ProgressUpdate value) { lock (sink) sink.Add(value); }
+        public void Report(Gate.Core.Evidence.ProgressUpdate value) { lock (sink) sink.Add(value); }
     }
 }

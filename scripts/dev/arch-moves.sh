@@ -69,16 +69,14 @@ for path in sorted(set(files)):
         last = max([i for i, l in enumerate(lines) if re.match(r"^using [\w.]+;$", l)], default=-1)
         have = set(re.findall(r"^using ([\w.]+);", text, re.M))
         add = [f"using {n};" for n in dict.fromkeys(need) if n not in have]
-        if add:
-            if last < 0:
-                lines[0:0] = add + [""]
-            else:
-                lines[last + 1:last + 1] = add
-            # keep the block sorted as the repository writes it: System.* first, then the rest, ordinal
+        for u in add:
+            # before the first using that sorts after it (System.* first, then ordinal by name), else after the last
+            key = lambda l: (not l[6:].startswith("System"), l[6:-1])
             idx = [i for i, l in enumerate(lines) if re.match(r"^using [\w.]+;$", l)]
-            if idx and idx[-1] - idx[0] + 1 == len(idx):
-                block = sorted(set(lines[i] for i in idx), key=lambda l: (not l.startswith("using System"), l))
-                lines[idx[0]:idx[-1] + 1] = block
+            after = [i for i in idx if key(lines[i]) > key(u)]
+            if after: lines.insert(after[0], u)
+            elif idx: lines.insert(idx[-1] + 1, u)
+            else: lines[0:0] = [u, ""]
             text = "\n".join(lines)
     # drop duplicate usings
     seen, out = set(), []

@@ -1,0 +1,25 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Gate.Core.IO;
+
+/// <summary>
+/// The JSON options of every file Gate writes and reads back — decision.json, the sandbox job protocol, attestation
+/// predicates — so that a result round-trips unchanged: camelCase names, enums as camelCase strings, named floats
+/// (NaN, Infinity), no escaping of non-ASCII text. <see cref="Compact"/> is the same on one line.
+/// </summary>
+public static class GateJson
+{
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DictionaryKeyPolicy = null,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    public static JsonSerializerOptions Compact { get; } = new(Options) { WriteIndented = false };
+}
