@@ -244,7 +244,6 @@ step_numerics() {
   local numerics; numerics=$(python3 -c 'import json,sys; t=json.loads(sys.argv[1]); print(json.dumps([x for x in t if x!="MechanisticData"]))' "$types")
   retarget "[{\"types\":$numerics,\"from\":\"Gate.Core.Checks.Mechanistic\",\"to\":\"Gate.Core.Numerics\"},
              {\"types\":[\"MechanisticData\"],\"from\":\"Gate.Core.Checks.Mechanistic\",\"to\":\"Gate.Core.Checks\",\"gone\":true}]"
-}]"
 }
 
 step_audit_split() {
@@ -265,9 +264,6 @@ step_audit_split() {
   retarget "[{\"types\":$attT,\"from\":\"Gate.Core.Audit\",\"to\":\"Gate.Core.Attestation\",\"partial\":\"Audit\"},
              {\"types\":$trustT,\"from\":\"Gate.Core.Audit\",\"to\":\"Gate.Core.Trust\",\"partial\":\"Audit\"},
              {\"types\":$ioT,\"from\":\"Gate.Core.Audit\",\"to\":\"Gate.Core.IO\",\"partial\":\"Audit\",\"gone\":true}]"
-},
-             {\"types\":$ioT,\"from\":\"Gate.Core.Trust\",\"to\":\"Gate.Core.IO\"},
-             {\"types\":$ioT,\"from\":\"Gate.Core.Attestation\",\"to\":\"Gate.Core.IO\"}]"
 }
 
 step_node_accessors() {
@@ -319,8 +315,8 @@ step_test_folders() {
     {"types":["NpyTests"],"from":"Gate.Tests.Foundation","to":"Gate.Tests.Tensors","gone":true}]'
   retarget "$kits"
   # Paths the docs and tests name
-  git grep -l "Gate.Tests/Audit/" -- '*.md' '*.cs' '*.sh' | xargs -r sed -i 's#Gate\.Tests/Audit/ApprovalTests#Gate.Tests/Trust/ApprovalTests#g; s#Gate\.Tests/Audit/#Gate.Tests/Attestation/#g'
-  git grep -l "Gate.Tests/Mechanistic/\|Gate.Tests/Adversarial/\|Gate.Tests/Foundation/" -- '*.md' '*.cs' '*.sh' | xargs -r sed -i \
+  git grep -l "Gate.Tests/Audit/" -- '*.md' '*.cs' '*.sh' ':!scripts/dev/arch-moves.sh' | xargs -r sed -i 's#Gate\.Tests/Audit/ApprovalTests#Gate.Tests/Trust/ApprovalTests#g; s#Gate\.Tests/Audit/#Gate.Tests/Attestation/#g'
+  git grep -l "Gate.Tests/Mechanistic/\|Gate.Tests/Adversarial/\|Gate.Tests/Foundation/" -- '*.md' '*.cs' '*.sh' ':!scripts/dev/arch-moves.sh' | xargs -r sed -i \
     's#Gate\.Tests/Adversarial/#Gate.Tests/Checks/Adversarial/#g; s#Gate\.Tests/Foundation/NpyTests#Gate.Tests/Tensors/NpyTests#g; s#Gate\.Tests/Foundation/CheckCommandTests#Gate.Tests/Cli/CheckCommandTests#g'
 }
 
