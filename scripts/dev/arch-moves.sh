@@ -53,6 +53,9 @@ for path in sorted(set(files)):
     need = []
     for mv in moves:
         old, new, types = mv["from"], mv["to"], mv["types"]
+        if not types:
+            if mv.get("gone"): text = re.sub(r"^using " + re.escape(old) + r";\n", "", text, flags=re.M)
+            continue
         words = "|".join(map(re.escape, types))
         text = re.sub(r"\b" + re.escape(old) + r"\.(" + words + r")\b", new + r".\1", text)
         if mv.get("partial"):
@@ -122,7 +125,7 @@ PY
 }
 
 mv_to() { # git mv FILE... DIR, creating DIR; missing sources are skipped (already moved)
-  local dir="${!#}"; mkdir -p "$dir"
+  local dir="${!#}" f; mkdir -p "$dir"
   for f in "${@:1:$#-1}"; do [ -e "$f" ] && git mv "$f" "$dir/"; done; return 0
 }
 
@@ -277,7 +280,7 @@ step_node_accessors() {
 step_test_folders() {
   # Test folders mirror Gate.Core (and Gate.Cli): Hostile stays, as the catalogue docs/threat-model.md cites.
   tmv() { # FILE... DIR NAMESPACE
-    local ns="${!#}"; local n=$(($# - 1)); local dir="${!n}"
+    local ns="${!#}" f; local n=$(($# - 1)); local dir="${!n}"
     for f in "${@:1:$#-2}"; do
       [ -e "$f" ] || continue
       mkdir -p "$dir"; git mv "$f" "$dir/"; set_namespace "$dir/$(basename "$f")" "$ns"
@@ -299,20 +302,21 @@ step_test_folders() {
   tmv Gate.Tests/Foundation/NpyTests.cs Gate.Tests/Tensors Gate.Tests.Tensors
   rmdir Gate.Tests/Adversarial Gate.Tests/Mechanistic Gate.Tests/Audit Gate.Tests/Foundation 2>/dev/null || true
   # Cross-references between the moved test classes (kits used by other folders).
-  local kits='[{"types":["AdversarialKit","TextbookPgd"],"from":"Gate.Tests.Adversarial","to":"Gate.Tests.Checks.Adversarial","gone":true},
-    {"types":["MechanisticHarness"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Checks"},
-    {"types":["LinearProbeTests"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Checks.LinearProbe"},
-    {"types":["RepresentationAndSurrogateTests"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Checks.Representation"},
-    {"types":["StaticInspectionTests"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Checks.StaticInspection"},
-    {"types":["TrojanScanTests"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Checks.TrojanScan"},
-    {"types":["NumericsTests"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Numerics"},
-    {"types":["PngTests"],"from":"Gate.Tests.Mechanistic","to":"Gate.Tests.Evidence","gone":true},
-    {"types":["ApprovalTests"],"from":"Gate.Tests.Audit","to":"Gate.Tests.Trust"},
-    {"types":["AuditTestKit","AttestationTests","DsseTests","ModelSignatureTests","OpensslInteropTests","SigstoreInteropTests","VerifyCliTests"],"from":"Gate.Tests.Audit","to":"Gate.Tests.Attestation","gone":true},
-    {"types":["CheckCommandTests"],"from":"Gate.Tests.Foundation","to":"Gate.Tests.Cli"},
-    {"types":["MalformedModelTests"],"from":"Gate.Tests.Foundation","to":"Gate.Tests.Model"},
-    {"types":["MalformedPolicyTests","PolicySchemaSyncTests"],"from":"Gate.Tests.Foundation","to":"Gate.Tests.Policy"},
-    {"types":["NpyTests"],"from":"Gate.Tests.Foundation","to":"Gate.Tests.Tensors","gone":true}]'
+  local T=types_of kits
+  kits="[{\"types\":$($T Gate.Tests/Checks/Adversarial/*.cs),\"from\":\"Gate.Tests.Adversarial\",\"to\":\"Gate.Tests.Checks.Adversarial\",\"gone\":true},
+    {\"types\":$($T Gate.Tests/Checks/MechanisticHarness.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Checks\"},
+    {\"types\":$($T Gate.Tests/Checks/LinearProbe/LinearProbeTests.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Checks.LinearProbe\"},
+    {\"types\":$($T Gate.Tests/Checks/Representation/RepresentationAndSurrogateTests.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Checks.Representation\"},
+    {\"types\":$($T Gate.Tests/Checks/StaticInspection/StaticInspectionTests.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Checks.StaticInspection\"},
+    {\"types\":$($T Gate.Tests/Checks/TrojanScan/TrojanScanTests.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Checks.TrojanScan\"},
+    {\"types\":$($T Gate.Tests/Numerics/NumericsTests.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Numerics\"},
+    {\"types\":$($T Gate.Tests/Evidence/PngTests.cs),\"from\":\"Gate.Tests.Mechanistic\",\"to\":\"Gate.Tests.Evidence\",\"gone\":true},
+    {\"types\":$($T Gate.Tests/Trust/ApprovalTests.cs),\"from\":\"Gate.Tests.Audit\",\"to\":\"Gate.Tests.Trust\"},
+    {\"types\":$($T Gate.Tests/Attestation/*.cs),\"from\":\"Gate.Tests.Audit\",\"to\":\"Gate.Tests.Attestation\",\"gone\":true},
+    {\"types\":$($T Gate.Tests/Cli/CheckCommandTests.cs),\"from\":\"Gate.Tests.Foundation\",\"to\":\"Gate.Tests.Cli\"},
+    {\"types\":$($T Gate.Tests/Model/MalformedModelTests.cs),\"from\":\"Gate.Tests.Foundation\",\"to\":\"Gate.Tests.Model\"},
+    {\"types\":$($T Gate.Tests/Policy/MalformedPolicyTests.cs Gate.Tests/Policy/PolicySchemaSyncTests.cs),\"from\":\"Gate.Tests.Foundation\",\"to\":\"Gate.Tests.Policy\"},
+    {\"types\":$($T Gate.Tests/Tensors/NpyTests.cs),\"from\":\"Gate.Tests.Foundation\",\"to\":\"Gate.Tests.Tensors\",\"gone\":true}]"
   retarget "$kits"
   # Paths the docs and tests name
   git grep -l "Gate.Tests/Audit/" -- '*.md' '*.cs' '*.sh' ':!scripts/dev/arch-moves.sh' | xargs -r sed -i 's#Gate\.Tests/Audit/ApprovalTests#Gate.Tests/Trust/ApprovalTests#g; s#Gate\.Tests/Audit/#Gate.Tests/Attestation/#g'
