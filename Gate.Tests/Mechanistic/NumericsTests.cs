@@ -1,4 +1,3 @@
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Checks.Representation;
 using Gate.Core.Checks.Surrogate;
 using Gate.Core.Checks.TrojanScan;

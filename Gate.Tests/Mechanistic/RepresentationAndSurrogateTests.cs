@@ -1,8 +1,8 @@
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Checks.Representation;
 using Gate.Core.Engine;
 using Gate.Core.Evidence;
 using Gate.Core.Model;
+using Gate.Core.Numerics;
 using Gate.Core.Tensors;
 using Gate.Tests.Support;
 using Xunit;

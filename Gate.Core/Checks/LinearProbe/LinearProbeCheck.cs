@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Evidence;
+using Gate.Core.Numerics;
 using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.LinearProbe;

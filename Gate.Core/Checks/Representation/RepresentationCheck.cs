@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
 

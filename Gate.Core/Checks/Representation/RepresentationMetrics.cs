@@ -1,4 +1,3 @@
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Numerics;
 
 namespace Gate.Core.Checks.Representation;

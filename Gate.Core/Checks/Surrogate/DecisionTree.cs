@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Gate.Core.Checks.Mechanistic;
+using Gate.Core.Numerics;
 
 namespace Gate.Core.Checks.Surrogate;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Evidence;
+using Gate.Core.Numerics;
 using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.Surrogate;

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Gate.Core.Checks.Mechanistic;
 using Gate.Core.Evidence;
 using Gate.Core.Numerics;
 using Gate.Core.Policy;

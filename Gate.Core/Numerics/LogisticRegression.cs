@@ -1,6 +1,6 @@
 using Gate.Core.Numerics;
 
-namespace Gate.Core.Checks.Mechanistic;
+namespace Gate.Core.Numerics;
 
 /// <summary>
 /// L2-regularised logistic regression fitted by L-BFGS, with scikit-learn's objective so that probe numbers are

@@ -1,4 +1,6 @@
-namespace Gate.Core.Checks.Mechanistic;
+using Gate.Core.Checks;
+
+namespace Gate.Core.Numerics;
 
 /// <summary>
 /// Stratified k-fold split with a seeded shuffle: each class's samples are shuffled, then dealt to the folds in
