@@ -1,12 +1,13 @@
 using System.Diagnostics;
-using Gate.Core.Audit;
 using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
+using Gate.Core.IO;
 using Gate.Core.Model;
 using Gate.Core.Plan;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;
+using Gate.Core.Trust;
 
 namespace Gate.Core;
 

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
+using Gate.Core.IO;
 using Gate.Core.Report;
 
 namespace Gate.Core;

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
+using Gate.Core.Trust;
 using Gate.Sandbox;
 using Spectre.Console;
 

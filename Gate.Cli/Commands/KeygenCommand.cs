@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
+using Gate.Core.IO;
 
 namespace Gate.Cli.Commands;
 

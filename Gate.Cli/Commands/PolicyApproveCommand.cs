@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
+using Gate.Core.IO;
 using Gate.Core.Policy;
+using Gate.Core.Trust;
 
 namespace Gate.Cli.Commands;
 

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Model;
 
 namespace Gate.Cli.Commands;

@@ -66,7 +66,7 @@ public sealed class DecisionRecord
     public required List<CheckResult> Checks { get; init; }
     /// <summary>The OpenSSF model-signing signature written beside a signed decision (model.sig): file, its digest, the signed model digest.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public Gate.Core.Audit.ModelSignatureRef? ModelSignature { get; set; }
+    public Gate.Core.Attestation.ModelSignatureRef? ModelSignature { get; set; }
     /// <summary>Every evidence file of every check, digested on the host: what <c>gate verify --evidence</c> re-checks.</summary>
     public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }

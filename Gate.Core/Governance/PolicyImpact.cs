@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Gate.Core.Audit;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.IO;

@@ -24,7 +24,7 @@ public static class ReportWriter
         foreach (var (name, text) in new[] { (HtmlFile, RenderHtml(record)), (MarkdownFile, RenderMarkdown(record)), (JUnitFile, RenderJUnit(record)) })
         {
             var path = Path.Combine(outDir, name);
-            Audit.AtomicFile.WriteText(path, text);
+            Gate.Core.IO.AtomicFile.WriteText(path, text);
             written.Add(path);
         }
         return written;

@@ -99,7 +99,7 @@ public static class JobProtocol
         catch (JsonException) { return false; }
     }
 
-    public static void WriteJsonAtomic<T>(string path, T value) => Gate.Core.Audit.AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(value, Json));
+    public static void WriteJsonAtomic<T>(string path, T value) => Gate.Core.IO.AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(value, Json));
 
     public static T ReadJson<T>(string path) where T : class =>
         JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"{Path.GetFileName(path)} is empty (null)");

@@ -284,7 +284,7 @@ public static class JobStaging
         }
         foreach (var (rel, bytes) in copies)
         {
-            Gate.Core.Audit.AtomicFile.Write(Path.Combine(evidenceDir, rel), bytes);
+            Gate.Core.IO.AtomicFile.Write(Path.Combine(evidenceDir, rel), bytes);
         }
         return new CollectedResults(parsed.Results, parsed.Runtime, parsed.SelfTest);
     }

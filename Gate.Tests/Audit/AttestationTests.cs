@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
 using Gate.Tests.Support;
 

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 
 namespace Gate.Tests.Audit;
 

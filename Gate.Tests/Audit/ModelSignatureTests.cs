@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Tests.Runtime;
 using Gate.Tests.Support;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Audit;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
 using Gate.Core.IO;
 using Gate.Tests.Support;

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Sandbox;

@@ -3,7 +3,7 @@ using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Sandbox.Docker;
 using Gate.Tests.Support;
 

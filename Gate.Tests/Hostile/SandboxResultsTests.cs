@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Core.Evidence;
 using Gate.Core.IO;
 using Gate.Sandbox.Protocol;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core;
-using Gate.Core.Audit;
+using Gate.Core.Attestation;
 using Gate.Tests.Audit;
 using Gate.Tests.Support;
 

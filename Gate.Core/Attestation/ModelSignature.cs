@@ -1,9 +1,10 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gate.Core.IO;
 using Gate.Core.Model;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 /// <summary>Where a decision points at the model signature made beside it: the bundle file, its SHA-256, and the signed model digest.</summary>
 public sealed record ModelSignatureRef(string File, string Sha256, string ModelDigest, IReadOnlyList<string> Files);

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 /// <summary>
 /// A Sigstore bundle v0.3 (sigstore/protobuf-specs <c>dev.sigstore.bundle.v1.Bundle</c>, protobuf JSON mapping) carrying a

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using Gate.Core.Decision;
 using Gate.Core.IO;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 /// <summary>
 /// The signed form of a decision: an in-toto Statement v1 whose subject is the model file (name and SHA-256) and

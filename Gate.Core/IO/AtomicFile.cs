@@ -1,4 +1,4 @@
-namespace Gate.Core.Audit;
+namespace Gate.Core.IO;
 
 /// <summary>
 /// Writes a file so that readers see either the old content or the complete new content, never a prefix:

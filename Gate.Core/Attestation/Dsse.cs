@@ -1,8 +1,9 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gate.Core.IO;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 public sealed record DsseSignature(string KeyId, byte[] Sig);
 

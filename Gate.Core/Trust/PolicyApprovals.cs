@@ -1,9 +1,11 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gate.Core.Attestation;
+using Gate.Core.IO;
 using Gate.Core.Policy;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Trust;
 
 /// <summary>What a governance approver signs: this exact policy digest, by this key, at this time.</summary>
 public sealed record PolicyApproval(string PolicySha256, string PolicyFile, string PolicyName, string ApproverKeyId,

@@ -4,7 +4,7 @@ using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 /// <summary>
 /// The decision as a standard in-toto Test Result (https://in-toto.io/attestation/test-result/v0.1), for generic

@@ -1,7 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
+using Gate.Core.IO;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 /// <summary>
 /// An ECDSA P-256 public key (SubjectPublicKeyInfo PEM). Its key id is the hex SHA-256 of the DER

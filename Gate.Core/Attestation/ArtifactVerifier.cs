@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using Gate.Core.Decision;
 using Gate.Core.IO;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Attestation;
 
 public enum VerifyItemStatus { Ok, Fail, Note }
 

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.IO;
 
 /// <summary>
 /// Reading artifacts someone else produced (envelopes, signed statements, keys) without being steered by them:

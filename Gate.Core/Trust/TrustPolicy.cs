@@ -1,7 +1,8 @@
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
 using Gate.Core.Policy;
 
-namespace Gate.Core.Audit;
+namespace Gate.Core.Trust;
 
 public sealed record TrustedKey(string Name, VerificationKey Key);
 
