@@ -46,6 +46,8 @@ public sealed class Node
 
     public NodeAttribute? Attr(string name) => Attributes.TryGetValue(name, out var a) ? a : null;
     public long GetInt(string name, long @default) => Attr(name)?.I ?? @default;
+    /// <summary>An int attribute that ONNX uses as a flag (keepdims, ceil_mode, …): any non-zero value is true.</summary>
+    public bool GetBool(string name, bool @default) => Attr(name) is { } a ? a.I != 0 : @default;
     public float GetFloat(string name, float @default) => Attr(name)?.F ?? @default;
     public string GetString(string name, string @default) => Attr(name)?.S ?? @default;
     public long[]? GetInts(string name) => Attr(name)?.Ints;

@@ -13,7 +13,7 @@ public sealed class BatchNormalizationOp : Operator
 {
     public override string OpType => "BatchNormalization";
 
-    private static bool Training(OpContext ctx) => ctx.Opset >= 14 && ctx.Node.GetInt("training_mode", 0) != 0;
+    private static bool Training(OpContext ctx) => ctx.Opset >= 14 && ctx.Node.GetBool("training_mode", false);
 
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
     {

@@ -57,7 +57,7 @@ public sealed class MaxPoolOp : Operator
     {
         var x = inputs[0]!;
         var g = Geometry(ctx, x.Shape);
-        bool columnMajor = ctx.Node.GetInt("storage_order", 0) != 0;
+        bool columnMajor = ctx.Node.GetBool("storage_order", false);
         if (x.Rank != 4 || x.Floats is null)
             return columnMajor ? throw new OperatorException($"{ctx.Where}: storage_order=1 is supported for 2-D pooling only") : ForwardND(ctx, x, g);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];

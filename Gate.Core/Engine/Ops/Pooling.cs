@@ -53,7 +53,7 @@ internal sealed class PoolWindows
     {
         if (x.Length < 3) throw new OperatorException($"{ctx.Where}: input must be [N, C, D1, ...], got [{string.Join(",", x)}]");
         var k = ctx.Node.GetInts("kernel_shape") ?? throw new OperatorException($"{ctx.Where}: kernel_shape is required");
-        return SpatialGeometry.Compute(ctx, x.Skip(2).ToArray(), k.Select(v => (int)v).ToArray(), ctx.Node.GetInt("ceil_mode", 0) != 0);
+        return SpatialGeometry.Compute(ctx, x.Skip(2).ToArray(), k.Select(v => (int)v).ToArray(), ctx.Node.GetBool("ceil_mode", false));
     }
 
     public int[] OutShape(int[] x) => [x[0], x[1], .. OutSpatial];
@@ -91,7 +91,7 @@ public sealed class AveragePoolOp : Operator
         [s[0] is null ? null : PoolWindows.Build(PoolWindows.Geometry(ctx, s[0]!)).OutShape(s[0]!)];
 
     private static double Divisor(OpContext ctx, PoolWindows pw, int w) =>
-        ctx.Node.GetInt("count_include_pad", 0) != 0 ? pw.PaddedCount[w] : pw.Start[w + 1] - pw.Start[w];
+        ctx.Node.GetBool("count_include_pad", false) ? pw.PaddedCount[w] : pw.Start[w + 1] - pw.Start[w];
 
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {

@@ -29,8 +29,8 @@ public abstract class ReduceOp : Operator
 
     private static Plan MakePlan(OpContext ctx, int[] s, long[]? axes)
     {
-        bool keep = ctx.Node.GetInt("keepdims", 1) != 0;
-        if (axes is not { Length: > 0 } && ctx.Node.GetInt("noop_with_empty_axes", 0) != 0)
+        bool keep = ctx.Node.GetBool("keepdims", true);
+        if (axes is not { Length: > 0 } && ctx.Node.GetBool("noop_with_empty_axes", false))
             return new Plan(s, Enumerable.Range(0, Tensor.ElementCount(s)).ToArray(), 1, true);
         var set = axes is { Length: > 0 } ? axes.Select(a => TensorIndexing.Axis(a, s.Length, ctx)).ToHashSet() : Enumerable.Range(0, s.Length).ToHashSet();
         var keepShape = s.Select((d, i) => set.Contains(i) ? 1 : d).ToArray();
@@ -119,14 +119,14 @@ public sealed class ArgMaxOp : Operator
     {
         if (s[0] is null) return [null];
         int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s[0]!.Length, ctx);
-        return [ctx.Node.GetInt("keepdims", 1) != 0 ? s[0]!.Select((d, i) => i == axis ? 1 : d).ToArray() : s[0]!.Where((d, i) => i != axis).ToArray()];
+        return [ctx.Node.GetBool("keepdims", true) ? s[0]!.Select((d, i) => i == axis ? 1 : d).ToArray() : s[0]!.Where((d, i) => i != axis).ToArray()];
     }
 
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {
         var x = inputs[0]!; var s = x.Shape;
         int axis = TensorIndexing.Axis(ctx.Node.GetInt("axis", 0), s.Length, ctx);
-        bool keep = ctx.Node.GetInt("keepdims", 1) != 0, last = ctx.Node.GetInt("select_last_index", 0) != 0;
+        bool keep = ctx.Node.GetBool("keepdims", true), last = ctx.Node.GetBool("select_last_index", false);
         int outer = s.Take(axis).Aggregate(1, (a, b) => a * b), dim = s[axis], inner = s.Skip(axis + 1).Aggregate(1, (a, b) => a * b);
         if (dim == 0) throw new OperatorException($"{ctx.Where}: ArgMax over an empty axis");
         var y = new long[outer * inner];

@@ -43,7 +43,7 @@ public sealed class ReshapeOp : Operator
 
     internal static int[] OutShape(OpContext ctx, int[] input, long[] target)
     {
-        bool allowZero = ctx.Node.GetInt("allowzero", 0) != 0;
+        bool allowZero = ctx.Node.GetBool("allowzero", false);
         var shape = new int[target.Length];
         int infer = -1;
         long known = 1;

@@ -13,7 +13,7 @@ public sealed class CastOp : Operator
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0]];
 
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) =>
-        [Convert(inputs[0]!, (DType)ctx.Node.GetInt("to", 0), ctx.Node.GetInt("saturate", 1) != 0, ctx.Node.GetString("round_mode", "up"), ctx)];
+        [Convert(inputs[0]!, (DType)ctx.Node.GetInt("to", 0), ctx.Node.GetBool("saturate", true), ctx.Node.GetString("round_mode", "up"), ctx)];
 
     public static Tensor Convert(Tensor x, DType to, bool saturate, string roundMode, OpContext ctx)
     {
@@ -86,7 +86,7 @@ public sealed class CastLikeOp : Operator
     public override string OpType => "CastLike";
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0]];
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs) =>
-        [CastOp.Convert(inputs[0]!, inputs[1]!.Type, ctx.Node.GetInt("saturate", 1) != 0, ctx.Node.GetString("round_mode", "up"), ctx)];
+        [CastOp.Convert(inputs[0]!, inputs[1]!.Type, ctx.Node.GetBool("saturate", true), ctx.Node.GetString("round_mode", "up"), ctx)];
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g)
     {
         var x = inputs[0]!;
