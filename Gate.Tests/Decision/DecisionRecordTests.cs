@@ -4,7 +4,7 @@ using Gate.Core.Attestation;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
-using Gate.Tests.Audit;
+using Gate.Tests.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Decision;

@@ -7,7 +7,7 @@ using Gate.Core.Plan;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;
 using Gate.Sandbox.Backends;
-using Gate.Tests.Audit;
+using Gate.Tests.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Decision;

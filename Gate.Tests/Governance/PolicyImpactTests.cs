@@ -1,6 +1,6 @@
 using Gate.Core;
 using Gate.Core.Governance;
-using Gate.Tests.Audit;
+using Gate.Tests.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Governance;

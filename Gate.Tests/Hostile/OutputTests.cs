@@ -5,7 +5,7 @@ using System.Xml.Linq;
 using Gate.Core;
 using Gate.Core.Model.Proto;
 using Gate.Core.Report;
-using Gate.Tests.Audit;
+using Gate.Tests.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Hostile;

@@ -5,7 +5,7 @@ using Gate.Core.Attestation;
 using Gate.Core.Evidence;
 using Gate.Core.IO;
 using Gate.Sandbox.Protocol;
-using Gate.Tests.Audit;
+using Gate.Tests.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Hostile;

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core;
 using Gate.Core.Attestation;
-using Gate.Tests.Audit;
+using Gate.Tests.Attestation;
 using Gate.Tests.Support;
 
 namespace Gate.Tests.Hostile;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sigstore-js, the standard Sigstore verifier, for the interop tests (Gate.Tests/Audit/SigstoreInteropTests.cs) and
+# sigstore-js, the standard Sigstore verifier, for the interop tests (Gate.Tests/Attestation/SigstoreInteropTests.cs) and
 # for users who want to check a Gate bundle without Gate (scripts/sigstore-verify.cjs). Exact versions from the npm
 # registry into .cache/sigstore-js (git-ignored); install scripts never run. @sigstore/verify 3.x is the newest line
 # that supports Node 20. Without npm this is only an error when GATE_REQUIRE_SIGSTORE=1 (CI).

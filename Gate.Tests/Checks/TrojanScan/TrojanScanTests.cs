@@ -1,0 +1,122 @@
+using Gate.Core.Evidence;
+using Gate.Core.Tensors;
+using Xunit;
+
+namespace Gate.Tests.Checks.TrojanScan;
+
+/// <summary>Scans each digits model once (default budget) and shares the results between the tests.</summary>
+public sealed class TrojanScans
+{
+    public const string Check = """
+            - id: trojan
+              type: trojan-scan
+              dataset: test
+        """;
+
+    private readonly Dictionary<string, Lazy<(CheckResult Result, string EvidenceDir)>> _scans = new[] { "digits-cnn-trojan.onnx", "digits-cnn.onnx", "digits-mlp.onnx" }
+        .ToDictionary(m => m, m => new Lazy<(CheckResult, string)>(() => MechanisticHarness.Run(m, MechanisticHarness.DigitsPolicy(Check))));
+
+    public (CheckResult Result, string EvidenceDir) this[string model] => _scans[model].Value;
+}
+
+public class TrojanScanTests(TrojanScans scans) : IClassFixture<TrojanScans>
+{
+    [Fact]
+    public void Trojaned_cnn_is_flagged_with_target_class_0_and_confirmed_on_production()
+    {
+        var (r, _) = scans["digits-cnn-trojan.onnx"];
+        Assert.Equal(Verdict.Fail, r.Verdict);
+        Assert.Equal(0, (int)r.Details["flaggedClass"]!);
+        Assert.Equal(0, r.Metrics["suspectClass"]);
+        Assert.True(r.Metrics["anomalyIndex"] > 2.0, $"anomaly index {r.Metrics["anomalyIndex"]}");
+        // MANIFEST: the real trigger has 100% attack success; the recovered one must transfer to held-out images.
+        Assert.True(r.Metrics["productionAttackSuccess"] >= 0.75, $"production attack success {r.Metrics["productionAttackSuccess"]}");
+        Assert.True(r.Metrics["productionSamples"] > 200);
+    }
+
+    [Fact]
+    public void Recovered_trojan_mask_is_concentrated_in_the_bottom_right_corner()
+    {
+        var (r, dir) = scans["digits-cnn-trojan.onnx"];
+        var mask = Npy.Read(Path.Combine(dir, "trojan", "mask-class0.npy"));
+        Assert.Equal([8, 8], mask.Shape);
+        var m = mask.ToFloatArray();
+        // The real trigger is x[..., 6:8, 6:8] = 1: the four strongest mask pixels are exactly that 2×2 block.
+        var top4 = Enumerable.Range(0, 64).OrderByDescending(i => m[i]).Take(4).Select(i => (i / 8, i % 8)).Order().ToArray();
+        Assert.Equal([(6, 6), (6, 7), (7, 6), (7, 7)], top4);
+        // The JSON the report plots carries the same mask.
+        var json = r.Details["masks"]!.AsArray().Single(x => (int)x!["class"]! == 0)!;
+        Assert.Equal(Math.Round(m[7 * 8 + 7], 4), (double)json["mask"]![7]![7]!, 4);
+    }
+
+    [Fact]
+    public void Every_class_has_mask_and_pattern_evidence()
+    {
+        var (r, dir) = scans["digits-cnn-trojan.onnx"];
+        Assert.Equal(10, r.Details["masks"]!.AsArray().Count);
+        for (int k = 0; k < 10; k++)
+            foreach (var f in new[] { $"mask-class{k}.npy", $"pattern-class{k}.npy", $"mask-class{k}.png", $"pattern-class{k}.png" })
+            {
+                Assert.True(File.Exists(Path.Combine(dir, "trojan", f)), f);
+                Assert.Contains(r.Evidence, e => e.Path == $"trojan/{f}");
+            }
+        Assert.Contains(r.Evidence, e => e.Path == "trojan/confirmation.txt");
+        Assert.Equal(1, Npy.Read(Path.Combine(dir, "trojan", "pattern-class0.npy")).Shape[0]);
+    }
+
+    [Theory]
+    [InlineData("digits-cnn.onnx")]
+    [InlineData("digits-mlp.onnx")]
+    public void Clean_classifiers_are_not_flagged(string model)
+    {
+        var (r, _) = scans[model];
+        Assert.Equal(Verdict.Pass, r.Verdict);
+        Assert.True(r.Metrics["anomalyIndex"] <= 2.0, $"anomaly index {r.Metrics["anomalyIndex"]}");
+        Assert.Null(r.Details["flaggedClass"]);
+    }
+
+    [Fact]
+    public void A_flag_without_the_production_runtime_is_inconclusive_never_pass()
+    {
+        var (r, _) = MechanisticHarness.Run("digits-cnn-trojan.onnx", MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  samples: 32
+                  steps: 150
+            """), withoutProduction: true);
+        Assert.Equal(Verdict.Inconclusive, r.Verdict);
+        Assert.Equal(0, (int)r.Details["flaggedClass"]!);
+        Assert.Contains("production", r.Summary);
+    }
+
+    [Fact]
+    public void Scan_results_are_reproducible_from_the_seed()
+    {
+        // Classes run in parallel, each with its own seed: the thread schedule must not change any number.
+        var policy = MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  samples: 16
+                  steps: 30
+            """, seed: 42);
+        var a = MechanisticHarness.Run("digits-mlp.onnx", policy).Result;
+        var b = MechanisticHarness.Run("digits-mlp.onnx", policy).Result;
+        Assert.Equal(a.Metrics.Where(m => m.Key.StartsWith("l1[", StringComparison.Ordinal)), b.Metrics.Where(m => m.Key.StartsWith("l1[", StringComparison.Ordinal)));
+        Assert.Equal(a.Details["masks"]!.ToJsonString(), b.Details["masks"]!.ToJsonString());
+    }
+
+    [Fact]
+    public void An_exhausted_time_budget_is_inconclusive()
+    {
+        var (r, _) = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  budget: { wallTime: 1ms }
+            """));
+        Assert.Equal(Verdict.Inconclusive, r.Verdict);
+        Assert.Contains("within the budget", r.Summary);
+    }
+}
