@@ -31,7 +31,7 @@ public abstract class RunnerBackend : ISandboxBackend
     private Task<JsonObject>? _selfTest;
 
     public abstract string Name { get; }
-    public abstract string AchievedIsolation { get; }
+    public abstract IsolationLevel AchievedIsolation { get; }
     /// <summary>Set by the selector when auto fell back to this backend: why the stronger one was not used.</summary>
     public string? FallbackReason { get; init; }
 
@@ -153,7 +153,7 @@ public abstract class RunnerBackend : ISandboxBackend
 
     private async Task<JsonObject> RunSelfTestAsync(ResourceLimits limits, CancellationToken ct)
     {
-        var report = new JsonObject { ["backend"] = Name, ["isolation"] = AchievedIsolation, ["ranAt"] = DateTimeOffset.UtcNow.ToString("O") };
+        var report = new JsonObject { ["backend"] = Name, ["isolation"] = AchievedIsolation.Name(), ["ranAt"] = DateTimeOffset.UtcNow.ToString("O") };
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var accepted = new StrongBox<int>();

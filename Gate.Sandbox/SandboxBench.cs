@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Diagnostics;
 using Gate.Core.Checks;
 using Gate.Core.Sandbox;
@@ -10,7 +11,7 @@ namespace Gate.Sandbox;
 /// </summary>
 public static class SandboxBench
 {
-    public sealed record Result(string Backend, string Isolation, int Runs, double MedianSeconds, double MinSeconds, double P90Seconds, string? Fault);
+    public sealed record Result(string Backend, IsolationLevel Isolation, int Runs, double MedianSeconds, double MinSeconds, double P90Seconds, string? Fault);
 
     public static async Task<Result> MeasureAsync(ISandboxBackend backend, SandboxJob job, int runs, CancellationToken ct)
     {

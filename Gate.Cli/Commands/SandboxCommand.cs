@@ -130,8 +130,8 @@ public static class SandboxCommand
             foreach (var name in names)
             {
                 var r = await SandboxBench.MeasureAsync(Sandboxes.Select(name), job, pr.GetValue(runs), ct);
-                Console.Out.WriteLine(r.Fault is not null ? $"| {r.Backend} | {r.Isolation} | — | failed: {r.Fault} | | |"
-                    : $"| {r.Backend} | {r.Isolation} | {r.Runs} | {r.MedianSeconds:F3} | {r.MinSeconds:F3} | {r.P90Seconds:F3} |");
+                Console.Out.WriteLine(r.Fault is not null ? $"| {r.Backend} | {r.Isolation.Name()} | — | failed: {r.Fault} | | |"
+                    : $"| {r.Backend} | {r.Isolation.Name()} | {r.Runs} | {r.MedianSeconds:F3} | {r.MinSeconds:F3} | {r.P90Seconds:F3} |");
             }
             return ExitCodes.Approve;
         }));

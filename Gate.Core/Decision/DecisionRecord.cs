@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Gate.Core.Evidence;
+using Gate.Core.Policy;
 using Gate.Core.Runtime;
 
 namespace Gate.Core.Decision;
@@ -23,7 +24,7 @@ public sealed record DatasetRecord(string Name, int Samples, DatasetFile Inputs,
     public bool Overridden => Inputs.Overridden || Labels?.Overridden == true;
 }
 public sealed record GateInfo(string Version, string Commit);
-public sealed record SandboxInfo(string Backend, string Isolation, string RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault)
+public sealed record SandboxInfo(string Backend, IsolationLevel Isolation, IsolationLevel RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault)
 {
     /// <summary>The container image the sandbox ran (tag), beside <see cref="ImageId"/>; null for other backends.</summary>
     public string? Image { get; init; }
@@ -70,7 +71,6 @@ public sealed class DecisionRecord
     public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset EndedAt { get; set; }
-    public int ExitCode => DecisionRules.ExitCode(Decision);
 
     public static JsonSerializerOptions JsonOptions { get; } = new()
     {
@@ -79,7 +79,8 @@ public sealed class DecisionRecord
         DictionaryKeyPolicy = null,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        // Isolation levels keep their own names ("process-netns"): a converter here wins over the type's attribute.
+        Converters = { new IsolationLevelJsonConverter(), new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);

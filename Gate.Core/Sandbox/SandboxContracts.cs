@@ -35,37 +35,16 @@ public sealed record SandboxOutcome(
     bool Completed,
     string? FaultReason,
     IReadOnlyList<CheckResult> Results,
-    string Isolation,
+    IsolationLevel Isolation,
     RuntimeInfo? Runtime,
     JsonObject? Details = null);
-
-/// <summary>Achieved isolation levels, ordered: a policy's required level must not exceed what a backend achieved.</summary>
-public static class IsolationLevels
-{
-    public const string None = "none";
-    public const string Process = "process";
-    public const string ProcessNetns = "process-netns";
-    public const string Container = "container";
-
-    public static int Rank(string achieved) => achieved switch
-    {
-        Container => 3, ProcessNetns => 2, Process => 1, _ => 0,
-    };
-
-    public static int Rank(Isolation required) => required switch
-    {
-        Isolation.Container => 3, Isolation.ProcessNetns => 2, _ => 1,
-    };
-
-    public static string Name(Isolation i) => i switch { Isolation.Container => Container, Isolation.ProcessNetns => ProcessNetns, _ => Process };
-}
 
 /// <summary>A way to execute a <see cref="SandboxJob"/> (Docker container, child process, or in-process for tests).</summary>
 public interface ISandboxBackend
 {
     string Name { get; }
     /// <summary>The isolation this backend would achieve on this host right now.</summary>
-    string AchievedIsolation { get; }
+    IsolationLevel AchievedIsolation { get; }
     /// <summary>Why this backend was chosen over a stronger one (auto's fallback), recorded in decision.json; null when not a fallback.</summary>
     string? FallbackReason => null;
     Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct);

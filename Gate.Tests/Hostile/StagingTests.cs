@@ -207,7 +207,7 @@ public class StagingTests
         public List<string> WorkDirs { get; } = [];
         public Action? OnJob { get; set; }
         public override string Name => "recording";
-        public override string AchievedIsolation => IsolationLevels.Process;
+        public override IsolationLevel AchievedIsolation => IsolationLevel.Process;
         protected override long RunnerUid(StagedJob staged) => 4242;
 
         protected override Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,
