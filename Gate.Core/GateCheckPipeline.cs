@@ -107,10 +107,10 @@ public sealed class GateCheckPipeline
             }
             else
             {
-                var job = new SandboxJob(Path.GetFullPath(req.ModelPath), model.Sha256, Path.GetFullPath(req.PolicyPath), policy.Sha256,
-                    req.DataOverrides ?? new Dictionary<string, string>(), sandboxChecks.Select(c => c.Spec.Id).ToList(),
+                // The plan as bound here is what the sandbox executes: it never reads the policy itself.
+                var job = new SandboxJob(Path.GetFullPath(req.ModelPath), BoundPlan.Of(plan, sandboxChecks),
                     req.ForceGpu || policy.Spec.Sandbox.Gpu != GpuMode.None, policy.Spec.Sandbox.Gpu == GpuMode.Required, policy.Spec.Sandbox.Limits,
-                    plan.InputsOf(sandboxChecks));
+                    plan.InputsOf(sandboxChecks).ModelExternalData);
                 SandboxOutcome outcome;
                 try { outcome = await sandbox!.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false); }
                 // Cancellation (SIGINT/SIGTERM) is not a sandbox fault: it ends the run with no decision at all.

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
+using Gate.Core.Plan;
 using Gate.Core.IO;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;
@@ -166,7 +167,7 @@ public abstract class RunnerBackend : ISandboxBackend
         var baseline = HostCanReachAsync(outsideHost, outsidePort);
         var req = new SelfTestRequest("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, outsideHost, outsidePort, canaryName, canary, limits.Pids,
             Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
-        var job = new SandboxJob("", "", "", "", new Dictionary<string, string>(), [], false, false, limits);
+        var job = new SandboxJob("", BoundPlan.Empty, false, false, limits);
         try
         {
             using var staged = JobStaging.Stage(job, req, uid: NextUid());

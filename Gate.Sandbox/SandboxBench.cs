@@ -15,7 +15,7 @@ public static class SandboxBench
 
     public static async Task<Result> MeasureAsync(ISandboxBackend backend, SandboxJob job, int runs, CancellationToken ct)
     {
-        var noChecks = job with { CheckIds = [] };
+        var noChecks = job with { Plan = job.Plan with { Checks = [] } };
         var evidence = Path.Combine(Path.GetTempPath(), $"gate-bench-{Guid.NewGuid():N}");
         try
         {
