@@ -24,7 +24,7 @@ public sealed class SignalCancellation : IDisposable
     public PosixSignal? Received { get; private set; }
 
     /// <summary>The documented exit code for the signal received (130 SIGINT, 143 SIGTERM).</summary>
-    public int ExitCode => Received == PosixSignal.SIGINT ? Gate.Core.ExitCodes.Interrupted : Gate.Core.ExitCodes.Terminated;
+    public int ExitCode => Received == PosixSignal.SIGINT ? ExitCodes.Interrupted : ExitCodes.Terminated;
 
     public static string NameOf(PosixSignal s) => s == PosixSignal.SIGINT ? "SIGINT" : "SIGTERM";
 

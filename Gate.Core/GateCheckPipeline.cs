@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gate.Core.Attestation;
 using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
@@ -11,17 +12,64 @@ using Gate.Core.Trust;
 
 namespace Gate.Core;
 
+/// <param name="OutDir">For <see cref="GateCheckPipeline.CheckAsync"/>, the output folder (committed as one set);
+/// for <see cref="GateCheckPipeline.RunAsync"/>, where evidence is written.</param>
+/// <param name="TrustPath">A trust file read (after the output folder is cleared) when <paramref name="Trust"/> is not given.</param>
+/// <param name="SigningKeyPath">Sign the decision with this private key (PKCS#8 PEM); null: unsigned.</param>
 public sealed record GateCheckRequest(string ModelPath, string PolicyPath, string OutDir,
     IReadOnlyDictionary<string, string>? DataOverrides = null, bool ForceGpu = false,
-    TrustPolicy? Trust = null, string? ApprovalsFolder = null);
+    TrustPolicy? Trust = null, string? ApprovalsFolder = null,
+    string? TrustPath = null, string? SigningKeyPath = null);
+
+/// <summary>What a whole <c>gate check</c> produced: the decision and the files committed for it.</summary>
+/// <param name="SignedBy">The key id of the signing key; null when the decision is unsigned.</param>
+public sealed record GateCheckOutcome(DecisionRecord Record, WrittenOutputs Written, string? SignedBy);
 
 /// <summary>
-/// <c>gate check</c> as a library call: policy → plan → sandbox → evidence → decision. Input errors surface as
+/// <c>gate check</c> as a library call: <see cref="CheckAsync"/> is the whole job (output folder, policy → plan →
+/// sandbox → evidence → decision → report, JUnit, summary and signed attestation, committed as one set);
+/// <see cref="RunAsync"/> is its deciding part alone. Input errors surface as
 /// <see cref="GateInputException"/> before anything runs; once checks start, every fault ends in an INCONCLUSIVE
 /// check, never an exception and never an APPROVE.
 /// </summary>
-public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
+public sealed class GateCheckPipeline
 {
+    private readonly Func<IsolationLevel, ISandboxBackend?> _selectSandbox;
+
+    /// <summary>A pipeline that runs sandbox checks in <paramref name="sandbox"/> (null: they are INCONCLUSIVE).</summary>
+    public GateCheckPipeline(ISandboxBackend? sandbox) => _selectSandbox = _ => sandbox;
+
+    /// <summary>
+    /// A pipeline that picks its backend once the policy's isolation floor is known, before any check runs; the
+    /// selector throws <see cref="GateInputException"/> when it can offer nothing that meets the floor.
+    /// </summary>
+    public static GateCheckPipeline Selecting(Func<IsolationLevel, ISandboxBackend?> selectSandbox) => new(selectSandbox);
+
+    private GateCheckPipeline(Func<IsolationLevel, ISandboxBackend?> selectSandbox) => _selectSandbox = selectSandbox;
+
+    /// <summary>
+    /// Everything <c>gate check</c> does: lock and clear the output folder first (an earlier run's results leave it
+    /// before anything can fail), read the key and trust file, decide, then write decision.json, report.html,
+    /// summary.md, junit.xml and (with a key) the attestation, and place them as one set (<see cref="OutputSet"/>).
+    /// A failure or cancellation leaves none of this run's files.
+    /// </summary>
+    /// <param name="notice">Told what the user should know that is not progress (e.g. a dead run's leftovers were removed).</param>
+    public async Task<GateCheckOutcome> CheckAsync(GateCheckRequest req, IProgress<ProgressUpdate>? progress = null,
+        Action<string>? notice = null, CancellationToken ct = default)
+    {
+        using var output = OutputSet.Open(req.OutDir);
+        if (output.TookOverFrom is { } previous)
+            notice?.Invoke($"{output.OutDir} was left by a gate run that did not finish ({previous}); its partial outputs were removed");
+        // Keys and trust are read before anything runs, so a bad key is bad input, not a lost run.
+        using var key = req.SigningKeyPath is { } k ? SigningKey.Load(k) : null;
+        var trust = req.Trust ?? (req.TrustPath is { } t ? TrustPolicy.Load(t) : null);
+        var record = await RunAsync(req with { OutDir = output.WorkDir, Trust = trust }, progress, ct).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested(); // cancelled after the last check: still no decision
+        // The private key is used only here, on the host, after the sandbox has returned.
+        var written = output.Commit(record, key);
+        return new GateCheckOutcome(record, written, key?.KeyId);
+    }
+
     public async Task<DecisionRecord> RunAsync(GateCheckRequest req, IProgress<ProgressUpdate>? progress = null, CancellationToken ct = default)
     {
         var started = DateTimeOffset.UtcNow;
@@ -32,6 +80,12 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
         var model = OnnxModelLoader.Load(req.ModelPath);
         var plan = CheckPlan.Create(policy, model);
 
+        var sandboxChecks = plan.SandboxChecks.ToList();
+        // Chosen before anything runs, so a host that cannot meet the policy's floor fails early with the reason;
+        // a plan with nothing to sandbox needs no backend (and probes none).
+        var floor = policy.Spec.Sandbox.Isolation;
+        var sandbox = sandboxChecks.Count > 0 ? _selectSandbox(floor) : null;
+
         var evidenceDir = Path.Combine(req.OutDir, "evidence");
         Directory.CreateDirectory(evidenceDir);
         var results = new Dictionary<string, CheckResult>();
@@ -40,16 +94,14 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
         var hostCtx = new CheckContext(model, policy, null, "host checks do not execute the model", new EvidenceWriter(evidenceDir), progress);
         foreach (var pc in plan.HostChecks) results[pc.Spec.Id] = await CheckExecutor.RunOneAsync(hostCtx, pc, ct).ConfigureAwait(false);
 
-        var sandboxChecks = plan.SandboxChecks.ToList();
-        string required = IsolationLevels.Name(policy.Spec.Sandbox.Isolation);
-        var sandboxInfo = new SandboxInfo(sandbox?.Name ?? "none", sandbox?.AchievedIsolation ?? IsolationLevels.None, required, null, null, null)
+        var sandboxInfo = new SandboxInfo(sandbox?.Name ?? "none", sandbox?.AchievedIsolation ?? IsolationLevel.None, floor, null, null, null)
             { FallbackReason = sandbox?.FallbackReason };
         Runtime.RuntimeInfo? runtime = null;
         if (sandboxChecks.Count > 0)
         {
             string? refuse = sandbox is null ? "no sandbox backend is available"
-                : IsolationLevels.Rank(sandbox.AchievedIsolation) < IsolationLevels.Rank(policy.Spec.Sandbox.Isolation)
-                    ? $"the policy requires isolation '{required}' but the sandbox achieved only '{sandbox.AchievedIsolation}'" : null;
+                : !sandbox.AchievedIsolation.Meets(floor)
+                    ? $"the policy requires isolation '{floor.Name()}' but the sandbox achieved only '{sandbox.AchievedIsolation.Name()}'" : null;
             if (refuse is not null)
             {
                 foreach (var pc in sandboxChecks) results[pc.Spec.Id] = CheckResult.Inconclusive(pc.Spec, refuse);
@@ -57,10 +109,10 @@ public sealed class GateCheckPipeline(ISandboxBackend? sandbox)
             }
             else
             {
-                var job = new SandboxJob(Path.GetFullPath(req.ModelPath), model.Sha256, Path.GetFullPath(req.PolicyPath), policy.Sha256,
-                    req.DataOverrides ?? new Dictionary<string, string>(), sandboxChecks.Select(c => c.Spec.Id).ToList(),
+                // The plan as bound here is what the sandbox executes: it never reads the policy itself.
+                var job = new SandboxJob(Path.GetFullPath(req.ModelPath), BoundPlan.Of(plan, sandboxChecks),
                     req.ForceGpu || policy.Spec.Sandbox.Gpu != GpuMode.None, policy.Spec.Sandbox.Gpu == GpuMode.Required, policy.Spec.Sandbox.Limits,
-                    plan.InputsOf(sandboxChecks));
+                    plan.InputsOf(sandboxChecks).ModelExternalData);
                 SandboxOutcome outcome;
                 try { outcome = await sandbox!.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false); }
                 // Cancellation (SIGINT/SIGTERM) is not a sandbox fault: it ends the run with no decision at all.

@@ -9,15 +9,3 @@ public class GateInputException(string message, Exception? inner = null) : Excep
 
 /// <summary>A component Gate needs is not available (library, engine, GPU). Checks that need it become INCONCLUSIVE.</summary>
 public class GateComponentMissingException(string message, Exception? inner = null) : Exception(message, inner);
-
-/// <summary>Exit codes of the gate CLI; part of its public contract for CI pipelines.</summary>
-public static class ExitCodes
-{
-    public const int Approve = 0;
-    public const int Reject = 1;
-    public const int Inconclusive = 2;
-    public const int BadInput = 3;
-    public const int InternalError = 4;
-    /// <summary>Cancelled by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal's number, as shells report it. No decision is written.</summary>
-    public const int Interrupted = 130, Terminated = 143;
-}

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
+using Gate.Core.Plan;
 using Gate.Core.IO;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;
@@ -32,7 +33,7 @@ public abstract class RunnerBackend : ISandboxBackend
     private Task<JsonObject>? _selfTest;
 
     public abstract string Name { get; }
-    public abstract string AchievedIsolation { get; }
+    public abstract IsolationLevel AchievedIsolation { get; }
     /// <summary>Set by the selector when auto fell back to this backend: why the stronger one was not used.</summary>
     public string? FallbackReason { get; init; }
 
@@ -154,7 +155,7 @@ public abstract class RunnerBackend : ISandboxBackend
 
     private async Task<JsonObject> RunSelfTestAsync(ResourceLimits limits, CancellationToken ct)
     {
-        var report = new JsonObject { ["backend"] = Name, ["isolation"] = AchievedIsolation, ["ranAt"] = DateTimeOffset.UtcNow.ToString("O") };
+        var report = new JsonObject { ["backend"] = Name, ["isolation"] = AchievedIsolation.Name(), ["ranAt"] = DateTimeOffset.UtcNow.ToString("O") };
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var accepted = new StrongBox<int>();
@@ -167,7 +168,7 @@ public abstract class RunnerBackend : ISandboxBackend
         var baseline = HostCanReachAsync(outsideHost, outsidePort);
         var req = new SelfTestRequest("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, outsideHost, outsidePort, canaryName, canary, limits.Pids,
             Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
-        var job = new SandboxJob("", "", "", "", new Dictionary<string, string>(), [], false, false, limits);
+        var job = new SandboxJob("", BoundPlan.Empty, false, false, limits);
         try
         {
             using var staged = JobStaging.Stage(job, req, uid: NextUid());

@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Diagnostics;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -11,11 +12,11 @@ namespace Gate.Sandbox;
 /// </summary>
 public static class SandboxBench
 {
-    public sealed record Result(string Backend, string Isolation, int Runs, double MedianSeconds, double MinSeconds, double P90Seconds, string? Fault);
+    public sealed record Result(string Backend, IsolationLevel Isolation, int Runs, double MedianSeconds, double MinSeconds, double P90Seconds, string? Fault);
 
     public static async Task<Result> MeasureAsync(ISandboxBackend backend, SandboxJob job, int runs, CancellationToken ct)
     {
-        var noChecks = job with { CheckIds = [] };
+        var noChecks = job with { Plan = job.Plan with { Checks = [] } };
         var evidence = Path.Combine(Path.GetTempPath(), $"gate-bench-{Guid.NewGuid():N}");
         try
         {

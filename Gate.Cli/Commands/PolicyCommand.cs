@@ -34,13 +34,14 @@ public static class PolicyCommand
             var result = PolicyLint.Lint(Relative(path), pr.GetValue(model) is { } m ? Relative(m.FullName) : null);
             foreach (var e in result.Errors) Console.Out.WriteLine($"{e.Location}: error: {(e.Path.Length > 0 ? e.Path + ": " : "")}{e.Message}");
             foreach (var w in result.Warnings) Console.Out.WriteLine(w.ToString());
-            Console.Out.WriteLine(result.ExitCode switch
+            int exit = result.Errors.Count > 0 ? ExitCodes.BadInput : result.Warnings.Count > 0 ? 1 : 0;
+            Console.Out.WriteLine(exit switch
             {
                 0 => $"{Relative(path)}: ok, no warnings",
                 1 => $"{Relative(path)}: {result.Warnings.Count} warning(s)",
                 _ => $"{Relative(path)}: {result.Errors.Count} error(s), {result.Warnings.Count} warning(s)",
             });
-            return Task.FromResult(result.ExitCode);
+            return Task.FromResult(exit);
         }));
         return cmd;
     }

@@ -7,6 +7,9 @@ namespace Gate.Cli.Commands;
 /// <summary><c>gate policy impact</c>: what a proposed policy would have done to stored decisions (thin over <see cref="PolicyImpact"/>).</summary>
 public static class PolicyImpactCommand
 {
+    public const string ExitCodeHelp = "Exit codes: 0 no stored decision changes, 1 at least one decision flips, " +
+        "2 no flip found but some decisions need a re-run to tell, 3 bad input.";
+
     public static Command Create()
     {
         var file = new Argument<FileInfo>("policy") { Description = "The proposed policy (YAML)." };
@@ -28,7 +31,7 @@ public static class PolicyImpactCommand
             are re-judged from each decision's recorded metrics; a change to what a check measures (budget, epsilon,
             data, method, seed, inputs, sandbox) or a new check is marked as needing a re-run. A blocking check that now
             fails makes the decision REJECT even while other checks await a re-run.
-            {PolicyImpact.ExitCodeHelp}
+            {ExitCodeHelp}
             Example: gate policy impact policies/digits-release.yaml --decisions out/ --policies old-policies/ --format md
             """) { file, decisions, policies, format };
         cmd.SetAction((pr, ct) => Cli.Guard(() =>

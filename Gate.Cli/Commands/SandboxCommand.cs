@@ -115,23 +115,23 @@ public static class SandboxCommand
         var runs = new Option<int>("--runs") { Description = "Measured runs per backend (default 20).", DefaultValueFactory = _ => 20 };
         var cmd = new Command("bench", """
             Measure sandbox overhead: median wall time of a job with no checks (stage, start, runner loads and verifies
-            policy and model, results, remove), per backend, after one warm-up run.
+            the model, results, remove), per backend, after one warm-up run.
             Example: gate sandbox bench --model examples/digits/digits-cnn.onnx --policy policies/digits-release.yaml
             """) { model, policy, sandbox, runs };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
             var p = PolicyLoader.Load(pr.GetValue(policy)!.FullName);
             var m = Gate.Core.Model.OnnxModelLoader.Load(pr.GetValue(model)!.FullName);
-            var job = new Gate.Core.Sandbox.SandboxJob(pr.GetValue(model)!.FullName, m.Sha256, pr.GetValue(policy)!.FullName, p.Sha256,
-                new Dictionary<string, string>(), [], false, false, p.Spec.Sandbox.Limits);
+            var plan = Gate.Core.Plan.BoundPlan.Of(Gate.Core.Plan.CheckPlan.Create(p, m), []);
+            var job = new Gate.Core.Sandbox.SandboxJob(pr.GetValue(model)!.FullName, plan, false, false, p.Spec.Sandbox.Limits);
             var names = pr.GetValue(sandbox) is { } one ? [one] : new[] { "docker", "process" };
             Console.Out.WriteLine("| backend | isolation | runs | median s | min s | p90 s |");
             Console.Out.WriteLine("|---|---|---|---|---|---|");
             foreach (var name in names)
             {
                 var r = await SandboxBench.MeasureAsync(Sandboxes.Select(name), job, pr.GetValue(runs), ct);
-                Console.Out.WriteLine(r.Fault is not null ? $"| {r.Backend} | {r.Isolation} | — | failed: {r.Fault} | | |"
-                    : $"| {r.Backend} | {r.Isolation} | {r.Runs} | {r.MedianSeconds:F3} | {r.MinSeconds:F3} | {r.P90Seconds:F3} |");
+                Console.Out.WriteLine(r.Fault is not null ? $"| {r.Backend} | {r.Isolation.Name()} | — | failed: {r.Fault} | | |"
+                    : $"| {r.Backend} | {r.Isolation.Name()} | {r.Runs} | {r.MedianSeconds:F3} | {r.MinSeconds:F3} | {r.P90Seconds:F3} |");
             }
             return ExitCodes.Approve;
         }));

@@ -6,6 +6,12 @@ namespace Gate.Cli.Commands;
 
 public static class VerifyCommand
 {
+    /// <summary>Exit codes for <c>--help</c>: <see cref="ArtifactVerifier"/>'s outcomes; the lowest failing code wins when several items fail.</summary>
+    public const string ExitCodeHelp = "Exit codes: 0 all checks hold, 10 bad signature (or wrong key), " +
+        "11 model digest mismatch (the --model file, or the statement's subject against its predicate.model), " +
+        "12 policy digest mismatch, 13 evidence file missing or changed, 14 the decision is not one --require-decision accepts, " +
+        "3 unreadable or malformed input. When several fail, the lowest code is returned.";
+
     public static Command Create()
     {
         var artifact = new Option<FileInfo>("--artifact", "-a") { Description = "The attestation to check (OUT/attestation.dsse.json).", Required = true };
@@ -22,7 +28,7 @@ public static class VerifyCommand
             Verify a signed Gate decision: the DSSE signature, that the decision is one you accept, and the model, policy
             and evidence files against the attested digests. Prints one line per item (OK / FAIL / NOTE).
             As a deploy gate, always pass --require-decision approve: a validly signed REJECT is still a REJECT.
-            {ArtifactVerifier.ExitCodeHelp}
+            {ExitCodeHelp}
             Example: gate verify --artifact out/attestation.dsse.json --key keys/gate.pub --require-decision approve --model model.onnx --policy policy.yaml --evidence out/evidence
             """) { artifact, key, requireDecision, model, policy, evidence };
         cmd.SetAction((pr, ct) => Cli.Guard(() =>

@@ -34,12 +34,6 @@ public static class ArtifactVerifier
     public const long MaxEvidenceFileBytes = 4L << 30;
     public const int DecisionNotAccepted = 14;
 
-    /// <summary>Exit codes for <c>--help</c>; the lowest failing code wins when several items fail.</summary>
-    public const string ExitCodeHelp = "Exit codes: 0 all checks hold, 10 bad signature (or wrong key), " +
-        "11 model digest mismatch (the --model file, or the statement's subject against its predicate.model), " +
-        "12 policy digest mismatch, 13 evidence file missing or changed, 14 the decision is not one --require-decision accepts, " +
-        "3 unreadable or malformed input. When several fail, the lowest code is returned.";
-
     /// <summary>
     /// Parses <c>--require-decision</c> values: each is approve, reject or inconclusive, or a comma-separated list of
     /// them (case-insensitive). Returns null when none is given (the decision is then reported, not judged).

@@ -24,6 +24,9 @@ public interface ICheck
     /// </summary>
     object Bind(CheckSpec spec, DeploymentPolicy policy);
 
+    /// <summary>The type <see cref="Bind"/> returns: what a bound plan's options are read back as across the sandbox boundary.</summary>
+    Type OptionsType => typeof(object);
+
     /// <summary>Runs the check. Must not throw for model behaviour; faults are caught by the caller and become INCONCLUSIVE.</summary>
     Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, object options, CancellationToken cancellationToken);
 }
@@ -48,6 +51,7 @@ public abstract class Check<TOptions> : ICheck where TOptions : class
     public abstract Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, TOptions options, CancellationToken cancellationToken);
 
     object ICheck.Bind(CheckSpec spec, DeploymentPolicy policy) => BindOptions(spec, policy);
+    public Type OptionsType => typeof(TOptions);
     Task<CheckResult> ICheck.RunAsync(CheckContext context, CheckSpec spec, object options, CancellationToken ct) =>
         RunAsync(context, spec, (TOptions)options, ct);
 

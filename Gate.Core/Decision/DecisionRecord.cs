@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Gate.Core.Evidence;
 using Gate.Core.IO;
+using Gate.Core.Policy;
 using Gate.Core.Runtime;
 
 namespace Gate.Core.Decision;
@@ -24,7 +25,7 @@ public sealed record DatasetRecord(string Name, int Samples, DatasetFile Inputs,
     public bool Overridden => Inputs.Overridden || Labels?.Overridden == true;
 }
 public sealed record GateInfo(string Version, string Commit);
-public sealed record SandboxInfo(string Backend, string Isolation, string RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault)
+public sealed record SandboxInfo(string Backend, IsolationLevel Isolation, IsolationLevel RequiredIsolation, string? ImageId, JsonObject? SelfTest, string? Fault)
 {
     /// <summary>The container image the sandbox ran (tag), beside <see cref="ImageId"/>; null for other backends.</summary>
     public string? Image { get; init; }
@@ -71,7 +72,6 @@ public sealed class DecisionRecord
     public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset EndedAt { get; set; }
-    public int ExitCode => DecisionRules.ExitCode(Decision);
 
     public string ToJson() => JsonSerializer.Serialize(this, GateJson.Options);
 

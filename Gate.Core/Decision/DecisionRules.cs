@@ -40,11 +40,4 @@ public static class DecisionRules
         reasons.Add($"all {blocking.Count} blocking check(s) passed");
         return (GateDecision.Approve, reasons);
     }
-
-    public static int ExitCode(GateDecision d) => d switch
-    {
-        GateDecision.Approve => ExitCodes.Approve,
-        GateDecision.Reject => ExitCodes.Reject,
-        _ => ExitCodes.Inconclusive,
-    };
 }

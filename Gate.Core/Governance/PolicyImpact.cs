@@ -38,9 +38,6 @@ public static class PolicyImpact
 {
     public const int NoChange = 0, SomeFlip = 1, SomeNeedRerun = 2;
 
-    public const string ExitCodeHelp = "Exit codes: 0 no stored decision changes, 1 at least one decision flips, " +
-        "2 no flip found but some decisions need a re-run to tell, 3 bad input.";
-
     private static readonly Regex CheckPath = new(@"^spec\.checks\[(?<id>[^\]]+)\](?<rest>.*)$", RegexOptions.CultureInvariant);
 
     /// <summary>Every decision.json under each path (a decision file, an output folder, or a folder of them).</summary>

@@ -11,8 +11,8 @@ namespace Gate.Core.Governance;
 /// <summary>Lint outcome: errors make the policy unusable; warnings flag settings that are valid but vacuous or weak.</summary>
 public sealed record LintResult(IReadOnlyList<PolicyError> Errors, IReadOnlyList<PolicyError> Warnings, DeploymentPolicy? Policy)
 {
-    /// <summary>0 clean, 1 warnings only, 3 errors (the policy cannot be used) — the CLI's exit code.</summary>
-    public int ExitCode => Errors.Count > 0 ? ExitCodes.BadInput : Warnings.Count > 0 ? 1 : 0;
+    /// <summary>No errors and no warnings.</summary>
+    public bool Clean => Errors.Count == 0 && Warnings.Count == 0;
 }
 
 /// <summary>
@@ -63,7 +63,7 @@ public static class PolicyLint
         if (release && policy.Spec.Decision.OnInconclusive == InconclusiveHandling.Inconclusive)
             Warn(Where(spec0, "decision", "onInconclusive"),
                 "a release policy lets INCONCLUSIVE through to the pipeline; set decision.onInconclusive: reject so that \"could not tell\" blocks a release");
-        if (release && policy.Spec.Sandbox.Isolation == Isolation.Process)
+        if (release && !policy.Spec.Sandbox.Isolation.Meets(IsolationLevel.ProcessNetns))
             Warn(Where(spec0, "sandbox", "isolation"),
                 "isolation 'process' gives the model no network or filesystem isolation; a release policy should require 'container' (or at least 'process-netns')");
         if (release && policy.Spec.Runtime == "builtin")

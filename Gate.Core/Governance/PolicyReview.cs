@@ -93,7 +93,7 @@ public static class PolicyReview
             ? "This policy has no blocking checks, so it can never approve a model: every run ends INCONCLUSIVE or REJECT."
             : $"APPROVE means that each of the {blocking.Count} blocking check(s) ({string.Join(", ", blocking.Select(c => c.Id))}) ran to completion and met every requirement below, " +
               $"with the model executed on {(s.Runtime == "builtin" ? "Gate's built-in engine (not the production runtime)" : "the production runtime (ONNX Runtime)")} " +
-              $"inside a sandbox with at least '{Iso(s.Sandbox.Isolation)}' isolation, from seed {s.Seed}, so every number can be reproduced."));
+              $"inside a sandbox with at least '{s.Sandbox.Isolation.Name()}' isolation, from seed {s.Seed}, so every number can be reproduced."));
         if (advisory.Count > 0) d.Add(new Para($"Advisory checks ({string.Join(", ", advisory.Select(c => c.Id))}) are run and reported but never change the decision."));
         d.Add(new Para(s.Decision.OnInconclusive == InconclusiveHandling.Reject
             ? "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the model is REJECTED (decision.onInconclusive: reject)."
@@ -136,7 +136,6 @@ public static class PolicyReview
         return d;
     }
 
-    private static string Iso(Isolation i) => i switch { Isolation.Process => "process", Isolation.ProcessNetns => "process-netns", _ => "container" };
     private static string N(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
     private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
 
@@ -286,7 +285,7 @@ public static class PolicyReview
         if (s.Sandbox.Gpu != GpuMode.Required)
             gaps.Add("No GPU parity: results come from whichever execution provider was available; agreement between CPU and GPU execution is not checked.");
         if (s.Runtime == "builtin") gaps.Add("The production runtime (ONNX Runtime) is not exercised: results come from Gate's built-in engine.");
-        if (s.Sandbox.Isolation != Isolation.Container) gaps.Add($"Isolation is '{Iso(s.Sandbox.Isolation)}', not 'container': the model runs with weaker separation from the host.");
+        if (s.Sandbox.Isolation != IsolationLevel.Container) gaps.Add($"Isolation is '{s.Sandbox.Isolation.Name()}', not 'container': the model runs with weaker separation from the host.");
         gaps.Add("Every measurement holds for the datasets named here: inputs unlike them (distribution shift) are not covered.");
         return gaps;
     }

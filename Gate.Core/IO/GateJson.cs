@@ -18,8 +18,23 @@ public static class GateJson
         DictionaryKeyPolicy = null,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        Converters = { new CamelCaseEnumsUnlessDeclared() },
     };
 
     public static JsonSerializerOptions Compact { get; } = new(Options) { WriteIndented = false };
+
+    /// <summary>
+    /// Enums as camelCase strings, except an enum that declares its own converter (e.g. isolation levels, written
+    /// "process-netns"): a converter in the options would otherwise win over the type's attribute.
+    /// </summary>
+    private sealed class CamelCaseEnumsUnlessDeclared : JsonConverterFactory
+    {
+        private readonly JsonStringEnumConverter _camelCase = new(JsonNamingPolicy.CamelCase);
+
+        public override bool CanConvert(Type typeToConvert) =>
+            _camelCase.CanConvert(typeToConvert) && !typeToConvert.IsDefined(typeof(JsonConverterAttribute), inherit: false);
+
+        public override JsonConverter? CreateConverter(Type typeToConvert, JsonSerializerOptions options) =>
+            _camelCase.CreateConverter(typeToConvert, options);
+    }
 }

@@ -1,6 +1,5 @@
 namespace Gate.Core.Policy;
 
-public enum Isolation { Process = 0, ProcessNetns = 1, Container = 2 }
 public enum GpuMode { None, Optional, Required }
 public enum Enforcement { Blocking, Advisory }
 public enum InconclusiveHandling { Inconclusive, Reject }
@@ -14,7 +13,7 @@ public sealed record ModelSpec(string Format, IReadOnlyList<InputSpec> Inputs, s
 
 public sealed record ResourceLimits(long MemoryBytes, double Cpus, TimeSpan Timeout, int Pids);
 
-public sealed record SandboxSpec(Isolation Isolation, GpuMode Gpu, ResourceLimits Limits);
+public sealed record SandboxSpec(IsolationLevel Isolation, GpuMode Gpu, ResourceLimits Limits);
 
 /// <summary>
 /// A dataset: .npy inputs and optional labels, paths already resolved (relative to the policy, or overridden by

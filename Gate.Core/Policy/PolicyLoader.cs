@@ -66,7 +66,8 @@ public static partial class PolicyLoader
             limitsNode?["timeout"] is PolicyScalar to ? ParseDuration(to) : TimeSpan.FromMinutes(10),
             limitsNode?["pids"] is PolicyScalar pids ? (int)pids.AsLong() : 256);
         var sandbox = new SandboxSpec(
-            Str(sandboxNode?["isolation"]) switch { "process" => Isolation.Process, "process-netns" => Isolation.ProcessNetns, _ => Isolation.Container },
+            // The schema admits only the policy floors' names; absent means the strongest.
+            IsolationLevels.TryParse(Str(sandboxNode?["isolation"]), out var isolation) ? isolation : IsolationLevel.Container,
             Str(sandboxNode?["gpu"]) switch { "optional" => GpuMode.Optional, "required" => GpuMode.Required, _ => GpuMode.None },
             limits);
 

@@ -61,8 +61,12 @@ public static class PolicyYamlReader
         }
     }
 
+    /// <summary>Test hook: observes every YAML parse, so a test can prove a sandbox job parses none (it executes the bound plan).</summary>
+    internal static readonly AsyncLocal<Action<string>?> ParseObserver = new();
+
     public static PolicyNode Read(string text, string fileName)
     {
+        ParseObserver.Value?.Invoke(fileName);
         if (text.Length > MaxBytes) throw new PolicyException(new PolicyError(new(fileName, 1, 1), "", $"policy is larger than {MaxBytes} bytes (1 MiB)"));
         if (text.StartsWith('\uFEFF')) text = text[1..]; // a byte-order mark is not content
         RefuseControlCharacters(text, fileName);

@@ -67,7 +67,7 @@ public static class ReportWriter
           .Append($"<title>Gate {Upper(r.Decision)} — {Html.Escape(r.Model.Name)} / {Html.Escape(r.PolicyName)}</title><style>{Css}</style></head><body><main>");
 
         sb.Append($"<header id=\"verdict\" class=\"banner {cls}\" data-decision=\"{Upper(r.Decision)}\"><h1>{Upper(r.Decision)}</h1>")
-          .Append($"<p>{Html.Escape(r.Model.Name)} judged against policy <b>{Html.Escape(r.PolicyName)}</b> · exit code {r.ExitCode}</p></header>");
+          .Append($"<p>{Html.Escape(r.Model.Name)} judged against policy <b>{Html.Escape(r.PolicyName)}</b></p></header>");
 
         sb.Append("<section class=\"card\" id=\"reasons\"><h2>Why</h2><ul>");
         foreach (var reason in r.Reasons) sb.Append($"<li>{Html.Escape(reason)}</li>");
@@ -89,7 +89,7 @@ public static class ReportWriter
         Row(sb, "gate", $"{r.Gate.Version}", $"commit {r.Gate.Commit}");
         Row(sb, "runtime", r.Runtime is null ? "none opened" : $"{r.Runtime.Name} {r.Runtime.Version} · {r.Runtime.Provider} on {r.Runtime.Device}",
             r.Runtime?.FallbackReason);
-        Row(sb, "sandbox", $"{r.Sandbox.Backend}, isolation {r.Sandbox.Isolation} (required {r.Sandbox.RequiredIsolation})", r.Sandbox.Fault is null ? null : $"fault: {r.Sandbox.Fault}");
+        Row(sb, "sandbox", $"{r.Sandbox.Backend}, isolation {r.Sandbox.Isolation.Name()} (required {r.Sandbox.RequiredIsolation.Name()})", r.Sandbox.Fault is null ? null : $"fault: {r.Sandbox.Fault}");
         Row(sb, "seed", r.Seed.ToString(CultureInfo.InvariantCulture), null);
         Row(sb, "time", $"{Time(r.StartedAt)} → {Time(r.EndedAt)}", null);
         sb.Append("</table></section>");
@@ -197,7 +197,7 @@ public static class ReportWriter
         var sb = new StringBuilder();
         string icon = r.Decision switch { GateDecision.Approve => "✅", GateDecision.Reject => "❌", _ => "⚠️" };
         sb.Append($"# Gate: {icon} {Upper(r.Decision)}\n\n");
-        sb.Append($"Model **{MdCell(r.Model.Name)}** (sha256 `{r.Model.Sha256}`) against policy **{MdCell(r.PolicyName)}** (sha256 `{r.Policy.Sha256}`); exit code {r.ExitCode}.\n\n");
+        sb.Append($"Model **{MdCell(r.Model.Name)}** (sha256 `{r.Model.Sha256}`) against policy **{MdCell(r.PolicyName)}** (sha256 `{r.Policy.Sha256}`): **{Upper(r.Decision)}**.\n\n");
         foreach (var d in r.Datasets.Where(d => d.Overridden)) sb.Append($"> ⚠️ {MdCell(OverrideText(d))}\n\n");
         sb.Append("| check | type | enforcement | verdict | summary |\n|---|---|---|---|---|\n");
         foreach (var c in r.Checks)
@@ -222,7 +222,7 @@ public static class ReportWriter
             }
         }
         var runtime = r.Runtime is null ? "none" : $"{r.Runtime.Name} {r.Runtime.Version} ({r.Runtime.Provider}, {r.Runtime.Device})";
-        sb.Append($"\nGate {MdCell(r.Gate.Version)} ({MdCell(r.Gate.Commit)}) · runtime {MdCell(runtime)} · sandbox {MdCell(r.Sandbox.Backend)}/{MdCell(r.Sandbox.Isolation)} · seed {r.Seed} · {Time(r.StartedAt)} → {Time(r.EndedAt)}\n");
+        sb.Append($"\nGate {MdCell(r.Gate.Version)} ({MdCell(r.Gate.Commit)}) · runtime {MdCell(runtime)} · sandbox {MdCell(r.Sandbox.Backend)}/{r.Sandbox.Isolation.Name()} · seed {r.Seed} · {Time(r.StartedAt)} → {Time(r.EndedAt)}\n");
         return sb.ToString();
     }
 
@@ -238,7 +238,7 @@ public static class ReportWriter
     /// One test case per check plus one for the decision itself. A failed check is a <c>&lt;failure&gt;</c>; an
     /// inconclusive one is an <c>&lt;error&gt;</c>, not <c>&lt;skipped&gt;</c>: CI systems show skipped tests as
     /// neutral and keep the run green, and "we could not tell" must never look green. The extra "decision" case
-    /// mirrors the exit code, so a run whose checks all passed but could not approve (e.g. only advisory checks)
+    /// mirrors the decision, so a run whose checks all passed but could not approve (e.g. only advisory checks)
     /// is not green either. Advisory checks are reported with their own verdict and marked advisory in the name.
     /// </summary>
     public static string RenderJUnit(DecisionRecord r)

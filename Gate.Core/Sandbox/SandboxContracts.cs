@@ -1,29 +1,34 @@
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
+using Gate.Core.Plan;
 using Gate.Core.Policy;
 using Gate.Core.Runtime;
 
 namespace Gate.Core.Sandbox;
 
 /// <summary>
-/// What the host asks a sandbox to do: run these checks of this policy on this model. The runner re-reads the
-/// policy and model inside the sandbox and refuses to run if their digests differ from what the host planned.
+/// What the host asks a sandbox to do: execute <see cref="Plan"/> (the checks the host bound, with the digests of the
+/// policy, the model and every data file) on this model. The runner re-verifies the model's and the data files'
+/// digests inside the sandbox and refuses to run on any difference; it never sees the policy file.
 /// </summary>
+/// <param name="ModelExternalData">The model's external-data files (locations relative to the model's folder).</param>
 public sealed record SandboxJob(
-    string ModelPath, string ModelSha256,
-    string PolicyPath, string PolicySha256,
-    IReadOnlyDictionary<string, string> DataOverrides,
-    IReadOnlyList<string> CheckIds,
+    string ModelPath,
+    BoundPlan Plan,
     bool UseGpu, bool RequireGpu,
     ResourceLimits Limits,
-    SandboxInputs? Inputs = null);
+    IReadOnlyList<string>? ModelExternalData = null)
+{
+    public string ModelSha256 => Plan.ModelSha256;
+    public IReadOnlyList<string> CheckIds => Plan.CheckIds;
+}
 
 /// <summary>
-/// The files a sandbox job reads besides the model and the policy, from the bound plan: the datasets its checks use
-/// (after <c>--data</c> overrides), the files their bound options declare (<see cref="IReadsInputFiles"/>), and the
-/// model's external-data files (locations relative to the model's folder). Staging copies exactly these — nothing
-/// is found by looking at what policy strings happen to name.
+/// The files checks read besides the model, from the bound plan: the datasets they use (after <c>--data</c>
+/// overrides), the files their bound options declare (<see cref="IReadsInputFiles"/>; read at bind time, on the host,
+/// so their content travels in the bound options and the files never enter a sandbox), and the model's external-data
+/// files (locations relative to the model's folder). Nothing is found by looking at what policy strings happen to name.
 /// </summary>
 public sealed record SandboxInputs(IReadOnlyList<DatasetSpec> Datasets, IReadOnlyList<string> Files, IReadOnlyList<string> ModelExternalData)
 {
@@ -35,37 +40,16 @@ public sealed record SandboxOutcome(
     bool Completed,
     string? FaultReason,
     IReadOnlyList<CheckResult> Results,
-    string Isolation,
+    IsolationLevel Isolation,
     RuntimeInfo? Runtime,
     JsonObject? Details = null);
-
-/// <summary>Achieved isolation levels, ordered: a policy's required level must not exceed what a backend achieved.</summary>
-public static class IsolationLevels
-{
-    public const string None = "none";
-    public const string Process = "process";
-    public const string ProcessNetns = "process-netns";
-    public const string Container = "container";
-
-    public static int Rank(string achieved) => achieved switch
-    {
-        Container => 3, ProcessNetns => 2, Process => 1, _ => 0,
-    };
-
-    public static int Rank(Isolation required) => required switch
-    {
-        Isolation.Container => 3, Isolation.ProcessNetns => 2, _ => 1,
-    };
-
-    public static string Name(Isolation i) => i switch { Isolation.Container => Container, Isolation.ProcessNetns => ProcessNetns, _ => Process };
-}
 
 /// <summary>A way to execute a <see cref="SandboxJob"/> (Docker container, child process, or in-process for tests).</summary>
 public interface ISandboxBackend
 {
     string Name { get; }
     /// <summary>The isolation this backend would achieve on this host right now.</summary>
-    string AchievedIsolation { get; }
+    IsolationLevel AchievedIsolation { get; }
     /// <summary>Why this backend was chosen over a stronger one (auto's fallback), recorded in decision.json; null when not a fallback.</summary>
     string? FallbackReason => null;
     Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct);

@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
@@ -12,7 +13,7 @@ namespace Gate.Sandbox.Backends;
 public sealed class InProcessBackend : ISandboxBackend
 {
     public string Name => "in-process";
-    public string AchievedIsolation => IsolationLevels.None;
+    public IsolationLevel AchievedIsolation => IsolationLevel.None;
 
     public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {

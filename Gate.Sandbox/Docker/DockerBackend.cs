@@ -31,7 +31,7 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
     /// <summary>The image runs use: the one given, else GATE_SANDBOX_IMAGE, else this gate's own runner image (<see cref="RunnerImage.OwnTag"/>).</summary>
     public string Image => _image.Value;
     public override string Name => "docker";
-    public override string AchievedIsolation => IsolationLevels.Container;
+    public override IsolationLevel AchievedIsolation => IsolationLevel.Container;
     public static string Owner => $"{Environment.MachineName}:{Environment.ProcessId}";
 
     /// <summary>

@@ -26,7 +26,7 @@ public sealed class ProcessBackend : RunnerBackend
     protected override int NextUid() => Caps.Value.DropUser ? System.Security.Cryptography.RandomNumberGenerator.GetInt32(200_000, 1_000_000) : JobStaging.SandboxUid;
     /// <summary>Without setpriv the runner keeps our own uid, whatever the staged folder's owner is.</summary>
     protected override long RunnerUid(StagedJob staged) => Caps.Value.DropUser ? staged.Uid : Posix.geteuid();
-    public override string AchievedIsolation => Caps.Value.Netns is not null ? IsolationLevels.ProcessNetns : IsolationLevels.Process;
+    public override IsolationLevel AchievedIsolation => Caps.Value.Netns is not null ? IsolationLevel.ProcessNetns : IsolationLevel.Process;
 
     /// <summary>What this host lets us use, probed once: [unshare args], whether we may drop to the sandbox user, prlimit.</summary>
     internal sealed record HostCapabilities(string[]? Netns, bool DropUser, bool Prlimit)

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
+using Gate.Core.Plan;
 using Gate.Core.Runtime;
 using Gate.Core.IO;
 
@@ -26,11 +27,8 @@ public sealed record JobManifest
     public string Kind { get; init; } = KindChecks;
     public string Model { get; init; } = "";
     public string ModelSha256 { get; init; } = "";
-    public string Policy { get; init; } = "";
-    public string PolicySha256 { get; init; } = "";
-    /// <summary>Dataset overrides (NAME or NAME.labels → relative path): the staged copies of the policy's datasets.</summary>
-    public Dictionary<string, string> Data { get; init; } = new(StringComparer.Ordinal);
-    public List<string> CheckIds { get; init; } = [];
+    /// <summary>Checks jobs: the plan the host bound, its data paths relative to the job folder. No policy file is staged.</summary>
+    public BoundPlan? Plan { get; init; }
     public bool UseGpu { get; init; }
     public bool RequireGpu { get; init; }
     public SelfTestRequest? SelfTest { get; init; }

@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Evidence;
 using Gate.Core.IO;
-using Gate.Core.Policy;
+using Gate.Core.Plan;
 using Gate.Core.Runtime;
 using Gate.Core.Sandbox;
 
@@ -56,15 +56,14 @@ public static class JobStaging
         var staged = NewPrivateJob(uid, out bool root);
         try
         {
-            var data = new Dictionary<string, string>(StringComparer.Ordinal);
-            string policyRel = "", modelRel = "";
-            if (selfTest is null) (modelRel, policyRel) = StageInputs(job, staged.JobDir, data);
+            string modelRel = "";
+            BoundPlan? plan = null;
+            if (selfTest is null) (modelRel, plan) = StageInputs(job, staged.JobDir);
             var manifest = new JobManifest
             {
                 Kind = selfTest is null ? JobManifest.KindChecks : JobManifest.KindSelfTest,
-                Model = modelRel, ModelSha256 = job.ModelSha256,
-                Policy = policyRel, PolicySha256 = job.PolicySha256,
-                Data = data, CheckIds = [.. job.CheckIds], UseGpu = job.UseGpu, RequireGpu = job.RequireGpu,
+                Model = modelRel, ModelSha256 = job.ModelSha256, Plan = plan,
+                UseGpu = job.UseGpu, RequireGpu = job.RequireGpu,
                 SelfTest = selfTest, Fault = fault,
             };
             WriteFile(Path.Combine(staged.JobDir, JobManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, JobProtocol.Json));
@@ -78,13 +77,6 @@ public static class JobStaging
         }
     }
 
-    /// <summary>
-    /// Copies the model (and its external data), the policy (the runner re-reads it) and exactly the files in
-    /// <see cref="SandboxJob.Inputs"/>: datasets go to data/ and are passed as overrides (which also relocates
-    /// absolute paths and --data); declared check files go to tree/ at their place relative to the policy, so the
-    /// unchanged policy resolves them. The model and policy must still have the digests the host planned with.
-    /// Returns (model, policy) relative to the job folder.
-    /// </summary>
     /// <summary>
     /// A fresh private work folder with empty job/ and results/. mkdtemp creates it 0700 under a fresh name, so
     /// nobody else sees the folder, let alone its contents, at any point. Call <see cref="HandOver"/> when staged.
@@ -110,50 +102,36 @@ public static class JobStaging
         }
     }
 
-    private static (string Model, string Policy) StageInputs(SandboxJob job, string jobDir, Dictionary<string, string> data)
+    /// <summary>
+    /// Copies exactly what the plan reads: the model (and its external data) and each dataset file the plan names,
+    /// into data/. Every copy must have the digest the host planned with (the model's, each data file's), so a file
+    /// swapped between planning and staging never enters. No policy file is staged: the plan is the policy's meaning.
+    /// Returns the model's path and the plan with its data paths relative to the job folder.
+    /// </summary>
+    private static (string Model, BoundPlan Plan) StageInputs(SandboxJob job, string jobDir)
     {
-        var inputs = job.Inputs ?? SandboxInputs.None;
         MakeDir(Path.Combine(jobDir, "model"));
         const string modelRel = "model/model.onnx";
         if (CopyFile(job.ModelPath, Path.Combine(jobDir, modelRel)) != job.ModelSha256)
             throw new InvalidDataException($"{job.ModelPath}: the model changed after it was planned (SHA-256 differs)");
         var modelDir = Path.GetDirectoryName(Path.GetFullPath(job.ModelPath))!;
-        foreach (var location in inputs.ModelExternalData)
+        foreach (var location in job.ModelExternalData ?? [])
             CopyFile(Path.Combine(modelDir, location), Path.Combine(jobDir, "model", location));
 
-        var policyPath = Path.GetFullPath(job.PolicyPath);
-        var policyBytes = File.ReadAllBytes(policyPath);
-        if (Convert.ToHexStringLower(SHA256.HashData(policyBytes)) != job.PolicySha256)
-            throw new InvalidDataException($"{policyPath}: the policy changed after it was planned (SHA-256 differs)");
-        var root = CommonDirectory(inputs.Files.Append(policyPath));
-        string Tree(string f) => Path.Combine("tree", Path.GetRelativePath(root, f));
-        WriteFile(Path.Combine(jobDir, Tree(policyPath)), policyBytes);
-        foreach (var f in inputs.Files) CopyFile(f, Path.Combine(jobDir, Tree(f)));
-
-        for (int i = 0; i < inputs.Datasets.Count; i++)
+        int i = 0;
+        string Copy(string from, string sha256, string rel)
         {
-            var ds = inputs.Datasets[i];
-            var rel = $"data/{i}.inputs.npy";
-            CopyFile(ds.InputsPath, Path.Combine(jobDir, rel));
-            data[ds.Name] = rel;
-            if (ds.LabelsPath is null) continue;
-            rel = $"data/{i}.labels.npy";
-            CopyFile(ds.LabelsPath, Path.Combine(jobDir, rel));
-            data[ds.Name + ".labels"] = rel;
+            if (!string.Equals(CopyFile(from, Path.Combine(jobDir, rel)), sha256, StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException($"{from}: the data file changed after it was planned (SHA-256 differs)");
+            return rel;
         }
-        return (modelRel, Tree(policyPath));
-    }
-
-    private static string CommonDirectory(IEnumerable<string> files)
-    {
-        string? common = null;
-        foreach (var f in files)
+        var plan = job.Plan.WithDataAt(ds =>
         {
-            var dir = Path.GetDirectoryName(f)!;
-            if (common is null) { common = dir; continue; }
-            while (!(dir + "/").StartsWith(common.TrimEnd('/') + "/", StringComparison.Ordinal)) common = Path.GetDirectoryName(common) ?? "/";
-        }
-        return common ?? "/";
+            int n = i++;
+            return (Copy(ds.InputsPath, ds.InputsSha256, $"data/{n}.inputs.npy"),
+                ds.LabelsPath is null ? null : Copy(ds.LabelsPath, ds.LabelsSha256 ?? "", $"data/{n}.labels.npy"));
+        });
+        return (modelRel, plan);
     }
 
     /// <summary>Copies a file into the job (owner-read-only, never world-readable), creating folders 0700; returns its SHA-256.</summary>

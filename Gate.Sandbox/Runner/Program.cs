@@ -40,11 +40,11 @@ try
         JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Results = [run] });
         return 0;
     }
-    var job = new SandboxJob(In(manifest.Model), manifest.ModelSha256, In(manifest.Policy), manifest.PolicySha256,
-        manifest.Data.ToDictionary(kv => kv.Key, kv => In(kv.Value)), manifest.CheckIds, manifest.UseGpu, manifest.RequireGpu,
-        // Limits are enforced from outside (cgroups, rlimits); the runner itself has no use for them.
-        new Gate.Core.Policy.ResourceLimits(0, 0, TimeSpan.Zero, 0));
-    var (results, runtime) = await SandboxJobExecutor.RunAsync(job, Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None);
+    // The plan as the host bound it: no policy is parsed here. Its model and data digests are re-verified first.
+    // (Limits are enforced from outside — cgroups, rlimits; the runner itself has no use for them.)
+    var plan = manifest.Plan ?? throw new InvalidDataException("a checks job without a plan");
+    var (results, runtime) = await SandboxJobExecutor.RunAsync(plan, In(manifest.Model), In, manifest.UseGpu, manifest.RequireGpu,
+        Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None);
     JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Results = results, Runtime = runtime });
     return 0;
 }

@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -51,7 +52,7 @@ public class AttestationTests
 
         bool signedBeforeSandbox = true;
         var passing = ScriptedSandbox.Passing();
-        var sandbox = new ScriptedSandbox(Gate.Core.Sandbox.IsolationLevels.Process, (job, ev) =>
+        var sandbox = new ScriptedSandbox(IsolationLevel.Process, (job, ev) =>
         {
             signedBeforeSandbox = File.Exists(Path.Combine(outDir, DecisionAttestation.FileName));
             return passing.RunAsync(job, ev, new Progress<Gate.Core.Evidence.ProgressUpdate>(), default).Result;

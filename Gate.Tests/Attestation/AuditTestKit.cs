@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Security.Cryptography;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -72,11 +73,11 @@ public static class AuditTestKit
 /// A sandbox backend whose behaviour the test scripts: it records every job it is given (to inspect what
 /// crosses into a sandbox) and answers with whatever outcome the script returns, or throws.
 /// </summary>
-public sealed class ScriptedSandbox(string isolation, Func<SandboxJob, string, SandboxOutcome> script) : ISandboxBackend
+public sealed class ScriptedSandbox(IsolationLevel isolation, Func<SandboxJob, string, SandboxOutcome> script) : ISandboxBackend
 {
     public List<SandboxJob> Jobs { get; } = [];
     public string Name => "scripted";
-    public string AchievedIsolation => isolation;
+    public IsolationLevel AchievedIsolation => isolation;
 
     public Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {
@@ -87,7 +88,7 @@ public sealed class ScriptedSandbox(string isolation, Func<SandboxJob, string, S
     public static RuntimeInfo Runtime { get; } = new("test-runtime", "1.2.3", "CPUExecutionProvider", "cpu");
 
     /// <summary>A sandbox that passes "acc" with metrics, budget, coverage and one evidence file written through EvidenceWriter.</summary>
-    public static ScriptedSandbox Passing(string isolation = IsolationLevels.Process) => new(isolation, (job, evidenceDir) =>
+    public static ScriptedSandbox Passing(IsolationLevel isolation = IsolationLevel.Process) => new(isolation, (job, evidenceDir) =>
     {
         var writer = new EvidenceWriter(evidenceDir).ForCheck("acc");
         var file = writer.WriteText("predictions.csv", "index,label,predicted\n0,3,3\n1,7,7\n", "per-sample predictions");

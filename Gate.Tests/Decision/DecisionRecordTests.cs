@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Text.Json.Nodes;
 using Gate.Core;
 using Gate.Core.Attestation;
@@ -39,7 +40,7 @@ public class DecisionRecordTests
         Assert.Equal("test-runtime", json["runtime"]!["name"]!.GetValue<string>());
         Assert.Equal("CPUExecutionProvider", json["runtime"]!["provider"]!.GetValue<string>());
         Assert.Equal("cpu", json["runtime"]!["device"]!.GetValue<string>());
-        Assert.Equal(IsolationLevels.Process, json["sandbox"]!["isolation"]!.GetValue<string>());
+        Assert.Equal("process", json["sandbox"]!["isolation"]!.GetValue<string>());
         Assert.Equal("blocked", json["sandbox"]!["selfTest"]!["network"]!.GetValue<string>());
         Assert.Equal(4242UL, json["seed"]!.GetValue<ulong>());
 
@@ -73,11 +74,11 @@ public class DecisionRecordTests
     [Fact]
     public async Task Evidence_that_changed_after_the_check_wrote_it_makes_the_check_inconclusive()
     {
-        var sandbox = new ScriptedSandbox(IsolationLevels.Process, (job, evidenceDir) =>
+        var sandbox = new ScriptedSandbox(IsolationLevel.Process, (job, evidenceDir) =>
         {
             var file = new EvidenceWriter(evidenceDir).ForCheck("acc").WriteText("cex.txt", "original", "counterexample");
             File.WriteAllText(Path.Combine(evidenceDir, "acc", "cex.txt"), "rewritten later");
-            return new SandboxOutcome(true, null, [new CheckResult { Id = "acc", Type = "accuracy", Verdict = Verdict.Pass, Evidence = [file] }], IsolationLevels.Process, null);
+            return new SandboxOutcome(true, null, [new CheckResult { Id = "acc", Type = "accuracy", Verdict = Verdict.Pass, Evidence = [file] }], IsolationLevel.Process, null);
         });
         var (record, _, _) = await Run(sandbox);
         var acc = record.Checks.Single(c => c.Id == "acc");
@@ -93,9 +94,9 @@ public class DecisionRecordTests
     [InlineData("acc/missing.npy")]
     public async Task Evidence_outside_the_folder_or_missing_makes_the_check_inconclusive(string claimedPath)
     {
-        var sandbox = new ScriptedSandbox(IsolationLevels.Process, (_, _) => new SandboxOutcome(true, null,
+        var sandbox = new ScriptedSandbox(IsolationLevel.Process, (_, _) => new SandboxOutcome(true, null,
             [new CheckResult { Id = "acc", Type = "accuracy", Verdict = Verdict.Pass, Evidence = [new EvidenceFile(claimedPath, new string('0', 64), 1, "claimed")] }],
-            IsolationLevels.Process, null));
+            IsolationLevel.Process, null));
         var (record, _, _) = await Run(sandbox);
         Assert.Equal(Verdict.Inconclusive, record.Checks.Single(c => c.Id == "acc").Verdict);
         Assert.Empty(record.Evidence);

@@ -77,9 +77,9 @@ public class DecisionRulesTests
     [Fact]
     public void Exit_codes_are_the_cli_contract()
     {
-        Assert.Equal(0, DecisionRules.ExitCode(GateDecision.Approve));
-        Assert.Equal(1, DecisionRules.ExitCode(GateDecision.Reject));
-        Assert.Equal(2, DecisionRules.ExitCode(GateDecision.Inconclusive));
+        Assert.Equal(0, Gate.Cli.ExitCodes.For(GateDecision.Approve));
+        Assert.Equal(1, Gate.Cli.ExitCodes.For(GateDecision.Reject));
+        Assert.Equal(2, Gate.Cli.ExitCodes.For(GateDecision.Inconclusive));
     }
 
     private static IEnumerable<(Enforcement E, Verdict V)[]> Combinations(int n)

@@ -26,7 +26,7 @@ public class DecisionScenarioTests
             null, TestContext.Current.CancellationToken);
     }
 
-    private static ScriptedSandbox Answer(Func<SandboxJob, SandboxOutcome> f) => new(IsolationLevels.Process, (job, _) => f(job));
+    private static ScriptedSandbox Answer(Func<SandboxJob, SandboxOutcome> f) => new(IsolationLevel.Process, (job, _) => f(job));
 
     private static CheckResult AccResult(Verdict v, string summary) => new() { Id = "acc", Type = "accuracy", Verdict = v, Summary = summary };
 
@@ -54,11 +54,11 @@ public class DecisionScenarioTests
         ScriptedSandbox sandbox = fault switch
         {
             "throws" => Answer(_ => throw new IOException("container runtime vanished")),
-            "crashed" => Answer(_ => new SandboxOutcome(false, "killed: out of memory", [], IsolationLevels.Process, null)),
-            "no-result" => Answer(_ => new SandboxOutcome(true, null, [], IsolationLevels.Process, null)),
-            "budget" => Answer(_ => new SandboxOutcome(true, null, [AccResult(Verdict.Inconclusive, "query budget exhausted after 200000 queries")], IsolationLevels.Process, null)),
+            "crashed" => Answer(_ => new SandboxOutcome(false, "killed: out of memory", [], IsolationLevel.Process, null)),
+            "no-result" => Answer(_ => new SandboxOutcome(true, null, [], IsolationLevel.Process, null)),
+            "budget" => Answer(_ => new SandboxOutcome(true, null, [AccResult(Verdict.Inconclusive, "query budget exhausted after 200000 queries")], IsolationLevel.Process, null)),
             // A passing result for a check the host did not ask about must not stand in for the one it did.
-            "extra-pass" => Answer(_ => new SandboxOutcome(true, null, [new CheckResult { Id = "other", Type = "accuracy", Verdict = Verdict.Pass }], IsolationLevels.Process, null)),
+            "extra-pass" => Answer(_ => new SandboxOutcome(true, null, [new CheckResult { Id = "other", Type = "accuracy", Verdict = Verdict.Pass }], IsolationLevel.Process, null)),
             _ => throw new ArgumentException(fault),
         };
         var record = await Run(sandbox);
@@ -75,7 +75,7 @@ public class DecisionScenarioTests
     [Fact]
     public async Task An_inconclusive_advisory_check_does_not_block_approval()
     {
-        var record = await Run(Answer(_ => new SandboxOutcome(false, "killed: timeout", [], IsolationLevels.Process, null)), accEnforcement: "advisory");
+        var record = await Run(Answer(_ => new SandboxOutcome(false, "killed: timeout", [], IsolationLevel.Process, null)), accEnforcement: "advisory");
         Assert.Equal(Verdict.Inconclusive, record.Checks.Single(c => c.Id == "acc").Verdict);
         Assert.Equal(GateDecision.Approve, record.Decision);
     }
@@ -83,7 +83,7 @@ public class DecisionScenarioTests
     [Fact]
     public async Task Insufficient_or_missing_sandbox_is_inconclusive_and_the_sandbox_never_runs()
     {
-        var weak = new ScriptedSandbox(IsolationLevels.None, (_, _) => throw new InvalidOperationException("must not run"));
+        var weak = new ScriptedSandbox(IsolationLevel.None, (_, _) => throw new InvalidOperationException("must not run"));
         var r1 = await Run(weak);
         Assert.Empty(weak.Jobs);
         Assert.Equal(GateDecision.Inconclusive, r1.Decision);

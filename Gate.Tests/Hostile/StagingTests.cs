@@ -83,7 +83,7 @@ public class StagingTests
         var (policy, key, secret) = HostilePolicy(dir);
         using var staged = JobStaging.Stage(SandboxTestJobs.Job(policy));
 
-        Assert.Equal(["job/data/0.inputs.npy", "job/data/0.labels.npy", "job/job.json", "job/model/model.onnx", "job/tree/policy.yaml"], StagedFiles(staged));
+        Assert.Equal(["job/data/0.inputs.npy", "job/data/0.labels.npy", "job/job.json", "job/model/model.onnx"], StagedFiles(staged));
         var forbidden = new List<byte[]> { File.ReadAllBytes(key), File.ReadAllBytes(secret) };
         if (File.Exists("/etc/shadow") && Environment.UserName == "root") forbidden.Add(File.ReadAllBytes("/etc/shadow"));
         foreach (var f in Directory.EnumerateFiles(staged.WorkDir, "*", SearchOption.AllDirectories))
@@ -116,16 +116,20 @@ public class StagingTests
     }
 
     [Fact]
-    public void A_model_or_policy_changed_after_planning_is_refused_rather_than_staged()
+    public void A_model_or_data_file_changed_after_planning_is_refused_rather_than_staged()
     {
         var dir = TestPaths.TempDir("gate-staging-toctou");
-        var policy = SandboxTestJobs.WritePolicy(dir);
-        var job = SandboxTestJobs.Job(policy);
-        File.AppendAllText(policy, "\n# changed after planning\n");
+        var x = Path.Combine(dir, "x.npy");
+        File.Copy(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy"), x);
+        var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir), data: new Dictionary<string, string> { ["test"] = x });
+        var bytes = File.ReadAllBytes(x);
+        bytes[^1] ^= 1;
+        File.WriteAllBytes(x, bytes);
         var e = Assert.Throws<InvalidDataException>(() => JobStaging.Stage(job));
-        Assert.Contains("policy changed after it was planned", e.Message);
+        Assert.Contains("data file changed after it was planned", e.Message);
+        var planned = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir));
         Assert.Contains("model changed after it was planned",
-            Assert.Throws<InvalidDataException>(() => JobStaging.Stage(SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir)) with { ModelSha256 = new string('0', 64) })).Message);
+            Assert.Throws<InvalidDataException>(() => JobStaging.Stage(planned with { Plan = planned.Plan with { ModelSha256 = new string('0', 64) } })).Message);
     }
 
     public static TheoryData<string> ExitPaths => new() { "success", "exception", "cancellation" };
@@ -153,10 +157,11 @@ public class StagingTests
 
     /// <summary>
     /// A check that reads a file of its own (a formal check's VNN-LIB spec, in a folder beside the policy) declares
-    /// it, gets it staged, and runs in the real process sandbox to a verdict — the spec was found inside.
+    /// it and reads it at bind time, on the host; its content crosses in the bound plan, so the file itself never
+    /// enters the sandbox, and the check runs in the real process sandbox to a verdict.
     /// </summary>
     [Fact]
-    public async Task Every_file_the_plan_needs_is_staged_and_a_check_that_reads_its_own_file_runs_end_to_end()
+    public async Task A_check_that_reads_its_own_file_runs_end_to_end_from_the_bound_plan()
     {
         var dir = TestPaths.TempDir("gate-staging-declared");
         Directory.CreateDirectory(Path.Combine(dir, "specs"));
@@ -207,7 +212,7 @@ public class StagingTests
         public List<string> WorkDirs { get; } = [];
         public Action? OnJob { get; set; }
         public override string Name => "recording";
-        public override string AchievedIsolation => IsolationLevels.Process;
+        public override IsolationLevel AchievedIsolation => IsolationLevel.Process;
         protected override long RunnerUid(StagedJob staged) => 4242;
 
         protected override Task<RunnerExit> LaunchAsync(StagedJob staged, ResourceLimits limits, bool gpu, bool requireGpu, bool faultsEnabled,

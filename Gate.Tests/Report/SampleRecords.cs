@@ -55,7 +55,7 @@ public static class SampleRecords
             Gate = new GateInfo("0.1.0", "abc123"),
             Seed = 1234,
             Runtime = new RuntimeInfo("onnxruntime", "1.20.0", "CPUExecutionProvider", "cpu"),
-            Sandbox = new SandboxInfo("in-process", "none", "process", null, null, null),
+            Sandbox = new SandboxInfo("in-process", IsolationLevel.None, IsolationLevel.Process, null, null, null),
             Checks = [hostile, adversarial, probe, trojan, sim],
             StartedAt = new DateTimeOffset(2026, 11, 21, 12, 0, 0, TimeSpan.Zero),
             EndedAt = new DateTimeOffset(2026, 11, 21, 12, 1, 0, TimeSpan.Zero),

@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using Gate.Core;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -18,7 +19,7 @@ public class OrtPipelineTests
     private sealed class SameProcessBackend : ISandboxBackend
     {
         public string Name => "test-same-process";
-        public string AchievedIsolation => IsolationLevels.Process;
+        public IsolationLevel AchievedIsolation => IsolationLevel.Process;
         public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
         {
             var (results, runtime) = await SandboxJobExecutor.RunAsync(job, evidenceDir, progress, ct);

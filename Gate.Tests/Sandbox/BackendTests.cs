@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Text.Json;
 using Gate.Core;
 using Gate.Core.Checks;
@@ -16,7 +17,7 @@ public abstract class BackendContract
 {
     /// <summary>The backend under test (skips or fails via <see cref="Need"/> when its component is missing).</summary>
     protected abstract RunnerBackend Backend { get; }
-    protected abstract string ExpectedIsolation { get; }
+    protected abstract IsolationLevel ExpectedIsolation { get; }
     /// <summary>The fault that exceeds this backend's memory limit (managed heap for processes, native for cgroups).</summary>
     protected abstract string OomFault { get; }
     /// <summary>What the OOM fault's reason must say on this backend.</summary>

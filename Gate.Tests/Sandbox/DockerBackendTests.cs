@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using System.Net.Sockets;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -38,7 +39,7 @@ public sealed class DockerFixture : IAsyncLifetime
 public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract, IClassFixture<DockerFixture>
 {
     protected override RunnerBackend Backend => fixture.Require();
-    protected override string ExpectedIsolation => IsolationLevels.Container;
+    protected override IsolationLevel ExpectedIsolation => IsolationLevel.Container;
     protected override string OomFault => "oom-native";
     protected override string OomReason => "killed for memory (OOM";
 
@@ -61,7 +62,7 @@ public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract,
         Assert.Equal(Gate.Core.Decision.GateDecision.Approve, record.Decision);
         var inspected = await fixture.Client.InspectImageAsync(fixture.Image!, TestContext.Current.CancellationToken);
         Assert.Equal(inspected!["Id"]!.GetValue<string>(), record.Sandbox.ImageId);
-        Assert.Equal(IsolationLevels.Container, record.Sandbox.Isolation);
+        Assert.Equal(IsolationLevel.Container, record.Sandbox.Isolation);
     }
 
     [Fact]

@@ -128,27 +128,26 @@ public class JobStagingTests
     }
 
     [Fact]
-    public void Staging_copies_the_policy_and_the_datasets_the_plan_uses_so_they_resolve_inside()
+    public void Staging_copies_the_datasets_the_plan_uses_and_relocates_the_plan_to_them()
     {
         var dir = TestPaths.TempDir("gate-staging");
         var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir));
         using var staged = JobStaging.Stage(job);
         var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(staged.JobDir, JobManifest.FileName));
         Assert.Equal(job.ModelSha256, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(staged.JobDir, manifest.Model)))));
-        Assert.False(Path.IsPathRooted(manifest.Policy));
-        var inside = Gate.Core.Policy.PolicyLoader.Load(Path.Combine(staged.JobDir, manifest.Policy),
-            manifest.Data.ToDictionary(kv => kv.Key, kv => Path.Combine(staged.JobDir, kv.Value)));
-        Assert.Equal(job.PolicySha256, inside.Sha256);
-        var ds = inside.Spec.Datasets["test"];
-        Assert.StartsWith(staged.JobDir, ds.InputsPath);
-        Assert.StartsWith(staged.JobDir, ds.LabelsPath!);
-        Assert.Equal(File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy")), File.ReadAllBytes(ds.InputsPath));
-        Assert.Equal(["test", "test.labels"], manifest.Data.Keys.Order());
+        var plan = manifest.Plan!;
+        Assert.Equal(job.Plan.PolicySha256, plan.PolicySha256);
+        Assert.Equal(["accuracy"], plan.CheckIds);
+        var ds = plan.Datasets["test"];
+        Assert.False(Path.IsPathRooted(ds.InputsPath));
+        Assert.False(Path.IsPathRooted(ds.LabelsPath!));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, "examples", "digits", "data", "digits_test_x.npy")), File.ReadAllBytes(Path.Combine(staged.JobDir, ds.InputsPath)));
+        Assert.Equal(job.Plan.Datasets["test"].InputsSha256, ds.InputsSha256);
         Assert.Null(manifest.Fault);
     }
 
     [Fact]
-    public void Data_overrides_are_staged_as_copies_and_passed_as_overrides()
+    public void Data_overrides_are_staged_as_copies_in_the_plans_place()
     {
         var dir = TestPaths.TempDir("gate-staging");
         var x = Path.Combine(dir, "other-x.npy");
@@ -156,7 +155,7 @@ public class JobStagingTests
         var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir), data: new Dictionary<string, string> { ["test"] = x });
         using var staged = JobStaging.Stage(job);
         var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(staged.JobDir, JobManifest.FileName));
-        var rel = manifest.Data["test"];
+        var rel = manifest.Plan!.Datasets["test"].InputsPath;
         Assert.False(Path.IsPathRooted(rel));
         Assert.Equal(File.ReadAllBytes(x), File.ReadAllBytes(Path.Combine(staged.JobDir, rel)));
     }

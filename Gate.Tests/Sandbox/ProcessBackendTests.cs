@@ -1,3 +1,4 @@
+using Gate.Core.Policy;
 using Gate.Core;
 using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
@@ -16,7 +17,7 @@ public sealed class ProcessBackendFixture
 public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : BackendContract, IClassFixture<ProcessBackendFixture>
 {
     protected override RunnerBackend Backend => fixture.Backend;
-    protected override string ExpectedIsolation => fixture.Backend.AchievedIsolation;
+    protected override IsolationLevel ExpectedIsolation => fixture.Backend.AchievedIsolation;
     protected override string OomFault => "oom";
     // The GC heap hard limit turns the runaway allocation into an OutOfMemoryException the runner reports.
     protected override string OomReason => "OutOfMemoryException";
@@ -26,7 +27,7 @@ public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : Backend
     protected override void AssertSelfTest(IReadOnlyDictionary<string, string> probes)
     {
         // What the host permits decides what is blocked; the report must say so truthfully.
-        var netns = fixture.Backend.AchievedIsolation == IsolationLevels.ProcessNetns;
+        var netns = fixture.Backend.AchievedIsolation == IsolationLevel.ProcessNetns;
         Assert.Equal(netns ? "blocked" : "allowed", probes["network-loopback"]);
         if (netns) Assert.Equal("blocked", probes["network-outside"]);
         if (Root)
@@ -42,7 +43,7 @@ public sealed class ProcessBackendTests(ProcessBackendFixture fixture) : Backend
     public void This_host_gives_a_network_namespace_when_root()
     {
         if (!Root) Assert.Skip("unshare -n needs root (or user namespaces) here");
-        Assert.Equal(IsolationLevels.ProcessNetns, fixture.Backend.AchievedIsolation);
+        Assert.Equal(IsolationLevel.ProcessNetns, fixture.Backend.AchievedIsolation);
     }
 
     [Fact]

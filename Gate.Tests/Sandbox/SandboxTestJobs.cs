@@ -49,8 +49,9 @@ internal static class SandboxTestJobs
         var policy = PolicyLoader.Load(policyPath, data);
         var model = OnnxModelLoader.Load(ModelPath);
         var plan = Gate.Core.Plan.CheckPlan.Create(policy, model);
-        return new SandboxJob(ModelPath, model.Sha256, policyPath, policy.Sha256, data ?? new Dictionary<string, string>(),
-            ["accuracy"], false, false, limits ?? policy.Spec.Sandbox.Limits, plan.InputsOf(plan.SandboxChecks));
+        var accuracy = plan.SandboxChecks.Where(c => c.Spec.Id == "accuracy").ToList();
+        return new SandboxJob(ModelPath, Gate.Core.Plan.BoundPlan.Of(plan, accuracy), false, false, limits ?? policy.Spec.Sandbox.Limits,
+            plan.InputsOf(accuracy).ModelExternalData);
     }
 
     public static IProgress<Gate.Core.Evidence.ProgressUpdate> Progress(List<Gate.Core.Evidence.ProgressUpdate> sink) => new Sync(sink);

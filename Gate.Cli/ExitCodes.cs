@@ -1,0 +1,29 @@
+using Gate.Core.Decision;
+
+namespace Gate.Cli;
+
+/// <summary>
+/// Exit codes of the gate CLI; part of its public contract for CI pipelines. They are the CLI's mapping of
+/// outcomes, not part of any outcome: decision.json and its attestation carry the verdict, never a process status.
+/// </summary>
+public static class ExitCodes
+{
+    public const int Approve = 0;
+    public const int Reject = 1;
+    public const int Inconclusive = 2;
+    public const int BadInput = 3;
+    public const int InternalError = 4;
+    /// <summary>Cancelled by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal's number, as shells report it. No decision is written.</summary>
+    public const int Interrupted = 130, Terminated = 143;
+
+    /// <summary><c>gate check</c>'s status for a decision: 0 APPROVE, 1 REJECT, 2 INCONCLUSIVE.</summary>
+    public static int For(GateDecision decision) => decision switch
+    {
+        GateDecision.Approve => Approve,
+        GateDecision.Reject => Reject,
+        _ => Inconclusive,
+    };
+
+    /// <summary>What <c>gate check --help</c> says about them.</summary>
+    public const string CheckHelp = "Exit codes: 0 APPROVE, 1 REJECT, 2 INCONCLUSIVE, 3 bad input or usage, 4 internal error.";
+}
