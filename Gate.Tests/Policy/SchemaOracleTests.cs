@@ -31,13 +31,36 @@ public class SchemaOracleTests
     public void Gate_validator_and_JsonSchema_Net_agree_on_every_policy_and_mutation()
     {
         var schemaText = File.ReadAllText(SchemaPath);
-        var ours = new PolicySchema((JsonObject)JsonNode.Parse(schemaText)!);
-        var oracle = JsonSchema.FromText(schemaText, new BuildOptions { SchemaRegistry = new SchemaRegistry() });
+        var (originals, accepted, rejected, disagreements) = Compare(schemaText, schemaText, PolicyFiles());
+        TestContext.Current.TestOutputHelper?.WriteLine($"{originals} policy files, {accepted + rejected} documents: {accepted} accepted, {rejected} rejected");
+        // A corpus that cannot tell the validators apart proves nothing: it must hold many of both outcomes.
+        Assert.True(originals >= 5, $"only {originals} policy files found");
+        Assert.True(accepted >= 100 && rejected >= 500, $"corpus too one-sided: {accepted} accepted, {rejected} rejected");
+        Assert.True(disagreements.Count == 0, $"{disagreements.Count} disagreement(s):\n" + string.Join("\n", disagreements.Take(40)));
+    }
+
+    /// <summary>The comparison can fail: give Gate's validator a schema that lost one constraint and it must notice.</summary>
+    [Fact]
+    public void A_validator_that_misses_a_constraint_is_caught()
+    {
+        var schemaText = File.ReadAllText(SchemaPath);
+        Assert.Contains("\"exclusiveMinimum\"", schemaText);
+        var weakened = schemaText.Replace("\"exclusiveMinimum\"", "\"x-was-exclusiveMinimum\"", StringComparison.Ordinal);
+        var (_, _, _, disagreements) = Compare(weakened, schemaText, [Path.Combine(TestPaths.RepoRoot, "policies", "digits-release.yaml")]);
+        Assert.NotEmpty(disagreements);
+        Assert.Contains(disagreements, d => d.Contains("Gate accepts", StringComparison.Ordinal));
+    }
+
+    /// <summary>Validates every file and each of its mutations with Gate (over <paramref name="oursSchema"/>) and JsonSchema.Net (over <paramref name="oracleSchema"/>).</summary>
+    private static (int Originals, int Accepted, int Rejected, List<string> Disagreements) Compare(string oursSchema, string oracleSchema, IEnumerable<string> files)
+    {
+        var ours = new PolicySchema((JsonObject)JsonNode.Parse(oursSchema)!);
+        var oracle = JsonSchema.FromText(oracleSchema, new BuildOptions { SchemaRegistry = new SchemaRegistry() });
         var options = new EvaluationOptions { OutputFormat = OutputFormat.Flag };
 
         int accepted = 0, rejected = 0, originals = 0;
         var disagreements = new List<string>();
-        foreach (var file in PolicyFiles())
+        foreach (var file in files)
         {
             JsonNode doc;
             try { doc = ToJson(PolicyYamlReader.Read(File.ReadAllText(file), file).ToPlain())!; }
@@ -57,11 +80,7 @@ public class SchemaOracleTests
                                       $"JsonSchema.Net {(oracleOk ? "accepts" : "rejects")}");
             }
         }
-        TestContext.Current.TestOutputHelper?.WriteLine($"{originals} policy files, {accepted + rejected} documents: {accepted} accepted, {rejected} rejected");
-        // A corpus that cannot tell the validators apart proves nothing: it must hold many of both outcomes.
-        Assert.True(originals >= 5, $"only {originals} policy files found");
-        Assert.True(accepted >= 100 && rejected >= 500, $"corpus too one-sided: {accepted} accepted, {rejected} rejected");
-        Assert.True(disagreements.Count == 0, $"{disagreements.Count} disagreement(s):\n" + string.Join("\n", disagreements.Take(40)));
+        return (originals, accepted, rejected, disagreements);
     }
 
     [Fact]
