@@ -68,7 +68,7 @@ public sealed class OrtSession : IDisposable
                 {
                     // The CUDA provider can also fail while the session initialises (cuDNN missing, no device, out of
                     // memory). Whether the model itself is at fault is decided by the CPU attempt below.
-                    fallback = $"{CudaProvider} failed while creating the session: {e.Message}";
+                    fallback = $"{CudaProvider} failed while creating the session: {e.Message.TrimEnd()}";
                 }
             }
         }
@@ -115,7 +115,7 @@ public sealed class OrtSession : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            return $"{CudaProvider} could not be used: {e.Message}";
+            return $"{CudaProvider} could not be used: {e.Message.TrimEnd()}";
         }
     }
 
