@@ -15,22 +15,10 @@ public sealed record RunnerLocation(string Dotnet, string DotnetRoot, string Run
         // .../dotnet/shared/Microsoft.NETCore.App/<version>/ → .../dotnet
         var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
         var dotnet = Path.Combine(root, "dotnet");
-        // A GATE_ORT_LIB the user set is passed on as given, even when it names no file: the runner then says so,
-        // rather than this host silently substituting another library.
-        var ort = System.Environment.GetEnvironmentVariable("GATE_ORT_LIB") is { Length: > 0 } given ? Path.GetFullPath(given) : OrtLibraryPath();
+        // The runner loads the ONNX Runtime library its own build carries. Only a GATE_ORT_LIB the user set (a custom
+        // or CUDA build) is passed on, as given even when it names no file: the runner then says so, rather than
+        // this host silently substituting another library.
+        var ort = System.Environment.GetEnvironmentVariable("GATE_ORT_LIB") is { Length: > 0 } given ? Path.GetFullPath(given) : null;
         return new RunnerLocation(dotnet, root, Path.GetFullPath(dll), ort);
-    }
-
-    /// <summary>GATE_ORT_LIB, else the copy setup fetched under the repository (.cache/onnxruntime/1.30.0/).</summary>
-    public static string? OrtLibraryPath()
-    {
-        var env = System.Environment.GetEnvironmentVariable("GATE_ORT_LIB");
-        if (!string.IsNullOrEmpty(env) && File.Exists(env)) return Path.GetFullPath(env);
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, ".cache", "onnxruntime", "1.30.0", "libonnxruntime.so.1");
-            if (File.Exists(candidate)) return candidate;
-        }
-        return null;
     }
 }

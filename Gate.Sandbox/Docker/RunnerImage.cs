@@ -11,7 +11,7 @@ namespace Gate.Sandbox.Docker;
 /// <summary>
 /// Builds the runner image offline, FROM scratch: the runner published self-contained for linux-x64 (or, for a
 /// framework-dependent runner folder, the runner plus the .NET runtime copied from this host's install — the same
-/// bits a self-contained publish bundles), the ONNX Runtime library, only the shared
+/// bits a self-contained publish bundles) — which carries the ONNX Runtime library from its NuGet package — only the shared
 /// libraries those load (ldd, plus OpenSSL, which .NET loads with dlopen for SHA-256), and a passwd entry for the
 /// unprivileged user. No shell, no package manager. Tagged by content hash only (never a shared :latest): a gate
 /// asks for the tag of the image its own runner files make (<see cref="OwnTag"/>), so two checkouts on one engine
@@ -19,7 +19,6 @@ namespace Gate.Sandbox.Docker;
 /// </summary>
 public static partial class RunnerImage
 {
-    public const string OrtPathInImage = "/gate/ort/libonnxruntime.so.1";
     private static readonly DateTimeOffset FixedTime = new(2020, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>Libraries loaded with dlopen (so ldd cannot see them) that the runner needs.</summary>
@@ -33,8 +32,8 @@ public static partial class RunnerImage
         bool selfContained = IsSelfContained(runnerDir);
         var files = CollectFiles(runner, selfContained, out bool hasOrt);
         log($"image context: {files.Count} files, runner {(selfContained ? "self-contained" : "framework-dependent + host runtime")}" +
-            (hasOrt ? "" : " (no ONNX Runtime library found: GATE_ORT_LIB or .cache/onnxruntime/1.30.0)"));
-        var dockerfile = Dockerfile(hasOrt, selfContained);
+            (hasOrt ? "" : $" (no {OrtLibraryFile} in the runner's output: ONNX Runtime jobs will be INCONCLUSIVE)"));
+        var dockerfile = Dockerfile(selfContained);
         var tag = IdentityTag(dockerfile, runner, selfContained);
         var tmp = Path.Combine(Path.GetTempPath(), $"gate-image-{Guid.NewGuid():N}.tar");
         long total = 0;
@@ -66,7 +65,7 @@ public static partial class RunnerImage
 
     /// <summary>
     /// The image tag: a hash over what makes one runner differ from another — the Dockerfile, every runner file's
-    /// path and bytes, the ONNX Runtime library's bytes, and (framework-dependent runner) the .NET runtime's
+    /// path and bytes (the ONNX Runtime library among them), and (framework-dependent runner) the .NET runtime's
     /// version and folder. The same inputs give the same tag, any change a new one. The system libraries copied in
     /// with them are not hashed: that would cost a gate start seconds (ldd, ~150 MB), and they follow the host.
     /// </summary>
@@ -84,7 +83,6 @@ public static partial class RunnerImage
         }
         sha.AppendData(Encoding.UTF8.GetBytes(dockerfile));
         foreach (var (source, target) in runner.Where(f => f.Target.Length > 0).OrderBy(f => f.Target, StringComparer.Ordinal)) Add(target, source);
-        if (RunnerLocation.OrtLibraryPath() is { } ort) Add(OrtPathInImage, ort);
         if (!selfContained)
             sha.AppendData(Encoding.UTF8.GetBytes($"runtime\0{RuntimeInformation.FrameworkDescription}\0{RuntimeEnvironment.GetRuntimeDirectory()}\0"));
         return $"{DockerBackend.ImageRepository}:{Convert.ToHexStringLower(sha.GetHashAndReset())[..16]}";
@@ -121,7 +119,7 @@ public static partial class RunnerImage
     public static string TagForRunnerBeside(string binDir)
     {
         var runner = RunnerFileNames(binDir).Select(n => (Path.Combine(binDir, n), "/gate/runner/" + n)).ToList();
-        return IdentityTag(Dockerfile(RunnerLocation.OrtLibraryPath() is not null, selfContained: false), runner, selfContained: false);
+        return IdentityTag(Dockerfile(selfContained: false), runner, selfContained: false);
     }
 
     /// <summary>
@@ -160,10 +158,13 @@ public static partial class RunnerImage
     public static bool IsSelfContained(string runnerDir) =>
         File.Exists(Path.Combine(runnerDir, "libcoreclr.so")) && File.Exists(Path.Combine(runnerDir, "Gate.Sandbox.Runner"));
 
-    internal static string Dockerfile(bool hasOrt, bool selfContained = false) => $"""
+    /// <summary>The native ONNX Runtime library, which the runner's build output carries beside it (NuGet runtime asset).</summary>
+    public const string OrtLibraryFile = "libonnxruntime.so";
+
+    internal static string Dockerfile(bool selfContained = false) => $"""
         FROM scratch
         COPY rootfs/ /
-        ENV {(selfContained ? "" : "DOTNET_ROOT=/gate/dotnet ")}DOTNET_EnableDiagnostics=0 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0{(hasOrt ? " GATE_ORT_LIB=" + OrtPathInImage : "")}
+        ENV {(selfContained ? "" : "DOTNET_ROOT=/gate/dotnet ")}DOTNET_EnableDiagnostics=0 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
         USER 65534:65534
         WORKDIR /results
         LABEL org.opencontainers.image.title="gate sandbox runner" gate.sandbox.runner="1"
@@ -187,7 +188,7 @@ public static partial class RunnerImage
         return runner;
     }
 
-    /// <summary>The runner's files (host path, path in image; an empty path only feeds ldd), plus runtime, ONNX Runtime and libraries.</summary>
+    /// <summary>The runner's files (host path, path in image; an empty path only feeds ldd), plus runtime and libraries.</summary>
     private static List<(string Source, string Target)> CollectFiles(IEnumerable<(string Source, string Target)> runner, bool selfContained, out bool hasOrt)
     {
         var files = new Dictionary<string, string>(StringComparer.Ordinal); // target → source
@@ -196,9 +197,7 @@ public static partial class RunnerImage
             if (target.Length == 0) elvesFromRunner.Add(source); else files[target] = source;
         if (!selfContained) AddHostRuntime(files);
 
-        var ort = RunnerLocation.OrtLibraryPath();
-        hasOrt = ort is not null;
-        if (ort is not null) files[OrtPathInImage] = ort;
+        hasOrt = files.ContainsKey("/gate/runner/" + OrtLibraryFile);
 
         var elves = files.Where(kv => kv.Key.EndsWith(".so", StringComparison.Ordinal) || kv.Key.Contains(".so.", StringComparison.Ordinal) || kv.Key == "/gate/dotnet/dotnet")
             .Select(kv => kv.Value).Concat(elvesFromRunner).ToList();

@@ -454,8 +454,6 @@ public class EngineTests
         psi.ArgumentList.Add(gateDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
-        // The copy sits outside the repository, where the ONNX Runtime library is not found by walking up.
-        if (RunnerLocationOrt() is { } ort) psi.Environment["GATE_ORT_LIB"] = ort;
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -464,6 +462,4 @@ public class EngineTests
         p.WaitForExit();
         return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
     }
-
-    private static string? RunnerLocationOrt() => Gate.Sandbox.RunnerLocation.OrtLibraryPath();
 }

@@ -86,7 +86,7 @@ public class OrtDifferentialTests
             using var s = new OnnxRuntimeInference().Load(c.Model!, new RuntimeOptions(IntraOpThreads: 1));
             return (s.Run(c.Inputs!), null);
         }
-        catch (Exception e) when (e is GateInputException or OrtException) { return (null, e.Message); }
+        catch (Exception e) when (e is GateInputException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException) { return (null, e.Message); }
     }
 
     /// <summary>

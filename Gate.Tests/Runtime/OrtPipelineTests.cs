@@ -70,7 +70,7 @@ public class OrtPipelineTests
         Assert.Equal(353, accuracy.Metrics["correct"]); // MANIFEST.md: 98.06% of 360, here computed by ORT
         Assert.NotNull(record.Runtime);
         Assert.Equal("onnxruntime", record.Runtime!.Name);
-        Assert.Equal(OrtLibrary.Api.Version, record.Runtime.Version);
+        Assert.Equal(OrtLibrary.Version, record.Runtime.Version);
         Assert.Equal(OrtSession.CpuProvider, record.Runtime.Provider);
         Assert.Equal("cpu", record.Runtime.Device);
     }

@@ -41,7 +41,7 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
             this.model = model;
             this.settings = settings;
             this.main = main;
-            Info = new RuntimeInfo(RuntimeName, OrtLibrary.Api.Version, main.Provider,
+            Info = new RuntimeInfo(RuntimeName, OrtLibrary.Version, main.Provider,
                 main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason);
             InputNames = main.Inputs.Select(i => i.Name).ToList();
             OutputNames = main.Outputs.Select(o => o.Name).ToList();

@@ -1,159 +1,144 @@
-using System.Runtime.InteropServices;
+using System.Buffers.Binary;
 using Gate.Core.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace Gate.Core.Runtime.OnnxRuntime;
 
 /// <summary>
-/// Moves tensors across the ORT boundary. Inputs are wrapped in place over pinned managed memory (zero-copy for
-/// float32, float64 and int64, which <see cref="Tensor"/> already stores natively; other types are converted to
-/// their native width first). Outputs are copied out, so no ORT memory escapes a run.
-/// ORT's ONNXTensorElementDataType numbers types exactly as ONNX (and as <see cref="DType"/>) does.
+/// Moves tensors across the ORT boundary, for every element type ORT takes as a dense tensor. ORT numbers element
+/// types exactly as ONNX (and <see cref="DType"/>) does and lays elements out as ONNX raw_data does (little-endian,
+/// packed), so one table here — <see cref="ElementSize"/>, <see cref="Encode"/>, <see cref="Decode"/> — is all a
+/// new type needs. Float32, float64 and int64 inputs are wrapped in place (zero-copy: <see cref="Tensor"/> already
+/// stores them natively); other inputs are encoded into a buffer ORT allocates. Outputs are copied out, so no ORT
+/// memory escapes a run.
 /// </summary>
-internal static unsafe class OrtTensorMarshal
+internal static class OrtTensorMarshal
 {
-    public static bool IsSupported(DType t) => t is DType.Float32 or DType.Float64 or DType.Float16 or DType.BFloat16
-        or DType.Int8 or DType.Int16 or DType.Int32 or DType.Int64
-        or DType.UInt8 or DType.UInt16 or DType.UInt32 or DType.UInt64 or DType.Bool;
-
-    /// <summary>An input tensor wrapped as an OrtValue; disposing releases the value, then unpins the buffer.</summary>
-    public sealed class PinnedInput : IDisposable
+    /// <summary>Bytes per element in ORT's layout; null for types Gate does not pass to ORT (strings go their own way).</summary>
+    public static int? ElementSize(DType t) => t switch
     {
-        private GCHandle pin;
-        public OrtValueHandle Value { get; } = new();
+        DType.Float64 or DType.Int64 or DType.UInt64 => 8,
+        DType.Float32 or DType.Int32 or DType.UInt32 => 4,
+        DType.Float16 or DType.BFloat16 or DType.Int16 or DType.UInt16 => 2,
+        DType.Int8 or DType.UInt8 or DType.Bool => 1,
+        _ => null,
+    };
 
-        public PinnedInput(string name, Tensor t)
-        {
-            if (!IsSupported(t.Type))
-                throw new GateInputException($"input '{name}': element type {t.Type.OnnxName()} is not supported by Gate's ONNX Runtime binding");
-            Array buffer = NativeBuffer(t, out int elementSize);
-            pin = GCHandle.Alloc(buffer, GCHandleType.Pinned);
-            var shape = new long[t.Rank];
-            for (int i = 0; i < shape.Length; i++) shape[i] = t.Shape[i];
-            try { Value.Attach(Wrap(t, shape, elementSize)); }
-            catch { pin.Free(); throw; }
-        }
+    public static bool IsSupported(DType t) => t == DType.String || ElementSize(t) is not null;
 
-        private nint Wrap(Tensor t, long[] shape, int elementSize)
-        {
-            var api = OrtLibrary.Api;
-            nint raw;
-            using var mem = OrtEnvironment.CpuMemory.Borrow();
-            fixed (long* s = shape)
-            {
-                // An empty tensor still needs a valid (non-null) data pointer.
-                void* data = (void*)pin.AddrOfPinnedObject();
-                long dummy = 0;
-                if (t.Length == 0) data = &dummy;
-                api.Check(api.CreateTensorWithDataAsOrtValue(mem.Pointer, data, (nuint)((long)t.Length * elementSize), s, (nuint)shape.Length, (int)t.Type, &raw));
-            }
-            return raw;
-        }
-
-        public void Dispose()
-        {
-            Value.Dispose();
-            if (pin.IsAllocated) pin.Free();
-        }
-    }
-
-    private static Array NativeBuffer(Tensor t, out int elementSize)
+    /// <summary>An input tensor as an OrtValue (the caller disposes it after the run).</summary>
+    public static OrtValue ToOrtValue(string name, Tensor t)
     {
-        int n = t.Length;
+        if (!IsSupported(t.Type))
+            throw new GateInputException($"input '{name}': element type {t.Type.OnnxName()} cannot be passed to ONNX Runtime by Gate");
+        var shape = t.Shape.Select(d => (long)d).ToArray();
         switch (t.Type)
         {
-            case DType.Float32: elementSize = 4; return t.Floats!;
-            case DType.Float64: elementSize = 8; return t.Doubles!;
-            case DType.Int64 or DType.UInt64: elementSize = 8; return t.Longs!;
-            case DType.Float16:
+            case DType.Float32: return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, t.Floats.AsMemory(0, t.Length), shape);
+            case DType.Float64: return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, t.Doubles.AsMemory(0, t.Length), shape);
+            case DType.Int64: return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, t.Longs.AsMemory(0, t.Length), shape);
+            case DType.String:
             {
-                elementSize = 2;
-                var a = new ushort[n];
-                for (int i = 0; i < n; i++) a[i] = BitConverter.HalfToUInt16Bits((Half)t.Floats![i]);
-                return a;
+                var v = OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, shape);
+                for (int i = 0; i < t.Length; i++) v.StringTensorSetElementAt(t.Strings![i].AsSpan(), i);
+                return v;
             }
-            case DType.BFloat16:
-            {
-                // Values are already rounded to bfloat16 (see DTypeInfo.Storage): the upper 16 bits are exact.
-                elementSize = 2;
-                var a = new ushort[n];
-                for (int i = 0; i < n; i++) a[i] = (ushort)(BitConverter.SingleToUInt32Bits(t.Floats![i]) >> 16);
-                return a;
-            }
-            case DType.Int32: { elementSize = 4; var a = new int[n]; for (int i = 0; i < n; i++) a[i] = (int)t.Longs![i]; return a; }
-            case DType.UInt32: { elementSize = 4; var a = new uint[n]; for (int i = 0; i < n; i++) a[i] = (uint)t.Longs![i]; return a; }
-            case DType.Int16: { elementSize = 2; var a = new short[n]; for (int i = 0; i < n; i++) a[i] = (short)t.Longs![i]; return a; }
-            case DType.UInt16: { elementSize = 2; var a = new ushort[n]; for (int i = 0; i < n; i++) a[i] = (ushort)t.Longs![i]; return a; }
-            case DType.Int8: { elementSize = 1; var a = new sbyte[n]; for (int i = 0; i < n; i++) a[i] = (sbyte)t.Longs![i]; return a; }
-            case DType.UInt8: { elementSize = 1; var a = new byte[n]; for (int i = 0; i < n; i++) a[i] = (byte)t.Longs![i]; return a; }
-            case DType.Bool: { elementSize = 1; var a = new byte[n]; for (int i = 0; i < n; i++) a[i] = t.Longs![i] != 0 ? (byte)1 : (byte)0; return a; }
-            default: throw new NotSupportedException(t.Type.ToString());
         }
+        var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, (TensorElementType)(int)t.Type, shape);
+        try { Encode(t, value.GetTensorMutableRawData()); }
+        catch { value.Dispose(); throw; }
+        return value;
     }
 
     /// <summary>Copies an ORT output value into a new <see cref="Tensor"/>.</summary>
-    public static Tensor ToTensor(OrtApi api, nint value, string name)
+    public static Tensor ToTensor(OrtValue value, string name)
     {
-        int onnxType;
-        api.Check(api.GetValueType(value, &onnxType));
-        if (onnxType != 1) throw new GateInputException($"output '{name}' is not a tensor (ONNX type {onnxType}); Gate's ONNX Runtime binding reads tensors only");
-        nint info;
-        api.Check(api.GetTensorTypeAndShape(value, &info));
-        DType type;
-        int[] shape;
-        try
+        if (!value.IsTensor) throw new GateInputException($"output '{name}' is not a tensor ({value.OnnxType}); Gate reads tensors only");
+        var info = value.GetTensorTypeAndShape();
+        var type = (DType)(int)info.ElementDataType;
+        var shape = new int[info.Shape.Length];
+        for (int i = 0; i < shape.Length; i++)
         {
-            int et;
-            api.Check(api.GetTensorElementType(info, &et));
-            type = (DType)et;
-            shape = Dimensions(api, info, name);
+            if (info.Shape[i] is < 0 or > int.MaxValue) throw new GateInputException($"tensor '{name}': dimension {info.Shape[i]} is out of range");
+            shape[i] = (int)info.Shape[i];
         }
-        finally { api.Release(OrtApiSlot.ReleaseTensorTypeAndShapeInfo, info); }
-        if (!IsSupported(type))
-            throw new GateInputException($"output '{name}': element type {type.OnnxName()} is not supported by Gate's ONNX Runtime binding");
-        int n = Tensor.ElementCount(shape);
-        void* data = null;
-        if (n > 0) api.Check(api.GetTensorMutableData(value, &data));
+        if (type == DType.String) return Tensor.FromStrings(shape, value.GetStringTensorAsArray());
+        if (ElementSize(type) is null)
+            throw new GateInputException($"output '{name}': element type {type.OnnxName()} cannot be read from ONNX Runtime by Gate");
+        return Decode(type, shape, value.GetTensorMutableRawData());
+    }
+
+    /// <summary>Writes <paramref name="t"/>'s elements into <paramref name="raw"/> in ORT's layout.</summary>
+    internal static void Encode(Tensor t, Span<byte> raw)
+    {
+        int n = t.Length, size = ElementSize(t.Type)!.Value;
+        for (int i = 0; i < n; i++)
+        {
+            var s = raw.Slice(i * size, size);
+            switch (t.Type)
+            {
+                case DType.Float32: BinaryPrimitives.WriteSingleLittleEndian(s, t.Floats![i]); break;
+                case DType.Float64: BinaryPrimitives.WriteDoubleLittleEndian(s, t.Doubles![i]); break;
+                case DType.Float16: BinaryPrimitives.WriteHalfLittleEndian(s, (Half)t.Floats![i]); break;
+                // Values are already rounded to bfloat16 (see DTypeInfo.Storage): the upper 16 bits are exact.
+                case DType.BFloat16: BinaryPrimitives.WriteUInt16LittleEndian(s, (ushort)(BitConverter.SingleToUInt32Bits(t.Floats![i]) >> 16)); break;
+                case DType.Int64 or DType.UInt64: BinaryPrimitives.WriteInt64LittleEndian(s, t.Longs![i]); break;
+                case DType.Int32 or DType.UInt32: BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)t.Longs![i]); break;
+                case DType.Int16 or DType.UInt16: BinaryPrimitives.WriteUInt16LittleEndian(s, (ushort)t.Longs![i]); break;
+                case DType.Bool: s[0] = t.Longs![i] != 0 ? (byte)1 : (byte)0; break;
+                default: s[0] = (byte)t.Longs![i]; break; // int8, uint8
+            }
+        }
+    }
+
+    /// <summary>Reads elements of <paramref name="type"/> in ORT's layout into a new tensor of that type.</summary>
+    internal static Tensor Decode(DType type, int[] shape, ReadOnlySpan<byte> raw)
+    {
+        int n = Tensor.ElementCount(shape), size = ElementSize(type)!.Value;
         switch (type)
         {
-            case DType.Float32: return Tensor.FromFloats(shape, new ReadOnlySpan<float>(data, n).ToArray());
-            case DType.Float64: return Tensor.FromDoubles(shape, new ReadOnlySpan<double>(data, n).ToArray());
-            case DType.Int64 or DType.UInt64: return Tensor.FromLongs(shape, new ReadOnlySpan<long>(data, n).ToArray(), type);
+            case DType.Float32:
+            {
+                // The common case (logits, captures): one block copy on little-endian hosts.
+                var f = new float[n];
+                if (BitConverter.IsLittleEndian) System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(raw[..(n * 4)]).CopyTo(f);
+                else for (int i = 0; i < n; i++) f[i] = BinaryPrimitives.ReadSingleLittleEndian(raw[(i * 4)..]);
+                return Tensor.FromFloats(shape, f);
+            }
+            case DType.Float64:
+            {
+                var d = new double[n];
+                for (int i = 0; i < n; i++) d[i] = BinaryPrimitives.ReadDoubleLittleEndian(raw[(i * 8)..]);
+                return Tensor.FromDoubles(shape, d);
+            }
             case DType.Float16 or DType.BFloat16:
             {
-                var src = new ReadOnlySpan<ushort>(data, n);
                 var f = new float[n];
                 for (int i = 0; i < n; i++)
-                    f[i] = type == DType.Float16 ? (float)BitConverter.UInt16BitsToHalf(src[i]) : BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
+                {
+                    ushort bits = BinaryPrimitives.ReadUInt16LittleEndian(raw[(i * 2)..]);
+                    f[i] = type == DType.Float16 ? (float)BitConverter.UInt16BitsToHalf(bits) : BitConverter.UInt32BitsToSingle((uint)bits << 16);
+                }
                 return Tensor.FromFloats(shape, f, type);
             }
         }
         var l = new long[n];
-        switch (type)
+        for (int i = 0; i < n; i++)
         {
-            case DType.Int32: { var s = new ReadOnlySpan<int>(data, n); for (int i = 0; i < n; i++) l[i] = s[i]; break; }
-            case DType.UInt32: { var s = new ReadOnlySpan<uint>(data, n); for (int i = 0; i < n; i++) l[i] = s[i]; break; }
-            case DType.Int16: { var s = new ReadOnlySpan<short>(data, n); for (int i = 0; i < n; i++) l[i] = s[i]; break; }
-            case DType.UInt16: { var s = new ReadOnlySpan<ushort>(data, n); for (int i = 0; i < n; i++) l[i] = s[i]; break; }
-            case DType.Int8: { var s = new ReadOnlySpan<sbyte>(data, n); for (int i = 0; i < n; i++) l[i] = s[i]; break; }
-            case DType.UInt8: { var s = new ReadOnlySpan<byte>(data, n); for (int i = 0; i < n; i++) l[i] = s[i]; break; }
-            case DType.Bool: { var s = new ReadOnlySpan<byte>(data, n); for (int i = 0; i < n; i++) l[i] = s[i] != 0 ? 1 : 0; break; }
+            var s = raw.Slice(i * size, size);
+            l[i] = type switch
+            {
+                DType.Int64 or DType.UInt64 => BinaryPrimitives.ReadInt64LittleEndian(s),
+                DType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(s),
+                DType.UInt32 => BinaryPrimitives.ReadUInt32LittleEndian(s),
+                DType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(s),
+                DType.UInt16 => BinaryPrimitives.ReadUInt16LittleEndian(s),
+                DType.Int8 => (sbyte)s[0],
+                DType.Bool => s[0] != 0 ? 1 : 0,
+                _ => s[0],
+            };
         }
         return Tensor.FromLongs(shape, l, type);
-    }
-
-    /// <summary>Dimensions of a tensor type-and-shape info; -1 marks a dynamic dimension.</summary>
-    public static int[] Dimensions(OrtApi api, nint info, string name)
-    {
-        nuint rank;
-        api.Check(api.GetDimensionsCount(info, &rank));
-        var dims = new long[(int)rank];
-        fixed (long* d = dims) api.Check(api.GetDimensions(info, d, rank));
-        var shape = new int[dims.Length];
-        for (int i = 0; i < dims.Length; i++)
-        {
-            if (dims[i] > int.MaxValue) throw new GateInputException($"tensor '{name}': dimension {dims[i]} is too large");
-            shape[i] = (int)dims[i];
-        }
-        return shape;
     }
 }
