@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Gate.Core.Engine;
+using Gate.Core.Engine.Bounds;
 using Gate.Core.Model;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
