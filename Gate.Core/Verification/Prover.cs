@@ -26,6 +26,10 @@ public sealed record ProverOptions
     public int AlphaSteps { get; init; } = 4;
     /// <summary>Inputs of at most this many elements are split by input; larger ones by ReLU.</summary>
     public int InputSplitMaxDims { get; init; } = 10;
+    /// <summary>Sub-boxes bounded together in one batched pass by input-split branch and bound.</summary>
+    public int InputSplitBatch { get; init; } = 64;
+    /// <summary>Open sub-domains kept at most; beyond it the search stops with "unknown" (memory bound).</summary>
+    public int MaxOpenDomains { get; init; } = 2_000_000;
 }
 
 /// <summary>The outcome, with the confirmed counterexample (float32, as the production runtime saw it) for sat.</summary>
@@ -52,12 +56,14 @@ public sealed record ProofResult(ProofStatus Status, string Detail, float[]? Cou
 /// counterexample counts only once the confirming runtime (production when available) reproduces it; "unsat"
 /// needs every sub-domain of every case closed by a sound bound.
 /// </summary>
-public sealed class Prover
+public sealed partial class Prover
 {
     private readonly CompiledModel _engine;
     private readonly BoundNetwork _net;
     private readonly IInferenceSession _confirm;
     private readonly ProverOptions _o;
+    private readonly ReluChain? _chain;
+    private readonly Lock _confirmLock = new();
 
     public BoundNetwork Network => _net;
     public string ConfirmingRuntime => _confirm.Info.Name;
@@ -68,6 +74,7 @@ public sealed class Prover
         _net = new BoundNetwork(model);
         _confirm = confirm;
         _o = options ?? new ProverOptions();
+        _chain = _net.Unsupported is null ? ReluChain.TryBuild(model) : null;
     }
 
     /// <summary>
@@ -174,7 +181,8 @@ public sealed class Prover
     private (float[] x, float[] y)? Confirm(VnnCase c, float[] x)
     {
         for (int i = 0; i < x.Length; i++) if (!(x[i] >= c.InputLower[i] && x[i] <= c.InputUpper[i])) return null;
-        var y = _confirm.RunSingle(InputTensor(x), _net.OutputName).ToFloatArray();
+        float[] y;
+        lock (_confirmLock) y = _confirm.RunSingle(InputTensor(x), _net.OutputName).ToFloatArray();
         // Every constraint must hold with room for the float64 rounding of c·y − d, so that a counterexample is
         // one in exact arithmetic on the runtime's float32 outputs.
         foreach (var k in c.Constraints)
@@ -228,6 +236,8 @@ public sealed class Prover
                 : _net.SpecLower(c.InputLower, c.InputUpper, cm, d, null, _o.AlphaSteps).Lower;
             return lb.Any(v => v > 0) ? (ProofStatus.Unsat, null, 1, "") : (ProofStatus.Unknown, null, 1, $"the {_o.Method.ToString().ToLowerInvariant()} bound is not tight enough (best lower bound {lb.Max():G4})");
         }
+
+        if (_chain is not null && _net.InputSize <= _o.InputSplitMaxDims) return DecideByInputSplit(c, _chain, ct);
 
         var stack = new ConcurrentStack<Domain>();
         stack.Push(new Domain(c.InputLower, c.InputUpper, []));
