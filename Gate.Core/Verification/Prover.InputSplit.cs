@@ -10,12 +10,23 @@ public sealed partial class Prover
     /// them in one batched pass, drops those with a specification row proved positive, tries the bound's
     /// minimising vertex and the centre of the others as counterexamples (screened in float64, confirmed on the
     /// confirming runtime), and bisects the rest along the input whose width times its coefficient in the
-    /// tightest row's linear bound is largest (the bound's sensitivity to that input).
+    /// tightest row's linear bound is largest (the bound's sensitivity to that input). Before the search, and on
+    /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
     /// </summary>
     private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByInputSplit(VnnCase c, ReluChain chain, CancellationToken ct)
     {
         var (cm, d) = Spec(c, chain.OutputSize);
         int n = chain.InputSize, rows = d.Length, outs = chain.OutputSize;
+        // Random restarts of projected descent over the whole box first (cheap on the chain, in float64).
+        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + 7);
+        for (int r = 0; r < _o.ChainAttackRestarts && !ct.IsCancellationRequested; r++)
+        {
+            var x = new double[n];
+            for (int j = 0; j < n; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
+            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex0)
+                return (ProofStatus.Sat, cex0, 0, "");
+        }
+
         var stack = new ConcurrentStack<double[]>(); // a box: lower (n) then upper (n)
         stack.Push([.. c.InputLower, .. c.InputUpper]);
         long domains = 0; int busy = 0, unknown = 0;
@@ -55,21 +66,13 @@ public sealed partial class Prover
                         if (bounds.Lower[b * rows + best] > 0) continue;
                         var bl = lo.AsSpan(b * n, n); var bh = hi.AsSpan(b * n, n);
                         var lam = bounds.InputLambda.AsSpan((b * rows + best) * n, n);
-                        // Attack candidates: the vertex minimising the tightest row's bound, and the centre.
+                        // Attack: projected descent from the vertex minimising the tightest row's bound, and from
+                        // the centre; a point where every row holds is confirmed on the runtime.
                         var vertex = new double[n];
                         for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
-                        foreach (var cand in new[] { vertex, centre })
-                        {
-                            var y = chain.Evaluate(cand);
-                            double worst = double.NegativeInfinity;
-                            for (int s = 0; s < rows; s++)
-                            {
-                                double v = -d[s];
-                                for (int j = 0; j < outs; j++) v += cm[s * outs + j] * y[j];
-                                worst = Math.Max(worst, v);
-                            }
-                            if (worst <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex) { found = cex; stop.Cancel(); return; }
-                        }
+                        foreach (var cand in new[] { vertex, (double[])centre.Clone() })
+                            if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
+                            { found = cex; stop.Cancel(); return; }
                         int dim = -1; double score = -1;
                         for (int j = 0; j < n; j++)
                         {

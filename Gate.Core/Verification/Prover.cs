@@ -28,6 +28,10 @@ public sealed record ProverOptions
     public int InputSplitMaxDims { get; init; } = 10;
     /// <summary>Sub-boxes bounded together in one batched pass by input-split branch and bound.</summary>
     public int InputSplitBatch { get; init; } = 64;
+    /// <summary>Random restarts of the float64 descent attack before input-split branch and bound.</summary>
+    public int ChainAttackRestarts { get; init; } = 200;
+    /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>
+    public int SubdomainAttackSteps { get; init; } = 6;
     /// <summary>Open sub-domains kept at most; beyond it the search stops with "unknown" (memory bound).</summary>
     public int MaxOpenDomains { get; init; } = 2_000_000;
 }
@@ -107,14 +111,24 @@ public sealed partial class Prover
             throw new GateInputException($"{p.Source}: declares {p.OutputCount} outputs Y_j but the model output '{_net.OutputName}' has {outputs} elements");
         if (p.Cases.Count == 0) return Done(ProofStatus.Unsat, "every case of the property is empty", 0);
 
+        // The unperturbed input first: for a local-robustness property the box centre is the sample itself, and a
+        // sample the model already gets wrong is reported as such, not as a robustness violation.
+        foreach (var c in p.Cases)
+        {
+            var centre = c.InputLower.Select((l, i) => 0.5 * (l + c.InputUpper[i])).ToArray();
+            if (c.Constraints.Count > 0 && Confirm(c, ToBoxFloat(c, centre)) is { } at)
+                return Done(ProofStatus.Sat, "the unperturbed input (the centre of the input box) already violates the property: the model is wrong on it without any perturbation", 0, at);
+        }
+        // Without bound rules no proof is possible: say so at once, after a brief attack only.
+        int restarts = _net.Unsupported is null ? _o.AttackRestarts : Math.Min(2, _o.AttackRestarts);
         var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)));
         foreach (var c in p.Cases)
         {
             if (token.IsCancellationRequested) break;
-            if (Attack(c, rng, token) is { } cex) return Done(ProofStatus.Sat, "counterexample found by the attack and confirmed", 0, cex);
+            if (Attack(c, rng, token, restarts) is { } cex) return Done(ProofStatus.Sat, "counterexample found by the attack and confirmed", 0, cex);
         }
         if (token.IsCancellationRequested) return Done(Timed(ct), "timed out during the attack", 0);
-        if (_net.Unsupported is not null) return Done(ProofStatus.Unknown, $"no counterexample found, and bounds are not available: {_net.Unsupported}", 0);
+        if (_net.Unsupported is not null) return Done(ProofStatus.Unknown, $"cannot prove: bounds are not available ({_net.Unsupported}); a brief attack found no counterexample", 0);
 
         long domains = 0;
         bool unknown = false;
@@ -196,11 +210,11 @@ public sealed partial class Prover
 
     private float[] EngineOutput(float[] x) => _engine.Run(new Dictionary<string, Tensor> { [_net.InputName] = InputTensor(x) }, [_net.OutputName])[_net.OutputName].ToFloatArray();
 
-    private (float[] x, float[] y)? Attack(VnnCase c, Random rng, CancellationToken ct)
+    private (float[] x, float[] y)? Attack(VnnCase c, Random rng, CancellationToken ct, int restarts)
     {
         int n = c.InputLower.Length;
         if (c.Constraints.Count == 0) return Confirm(c, ToBoxFloat(c, c.InputLower));
-        for (int r = 0; r < _o.AttackRestarts && !ct.IsCancellationRequested; r++)
+        for (int r = 0; r < restarts && !ct.IsCancellationRequested; r++)
         {
             var x = new double[n];
             for (int i = 0; i < n; i++)

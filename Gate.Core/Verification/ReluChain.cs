@@ -423,6 +423,59 @@ public sealed class ReluChain
         for (; i < x.Length; i++) y[i] += a * x[i];
     }
 
+    /// <summary>
+    /// Projected descent (float64, exact gradients) on max over rows of (C·y − d) inside the box, from
+    /// <paramref name="x"/> (updated in place to the best point seen). Returns the best value: ≤ 0 means every
+    /// row holds there, i.e. a candidate counterexample (still to be confirmed on the runtime).
+    /// </summary>
+    public double Descend(double[] x, ReadOnlySpan<double> lower, ReadOnlySpan<double> upper, double[] c, double[] d, int steps)
+    {
+        int n = InputSize, rows = d.Length, outs = OutputSize;
+        var acts = new double[_layers.Length + 1][];
+        var cur = (double[])x.Clone();
+        double best = double.PositiveInfinity;
+        for (int step = 0; step <= steps; step++)
+        {
+            var a = new double[n];
+            for (int j = 0; j < n; j++) a[j] = cur[j] + _shift[j];
+            acts[0] = a;
+            for (int k = 0; k < _layers.Length; k++)
+            {
+                var L = _layers[k]; var z = new double[L.Out];
+                for (int i = 0; i < L.Out; i++)
+                {
+                    double s = L.B[i];
+                    for (int p = 0; p < L.In; p++) s += L.W[i * L.In + p] * a[p];
+                    z[i] = L.Relu ? Math.Max(0, s) : s;
+                }
+                acts[k + 1] = a = z;
+            }
+            int row = 0; double worst = double.NegativeInfinity;
+            for (int r = 0; r < rows; r++)
+            {
+                double v = -d[r];
+                for (int j = 0; j < outs; j++) v += c[r * outs + j] * a[j];
+                if (v > worst) { worst = v; row = r; }
+            }
+            if (worst < best) { best = worst; Array.Copy(cur, x, n); }
+            if (step == steps || best <= 0) break;
+            var g = new double[outs];
+            for (int j = 0; j < outs; j++) g[j] = c[row * outs + j];
+            for (int k = _layers.Length - 1; k >= 0; k--)
+            {
+                var L = _layers[k];
+                if (L.Relu) for (int i = 0; i < L.Out; i++) if (acts[k + 1][i] <= 0) g[i] = 0;
+                var gi = new double[L.In];
+                for (int i = 0; i < L.Out; i++) if (g[i] != 0) Axpy(g[i], L.W.AsSpan(i * L.In, L.In), gi);
+                g = gi;
+            }
+            double size = 0.25 * Math.Pow(0.85, step);
+            for (int j = 0; j < n; j++)
+                cur[j] = Math.Clamp(cur[j] - size * Math.Sign(g[j]) * (upper[j] - lower[j]), lower[j], upper[j]);
+        }
+        return best;
+    }
+
     /// <summary>The exact (float64) output at a point, for cheap screening of attack candidates.</summary>
     public double[] Evaluate(ReadOnlySpan<double> x)
     {
