@@ -54,14 +54,34 @@ public sealed class ReluChain
         bool shifted = false;
         double[]? Const(string name) => g.Initializers.TryGetValue(name, out var t) && t.Type.IsFloating() ? t.ToDoubleArray() : null;
         int[]? ConstShape(string name) => g.Initializers.TryGetValue(name, out var t) ? t.Shape : null;
+        // The current tensor must be a row vector (every dimension 1 but the last) wherever broadcasting or a
+        // product could mix its elements differently from a flat vector; null = a shape not tracked here.
+        int[]? shape = g.Inputs[0].Shape!.Select(d => (int)(d.Value ?? 1)).ToArray();
+        bool RowVector(int[]? sh) => sh is { Length: > 0 } && sh[^1] == width && sh.Take(sh.Length - 1).All(v => v == 1);
+        // A constant operand that broadcasts element by element onto a row vector: all ones but the last, which is
+        // the width or 1.
+        bool RowConstant(int[]? sh) => sh is not null && sh.Take(Math.Max(0, sh.Length - 1)).All(v => v == 1) && (sh.Length == 0 || sh[^1] == width || sh[^1] == 1);
         foreach (var node in g.Nodes)
         {
             if (!node.Inputs.Contains(current)) return null; // a branch or a second path: not a chain
             if (node.Outputs.Length < 1 || (node.Domain != "" && node.Domain != "ai.onnx")) return null;
             switch (node.OpType)
             {
-                case "Flatten" or "Reshape" or "Identity" or "Squeeze" or "Unsqueeze":
+                case "Identity":
+                    break;
+                case "Flatten":
+                {
+                    if (node.Inputs[0] != current || shape is null) return null;
+                    int axis = (int)node.GetInt("axis", 1);
+                    if (axis < 0) axis += shape.Length;
+                    if (axis < 0 || axis > shape.Length) return null;
+                    long outer = shape.Take(axis).Aggregate(1L, (a, b) => a * b);
+                    shape = [(int)outer, (int)(width / Math.Max(1, outer))];
+                    break;
+                }
+                case "Reshape" or "Squeeze" or "Unsqueeze":
                     if (node.Inputs[0] != current) return null;
+                    shape = null; // element order is kept; the new shape is not tracked
                     break;
                 case "Relu":
                     if (layers.Count == 0 || layers[^1].Relu) return null;
@@ -70,7 +90,8 @@ public sealed class ReluChain
                     break;
                 case "MatMul" or "Gemm":
                 {
-                    if (node.Inputs[0] != current || node.Inputs.Length < 2) return null;
+                    if (node.Inputs[0] != current || node.Inputs.Length < 2 || !RowVector(shape)) return null;
+                    if (node.OpType == "Gemm" && shape!.Length != 2) return null;
                     var w = Const(node.Inputs[1]); var ws = ConstShape(node.Inputs[1]);
                     if (w is null || ws is not { Length: 2 }) return null;
                     bool transB = node.OpType == "Gemm" && node.GetInt("transB", 0) != 0;
@@ -83,11 +104,13 @@ public sealed class ReluChain
                     if (node.OpType == "Gemm" && node.Inputs.Length > 2 && node.Inputs[2].Length > 0)
                     {
                         var c = Const(node.Inputs[2]);
-                        if (c is null || !(c.Length == n || c.Length == 1)) return null;
+                        var cs = ConstShape(node.Inputs[2]);
+                        if (c is null || !(c.Length == n || c.Length == 1) || cs is null || cs.Take(Math.Max(0, cs.Length - 1)).Any(v => v != 1)) return null;
                         for (int i = 0; i < n; i++) b[i] = c[c.Length == 1 ? 0 : i];
                     }
                     layers.Add(new Layer(wt, b, k, n, false));
                     width = n; open = node.OpType == "MatMul";
+                    shape = [.. shape!.Take(shape!.Length - 1), n];
                     break;
                 }
                 case "Add" or "Sub":
@@ -96,7 +119,9 @@ public sealed class ReluChain
                     if (node.Inputs.Length != 2 || node.Inputs[1 - vi] == current) return null;
                     if (node.OpType == "Sub" && vi != 0) return null;
                     var c = Const(node.Inputs[1 - vi]);
-                    if (c is null || !(c.Length == width || c.Length == 1)) return null;
+                    var cs = ConstShape(node.Inputs[1 - vi]);
+                    if (c is null || !(c.Length == width || c.Length == 1) || !RowVector(shape) || !RowConstant(cs)) return null;
+                    if (cs!.Length > shape!.Length) shape = [.. Enumerable.Repeat(1, cs.Length - shape.Length), .. shape];
                     double sign = node.OpType == "Sub" ? -1 : 1;
                     if (layers.Count == 0)
                     {

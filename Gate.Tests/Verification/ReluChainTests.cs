@@ -87,4 +87,20 @@ public class ReluChainTests
         Assert.Null(ReluChain.TryBuild(sig.Build(sig.Dense(sig.Node("Sigmoid", [sig.Dense(sig.Input, 3, 4, rng)]), 4, 2, rng), [1, 2])));
         Assert.Null(ReluChain.TryBuild(BoundSoundnessTests.MixedNetwork(rng)));
     }
+
+    [Fact]
+    public void A_bias_that_broadcasts_into_a_matrix_is_not_taken_for_an_elementwise_one()
+    {
+        // [1,3] + [3,1] broadcasts to [3,3]: nine outputs, not three biased ones. Read as a chain it would be a
+        // different network (and the bounds wrong for the real one).
+        var b = new OnnxBuilder([1, 3]);
+        var mm = b.Node("MatMul", [b.Input, b.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
+        var add = b.Node("Add", [mm, b.Init([0.5f, -1f, 2f], 3, 1)]);
+        var model = b.Build(b.Node("Flatten", [add], ("axis", 0)), [1, 9]);
+        Assert.Null(ReluChain.TryBuild(model));
+        // The same bias shaped [3] (or [1,3]) is element-wise and accepted.
+        var ok = new OnnxBuilder([1, 3]);
+        var mm2 = ok.Node("MatMul", [ok.Input, ok.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
+        Assert.NotNull(ReluChain.TryBuild(ok.Build(ok.Node("Add", [mm2, ok.Init([0.5f, -1f, 2f], 1, 3)]), [1, 3])));
+    }
 }
