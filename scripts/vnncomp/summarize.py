@@ -10,10 +10,14 @@ for path in sys.argv[1:]:
         for r in csv.DictReader(f):
             rows[(r["onnx"], r["vnnlib"])] = r
 rs = list(rows.values())
+# As in the competition, an answer that arrives after the timeout does not count (a wrong one still does).
+for r in rs:
+    if r["verdict"] == "correct" and float(r["wall_s"]) > float(r["timeout_s"]):
+        r["verdict"], r["result"] = "undecided", "late " + r["result"]
 dec = [r for r in rs if r["verdict"] == "correct"]
 wrong = [r for r in rs if r["verdict"] == "WRONG"]
 und = [r for r in rs if r["verdict"] == "undecided"]
-def by(res, exp): return sum(1 for r in rs if r["result"] == res and r["expected"] == exp)
+def by(res, exp): return sum(1 for r in rs if r["result"] == res and r["expected"] == exp and r["verdict"] != "undecided")
 t = sorted(float(r["wall_s"]) for r in dec)
 q = lambda p: t[min(len(t) - 1, int(p * len(t)))] if t else float("nan")
 print(f"| instances | decided | wrong | undecided | sat found / expected sat | unsat proved / expected unsat |")
