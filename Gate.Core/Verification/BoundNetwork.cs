@@ -1,4 +1,5 @@
 using Gate.Core.Engine;
+using Gate.Core.Engine.Bounds;
 using Gate.Core.Model;
 using Gate.Core.Tensors;
 

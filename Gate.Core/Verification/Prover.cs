@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Gate.Core.Engine;
+using Gate.Core.Engine.Bounds;
 using Gate.Core.Model;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
@@ -25,6 +26,14 @@ public sealed record ProverOptions
     public int AlphaSteps { get; init; } = 4;
     /// <summary>Inputs of at most this many elements are split by input; larger ones by ReLU.</summary>
     public int InputSplitMaxDims { get; init; } = 10;
+    /// <summary>Sub-boxes bounded together in one batched pass by input-split branch and bound.</summary>
+    public int InputSplitBatch { get; init; } = 64;
+    /// <summary>Random restarts of the float64 descent attack before input-split branch and bound.</summary>
+    public int ChainAttackRestarts { get; init; } = 200;
+    /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>
+    public int SubdomainAttackSteps { get; init; } = 6;
+    /// <summary>Open sub-domains kept at most; beyond it the search stops with "unknown" (memory bound).</summary>
+    public int MaxOpenDomains { get; init; } = 2_000_000;
 }
 
 /// <summary>The outcome, with the confirmed counterexample (float32, as the production runtime saw it) for sat.</summary>
@@ -51,12 +60,14 @@ public sealed record ProofResult(ProofStatus Status, string Detail, float[]? Cou
 /// counterexample counts only once the confirming runtime (production when available) reproduces it; "unsat"
 /// needs every sub-domain of every case closed by a sound bound.
 /// </summary>
-public sealed class Prover
+public sealed partial class Prover
 {
     private readonly CompiledModel _engine;
     private readonly BoundNetwork _net;
     private readonly IInferenceSession _confirm;
     private readonly ProverOptions _o;
+    private readonly ReluChain? _chain;
+    private readonly Lock _confirmLock = new();
 
     public BoundNetwork Network => _net;
     public string ConfirmingRuntime => _confirm.Info.Name;
@@ -67,6 +78,7 @@ public sealed class Prover
         _net = new BoundNetwork(model);
         _confirm = confirm;
         _o = options ?? new ProverOptions();
+        _chain = _net.Unsupported is null ? ReluChain.TryBuild(model) : null;
     }
 
     /// <summary>
@@ -99,14 +111,24 @@ public sealed class Prover
             throw new GateInputException($"{p.Source}: declares {p.OutputCount} outputs Y_j but the model output '{_net.OutputName}' has {outputs} elements");
         if (p.Cases.Count == 0) return Done(ProofStatus.Unsat, "every case of the property is empty", 0);
 
+        // The unperturbed input first: for a local-robustness property the box centre is the sample itself, and a
+        // sample the model already gets wrong is reported as such, not as a robustness violation.
+        foreach (var c in p.Cases)
+        {
+            var centre = c.InputLower.Select((l, i) => 0.5 * (l + c.InputUpper[i])).ToArray();
+            if (c.Constraints.Count > 0 && Confirm(c, ToBoxFloat(c, centre)) is { } at)
+                return Done(ProofStatus.Sat, "the unperturbed input (the centre of the input box) already violates the property: the model is wrong on it without any perturbation", 0, at);
+        }
+        // Without bound rules no proof is possible: say so at once, after a brief attack only.
+        int restarts = _net.Unsupported is null ? _o.AttackRestarts : Math.Min(2, _o.AttackRestarts);
         var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)));
         foreach (var c in p.Cases)
         {
             if (token.IsCancellationRequested) break;
-            if (Attack(c, rng, token) is { } cex) return Done(ProofStatus.Sat, "counterexample found by the attack and confirmed", 0, cex);
+            if (Attack(c, rng, token, restarts) is { } cex) return Done(ProofStatus.Sat, "counterexample found by the attack and confirmed", 0, cex);
         }
         if (token.IsCancellationRequested) return Done(Timed(ct), "timed out during the attack", 0);
-        if (_net.Unsupported is not null) return Done(ProofStatus.Unknown, $"no counterexample found, and bounds are not available: {_net.Unsupported}", 0);
+        if (_net.Unsupported is not null) return Done(ProofStatus.Unknown, $"cannot prove: bounds are not available ({_net.Unsupported}); a brief attack found no counterexample", 0);
 
         long domains = 0;
         bool unknown = false;
@@ -173,7 +195,8 @@ public sealed class Prover
     private (float[] x, float[] y)? Confirm(VnnCase c, float[] x)
     {
         for (int i = 0; i < x.Length; i++) if (!(x[i] >= c.InputLower[i] && x[i] <= c.InputUpper[i])) return null;
-        var y = _confirm.RunSingle(InputTensor(x), _net.OutputName).ToFloatArray();
+        float[] y;
+        lock (_confirmLock) y = _confirm.RunSingle(InputTensor(x), _net.OutputName).ToFloatArray();
         // Every constraint must hold with room for the float64 rounding of c·y − d, so that a counterexample is
         // one in exact arithmetic on the runtime's float32 outputs.
         foreach (var k in c.Constraints)
@@ -187,11 +210,11 @@ public sealed class Prover
 
     private float[] EngineOutput(float[] x) => _engine.Run(new Dictionary<string, Tensor> { [_net.InputName] = InputTensor(x) }, [_net.OutputName])[_net.OutputName].ToFloatArray();
 
-    private (float[] x, float[] y)? Attack(VnnCase c, Random rng, CancellationToken ct)
+    private (float[] x, float[] y)? Attack(VnnCase c, Random rng, CancellationToken ct, int restarts)
     {
         int n = c.InputLower.Length;
         if (c.Constraints.Count == 0) return Confirm(c, ToBoxFloat(c, c.InputLower));
-        for (int r = 0; r < _o.AttackRestarts && !ct.IsCancellationRequested; r++)
+        for (int r = 0; r < restarts && !ct.IsCancellationRequested; r++)
         {
             var x = new double[n];
             for (int i = 0; i < n; i++)
@@ -227,6 +250,8 @@ public sealed class Prover
                 : _net.SpecLower(c.InputLower, c.InputUpper, cm, d, null, _o.AlphaSteps).Lower;
             return lb.Any(v => v > 0) ? (ProofStatus.Unsat, null, 1, "") : (ProofStatus.Unknown, null, 1, $"the {_o.Method.ToString().ToLowerInvariant()} bound is not tight enough (best lower bound {lb.Max():G4})");
         }
+
+        if (_chain is not null && _net.InputSize <= _o.InputSplitMaxDims) return DecideByInputSplit(c, _chain, ct);
 
         var stack = new ConcurrentStack<Domain>();
         stack.Push(new Domain(c.InputLower, c.InputUpper, []));

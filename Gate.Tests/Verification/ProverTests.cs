@@ -164,6 +164,36 @@ public class ProverTests
     }
 
     [Fact]
+    public void A_missing_bound_rule_is_reported_at_once_not_after_attacking_for_the_whole_timeout()
+    {
+        var b = new OnnxBuilder([1, 2]);
+        var h = b.Node("Mul", [b.Dense(b.Input, 2, 3, new Random(1)), b.Init([0.5f, -2f, 1f], 3)]);
+        var model = b.Build(b.Dense(h, 3, 2, new Random(2)), [1, 2]);
+        using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+        // An attack budget far beyond the timeout: before, the prover attacked until the timeout and only then said why.
+        var patient = Quick with { Timeout = TimeSpan.FromSeconds(60), AttackRestarts = 1_000_000, AttackSteps = 40 };
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var r = new Prover(model, confirm, patient).Prove(DiffProperty([0, 0], [0.1, 0.1], 2, -1e6), TestContext.Current.CancellationToken);
+        Assert.Equal(ProofStatus.Unknown, r.Status);
+        Assert.Contains("Mul", r.Detail);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"took {sw.Elapsed}");
+    }
+
+    [Fact]
+    public void A_sample_the_model_already_gets_wrong_is_reported_as_such()
+    {
+        var model = BoundSoundnessTests.RandomRelu(new Random(3), 2, [4], 2);
+        using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+        double[] lo = [0.2, 0.2], hi = [0.3, 0.3];
+        var y = CompiledModel.Compile(model).Run(Tensor.FromFloats([1, 2], [0.25f, 0.25f])).Floats!;
+        // Y_0 − Y_1 ≤ (its value at the centre) + 1e-3: the unperturbed input violates the property.
+        var r = new Prover(model, confirm, Quick).Prove(DiffProperty(lo, hi, 2, (double)y[0] - y[1] + 1e-3), TestContext.Current.CancellationToken);
+        Assert.Equal(ProofStatus.Sat, r.Status);
+        Assert.Contains("unperturbed", r.Detail);
+        Assert.Equal([0.25f, 0.25f], r.CounterexampleX!);
+    }
+
+    [Fact]
     public void Result_file_follows_the_vnn_comp_format()
     {
         var r = new ProofResult(ProofStatus.Sat, "x", [0.5f, -1f], [2f], "builtin");

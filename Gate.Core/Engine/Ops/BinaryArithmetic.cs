@@ -1,6 +1,6 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Gate.Core.Tensors;
-using Gate.Core.Verification;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 

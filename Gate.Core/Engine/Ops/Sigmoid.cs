@@ -1,5 +1,5 @@
 using Gate.Core.Tensors;
-using Gate.Core.Verification;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 

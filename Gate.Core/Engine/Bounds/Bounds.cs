@@ -1,6 +1,6 @@
 using Gate.Core.Tensors;
 
-namespace Gate.Core.Verification;
+namespace Gate.Core.Engine.Bounds;
 
 /// <summary>
 /// Element-wise bounds on one tensor (batch of one), in float64. A constant (an initializer or a folded

@@ -1,6 +1,4 @@
-using Gate.Core.Engine;
-
-namespace Gate.Core.Verification;
+namespace Gate.Core.Engine.Bounds;
 
 /// <summary>
 /// Building blocks that several operators' bound rules share (dense products, broadcasting sums, per-element
