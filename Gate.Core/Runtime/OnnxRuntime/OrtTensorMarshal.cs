@@ -7,13 +7,27 @@ namespace Gate.Core.Runtime.OnnxRuntime;
 /// Moves tensors across the ORT boundary. Inputs are wrapped in place over pinned managed memory (zero-copy for
 /// float32, float64 and int64, which <see cref="Tensor"/> already stores natively; other types are converted to
 /// their native width first). Outputs are copied out, so no ORT memory escapes a run.
-/// ORT's ONNXTensorElementDataType numbers types exactly as ONNX (and as <see cref="DType"/>) does.
+/// ORT's ONNXTensorElementDataType numbers types exactly as ONNX (and as <see cref="DType"/>) does. Narrow floats
+/// cross as their 8-bit codes; 4- and 2-bit types packed, element 0 in the low bits (as in ONNX raw data).
 /// </summary>
 internal static unsafe class OrtTensorMarshal
 {
     public static bool IsSupported(DType t) => t is DType.Float32 or DType.Float64 or DType.Float16 or DType.BFloat16
         or DType.Int8 or DType.Int16 or DType.Int32 or DType.Int64
-        or DType.UInt8 or DType.UInt16 or DType.UInt32 or DType.UInt64 or DType.Bool;
+        or DType.UInt8 or DType.UInt16 or DType.UInt32 or DType.UInt64 or DType.Bool
+        or DType.Float8E4M3FN or DType.Float8E4M3FNUZ or DType.Float8E5M2 or DType.Float8E5M2FNUZ or DType.Float8E8M0
+        or DType.Float4E2M1 or DType.Int4 or DType.UInt4 or DType.Int2 or DType.UInt2;
+
+    /// <summary>Elements per byte of the packed sub-byte types; 0 for the others.</summary>
+    private static int PackedPerByte(DType t) => t switch
+    {
+        DType.Int4 or DType.UInt4 or DType.Float4E2M1 => 2, DType.Int2 or DType.UInt2 => 4, _ => 0,
+    };
+
+    /// <summary>The code of element i of a narrow-float or sub-byte integer tensor.</summary>
+    private static int CodeOf(Tensor t, int i) => t.Type.Storage() == StorageKind.Float
+        ? Engine.NarrowFloats.Encode(t.Type, t.Floats![i])
+        : (int)t.Longs![i] & ((1 << (8 / Math.Max(1, PackedPerByte(t.Type)))) - 1);
 
     /// <summary>An input tensor wrapped as an OrtValue; disposing releases the value, then unpins the buffer.</summary>
     public sealed class PinnedInput : IDisposable
@@ -44,7 +58,8 @@ internal static unsafe class OrtTensorMarshal
                 void* data = (void*)pin.AddrOfPinnedObject();
                 long dummy = 0;
                 if (t.Length == 0) data = &dummy;
-                api.Check(api.CreateTensorWithDataAsOrtValue(mem.Pointer, data, (nuint)((long)t.Length * elementSize), s, (nuint)shape.Length, (int)t.Type, &raw));
+                long bytes = PackedPerByte(t.Type) is var per and > 0 ? (t.Length + per - 1) / per : (long)t.Length * elementSize;
+                api.Check(api.CreateTensorWithDataAsOrtValue(mem.Pointer, data, (nuint)bytes, s, (nuint)shape.Length, (int)t.Type, &raw));
             }
             return raw;
         }
@@ -86,7 +101,15 @@ internal static unsafe class OrtTensorMarshal
             case DType.Int8: { elementSize = 1; var a = new sbyte[n]; for (int i = 0; i < n; i++) a[i] = (sbyte)t.Longs![i]; return a; }
             case DType.UInt8: { elementSize = 1; var a = new byte[n]; for (int i = 0; i < n; i++) a[i] = (byte)t.Longs![i]; return a; }
             case DType.Bool: { elementSize = 1; var a = new byte[n]; for (int i = 0; i < n; i++) a[i] = t.Longs![i] != 0 ? (byte)1 : (byte)0; return a; }
-            default: throw new NotSupportedException(t.Type.ToString());
+            default:
+            {
+                // Narrow floats as 8-bit codes; 4- and 2-bit types packed.
+                elementSize = 1;
+                int per = Math.Max(1, PackedPerByte(t.Type)), bits = 8 / per;
+                var a = new byte[(n + per - 1) / per];
+                for (int i = 0; i < n; i++) a[i / per] |= (byte)(CodeOf(t, i) << (i % per * bits));
+                return a;
+            }
         }
     }
 
@@ -126,6 +149,22 @@ internal static unsafe class OrtTensorMarshal
                     f[i] = type == DType.Float16 ? (float)BitConverter.UInt16BitsToHalf(src[i]) : BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
                 return Tensor.FromFloats(shape, f, type);
             }
+        }
+        if (Engine.NarrowFloats.IsTableFormat(type) || type == DType.Float8E8M0 || PackedPerByte(type) > 0)
+        {
+            int per = Math.Max(1, PackedPerByte(type)), bits = 8 / per, mask = (1 << bits) - 1;
+            var src = new ReadOnlySpan<byte>(data, (n + per - 1) / per).ToArray();
+            int Code(int i) => (src[i / per] >> (i % per * bits)) & mask;
+            if (type.Storage() == StorageKind.Float)
+            {
+                var f = new float[n];
+                for (int i = 0; i < n; i++) f[i] = Engine.NarrowFloats.Decode(type, Code(i));
+                return Tensor.FromFloats(shape, f, type);
+            }
+            var p = new long[n];
+            bool signed = type is DType.Int4 or DType.Int2;
+            for (int i = 0; i < n; i++) { int c = Code(i); p[i] = signed && c >= (1 << (bits - 1)) ? c - (1 << bits) : c; }
+            return Tensor.FromLongs(shape, p, type);
         }
         var l = new long[n];
         switch (type)
