@@ -64,5 +64,8 @@ public class QuantizationTests
         Assert.Equal(new float[] { 0.5f, -10, 63, -64 }, pass.Values["y"].Floats); // -70 saturates at -128·0.5
         var g = engine.Backward(pass, new Dictionary<string, Tensor> { ["y"] = Tensor.FromFloats([4], [1, 2, 3, 4]) }, ["x"])["x"];
         Assert.Equal(new float[] { 1, 2, 3, 0 }, g.Floats);
+        // Evidence of a gradient check on this model says how its gradients were obtained.
+        Assert.Contains("straight-through estimator", Gate.Core.Engine.Ops.QuantizeLinearOp.StraightThroughNote(model));
+        Assert.Null(Gate.Core.Engine.Ops.QuantizeLinearOp.StraightThroughNote(OnnxModelLoader.Load(Gate.Tests.Support.TestPaths.FixtureModel("digits-cnn.onnx"))));
     }
 }

@@ -74,6 +74,17 @@ internal readonly struct QuantParams
 public sealed class QuantizeLinearOp : Operator
 {
     public override string OpType => "QuantizeLinear";
+
+    /// <summary>What evidence says about gradients of a model that quantizes (null when it has no QuantizeLinear).</summary>
+    public static string? StraightThroughNote(Model.OnnxModel model)
+    {
+        int n = model.Graph.Nodes.Count(x => x.OpType == "QuantizeLinear" && x.Domain is "" or "ai.onnx");
+        return n == 0 ? null
+            : $"gradients cross {n} QuantizeLinear node(s) by a straight-through estimator: rounding is treated as the identity " +
+              "(d/dx = 1/scale inside the quantized range, 0 where it saturates), so gradient attacks see a smoothed model; " +
+              "every counterexample is still confirmed on the real, quantized forward pass";
+    }
+
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s) => [s[0]];
 
     /// <summary>Range of an integer quantized type; null for float8 targets.</summary>
