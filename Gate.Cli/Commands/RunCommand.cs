@@ -17,7 +17,7 @@ public static class RunCommand
     public static Command Create()
     {
         var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model to run.", Required = true };
-        var input = new Option<string[]>("--input", "-i") { Description = "A model input: NAME=x.npy. Repeat for each input.", Required = true };
+        var input = new Option<string[]>("--input", "-i") { Description = "A model input: NAME=x.npy (any standard NumPy dtype). Repeat for each input; a model without inputs needs none." };
         var outDir = new Option<DirectoryInfo>("--output-dir", "-o") { Description = "Where to write one .npy per output and captured tensor (default: ./gate-run)." };
         var capture = new Option<string[]>("--capture") { Description = "Also write this intermediate tensor (by name). Repeatable." };
         var runtime = new Option<string>("--runtime") { Description = "builtin (default) or onnxruntime." };
@@ -40,6 +40,11 @@ public static class RunCommand
             var inputs = Cli.ParsePairs(pr.GetValue(input), "--input");
             foreach (var (name, path) in inputs)
                 if (!File.Exists(path)) throw new GateInputException($"--input {name}={path}: no such file");
+            var fed = m.Graph.Inputs.Where(i => !m.Graph.Initializers.ContainsKey(i.Name)).Select(i => i.Name).ToList();
+            if (inputs.Keys.FirstOrDefault(k => !m.Graph.Inputs.Any(i => i.Name == k)) is { } unknown)
+                throw new GateInputException($"--input {unknown}: the model has no input named '{unknown}' (its inputs: {(fed.Count == 0 ? "none" : string.Join(", ", fed))})");
+            if (fed.FirstOrDefault(k => !inputs.ContainsKey(k)) is { } missing)
+                throw new GateInputException($"--input: no value for the model's input '{missing}' (give --input {missing}=FILE.npy)");
             var runtimeName = pr.GetValue(runtime) ?? "builtin";
             if (!ModelRunJob.Runtimes.Contains(runtimeName))
                 throw new GateInputException($"--runtime: unknown runtime '{runtimeName}' (expected {string.Join(" or ", ModelRunJob.Runtimes)})");

@@ -71,7 +71,7 @@ public sealed class CompiledModel
             if (vi.Kind != "tensor")
                 throw new GateInputException($"{model.SourcePath}: graph value '{vi.Name}' is a {vi.Kind}; the built-in engine computes on tensors only");
         if (missing.Count > 0)
-            throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing)}");
+            throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing.Select(OperatorRegistry.WithReason))}");
         return new CompiledModel(model, ops);
     }
 

@@ -59,6 +59,28 @@ public static class NarrowFloats
         return Formats[t].Decode[code];
     }
 
+    /// <summary>
+    /// The code of a value already representable in <paramref name="t"/> (a table format or float8e8m0): the inverse
+    /// of <see cref="Decode"/>, for writing the type's bit pattern (e.g. to ONNX Runtime).
+    /// </summary>
+    public static int Encode(DType t, float v)
+    {
+        if (t == DType.Float8E8M0) return float.IsNaN(v) ? 0xFF : Math.Clamp(Math.ILogB(v) + 127, 0, 0xFE);
+        var f = Formats[t];
+        int bits = BitConverter.SingleToInt32Bits(v);
+        int nan = -1, equal = -1;
+        for (int c = 0; c < f.Decode.Length; c++)
+        {
+            float d = f.Decode[c];
+            if (BitConverter.SingleToInt32Bits(d) == bits) return c;
+            if (float.IsNaN(d) && nan < 0) nan = c;
+            if (d == v && equal < 0) equal = c; // -0 in a format without negative zero
+        }
+        if (float.IsNaN(v) && nan >= 0) return nan;
+        if (equal >= 0) return equal;
+        throw new ArgumentException($"{v:R} is not a {t.OnnxName()} value");
+    }
+
     /// <summary>Rounds each value to <paramref name="t"/> in place (no-op for float32) and returns the array.</summary>
     public static float[] Round(float[] v, DType t, bool saturate = true, string e8m0Mode = "up")
     {

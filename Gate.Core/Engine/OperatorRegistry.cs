@@ -32,4 +32,22 @@ public static class OperatorRegistry
         All.Value.TryGetValue((domain == "ai.onnx" ? "" : domain, opType), out var op) ? op : null;
 
     public static IEnumerable<Operator> Operators => All.Value.Values;
+
+    /// <summary>
+    /// Why an operator met in exported models is not implemented, and what to do instead: said where the model is
+    /// refused, so a user is not left guessing whether the gap is a bug.
+    /// </summary>
+    private static readonly Dictionary<string, string> KnownGaps = new(StringComparer.Ordinal)
+    {
+        ["ConvTranspose"] = "transposed convolution (decoders, segmentation heads) is not implemented yet; run the model with runtime onnxruntime",
+    };
+
+    /// <summary>An unimplemented operator (spelled as <c>domain:OpType</c> outside the default domain) with the reason it is refused.</summary>
+    public static string WithReason(string qualified)
+    {
+        if (KnownGaps.TryGetValue(qualified, out var why)) return $"{qualified} ({why})";
+        if (qualified.StartsWith("com.microsoft:", StringComparison.Ordinal))
+            return $"{qualified} (an ONNX Runtime contrib op, e.g. emitted by ORT's graph optimiser when it saved the model: export without ORT optimisation, or run it with runtime onnxruntime)";
+        return qualified;
+    }
 }

@@ -8,8 +8,13 @@ using System.Text.RegularExpressions;
 namespace Gate.Core.Tensors;
 
 /// <summary>
-/// NumPy .npy (format 1.0–3.0) and .npz reading and writing for the dtypes Gate exchanges:
-/// float32/64, int32/64, uint8, bool, C order. Everything else is refused with a message that names the file.
+/// NumPy .npy (format 1.0–3.0) and .npz reading and writing for every standard NumPy dtype ONNX shares:
+/// float16/32/64, int8/16/32/64, uint8/16/32/64, bool and unicode strings ('&lt;U'), C order, either byte order.
+/// ONNX types NumPy has no code for (bfloat16, the float8 family, float4e2m1, int4/uint4, int2/uint2) are written
+/// as a one-field structured array named after the ONNX type holding the values — float32 ('&lt;f4') for the floats,
+/// int8 ('|i1') for the integers — e.g. <c>'descr': [('float8e4m3fn', '&lt;f4')]</c>; NumPy loads it, and
+/// <c>a['float8e4m3fn']</c> gives the values. Reading one re-checks that every value is representable in the type.
+/// Everything else (complex, object) is refused with a message that names the file.
 /// </summary>
 public static partial class Npy
 {
@@ -51,9 +56,10 @@ public static partial class Npy
         if (offset + headerLen > bytes.Length) throw new GateInputException($"{name}: truncated .npy header");
         string header = Encoding.Latin1.GetString(bytes.Slice(offset, headerLen));
         var descr = DescrRx().Match(header);
+        var narrow = NarrowDescrRx().Match(header);
         var fortran = FortranRx().Match(header);
         var shapeM = ShapeRx().Match(header);
-        if (!descr.Success || !fortran.Success || !shapeM.Success)
+        if (!(descr.Success || narrow.Success) || !fortran.Success || !shapeM.Success)
             throw new GateInputException($"{name}: malformed .npy header: {header.Trim()}");
         if (fortran.Groups[1].Value == "True")
             throw new GateInputException($"{name}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
@@ -67,13 +73,66 @@ public static partial class Npy
         }
         long count = 1;
         foreach (var d in dims) { count *= d; if (count > MaxElements) throw new GateInputException($"{name}: array has more than {MaxElements} elements"); }
-        string d0 = descr.Groups[1].Value;
+        string d0 = descr.Success ? descr.Groups[1].Value : narrow.Groups[2].Value;
         var (type, size, bigEndian) = ParseDescr(d0, name);
+        DType? narrowType = null;
+        if (!descr.Success)
+        {
+            var tag = narrow.Groups[1].Value;
+            narrowType = NarrowTypes.FirstOrDefault(t => t.OnnxName() == tag);
+            if (narrowType == DType.Undefined)
+                throw new GateInputException($"{name}: structured dtype field '{tag}' is not an ONNX element type Gate reads (expected one of {string.Join(", ", NarrowTypes.Select(t => t.OnnxName()))})");
+            var carrier = narrowType.Value.Storage() == StorageKind.Float ? DType.Float32 : DType.Int8;
+            if (type != carrier)
+                throw new GateInputException($"{name}: {tag} values must be stored as {(carrier == DType.Float32 ? "'<f4'" : "'|i1'")}, got '{d0}'");
+        }
         var data = bytes[(offset + headerLen)..];
         if (data.Length < count * size)
             throw new GateInputException($"{name}: truncated .npy data: shape ({shapeText}) of {d0} needs {count * size} bytes, file has {data.Length}");
         int n = (int)count;
         int[] shape = dims.ToArray();
+        var t = Decode(type, shape, data, size, bigEndian, name);
+        return narrowType is { } nt ? Narrow(t, nt, name) : t;
+    }
+
+    /// <summary>ONNX element types with no NumPy code, carried as a tagged structured array (see the class summary).</summary>
+    private static readonly DType[] NarrowTypes =
+    [
+        DType.BFloat16, DType.Float8E4M3FN, DType.Float8E4M3FNUZ, DType.Float8E5M2, DType.Float8E5M2FNUZ, DType.Float8E8M0,
+        DType.Float4E2M1, DType.Int4, DType.UInt4, DType.Int2, DType.UInt2,
+    ];
+
+    private static bool Representable(DType type, float v)
+    {
+        if (type == DType.BFloat16) return float.IsNaN(v) || (BitConverter.SingleToUInt32Bits(v) & 0xFFFF) == 0;
+        try
+        {
+            float back = Gate.Core.Engine.NarrowFloats.Decode(type, Gate.Core.Engine.NarrowFloats.Encode(type, v));
+            return BitConverter.SingleToInt32Bits(back) == BitConverter.SingleToInt32Bits(v) || (float.IsNaN(back) && float.IsNaN(v));
+        }
+        catch (ArgumentException) { return false; }
+    }
+
+    /// <summary>The carried values as <paramref name="type"/>; a value the type cannot hold exactly is bad input.</summary>
+    private static Tensor Narrow(Tensor carried, DType type, string name)
+    {
+        if (type.Storage() == StorageKind.Float)
+        {
+            var v = carried.Floats!.AsSpan(0, carried.Length).ToArray();
+            for (int i = 0; i < v.Length; i++)
+                if (!Representable(type, v[i])) throw new GateInputException($"{name}: element {i} ({v[i]:R}) is not a {type.OnnxName()} value");
+            return Tensor.FromFloats(carried.Shape, v, type);
+        }
+        var (lo, hi) = type switch { DType.Int4 => (-8, 7), DType.UInt4 => (0, 15), DType.Int2 => (-2, 1), _ => (0, 3) };
+        var l = carried.Longs!;
+        for (int i = 0; i < carried.Length; i++)
+            if (l[i] < lo || l[i] > hi) throw new GateInputException($"{name}: element {i} ({l[i]}) is outside {type.OnnxName()}'s range [{lo}, {hi}]");
+        return Tensor.FromLongs(carried.Shape, l, type);
+    }
+
+    private static Tensor Decode(DType type, int[] shape, ReadOnlySpan<byte> data, int size, bool bigEndian, string name)
+    {
+        int n = Tensor.ElementCount(shape);
         switch (type)
         {
             case DType.Float32:
@@ -82,11 +141,38 @@ public static partial class Npy
                 for (int i = 0; i < n; i++) { var u = ReadU32(data, i * 4, bigEndian); a[i] = BitConverter.Int32BitsToSingle((int)u); }
                 return Tensor.FromFloats(shape, a);
             }
+            case DType.Float16:
+            {
+                // Tensor holds float16 as float32 values that are exactly representable in float16 (DTypeInfo.Storage).
+                var a = new float[n];
+                for (int i = 0; i < n; i++) a[i] = (float)BitConverter.UInt16BitsToHalf(ReadU16(data, i * 2, bigEndian));
+                return Tensor.FromFloats(shape, a, DType.Float16);
+            }
             case DType.Float64:
             {
                 var a = new double[n];
                 for (int i = 0; i < n; i++) a[i] = BitConverter.Int64BitsToDouble((long)ReadU64(data, i * 8, bigEndian));
                 return Tensor.FromDoubles(shape, a);
+            }
+            case DType.String:
+            {
+                // '<U{k}': k UTF-32 code units per element, NUL-padded at the end (NumPy strips trailing NULs too).
+                int units = size / 4;
+                var a = new string[n];
+                var sb = new StringBuilder();
+                for (int i = 0; i < n; i++)
+                {
+                    sb.Clear();
+                    for (int k = 0; k < units; k++)
+                    {
+                        uint cp = ReadU32(data, (i * units + k) * 4, bigEndian);
+                        if (cp == 0) break;
+                        if (cp > 0x10FFFF || cp is >= 0xD800 and <= 0xDFFF) throw new GateInputException($"{name}: element {i} holds an invalid code point U+{cp:X}");
+                        sb.Append(char.ConvertFromUtf32((int)cp));
+                    }
+                    a[i] = sb.ToString();
+                }
+                return Tensor.FromStrings(shape, a);
             }
             default:
             {
@@ -94,8 +180,12 @@ public static partial class Npy
                 for (int i = 0; i < n; i++)
                     a[i] = type switch
                     {
-                        DType.Int64 => (long)ReadU64(data, i * 8, bigEndian),
+                        DType.Int64 or DType.UInt64 => (long)ReadU64(data, i * 8, bigEndian), // uint64 as its bit pattern
                         DType.Int32 => (int)ReadU32(data, i * 4, bigEndian),
+                        DType.UInt32 => ReadU32(data, i * 4, bigEndian),
+                        DType.Int16 => (short)ReadU16(data, i * 2, bigEndian),
+                        DType.UInt16 => ReadU16(data, i * 2, bigEndian),
+                        DType.Int8 => (sbyte)data[i],
                         DType.UInt8 => data[i],
                         DType.Bool => data[i] != 0 ? 1 : 0,
                         _ => throw new InvalidOperationException(),
@@ -105,6 +195,8 @@ public static partial class Npy
         }
     }
 
+    private static ushort ReadU16(ReadOnlySpan<byte> d, int at, bool be) =>
+        be ? BinaryPrimitives.ReadUInt16BigEndian(d[at..]) : BinaryPrimitives.ReadUInt16LittleEndian(d[at..]);
     private static uint ReadU32(ReadOnlySpan<byte> d, int at, bool be) =>
         be ? BinaryPrimitives.ReadUInt32BigEndian(d[at..]) : BinaryPrimitives.ReadUInt32LittleEndian(d[at..]);
     private static ulong ReadU64(ReadOnlySpan<byte> d, int at, bool be) =>
@@ -116,17 +208,29 @@ public static partial class Npy
         char order = descr.Length > 0 ? descr[0] : '?';
         bool be = order == '>';
         string code = order is '<' or '>' or '|' or '=' ? descr[1..] : descr;
+        if (code.Length > 1 && code[0] == 'U' && int.TryParse(code.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out int chars) && chars is > 0 and <= MaxStringChars)
+            return (DType.String, chars * 4, be);
         return code switch
         {
+            "f2" => (DType.Float16, 2, be),
             "f4" => (DType.Float32, 4, be),
             "f8" => (DType.Float64, 8, be),
+            "i1" => (DType.Int8, 1, false),
+            "i2" => (DType.Int16, 2, be),
             "i4" => (DType.Int32, 4, be),
             "i8" => (DType.Int64, 8, be),
             "u1" => (DType.UInt8, 1, false),
+            "u2" => (DType.UInt16, 2, be),
+            "u4" => (DType.UInt32, 4, be),
+            "u8" => (DType.UInt64, 8, be),
             "b1" => (DType.Bool, 1, false),
-            _ => throw new GateInputException($"{name}: unsupported dtype '{descr}' (expected float32/64, int32/64, uint8 or bool)"),
+            _ => throw new GateInputException($"{name}: unsupported dtype '{descr}' (expected float16/32/64, int8/16/32/64, uint8/16/32/64, bool or unicode '<U'; " +
+                "complex, object, bfloat16 and float8 arrays have no ONNX-compatible NumPy code)"),
         };
     }
+
+    /// <summary>Longest string element read ('&lt;U' width); a guard like <see cref="MaxElements"/>.</summary>
+    public const int MaxStringChars = 1 << 16;
 
     public static void Write(string path, Tensor t)
     {
@@ -136,14 +240,20 @@ public static partial class Npy
 
     public static void Write(Stream s, Tensor t)
     {
+        int stringChars = t.Type == DType.String ? Math.Max(1, t.Strings!.Take(t.Length).Select(x => x.EnumerateRunes().Count()).DefaultIfEmpty(1).Max()) : 0;
         string descr = t.Type switch
         {
-            DType.Float32 => "<f4", DType.Float64 => "<f8", DType.Int32 => "<i4", DType.Int64 => "<i8",
-            DType.UInt8 => "|u1", DType.Bool => "|b1",
-            _ => throw new GateInputException($"cannot write element type {t.Type.OnnxName()} to .npy"),
+            DType.Float16 => "<f2", DType.Float32 => "<f4", DType.Float64 => "<f8",
+            DType.Int8 => "|i1", DType.Int16 => "<i2", DType.Int32 => "<i4", DType.Int64 => "<i8",
+            DType.UInt8 => "|u1", DType.UInt16 => "<u2", DType.UInt32 => "<u4", DType.UInt64 => "<u8",
+            DType.Bool => "|b1", DType.String => $"<U{stringChars}",
+            _ when NarrowTypes.Contains(t.Type) => null!,
+            _ => throw new GateInputException($"cannot write element type {t.Type.OnnxName()} to .npy (NumPy has no standard code for it)"),
         };
         string shape = t.Rank == 1 ? $"({t.Shape[0]},)" : "(" + string.Join(", ", t.Shape) + ")";
-        string header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}";
+        bool narrow = descr is null;
+        string descrText = narrow ? $"[('{t.Type.OnnxName()}', '{(t.Type.Storage() == StorageKind.Float ? "<f4" : "|i1")}')]" : $"'{descr}'";
+        string header = $"{{'descr': {descrText}, 'fortran_order': False, 'shape': {shape}, }}";
         int total = 10 + header.Length + 1;
         int pad = (64 - total % 64) % 64;
         header = header + new string(' ', pad) + "\n";
@@ -157,13 +267,23 @@ public static partial class Npy
         Span<byte> buf = stackalloc byte[8];
         for (int i = 0; i < t.Length; i++)
         {
-            switch (t.Type)
+            switch (narrow ? (t.Type.Storage() == StorageKind.Float ? DType.Float32 : DType.Int8) : t.Type)
             {
+                case DType.Float16: BinaryPrimitives.WriteHalfLittleEndian(buf, (Half)t.Floats![i]); s.Write(buf[..2]); break;
                 case DType.Float32: BinaryPrimitives.WriteSingleLittleEndian(buf, t.Floats![i]); s.Write(buf[..4]); break;
                 case DType.Float64: BinaryPrimitives.WriteDoubleLittleEndian(buf, t.Doubles![i]); s.Write(buf[..8]); break;
-                case DType.Int32: BinaryPrimitives.WriteInt32LittleEndian(buf, (int)t.Longs![i]); s.Write(buf[..4]); break;
-                case DType.Int64: BinaryPrimitives.WriteInt64LittleEndian(buf, t.Longs![i]); s.Write(buf[..8]); break;
-                default: s.WriteByte((byte)t.Longs![i]); break;
+                case DType.Int16 or DType.UInt16: BinaryPrimitives.WriteUInt16LittleEndian(buf, (ushort)t.Longs![i]); s.Write(buf[..2]); break;
+                case DType.Int32 or DType.UInt32: BinaryPrimitives.WriteUInt32LittleEndian(buf, (uint)t.Longs![i]); s.Write(buf[..4]); break;
+                case DType.Int64 or DType.UInt64: BinaryPrimitives.WriteInt64LittleEndian(buf, t.Longs![i]); s.Write(buf[..8]); break;
+                case DType.String:
+                {
+                    int k = 0;
+                    foreach (var r in t.Strings![i].EnumerateRunes()) { BinaryPrimitives.WriteUInt32LittleEndian(buf, (uint)r.Value); s.Write(buf[..4]); k++; }
+                    buf.Clear();
+                    for (; k < stringChars; k++) s.Write(buf[..4]);
+                    break;
+                }
+                default: s.WriteByte((byte)t.Longs![i]); break; // int8, uint8, bool
             }
         }
     }
@@ -201,6 +321,7 @@ public static partial class Npy
     }
 
     [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrRx();
+    [GeneratedRegex(@"'descr'\s*:\s*\[\s*\(\s*'([a-z0-9]+)'\s*,\s*'([^']*)'\s*\)\s*,?\s*\]")] private static partial Regex NarrowDescrRx();
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRx();
     [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRx();
 }

@@ -48,6 +48,21 @@ public class CheckCommandTests
     }
 
     [Fact]
+    public void Allowed_operators_may_be_domain_qualified()
+    {
+        // "ai.onnx:Gemm" names the default domain's Gemm: the MLP (Gemm/Relu/Flatten) is inside this list.
+        var dir = TestPaths.TempDir();
+        var policy = Path.Combine(dir, "qualified.yaml");
+        File.WriteAllText(policy, File.ReadAllText(ReleasePolicy)
+            .Replace("allowOps: [Conv, Relu, MaxPool, Flatten, Gemm]", "allowOps: [ai.onnx:Gemm, ai.onnx:Relu, Flatten, com.microsoft:FusedGemm]")
+            .Replace("../examples/", Path.Combine(TestPaths.RepoRoot, "examples") + "/"));
+        var r = GateProcess.Run("check", "--model", TestPaths.FixtureModel("digits-mlp.onnx"), "--policy", policy, "--out", dir, "--json");
+        var doc = JsonNode.Parse(r.Stdout)!;
+        var graph = doc["checks"]![0]!;
+        Assert.True(graph["verdict"]!.GetValue<string>() == "pass", graph.ToJsonString());
+    }
+
+    [Fact]
     public void Usage_errors_exit_3()
     {
         Assert.Equal(3, GateCli.Run("check", "--model").ExitCode);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gate.Core.Engine;
 using Gate.Core.Model;
 using Gate.Core.Tensors;
@@ -53,5 +54,69 @@ public class RunCommandTests
         Assert.Equal(3, code);
         Assert.Contains("not-a-tensor", stdout + stderr);
         Assert.DoesNotContain("   at ", stdout + stderr);
+    }
+}
+
+/// <summary>`gate run` as a process on the dtypes .npy gained (int8, uint64, float16) and on a model without inputs.</summary>
+public class RunCommandDTypeTests
+{
+    private static (int Code, string Out, string Err) RunGate(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gate.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync(); var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(120_000), "gate run did not finish within 120 s");
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>One conformance case through `gate run` (inputs and outputs as .npy) on the given runtime.</summary>
+    private static void RunCase(string caseName, string runtime)
+    {
+        var dir = Path.Combine(TestPaths.OnnxNodeTests, caseName);
+        var model = OnnxModelLoader.Load(Path.Combine(dir, "model.onnx"));
+        var work = TestPaths.TempDir();
+        var args = new List<string> { "run", "--model", Path.Combine(dir, "model.onnx"), "--output-dir", Path.Combine(work, "out"), "--runtime", runtime };
+        for (int i = 0; i < model.Graph.Inputs.Count; i++)
+        {
+            var pb = Path.Combine(dir, "test_data_set_0", $"input_{i}.pb");
+            var npy = Path.Combine(work, $"in{i}.npy");
+            Npy.Write(npy, TensorProtoCodec.ParseSerialized(File.ReadAllBytes(pb), pb));
+            args.AddRange(["--input", $"{model.Graph.Inputs[i].Name}={npy}"]);
+        }
+        var (code, stdout, stderr) = RunGate([.. args]);
+        Assert.True(code == 0, $"{caseName} on {runtime}: exit {code}\n{stdout}\n{stderr}");
+        for (int o = 0; o < model.Graph.Outputs.Count; o++)
+        {
+            var pb = Path.Combine(dir, "test_data_set_0", $"output_{o}.pb");
+            var expected = TensorProtoCodec.ParseSerialized(File.ReadAllBytes(pb), pb);
+            var actual = Npy.Read(Path.Combine(work, "out", global::Gate.Cli.Commands.RunCommand.SafeName(model.Graph.Outputs[o].Name) + ".npy"));
+            Assert.Null(OnnxConformanceTests.Compare(actual, expected));
+        }
+    }
+
+    [Theory]
+    [InlineData("test_add_int8", "builtin")]
+    [InlineData("test_div_uint64", "builtin")]
+    [InlineData("test_cast_FLOAT_to_FLOAT16", "builtin")]
+    [InlineData("test_constant", "builtin")]
+    public void Gate_run_carries_every_standard_dtype_and_runs_a_model_without_inputs(string caseName, string runtime) => RunCase(caseName, runtime);
+
+    [Theory]
+    [InlineData("test_add_int8")]
+    [InlineData("test_constant")]
+    public void Gate_run_on_onnxruntime_carries_them_too(string caseName)
+    {
+        Gate.Tests.Runtime.OrtTestSupport.RequireOrt();
+        RunCase(caseName, "onnxruntime");
+    }
+
+    [Fact]
+    public void Gate_run_names_a_missing_input_with_exit_3()
+    {
+        var (code, stdout, stderr) = RunGate("run", "--model", Path.Combine(TestPaths.OnnxNodeTests, "test_add_int8", "model.onnx"), "--output-dir", Path.Combine(TestPaths.TempDir(), "o"));
+        Assert.Equal(3, code);
+        Assert.Contains("no value for the model's input 'x'", stdout + stderr);
     }
 }

@@ -24,11 +24,35 @@ public class NpyTests
     [InlineData(DType.Int64)]
     [InlineData(DType.UInt8)]
     [InlineData(DType.Bool)]
+    [InlineData(DType.Int8)]
+    [InlineData(DType.Int16)]
+    [InlineData(DType.UInt16)]
+    [InlineData(DType.UInt32)]
+    [InlineData(DType.UInt64)]
+    [InlineData(DType.Float16)]
+    [InlineData(DType.BFloat16)]
+    [InlineData(DType.Float8E4M3FN)]
+    [InlineData(DType.Float8E5M2)]
+    [InlineData(DType.Float8E8M0)]
+    [InlineData(DType.Int4)]
+    [InlineData(DType.UInt2)]
     public void Round_trips_every_supported_dtype(DType type)
     {
         var shape = new[] { 2, 3 };
         var t = type switch
         {
+            DType.Int8 => Tensor.FromLongs(shape, [-128, -1, 0, 1, 100, 127], type),
+            DType.Int16 => Tensor.FromLongs(shape, [short.MinValue, -1, 0, 1, 300, short.MaxValue], type),
+            DType.UInt16 => Tensor.FromLongs(shape, [0, 1, 2, 40000, 65534, 65535], type),
+            DType.UInt32 => Tensor.FromLongs(shape, [0, 1, 2, 3_000_000_000, 4_294_967_294, uint.MaxValue], type),
+            DType.UInt64 => Tensor.FromLongs(shape, [0, 1, 2, long.MaxValue, unchecked((long)ulong.MaxValue), long.MinValue], type),
+            DType.Float16 => Tensor.FromFloats(shape, [1.5f, -2, 65504, (float)Half.Epsilon, 0, float.NegativeInfinity], type),
+            DType.BFloat16 => Tensor.FromFloats(shape, [1.5f, -2, 65536, 0.0078125f, 0, -0.25f], type),
+            DType.Float8E4M3FN => Tensor.FromFloats(shape, [1.5f, -2, 448, 0.001953125f, 0, float.NaN], type),
+            DType.Float8E5M2 => Tensor.FromFloats(shape, [1.5f, -2, 57344, float.PositiveInfinity, 0, -0.25f], type),
+            DType.Float8E8M0 => Tensor.FromFloats(shape, [1, 2, 0.5f, MathF.Pow(2, -127), MathF.Pow(2, 127), float.NaN], type),
+            DType.Int4 => Tensor.FromLongs(shape, [-8, -1, 0, 1, 6, 7], type),
+            DType.UInt2 => Tensor.FromLongs(shape, [0, 1, 2, 3, 3, 0], type),
             DType.Float32 => Tensor.FromFloats(shape, [1.5f, -2, 3, float.MaxValue, 0, -0.25f]),
             DType.Float64 => Tensor.FromDoubles(shape, [1.5, -2, 3, double.MaxValue, 0, -0.25]),
             DType.Bool => Tensor.FromLongs(shape, [1, 0, 1, 1, 0, 0], type),
@@ -41,6 +65,38 @@ public class NpyTests
         Assert.Equal(type, back.Type);
         Assert.Equal(shape, back.Shape);
         Assert.Equal(t.ToDoubleArray(), back.ToDoubleArray());
+        if (t.Longs is not null) Assert.Equal(t.Longs, back.Longs); // uint64 as its bit pattern, exactly
+    }
+
+    [Fact]
+    public void Reads_big_endian_and_unicode_arrays_as_numpy_writes_them()
+    {
+        var path = Path.Combine(TestPaths.TempDir(), "be.npy");
+        File.WriteAllBytes(path, [.. Header("{'descr': '>i2', 'fortran_order': False, 'shape': (2,), }"), 0xFF, 0xFE, 0x01, 0x00]);
+        Assert.Equal(new long[] { -2, 256 }, Npy.Read(path).Longs);
+        File.WriteAllBytes(path, [.. Header("{'descr': '>u4', 'fortran_order': False, 'shape': (1,), }"), 0xFF, 0xFF, 0xFF, 0xFE]);
+        Assert.Equal(4_294_967_294L, Npy.Read(path).Longs![0]);
+
+        var s = Tensor.FromStrings([3], ["héllo", "", "𝛆 = 8/255"]);
+        Npy.Write(path, s);
+        var back = Npy.Read(path);
+        Assert.Equal(DType.String, back.Type);
+        Assert.Equal(s.Strings, back.Strings);
+    }
+
+    [Theory]
+    [InlineData("[('int4', '|i1')]", new byte[] { 8 }, "element 0 (8) is outside int4's range [-8, 7]")]
+    [InlineData("[('float8e4m3fn', '<f4')]", new byte[] { 0, 0, 0xC0, 0x3F, 0xCD, 0xCC, 0xCC, 0x3D }, "element 1 (0.1) is not a float8e4m3fn value")]
+    [InlineData("[('float8e4m3fn', '<f8')]", new byte[] { 0, 0, 0, 0, 0, 0, 0, 0 }, "float8e4m3fn values must be stored as '<f4'")]
+    [InlineData("[('complex32', '<f4')]", new byte[] { 0, 0, 0, 0 }, "structured dtype field 'complex32' is not an ONNX element type")]
+    public void Narrow_type_arrays_are_checked_against_their_type(string descr, byte[] data, string fragment)
+    {
+        int n = descr.Contains("i1") ? data.Length : descr.Contains("f8") ? data.Length / 8 : data.Length / 4;
+        var path = Path.Combine(TestPaths.TempDir(), "n.npy");
+        File.WriteAllBytes(path, [.. Header($"{{'descr': {descr}, 'fortran_order': False, 'shape': ({n},), }}"), .. data]);
+        var e = Assert.Throws<GateInputException>(() => Npy.Read(path));
+        Assert.StartsWith(path, e.Message);
+        Assert.Contains(fragment, e.Message);
     }
 
     [Fact]

@@ -167,7 +167,7 @@ public class ProverTests
     public void A_missing_bound_rule_is_reported_at_once_not_after_attacking_for_the_whole_timeout()
     {
         var b = new OnnxBuilder([1, 2]);
-        var h = b.Node("Mul", [b.Dense(b.Input, 2, 3, new Random(1)), b.Init([0.5f, -2f, 1f], 3)]);
+        var h = b.Node("Mul", [b.Dense(b.InputName, 2, 3, new Random(1)), b.Init([0.5f, -2f, 1f], 3)]);
         var model = b.Build(b.Dense(h, 3, 2, new Random(2)), [1, 2]);
         using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
         // An attack budget far beyond the timeout: before, the prover attacked until the timeout and only then said why.

@@ -2,6 +2,7 @@ using Gate.Core.Engine;
 using Gate.Core.Model;
 using Gate.Core.Tensors;
 using Gate.Core.Verification;
+using Gate.Tests.Support;
 
 namespace Gate.Tests.Verification;
 
@@ -13,8 +14,8 @@ public class ReluChainTests
     {
         float R(double s) => (float)((rng.NextDouble() * 2 - 1) * s);
         var b = new OnnxBuilder([1, 1, 1, inputs], opset: 8);
-        var x = b.Node("Sub", [b.Input, b.Init(Enumerable.Range(0, inputs).Select(_ => R(0.3)).ToArray(), 1, 1, 1, inputs)]);
-        x = b.Node("Flatten", [x], ("axis", 1));
+        var x = b.Node("Sub", [b.InputName, b.Init(Enumerable.Range(0, inputs).Select(_ => R(0.3)).ToArray(), 1, 1, 1, inputs)]);
+        x = b.Node("Flatten", [x], ("axis", (object)1L));
         int width = inputs;
         var sizes = hidden.Append(outputs).ToArray();
         for (int li = 0; li < sizes.Length; li++)
@@ -84,7 +85,7 @@ public class ReluChainTests
         var rng = new Random(13);
         Assert.NotNull(ReluChain.TryBuild(AcasShaped(rng, 5, [8, 8], 3)));
         var sig = new OnnxBuilder([1, 3]);
-        Assert.Null(ReluChain.TryBuild(sig.Build(sig.Dense(sig.Node("Sigmoid", [sig.Dense(sig.Input, 3, 4, rng)]), 4, 2, rng), [1, 2])));
+        Assert.Null(ReluChain.TryBuild(sig.Build(sig.Dense(sig.Node("Sigmoid", [sig.Dense(sig.InputName, 3, 4, rng)]), 4, 2, rng), [1, 2])));
         Assert.Null(ReluChain.TryBuild(BoundSoundnessTests.MixedNetwork(rng)));
     }
 
@@ -94,13 +95,13 @@ public class ReluChainTests
         // [1,3] + [3,1] broadcasts to [3,3]: nine outputs, not three biased ones. Read as a chain it would be a
         // different network (and the bounds wrong for the real one).
         var b = new OnnxBuilder([1, 3]);
-        var mm = b.Node("MatMul", [b.Input, b.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
+        var mm = b.Node("MatMul", [b.InputName, b.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
         var add = b.Node("Add", [mm, b.Init([0.5f, -1f, 2f], 3, 1)]);
-        var model = b.Build(b.Node("Flatten", [add], ("axis", 0)), [1, 9]);
+        var model = b.Build(b.Node("Flatten", [add], ("axis", (object)0L)), [1, 9]);
         Assert.Null(ReluChain.TryBuild(model));
         // The same bias shaped [3] (or [1,3]) is element-wise and accepted.
         var ok = new OnnxBuilder([1, 3]);
-        var mm2 = ok.Node("MatMul", [ok.Input, ok.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
+        var mm2 = ok.Node("MatMul", [ok.InputName, ok.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
         Assert.NotNull(ReluChain.TryBuild(ok.Build(ok.Node("Add", [mm2, ok.Init([0.5f, -1f, 2f], 1, 3)]), [1, 3])));
     }
 }

@@ -203,6 +203,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         }
         r.Details["norm"] = threat.NormName;
         r.Details["goal"] = o.Goal.Describe();
+        if (Engine.Ops.QuantizeLinearOp.StraightThroughNote(ctx.Model) is { } ste) r.Details["gradient"] = ste;
         return Task.FromResult(r);
     }
 

@@ -23,12 +23,25 @@ public sealed class StaticInspectionCheck : Check<StaticInspectionOptions>
     public override string Purpose =>
         "Inspects the model file without running it: which operators it uses, whether it carries custom code, control flow or external files, and how many parameters it has. A model outside the approved operator set may behave in ways no other check can see.";
 
+    /// <summary>
+    /// One spelling per operator for allowOps/denyOps: the default ONNX domain ("" or "ai.onnx") as the bare name
+    /// (Relu), every other domain qualified (com.microsoft:FusedGemm). "ai.onnx:Relu" in a policy means Relu.
+    /// </summary>
+    public static string QualifiedOp(string domain, string opType) => domain is "" or "ai.onnx" ? opType : $"{domain}:{opType}";
+
+    /// <summary>A policy's operator name in the spelling of <see cref="QualifiedOp(string, string)"/>.</summary>
+    public static string QualifiedOp(string policyName)
+    {
+        int colon = policyName.LastIndexOf(':');
+        return colon < 0 ? policyName : QualifiedOp(policyName[..colon], policyName[(colon + 1)..]);
+    }
+
     private static readonly HashSet<string> ControlFlow = ["If", "Loop", "Scan"];
 
     public override StaticInspectionOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
         var n = spec.Node;
-        IReadOnlySet<string>? Set(string key) => n[key] is PolicySequence s ? s.Items.Select(i => ((PolicyScalar)i).Value).ToHashSet(StringComparer.Ordinal) : null;
+        IReadOnlySet<string>? Set(string key) => n[key] is PolicySequence s ? s.Items.Select(i => QualifiedOp(((PolicyScalar)i).Value)).ToHashSet(StringComparer.Ordinal) : null;
         bool Bool(string key) => n[key] is PolicyScalar s && s.AsBool();
         var opset = n["opset"] as PolicyMapping;
         return new StaticInspectionOptions(Set("allowOps"), Set("denyOps") ?? new HashSet<string>(),
@@ -43,7 +56,7 @@ public sealed class StaticInspectionCheck : Check<StaticInspectionOptions>
         var r = NewResult(spec);
         var g = ctx.Model.Graph;
         var failures = new List<string>();
-        var ops = g.Nodes.GroupBy(n => string.IsNullOrEmpty(n.Domain) ? n.OpType : $"{n.Domain}:{n.OpType}")
+        var ops = g.Nodes.GroupBy(n => QualifiedOp(n.Domain, n.OpType))
             .ToDictionary(x => x.Key, x => x.Count());
         if (o.AllowOps is not null)
         {

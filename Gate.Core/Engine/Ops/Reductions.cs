@@ -110,6 +110,37 @@ public sealed class ReduceMaxOp : ReduceOp
     }
 }
 
+/// <summary>
+/// ReduceProd (exported by torch for numel-style shape arithmetic and by some pooling heads). Gradient: the product
+/// of the other elements of the same reduction, computed without dividing so zeros are exact.
+/// </summary>
+public sealed class ReduceProdOp : ReduceOp
+{
+    public override string OpType => "ReduceProd";
+    protected override long AxesInputOpset => 18;
+    protected override double Init => 1;
+    protected override double Step(double acc, double v) => acc * v;
+    protected override void Distribute(Tensor x, Tensor y, Tensor gy, Plan p, double[] dx)
+    {
+        // Per output: the number of zeros and the product of the non-zero elements.
+        var zeros = new int[y.Length];
+        var nonZero = new double[y.Length];
+        Array.Fill(nonZero, 1.0);
+        for (int i = 0; i < dx.Length; i++)
+        {
+            double v = x.GetDouble(i);
+            if (v == 0) zeros[p.Map[i]]++; else nonZero[p.Map[i]] *= v;
+        }
+        for (int i = 0; i < dx.Length; i++)
+        {
+            int o = p.Map[i];
+            double v = x.GetDouble(i);
+            double others = v != 0 ? (zeros[o] == 0 ? nonZero[o] / v : 0) : (zeros[o] == 1 ? nonZero[o] : 0);
+            dx[i] = gy.GetDouble(o) * others;
+        }
+    }
+}
+
 /// <summary>ArgMax along one axis (first or, with select_last_index, last maximum); int64 output.</summary>
 public sealed class ArgMaxOp : Operator
 {

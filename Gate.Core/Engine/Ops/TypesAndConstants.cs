@@ -159,3 +159,57 @@ public sealed class ConstantOfShapeOp : Operator
         return [TensorIndexing.Take(value, new int[Tensor.ElementCount(shape)], shape)];
     }
 }
+
+/// <summary>
+/// Range(start, limit, delta): max(ceil((limit - start) / delta), 0) elements start + i·delta, in the inputs' type
+/// (torch exports it for positional indices). Its output does not depend on any tensor's values in a differentiable
+/// way, so it has no gradient.
+/// </summary>
+public sealed class RangeOp : Operator
+{
+    public override string OpType => "Range";
+    public override bool IsDifferentiable => false;
+
+    /// <summary>Elements one Range may produce: a guard against a model that asks for 10^12 elements.</summary>
+    public const long MaxElements = 1L << 28;
+
+    public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
+    {
+        var (start, limit, delta) = (inputs[0]!, inputs[1]!, inputs[2]!);
+        if (start.Length != 1 || limit.Length != 1 || delta.Length != 1)
+            throw new OperatorException($"{ctx.Where}: Range takes scalars, got {start.ShapeString}, {limit.ShapeString}, {delta.ShapeString}");
+        if (start.Type != limit.Type || start.Type != delta.Type)
+            throw new OperatorException($"{ctx.Where}: Range inputs must share one type, got {start.Type.OnnxName()}, {limit.Type.OnnxName()}, {delta.Type.OnnxName()}");
+        double s = start.GetDouble(0), l = limit.GetDouble(0), d = delta.GetDouble(0);
+        if (d == 0 || double.IsNaN(d)) throw new OperatorException($"{ctx.Where}: Range delta must be non-zero");
+        double count = Math.Max(Math.Ceiling((l - s) / d), 0);
+        if (!(count <= MaxElements)) throw new OperatorException($"{ctx.Where}: Range would produce {count} elements (limit {MaxElements})");
+        int n = (int)count;
+        var t = start.Type;
+        switch (t.Storage())
+        {
+            case StorageKind.Long:
+            {
+                long a = start.Longs![0], b = delta.Longs![0];
+                var y = new long[n];
+                for (int i = 0; i < n; i++) y[i] = IntegerWrap.Wrap(a + i * b, t);
+                return [Tensor.FromLongs([n], y, t)];
+            }
+            case StorageKind.Double:
+            {
+                var y = new double[n];
+                for (int i = 0; i < n; i++) y[i] = s + i * d;
+                return [Tensor.FromDoubles([n], y)];
+            }
+            case StorageKind.Float:
+            {
+                // As the ONNX reference: accumulate in the element type.
+                var y = new float[n];
+                float v = (float)s, step = (float)d;
+                for (int i = 0; i < n; i++) { y[i] = v; v += step; }
+                return [Tensor.FromFloats([n], NarrowFloats.Round(y, t), t)];
+            }
+            default: throw new OperatorException($"{ctx.Where}: Range does not take {t.OnnxName()}");
+        }
+    }
+}
