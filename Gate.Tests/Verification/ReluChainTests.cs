@@ -15,7 +15,7 @@ public class ReluChainTests
         float R(double s) => (float)((rng.NextDouble() * 2 - 1) * s);
         var b = new OnnxBuilder([1, 1, 1, inputs], opset: 8);
         var x = b.Node("Sub", [b.InputName, b.Init(Enumerable.Range(0, inputs).Select(_ => R(0.3)).ToArray(), 1, 1, 1, inputs)]);
-        x = b.Node("Flatten", [x], ("axis", (object)1L));
+        x = b.Node("Flatten", [x], ("axis", (object)1));
         int width = inputs;
         var sizes = hidden.Append(outputs).ToArray();
         for (int li = 0; li < sizes.Length; li++)
@@ -97,7 +97,7 @@ public class ReluChainTests
         var b = new OnnxBuilder([1, 3]);
         var mm = b.Node("MatMul", [b.InputName, b.Init([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, 3)]);
         var add = b.Node("Add", [mm, b.Init([0.5f, -1f, 2f], 3, 1)]);
-        var model = b.Build(b.Node("Flatten", [add], ("axis", (object)0L)), [1, 9]);
+        var model = b.Build(b.Node("Flatten", [add], ("axis", (object)0)), [1, 9]);
         Assert.Null(ReluChain.TryBuild(model));
         // The same bias shaped [3] (or [1,3]) is element-wise and accepted.
         var ok = new OnnxBuilder([1, 3]);
