@@ -20,7 +20,7 @@ public static class SandboxSelector
     {
         "none" => new InProcessBackend(),
         "process" => new ProcessBackend(),
-        "docker" => new DockerBackend(DockerClient.FromEnvironment()),
+        "docker" => new DockerBackend(DockerEngine.FromEnvironment()),
         "auto" => DockerBackend.TryCreateReady(out var whyNot) ?? (ISandboxBackend)new ProcessBackend { FallbackReason = $"docker: {whyNot}; using process" },
         var other => throw new GateInputException($"--sandbox: unknown backend '{other}' (expected {string.Join(", ", Names)})"),
     };

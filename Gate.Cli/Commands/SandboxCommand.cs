@@ -89,7 +89,7 @@ public static class SandboxCommand
                 finally { if (given is null) Directory.Delete(from, recursive: true); }
                 return ExitCodes.Approve;
             }
-            using var client = DockerClient.FromEnvironment();
+            using var client = DockerEngine.FromEnvironment();
             if (await client.WhyNotAnsweringAsync(TimeSpan.FromSeconds(5), ct) is { } silent)
                 throw new GateComponentMissingException($"docker: {silent}");
             string? temp = null;

@@ -27,7 +27,7 @@ public static partial class RunnerImage
 
     public sealed record Built(string ImageId, string Tag, int Files, long Bytes, bool HasOnnxRuntime);
 
-    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, CancellationToken ct = default)
+    public static async Task<Built> BuildAsync(DockerEngine client, string runnerDir, Action<string> log, CancellationToken ct = default)
     {
         var runner = RunnerDirFiles(runnerDir);
         bool selfContained = IsSelfContained(runnerDir);
@@ -100,7 +100,7 @@ public static partial class RunnerImage
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(AppContext.BaseDirectory))))[..16];
 
     /// <summary>Removes this gate build's runner images other than <paramref name="keep"/>; returns (tag, removed) for each.</summary>
-    public static async Task<List<(string Tag, bool Removed)>> PruneAsync(DockerClient client, string keep, CancellationToken ct = default)
+    public static async Task<List<(string Tag, bool Removed)>> PruneAsync(DockerEngine client, string keep, CancellationToken ct = default)
     {
         var pruned = new List<(string, bool)>();
         foreach (var tag in await client.ListImageTagsAsync(DockerBackend.ImageRepository, $"{BuilderLabel}={BuilderId}", ct).ConfigureAwait(false))
