@@ -152,11 +152,13 @@ public class EngineTests
         var policy = Tests.Sandbox.SandboxTestJobs.WritePolicy(dir, isolation: "process");
         var r = GateProcess.Run(["check", "--model", Model, "--policy", policy, "--out", Path.Combine(dir, "out")],
             new Dictionary<string, string> { ["DOCKER_HOST"] = engine.Address }, TimeSpan.FromSeconds(120));
-        var why = $"docker: no engine answered on {engine.Address} within 3 s; using process";
+        // Without Docker, auto falls back to bubblewrap (installed by setup; GATE_REQUIRE_BWRAP=1 in CI).
+        Need.Component("GATE_REQUIRE_BWRAP", Gate.Sandbox.Bubblewrap.BubblewrapBackend.WhyNotAvailable() is null, "bubblewrap cannot run here");
+        var why = $"docker: no engine answered on {engine.Address} within 3 s; using bubblewrap";
         Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}\n{r.All}");
         Assert.Contains("sandbox: " + why, r.Stderr);
         var sandbox = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "out", "decision.json")))!["sandbox"]!;
-        Assert.Equal("process", sandbox["backend"]!.GetValue<string>());
+        Assert.Equal("bubblewrap", sandbox["backend"]!.GetValue<string>());
         Assert.Equal(why, sandbox["fallbackReason"]!.GetValue<string>());
     }
 
@@ -266,7 +268,7 @@ public class EngineTests
         Assert.Matches(@"the sandbox image gate-sandbox-runner:[0-9a-f]{16} \(this gate's runner\) is not built .*run 'gate sandbox build-image'", summary);
 
         var auto = RunGate(gate, ["check", "--model", Model, "--policy", policy, "--out", Path.Combine(dir, "a")], null);
-        Assert.Matches(@"sandbox: docker: the sandbox image gate-sandbox-runner:[0-9a-f]{16} \(this gate's runner\) is not built .*; using process", auto.Stderr);
+        Assert.Matches(@"sandbox: docker: the sandbox image gate-sandbox-runner:[0-9a-f]{16} \(this gate's runner\) is not built .*; using bubblewrap", auto.Stderr);
     }
 
     // ---- helpers ----------------------------------------------------------------------------------------------
@@ -456,6 +458,7 @@ public class EngineTests
         psi.Environment["NO_COLOR"] = "1";
         // The copy sits outside the repository, where the ONNX Runtime library is not found by walking up.
         if (RunnerLocationOrt() is { } ort) psi.Environment["GATE_ORT_LIB"] = ort;
+        psi.Environment[Gate.Sandbox.Rootfs.RunnerRootfs.Variable] = Gate.Sandbox.Rootfs.RunnerRootfs.Locate();
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
