@@ -104,7 +104,9 @@ public sealed class BubblewrapBackendTests(BubblewrapFixture fixture) : BackendC
         fixture.Require();
         // The rootfs is the lock's: its copy of the lock names the pinned trixie packages, and it has no shell.
         var rootfs = RunnerRootfs.Locate();
-        Assert.Equal(RunnerRootfs.Id(Path.Combine(TestPaths.RepoRoot, RunnerRootfs.LockInRepository)), RunnerRootfs.IdOf(rootfs));
+        Assert.Equal(RunnerRootfs.Id(Path.Combine(TestPaths.RepoRoot, RunnerRootfs.LockInRepository), Path.Combine(TestPaths.RepoRoot, RunnerRootfs.ScriptInRepository)),
+            RunnerRootfs.IdOf(rootfs));
+        Assert.Equal(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, RunnerRootfs.LockInRepository)), File.ReadAllText(Path.Combine(rootfs, RunnerRootfs.LockInRootfs)));
         Assert.Contains("libstdc++6 14.", File.ReadAllText(Path.Combine(rootfs, RunnerRootfs.LockInRootfs)));
         foreach (var shell in new[] { "bin/sh", "usr/bin/sh", "bin/bash", "usr/bin/dpkg", "usr/bin/apt-get" })
             Assert.False(File.Exists(Path.Combine(rootfs, shell)), $"the rootfs has {shell}");

@@ -3,17 +3,19 @@
 # Debian 13 package is fetched with apt-get download (private apt configuration, apt-env.sh), its SHA-256 checked
 # against the lock, and unpacked with dpkg -x. Then documentation is dropped, the usr-merge links and the sandbox's
 # mount points and users are added, and the result is checked: no shell, no package manager, no program at all
-# outside the loader. Output: .cache/rootfs/<first 16 hex of the lock's SHA-256>/ (printed), built in a temporary
+# outside the loader. Output: .cache/rootfs/<id>/ (printed; id: 16 hex of the SHA-256 of the lock and this script, also
+# written to etc/gate-rootfs.id), built in a temporary
 # folder and renamed into place, so a half-built rootfs is never found. Idempotent: an existing one is kept.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 lock="$here/packages.lock"
 . "$here/apt-env.sh"
-id="$(sha256sum "$lock" | cut -c1-16)"
+# The rootfs's identity: the pinned packages and what this script does with them.
+id="$(cat "$lock" "$here/build-rootfs.sh" | sha256sum | cut -c1-16)"
 cache="${GATE_ROOTFS_CACHE:-$repo/.cache/rootfs}"
 out="$cache/$id"
-if [ -f "$out/etc/gate-rootfs.lock" ]; then echo "$out"; exit 0; fi
+if [ -f "$out/etc/gate-rootfs.id" ]; then echo "$out"; exit 0; fi
 mkdir -p "$cache/debs"
 chmod 755 "$cache"
 debs="$cache/debs"
@@ -53,6 +55,7 @@ if [ -n "$bad" ]; then rm -rf "$tmp/usr/bin" "$tmp/usr/sbin"; fi
 bad="$(find "$tmp" \( -name sh -o -name bash -o -name dash -o -name dpkg -o -name 'apt-get' \) -print)"
 [ -z "$bad" ] || { echo "build-rootfs: the rootfs would contain $bad" >&2; exit 1; }
 cp "$lock" "$tmp/etc/gate-rootfs.lock"
+echo "$id" >"$tmp/etc/gate-rootfs.id"
 chmod -R u+rwX,go+rX,go-w "$tmp"
 chmod 755 "$tmp"
 mv "$tmp" "$out"
