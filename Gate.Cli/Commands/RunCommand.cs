@@ -12,7 +12,7 @@ namespace Gate.Cli.Commands;
 public static class RunCommand
 {
     /// <summary>The backends that can run a model for <c>gate run</c>: never in gate's own process.</summary>
-    private static readonly string[] Backends = ["auto", "docker", "process"];
+    private static readonly string[] Backends = ["auto", "docker", "bubblewrap", "process"];
 
     public static Command Create()
     {
@@ -26,7 +26,7 @@ public static class RunCommand
         var cmd = new Command("run", """
             Run a model on .npy inputs and write every output (and captured intermediates) as .npy.
             Use it to replay a counterexample from evidence/ or to inspect a layer. The model is untrusted: it runs in
-            the same sandbox as gate check's checks (Docker, else the process sandbox), with no network, 4 GiB of
+            the same sandbox as gate check's checks (Docker, else bubblewrap, else the process sandbox), with no network, 4 GiB of
             memory and the --timeout deadline; what comes back is validated before it is written.
             Exit codes: 0 outputs written, 2 the sandbox could not run it (crash, deadline, memory; reason printed),
             3 bad input or usage (also a model the runtime rejects), 130/143 cancelled by SIGINT/SIGTERM.

@@ -26,7 +26,7 @@ public static class SandboxCommand
 
     private static Command SelfTest()
     {
-        var sandbox = new Option<string>("--sandbox") { Description = "Backend to test: docker or process (default: auto, the one gate check would use)." };
+        var sandbox = new Option<string>("--sandbox") { Description = "Backend to test: docker, bubblewrap or process (default: auto, the one gate check would use)." };
         var json = new Option<bool>("--json") { Description = "Print the self-test report as JSON (as embedded in decision.json)." };
         var cmd = new Command("selftest", """
             Try, from inside the sandbox, what it must prevent: a TCP connection to a listener on the host's loopback
@@ -37,7 +37,7 @@ public static class SandboxCommand
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
             var requested = pr.GetValue(sandbox) ?? "auto";
-            if (requested is not ("auto" or "docker" or "process")) throw new GateInputException($"--sandbox: expected docker or process, got '{requested}'");
+            if (requested is not ("auto" or "docker" or "bubblewrap" or "process")) throw new GateInputException($"--sandbox: expected docker, bubblewrap or process, got '{requested}'");
             if (Sandboxes.Select(requested) is not RunnerBackend backend) throw new GateInputException("this backend has no self-test");
             var report = await backend.SelfTestAsync(SelfTestLimits, ct);
             if (pr.GetValue(json)) Console.Out.WriteLine(report.ToJsonString(Gate.Core.IO.GateJson.Options));
@@ -71,8 +71,9 @@ public static class SandboxCommand
         var publish = new Option<bool>("--publish") { Description = "Publish Gate.Sandbox/Runner (Release) from the repository first and use that." };
         var prune = new Option<bool>("--prune") { Description = "Then remove the older runner images this gate build made (every build has its own, ~150 MB). Other checkouts' images and images a container still uses are kept." };
         var cmd = new Command("build-image", """
-            Build the sandbox runner image offline (FROM scratch, no registry): the runner, the .NET runtime, the
-            ONNX Runtime library, only the shared libraries they load, an unprivileged user. Tags it by content hash
+            Build the sandbox runner image offline (FROM scratch, no registry): the pinned Debian 13 runner rootfs
+            (docker/rootfs/packages.lock, built by setup: C/C++ runtime and OpenSSL, an unprivileged user, no shell),
+            the runner, the .NET runtime and the ONNX Runtime library. Tags it by content hash
             only (gate-sandbox-runner:<hash>, no :latest): by default from the runner beside this gate, which is
             the image this gate's docker sandbox asks for. An image built with --runner-dir or --publish has another
             tag; use it with GATE_SANDBOX_IMAGE=<tag>. Needs a Docker engine (DOCKER_HOST=unix://… or
@@ -89,7 +90,7 @@ public static class SandboxCommand
                 finally { if (given is null) Directory.Delete(from, recursive: true); }
                 return ExitCodes.Approve;
             }
-            using var client = DockerClient.FromEnvironment();
+            using var client = DockerEngine.FromEnvironment();
             if (await client.WhyNotAnsweringAsync(TimeSpan.FromSeconds(5), ct) is { } silent)
                 throw new GateComponentMissingException($"docker: {silent}");
             string? temp = null;
@@ -111,7 +112,7 @@ public static class SandboxCommand
     {
         var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model the job carries.", Required = true };
         var policy = new Option<FileInfo>("--policy", "-p") { Description = "The policy the job carries (its limits apply).", Required = true };
-        var sandbox = new Option<string>("--sandbox") { Description = "docker or process (default: both)." };
+        var sandbox = new Option<string>("--sandbox") { Description = "docker, bubblewrap or process (default: all three)." };
         var runs = new Option<int>("--runs") { Description = "Measured runs per backend (default 20).", DefaultValueFactory = _ => 20 };
         var cmd = new Command("bench", """
             Measure sandbox overhead: median wall time of a job with no checks (stage, start, runner loads and verifies
@@ -124,7 +125,7 @@ public static class SandboxCommand
             var m = Gate.Core.Model.OnnxModelLoader.Load(pr.GetValue(model)!.FullName);
             var plan = Gate.Core.Plan.BoundPlan.Of(Gate.Core.Plan.CheckPlan.Create(p, m), []);
             var job = new Gate.Core.Sandbox.SandboxJob(pr.GetValue(model)!.FullName, plan, false, false, p.Spec.Sandbox.Limits);
-            var names = pr.GetValue(sandbox) is { } one ? [one] : new[] { "docker", "process" };
+            var names = pr.GetValue(sandbox) is { } one ? [one] : new[] { "docker", "bubblewrap", "process" };
             Console.Out.WriteLine("| backend | isolation | runs | median s | min s | p90 s |");
             Console.Out.WriteLine("|---|---|---|---|---|---|");
             foreach (var name in names)

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using Docker.DotNet.Models;
 using Gate.Core.Policy;
 using Gate.Sandbox.Protocol;
 
@@ -15,46 +15,45 @@ public static class ContainerSpec
     public const string OwnerLabel = "gate.sandbox.owner";
     public const string TmpfsOptions = "rw,noexec,nosuid,nodev,size=64m";
 
-    public static JsonObject Create(string image, string jobDir, string resultsDir, ResourceLimits limits, bool gpu, bool faultsEnabled, string owner)
+    public static CreateContainerParameters Create(string image, string jobDir, string resultsDir, ResourceLimits limits, bool gpu, bool faultsEnabled, string owner,
+        string? name = null)
     {
-        var host = new JsonObject
+        var host = new HostConfig
         {
-            ["NetworkMode"] = "none",
-            ["ReadonlyRootfs"] = true,
-            ["CapDrop"] = new JsonArray("ALL"),
-            ["SecurityOpt"] = new JsonArray("no-new-privileges"),
-            ["Privileged"] = false,
-            ["IpcMode"] = "private",
-            ["PidsLimit"] = limits.Pids,
-            ["Memory"] = limits.MemoryBytes,
+            NetworkMode = "none",
+            ReadonlyRootfs = true,
+            CapDrop = ["ALL"],
+            SecurityOpt = ["no-new-privileges"],
+            Privileged = false,
+            IpcMode = "private",
+            PidsLimit = limits.Pids,
+            Memory = limits.MemoryBytes,
             // Equal to Memory: no swap, so the memory limit is the limit.
-            ["MemorySwap"] = limits.MemoryBytes,
-            ["NanoCpus"] = (long)Math.Round(limits.Cpus * 1e9),
-            ["Tmpfs"] = new JsonObject { ["/tmp"] = TmpfsOptions },
-            ["Binds"] = new JsonArray($"{jobDir}:/job:ro", $"{resultsDir}:/results:rw"),
+            MemorySwap = limits.MemoryBytes,
+            NanoCPUs = (long)Math.Round(limits.Cpus * 1e9),
+            Tmpfs = new Dictionary<string, string> { ["/tmp"] = TmpfsOptions },
+            Binds = [$"{jobDir}:/job:ro", $"{resultsDir}:/results:rw"],
             // The engine keeps container output on disk: bound it so a flooding runner cannot fill the host's disk.
-            ["LogConfig"] = new JsonObject { ["Type"] = "json-file", ["Config"] = new JsonObject { ["max-size"] = "10m", ["max-file"] = "1" } },
-            ["AutoRemove"] = false, // we remove it ourselves, after reading its state (OOMKilled, exit code)
+            LogConfig = new LogConfig { Type = "json-file", Config = new Dictionary<string, string> { ["max-size"] = "10m", ["max-file"] = "1" } },
+            AutoRemove = false, // we remove it ourselves, after reading its state (OOMKilled, exit code)
         };
         if (gpu)
-            host["DeviceRequests"] = new JsonArray(new JsonObject
-            {
-                ["Driver"] = "nvidia", ["Count"] = -1, ["Capabilities"] = new JsonArray(new JsonArray("gpu")),
-            });
-        var env = new JsonArray();
+            host.DeviceRequests = [new DeviceRequest { Driver = "nvidia", Count = -1, Capabilities = [["gpu"]] }];
+        var env = new List<string>();
         if (faultsEnabled) env.Add("GATE_RUNNER_FAULTS=1");
-        return new JsonObject
+        return new CreateContainerParameters
         {
-            ["Image"] = image,
-            ["Cmd"] = new JsonArray("--job", "/job", "--out", "/results"),
-            ["User"] = $"{JobStaging.SandboxUid}:{JobStaging.SandboxGid}",
+            Name = name,
+            Image = image,
+            Cmd = ["--job", "/job", "--out", "/results"],
+            User = $"{JobStaging.SandboxUid}:{JobStaging.SandboxGid}",
             // Only what the image itself sets (GATE_ORT_LIB, DOTNET_ROOT); nothing from the host.
-            ["Env"] = env,
-            ["WorkingDir"] = "/results",
-            ["NetworkDisabled"] = true,
-            ["AttachStdin"] = false, ["OpenStdin"] = false, ["Tty"] = false,
-            ["Labels"] = new JsonObject { [Label] = "runner", [OwnerLabel] = owner },
-            ["HostConfig"] = host,
+            Env = env,
+            WorkingDir = "/results",
+            NetworkDisabled = true,
+            AttachStdin = false, OpenStdin = false, Tty = false,
+            Labels = new Dictionary<string, string> { [Label] = "runner", [OwnerLabel] = owner },
+            HostConfig = host,
         };
     }
 }

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
-using System.Net.Http;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Docker.DotNet;
 using Gate.Core.Policy;
 using Gate.Core.Sandbox;
 using Gate.Sandbox.Protocol;
@@ -13,7 +12,7 @@ namespace Gate.Sandbox.Docker;
 /// made. Every way a run can end — exit, OOM kill, deadline kill, engine lost — is turned into a
 /// <see cref="RunnerExit"/>, and the container is removed afterwards (or swept on the next run if the engine was gone).
 /// </summary>
-public sealed class DockerBackend(DockerClient client, string? image = null) : RunnerBackend
+public sealed class DockerBackend(DockerEngine client, string? image = null) : RunnerBackend
 {
     public const string ImageRepository = "gate-sandbox-runner";
     /// <summary>Names another image than this gate's own runner (e.g. one built from docker/Dockerfile.cuda).</summary>
@@ -24,7 +23,7 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
     /// <summary>Containers we could not remove because the engine was unreachable; removed on the next chance.</summary>
     private static readonly ConcurrentDictionary<string, byte> Orphans = new();
 
-    public DockerClient Client { get; } = client;
+    public DockerEngine Client { get; } = client;
     // Computed on first use: hashing this gate's runner costs a moment, and an absent engine should not pay it.
     private readonly Lazy<string> _image = new(() => image ?? (Environment.GetEnvironmentVariable(ImageVariable) is { Length: > 0 } named ? named : RunnerImage.OwnTag));
 
@@ -36,12 +35,12 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
 
     /// <summary>
     /// A backend when an engine answers and the runner image exists; else null and <paramref name="whyNot"/> says
-    /// why in words (auto then falls back to the process backend and records the reason).
+    /// why in words (auto then falls back to bubblewrap or the process backend and records the reason).
     /// </summary>
     public static DockerBackend? TryCreateReady(out string whyNot, CancellationToken ct = default)
     {
-        DockerClient client;
-        try { client = DockerClient.FromEnvironment(); }
+        DockerEngine client;
+        try { client = DockerEngine.FromEnvironment(); }
         catch (Gate.Core.GateInputException e) { whyNot = e.Message; return null; }
         var backend = new DockerBackend(client);
         try
@@ -51,7 +50,8 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
             else if (client.InspectImageAsync(backend.Image, ct).GetAwaiter().GetResult() is null) whyNot = backend.MissingImage();
             else { whyNot = ""; return backend; }
         }
-        catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException or Gate.Core.GateComponentMissingException) { whyNot = e.Message; }
+        catch (DockerApiException e) { whyNot = DockerEngine.MessageOf(e); }
+        catch (Exception e) when (IsEngineFailure(e) || e is Gate.Core.GateComponentMissingException) { whyNot = e.Message; }
         client.Dispose();
         return null;
     }
@@ -61,13 +61,14 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
         ? $"the sandbox image {Image} (this gate's runner) is not built on {Client.Address}; run 'gate sandbox build-image'"
         : $"the sandbox image {Image} ({(image is null ? ImageVariable : "as given")}) does not exist on {Client.Address}";
 
-    private static bool IsEngineFailure(Exception e) => e is HttpRequestException or IOException or SocketException;
+    /// <summary>No engine, or it went away or silent: <see cref="DockerEngine"/> reports all of these as IOException.</summary>
+    private static bool IsEngineFailure(Exception e) => e is IOException;
 
     protected override async Task AddDetailsAsync(JsonObject details, CancellationToken ct)
     {
         details["image"] = Image;
         if (GpuUnavailable is not null) details["gpuUnavailable"] = GpuUnavailable;
-        try { details["imageId"] = (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false))?["Id"]?.GetValue<string>(); }
+        try { details["imageId"] = (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false))?.ID; }
         catch (Exception e) when (IsEngineFailure(e) || e is DockerApiException) { details["imageId"] = null; }
     }
 
@@ -98,12 +99,12 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
             await SweepAsync(ct).ConfigureAwait(false);
             if (await Client.InspectImageAsync(Image, ct).ConfigureAwait(false) is null)
                 return new RunnerExit(null, MissingImage());
-            var spec = ContainerSpec.Create(Image, staged.JobDir, staged.ResultsDir, limits, gpu, faultsEnabled, Owner);
-            // The user that owns the private job folder (the sandbox user when we are root, else ourselves).
-            spec["User"] = $"{staged.Uid}:{staged.Gid}";
             // Named before it exists: cancelled while the engine creates it, we still know what to remove.
             name = $"gate-sandbox-{Guid.NewGuid():N}";
-            id = await Client.CreateContainerAsync(spec, name, ct).ConfigureAwait(false);
+            var spec = ContainerSpec.Create(Image, staged.JobDir, staged.ResultsDir, limits, gpu, faultsEnabled, Owner, name);
+            // The user that owns the private job folder (the sandbox user when we are root, else ourselves).
+            spec.User = $"{staged.Uid}:{staged.Gid}";
+            id = await Client.CreateContainerAsync(spec, ct).ConfigureAwait(false);
             // Verified from outside before anything runs: the runner's own reports are not evidence of isolation.
             if (ContainerAudit.Mismatch(spec, await Client.InspectContainerAsync(id, ct).ConfigureAwait(false)) is { } mismatch)
                 return new RunnerExit(null, $"the engine did not apply the sandbox configuration ({mismatch}); the runner was not started");
@@ -121,11 +122,11 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
                 logsCts.Cancel();
                 return new RunnerExit(null, $"the sandbox exceeded its wall-clock deadline ({limits.Timeout}) and was killed", stderr.ToString());
             }
-            var state = (await Client.InspectContainerAsync(id, ct).ConfigureAwait(false))["State"];
+            var state = (await Client.InspectContainerAsync(id, ct).ConfigureAwait(false)).State;
             // Let the log stream deliver its last lines, but never wait on it for long.
             await Task.WhenAny(logs, Task.Delay(TimeSpan.FromSeconds(5), ct)).ConfigureAwait(false);
             logsCts.Cancel();
-            if (state?["OOMKilled"]?.GetValue<bool>() == true)
+            if (state?.OOMKilled == true)
                 return new RunnerExit((int)code, $"the sandbox was killed for memory (OOM; limit {limits.MemoryBytes} bytes, no swap)", stderr.ToString());
             return new RunnerExit((int)code, null, stderr.ToString());
         }
@@ -136,7 +137,7 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
         }
         catch (DockerApiException e)
         {
-            return new RunnerExit(null, e.Message, stderr.ToString());
+            return new RunnerExit(null, DockerEngine.MessageOf(e), stderr.ToString());
         }
         finally
         {
@@ -165,7 +166,7 @@ public sealed class DockerBackend(DockerClient client, string? image = null) : R
         int removed = 0;
         foreach (var (id, labels) in await Client.ListContainersAsync($"{ContainerSpec.Label}=runner", ct).ConfigureAwait(false))
         {
-            var owner = labels[ContainerSpec.OwnerLabel]?.GetValue<string>() ?? "";
+            var owner = labels.TryGetValue(ContainerSpec.OwnerLabel, out var o) ? o : "";
             int colon = owner.LastIndexOf(':');
             bool ownerDead = colon > 0 && owner[..colon] == Environment.MachineName
                 && int.TryParse(owner[(colon + 1)..], out var pid) && !ProcessAlive(pid);

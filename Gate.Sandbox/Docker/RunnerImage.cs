@@ -3,17 +3,18 @@ using System.Formats.Tar;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.RegularExpressions;
 using Gate.Sandbox.Process;
+using Gate.Sandbox.Rootfs;
 
 namespace Gate.Sandbox.Docker;
 
 /// <summary>
-/// Builds the runner image offline, FROM scratch: the runner published self-contained for linux-x64 (or, for a
-/// framework-dependent runner folder, the runner plus the .NET runtime copied from this host's install — the same
-/// bits a self-contained publish bundles) — which carries the ONNX Runtime library from its NuGet package — only the shared
-/// libraries those load (ldd, plus OpenSSL, which .NET loads with dlopen for SHA-256), and a passwd entry for the
-/// unprivileged user. No shell, no package manager. Tagged by content hash only (never a shared :latest): a gate
+/// Builds the runner image offline, FROM scratch: the runner's pinned Debian 13 root filesystem
+/// (<see cref="RunnerRootfs"/>: C/C++ runtime and OpenSSL from packages.lock, the sandbox user, no shell, no package
+/// manager) and the runner published self-contained for linux-x64 (or, for a framework-dependent runner folder, the
+/// runner plus the .NET runtime copied from this host's install — the same bits a self-contained publish bundles),
+/// which carries the ONNX Runtime library from its NuGet package. Nothing of the host's own system libraries.
+/// Tagged by content hash only (never a shared :latest): a gate
 /// asks for the tag of the image its own runner files make (<see cref="OwnTag"/>), so two checkouts on one engine
 /// never run each other's runner.
 /// </summary>
@@ -21,20 +22,18 @@ public static partial class RunnerImage
 {
     private static readonly DateTimeOffset FixedTime = new(2020, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
-    /// <summary>Libraries loaded with dlopen (so ldd cannot see them) that the runner needs.</summary>
-    private static readonly string[] DlopenLibraries = ["libssl.so.3", "libcrypto.so.3"];
-
     public sealed record Built(string ImageId, string Tag, int Files, long Bytes, bool HasOnnxRuntime);
 
-    public static async Task<Built> BuildAsync(DockerClient client, string runnerDir, Action<string> log, CancellationToken ct = default)
+    public static async Task<Built> BuildAsync(DockerEngine client, string runnerDir, Action<string> log, CancellationToken ct = default)
     {
         var runner = RunnerDirFiles(runnerDir);
         bool selfContained = IsSelfContained(runnerDir);
+        var rootfs = RunnerRootfs.Locate();
         var files = CollectFiles(runner, selfContained, out bool hasOrt);
-        log($"image context: {files.Count} files, runner {(selfContained ? "self-contained" : "framework-dependent + host runtime")}" +
+        log($"image context: rootfs {rootfs} + {files.Count} files, runner {(selfContained ? "self-contained" : "framework-dependent + host runtime")}" +
             (hasOrt ? "" : $" (no {OrtLibraryFile} in the runner's output: ONNX Runtime jobs will be INCONCLUSIVE)"));
         var dockerfile = Dockerfile(selfContained);
-        var tag = IdentityTag(dockerfile, runner, selfContained);
+        var tag = IdentityTag(dockerfile, runner, selfContained, RunnerRootfs.IdOf(rootfs));
         var tmp = Path.Combine(Path.GetTempPath(), $"gate-image-{Guid.NewGuid():N}.tar");
         long total = 0;
         try
@@ -43,10 +42,7 @@ public static partial class RunnerImage
             await using (var tar = new TarWriter(fs, TarEntryFormat.Ustar, leaveOpen: false))
             {
                 await AddBytes(tar, "Dockerfile", Encoding.UTF8.GetBytes(dockerfile), Mode(false), ct).ConfigureAwait(false);
-                foreach (var dir in new[] { "rootfs/job", "rootfs/results", "rootfs/tmp", "rootfs/etc" })
-                    await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.Directory, dir + "/") { Mode = Mode(true), ModificationTime = FixedTime }, ct).ConfigureAwait(false);
-                await AddBytes(tar, "rootfs/etc/passwd", "root:x:0:0:root:/nonexistent:/nonexistent\nsandbox:x:65534:65534:gate sandbox:/nonexistent:/nonexistent\n"u8.ToArray(), Mode(false), ct).ConfigureAwait(false);
-                await AddBytes(tar, "rootfs/etc/group", "root:x:0:\nsandbox:x:65534:\n"u8.ToArray(), Mode(false), ct).ConfigureAwait(false);
+                total += await AddTreeAsync(tar, rootfs, "rootfs", ct).ConfigureAwait(false);
                 foreach (var (source, target) in files.OrderBy(f => f.Target, StringComparer.Ordinal))
                 {
                     var bytes = await File.ReadAllBytesAsync(source, ct).ConfigureAwait(false);
@@ -69,7 +65,7 @@ public static partial class RunnerImage
     /// version and folder. The same inputs give the same tag, any change a new one. The system libraries copied in
     /// with them are not hashed: that would cost a gate start seconds (ldd, ~150 MB), and they follow the host.
     /// </summary>
-    internal static string IdentityTag(string dockerfile, IEnumerable<(string Source, string Target)> runner, bool selfContained)
+    internal static string IdentityTag(string dockerfile, IEnumerable<(string Source, string Target)> runner, bool selfContained, string rootfsId)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string target, string source)
@@ -82,6 +78,8 @@ public static partial class RunnerImage
             sha.AppendData("\0"u8);
         }
         sha.AppendData(Encoding.UTF8.GetBytes(dockerfile));
+        // The root filesystem is pinned by its lock (versions and SHA-256 of every package): its id stands for its bytes.
+        sha.AppendData(Encoding.UTF8.GetBytes($"rootfs\0{rootfsId}\0"));
         foreach (var (source, target) in runner.Where(f => f.Target.Length > 0).OrderBy(f => f.Target, StringComparer.Ordinal)) Add(target, source);
         if (!selfContained)
             sha.AppendData(Encoding.UTF8.GetBytes($"runtime\0{RuntimeInformation.FrameworkDescription}\0{RuntimeEnvironment.GetRuntimeDirectory()}\0"));
@@ -98,7 +96,7 @@ public static partial class RunnerImage
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(AppContext.BaseDirectory))))[..16];
 
     /// <summary>Removes this gate build's runner images other than <paramref name="keep"/>; returns (tag, removed) for each.</summary>
-    public static async Task<List<(string Tag, bool Removed)>> PruneAsync(DockerClient client, string keep, CancellationToken ct = default)
+    public static async Task<List<(string Tag, bool Removed)>> PruneAsync(DockerEngine client, string keep, CancellationToken ct = default)
     {
         var pruned = new List<(string, bool)>();
         foreach (var tag in await client.ListImageTagsAsync(DockerBackend.ImageRepository, $"{BuilderLabel}={BuilderId}", ct).ConfigureAwait(false))
@@ -119,7 +117,7 @@ public static partial class RunnerImage
     public static string TagForRunnerBeside(string binDir)
     {
         var runner = RunnerFileNames(binDir).Select(n => (Path.Combine(binDir, n), "/gate/runner/" + n)).ToList();
-        return IdentityTag(Dockerfile(selfContained: false), runner, selfContained: false);
+        return IdentityTag(Dockerfile(selfContained: false), runner, selfContained: false, RunnerRootfs.IdOf(RunnerRootfs.Locate()));
     }
 
     /// <summary>
@@ -143,6 +141,42 @@ public static partial class RunnerImage
     private static UnixFileMode Mode(bool exec) => exec
         ? UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute
         : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    /// <summary>
+    /// Adds a folder tree under <paramref name="prefix"/> as it is: folders, regular files with their modes, and
+    /// symbolic links as links (the usr-merge links, library sonames). Returns the bytes of file content added.
+    /// </summary>
+    private static async Task<long> AddTreeAsync(TarWriter tar, string root, string prefix, CancellationToken ct)
+    {
+        long bytes = 0;
+        // Walked by hand: .NET's recursive enumeration descends into linked folders (/lib → usr/lib), which would add
+        // the same files again under the link's path and make the engine's extraction fail.
+        var entries = new List<FileSystemInfo>();
+        var pending = new Stack<DirectoryInfo>([new DirectoryInfo(root)]);
+        while (pending.TryPop(out var dir))
+            foreach (var e in dir.EnumerateFileSystemInfos("*", new EnumerationOptions { AttributesToSkip = 0 }))
+            {
+                entries.Add(e);
+                if (e is DirectoryInfo sub && e.LinkTarget is null) pending.Push(sub);
+            }
+        foreach (var e in entries.OrderBy(e => e.FullName, StringComparer.Ordinal))
+        {
+            var name = prefix + "/" + Path.GetRelativePath(root, e.FullName).Replace('\\', '/');
+            // rwxr-xr-x at most: no setuid, nothing group/world-writable.
+            var mode = (OperatingSystem.IsWindows() ? (UnixFileMode)0x1ED : File.GetUnixFileMode(e.FullName)) & (UnixFileMode)0x1ED;
+            if (e.LinkTarget is { } target)
+                await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.SymbolicLink, name) { LinkName = target, ModificationTime = FixedTime }, ct).ConfigureAwait(false);
+            else if (e is DirectoryInfo)
+                await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.Directory, name + "/") { Mode = mode, ModificationTime = FixedTime }, ct).ConfigureAwait(false);
+            else
+            {
+                await using var data = File.OpenRead(e.FullName);
+                bytes += data.Length;
+                await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.RegularFile, name) { Mode = mode, ModificationTime = FixedTime, DataStream = data }, ct).ConfigureAwait(false);
+            }
+        }
+        return bytes;
+    }
 
     private static async Task AddBytes(TarWriter tar, string name, byte[] bytes, UnixFileMode mode, CancellationToken ct)
     {
@@ -177,32 +211,27 @@ public static partial class RunnerImage
     internal static List<(string Source, string Target)> CollectFiles(string runnerDir, out bool hasOrt) =>
         CollectFiles(RunnerDirFiles(runnerDir), IsSelfContained(runnerDir), out hasOrt);
 
-    /// <summary>A runner folder's files (host path, path in image); a self-contained one's ELF also with an empty path, which only feeds ldd.</summary>
+    /// <summary>A runner folder's files (host path, path in image).</summary>
     private static List<(string Source, string Target)> RunnerDirFiles(string runnerDir)
     {
         if (!File.Exists(Path.Combine(runnerDir, RunnerLocation.RunnerAssembly)))
             throw new Gate.Core.GateInputException($"{runnerDir} holds no {RunnerLocation.RunnerAssembly} (publish the runner first)");
         var runner = Directory.EnumerateFiles(runnerDir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".pdb", StringComparison.Ordinal))
             .Select(f => (f, "/gate/runner/" + Path.GetRelativePath(runnerDir, f).Replace('\\', '/'))).ToList();
-        if (IsSelfContained(runnerDir)) runner.Add((Path.Combine(runnerDir, "Gate.Sandbox.Runner"), ""));
         return runner;
     }
 
-    /// <summary>The runner's files (host path, path in image; an empty path only feeds ldd), plus runtime and libraries.</summary>
+    /// <summary>The runner's files (host path, path in image), plus the .NET runtime (framework-dependent runner).</summary>
     private static List<(string Source, string Target)> CollectFiles(IEnumerable<(string Source, string Target)> runner, bool selfContained, out bool hasOrt)
     {
         var files = new Dictionary<string, string>(StringComparer.Ordinal); // target → source
-        var elvesFromRunner = new List<string>();
         foreach (var (source, target) in runner)
-            if (target.Length == 0) elvesFromRunner.Add(source); else files[target] = source;
+            if (target.Length > 0) files[target] = source;
         if (!selfContained) AddHostRuntime(files);
 
         hasOrt = files.ContainsKey("/gate/runner/" + OrtLibraryFile);
 
-        var elves = files.Where(kv => kv.Key.EndsWith(".so", StringComparison.Ordinal) || kv.Key.Contains(".so.", StringComparison.Ordinal) || kv.Key == "/gate/dotnet/dotnet")
-            .Select(kv => kv.Value).Concat(elvesFromRunner).ToList();
-        foreach (var lib in DlopenLibraries) if (Ldconfig(lib) is { } p) { files[p] = p; elves.Add(p); }
-        foreach (var dep in Ldd(elves)) files[dep] = dep;
+        // The system libraries they need come from the pinned rootfs, not from this host.
         return files.Select(kv => (kv.Value, kv.Key)).ToList();
     }
 
@@ -218,43 +247,6 @@ public static partial class RunnerImage
         files[$"/gate/dotnet/host/fxr/{version}/libhostfxr.so"] = fxr;
         foreach (var f in Directory.EnumerateFiles(framework))
             files[$"/gate/dotnet/shared/Microsoft.NETCore.App/{version}/{Path.GetFileName(f)}"] = f;
-    }
-
-    [GeneratedRegex(@"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")]
-    private static partial Regex LddPath();
-
-    /// <summary>Absolute paths of the shared libraries (and loader) the given ELF files need, as ldd resolves them.</summary>
-    internal static SortedSet<string> Ldd(IEnumerable<string> elfFiles)
-    {
-        var result = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var file in elfFiles.Distinct())
-        {
-            var output = RunTool("ldd", file);
-            foreach (Match m in LddPath().Matches(output))
-                if (File.Exists(m.Groups[1].Value)) result.Add(m.Groups[1].Value);
-        }
-        return result;
-    }
-
-    private static string? Ldconfig(string soname)
-    {
-        foreach (var line in RunTool("ldconfig", "-p").Split('\n'))
-        {
-            var t = line.Trim();
-            if (t.StartsWith(soname + " ", StringComparison.Ordinal) && t.Contains("x86-64", StringComparison.Ordinal))
-                return t[(t.LastIndexOf("=> ", StringComparison.Ordinal) + 3)..].Trim();
-        }
-        return null;
-    }
-
-    private static string RunTool(string tool, params string[] args)
-    {
-        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {tool}");
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return stdout;
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ namespace Gate.Tests.Hostile;
 public sealed class CompromisedRunnerFixture : IAsyncLifetime
 {
     public const string Repository = "gate-hostile-runner";
-    public DockerClient Client { get; } = DockerClient.FromEnvironment();
+    public DockerEngine Client { get; } = DockerEngine.FromEnvironment();
     private string? _missing;
     private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);
     private string? _binary;

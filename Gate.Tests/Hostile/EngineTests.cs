@@ -26,7 +26,7 @@ public class EngineTests
     [Fact]
     public void Sigterm_during_a_docker_check_removes_the_container_and_the_staged_job_and_exits_143()
     {
-        using var docker = DockerClient.FromEnvironment();
+        using var docker = DockerEngine.FromEnvironment();
         NeedDocker(docker);
         var dir = TestPaths.TempDir("gate-engine");
         var tmp = PrivateTemp(dir);
@@ -41,10 +41,10 @@ public class EngineTests
         {
             foreach (var cid in ContainersOf(docker, owner))
             {
-                JsonArray mounts;
-                try { mounts = docker.InspectContainerAsync(cid).GetAwaiter().GetResult()["Mounts"]?.AsArray() ?? []; }
-                catch (DockerApiException) { continue; } // gone between list and inspect (the self-test's)
-                var job = mounts.FirstOrDefault(m => m?["Destination"]?.GetValue<string>() == "/job")?["Source"]?.GetValue<string>();
+                IList<Docker.DotNet.Models.MountPoint> mounts;
+                try { mounts = docker.InspectContainerAsync(cid).GetAwaiter().GetResult().Mounts ?? []; }
+                catch (Docker.DotNet.DockerApiException) { continue; } // gone between list and inspect (the self-test's)
+                var job = mounts.FirstOrDefault(m => m.Destination == "/job")?.Source;
                 if (job is not null && IsChecksJob(job)) { id = cid; work = Path.GetDirectoryName(job); return true; }
             }
             return false;
@@ -111,7 +111,7 @@ public class EngineTests
     [Fact]
     public void Sigint_during_build_image_removes_its_build_context()
     {
-        using var docker = DockerClient.FromEnvironment();
+        using var docker = DockerEngine.FromEnvironment();
         NeedDocker(docker);
         var dir = TestPaths.TempDir("gate-engine");
         var tmp = PrivateTemp(dir);
@@ -152,11 +152,13 @@ public class EngineTests
         var policy = Tests.Sandbox.SandboxTestJobs.WritePolicy(dir, isolation: "process");
         var r = GateProcess.Run(["check", "--model", Model, "--policy", policy, "--out", Path.Combine(dir, "out")],
             new Dictionary<string, string> { ["DOCKER_HOST"] = engine.Address }, TimeSpan.FromSeconds(120));
-        var why = $"docker: no engine answered on {engine.Address} within 3 s; using process";
+        // Without Docker, auto falls back to bubblewrap (installed by setup; GATE_REQUIRE_BWRAP=1 in CI).
+        Need.Component("GATE_REQUIRE_BWRAP", Gate.Sandbox.Bubblewrap.BubblewrapBackend.WhyNotAvailable() is null, "bubblewrap cannot run here");
+        var why = $"docker: no engine answered on {engine.Address} within 3 s; using bubblewrap";
         Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}\n{r.All}");
         Assert.Contains("sandbox: " + why, r.Stderr);
         var sandbox = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "out", "decision.json")))!["sandbox"]!;
-        Assert.Equal("process", sandbox["backend"]!.GetValue<string>());
+        Assert.Equal("bubblewrap", sandbox["backend"]!.GetValue<string>());
         Assert.Equal(why, sandbox["fallbackReason"]!.GetValue<string>());
     }
 
@@ -199,7 +201,7 @@ public class EngineTests
     [Fact]
     public async Task Two_runner_builds_get_different_tags_and_each_gate_asks_for_its_own()
     {
-        using var docker = DockerClient.FromEnvironment();
+        using var docker = DockerEngine.FromEnvironment();
         NeedDocker(docker);
         var other = CopyOfGate("modified-runner");
 
@@ -227,7 +229,7 @@ public class EngineTests
     [Fact]
     public async Task Prune_removes_only_this_builds_older_images()
     {
-        using var docker = DockerClient.FromEnvironment();
+        using var docker = DockerEngine.FromEnvironment();
         NeedDocker(docker);
         var mine = BuildImage(GateProcess.GateDll);
         var theirs = BuildImage(Path.Combine(CopyOfGate("prune-other"), "gate.dll")); // another checkout's image
@@ -252,7 +254,7 @@ public class EngineTests
     [Fact]
     public void A_build_whose_image_is_missing_names_it_and_the_command_that_builds_it()
     {
-        using var docker = DockerClient.FromEnvironment();
+        using var docker = DockerEngine.FromEnvironment();
         NeedDocker(docker);
         var other = CopyOfGate(Guid.NewGuid().ToString("N")); // a runner no image was ever built from
         var dir = TestPaths.TempDir("gate-engine");
@@ -266,16 +268,16 @@ public class EngineTests
         Assert.Matches(@"the sandbox image gate-sandbox-runner:[0-9a-f]{16} \(this gate's runner\) is not built .*run 'gate sandbox build-image'", summary);
 
         var auto = RunGate(gate, ["check", "--model", Model, "--policy", policy, "--out", Path.Combine(dir, "a")], null);
-        Assert.Matches(@"sandbox: docker: the sandbox image gate-sandbox-runner:[0-9a-f]{16} \(this gate's runner\) is not built .*; using process", auto.Stderr);
+        Assert.Matches(@"sandbox: docker: the sandbox image gate-sandbox-runner:[0-9a-f]{16} \(this gate's runner\) is not built .*; using bubblewrap", auto.Stderr);
     }
 
     // ---- helpers ----------------------------------------------------------------------------------------------
 
-    private static void NeedDocker(DockerClient docker) =>
+    private static void NeedDocker(DockerEngine docker) =>
         Need.Component("GATE_REQUIRE_DOCKER", docker.PingAsync(TimeSpan.FromSeconds(15)).GetAwaiter().GetResult(), $"no Docker engine answers on {docker.SocketPath}");
 
     /// <summary>Containers (running or not, as <c>docker ps -a</c>) that the gate process <paramref name="owner"/> labelled.</summary>
-    private static List<string> ContainersOf(DockerClient docker, string owner) =>
+    private static List<string> ContainersOf(DockerEngine docker, string owner) =>
         docker.ListContainersAsync($"{ContainerSpec.OwnerLabel}={owner}").GetAwaiter().GetResult().Select(c => c.Id).ToList();
 
     /// <summary>A temp folder for the gate under test (TMPDIR), so every staged job in it is that gate's.</summary>
@@ -454,6 +456,7 @@ public class EngineTests
         psi.ArgumentList.Add(gateDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
+        psi.Environment[Gate.Sandbox.Rootfs.RunnerRootfs.Variable] = Gate.Sandbox.Rootfs.RunnerRootfs.Locate();
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

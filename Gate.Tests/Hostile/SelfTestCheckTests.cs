@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Models = Docker.DotNet.Models;
 using Gate.Sandbox.Docker;
 using Gate.Sandbox.Protocol;
 
@@ -65,17 +66,17 @@ public class SelfTestCheckTests
         Assert.Contains(reasonMentions, problem);
     }
 
-    private static JsonObject Requested() => ContainerSpec.Create("img", "/w/job", "/w/results", new(64L << 20, 1, TimeSpan.FromSeconds(5), 32), false, false, "test:0");
+    private static Models.CreateContainerParameters Requested() => ContainerSpec.Create("img", "/w/job", "/w/results", new(64L << 20, 1, TimeSpan.FromSeconds(5), 32), false, false, "test:0");
 
     /// <summary>What the engine reports for a container created from <see cref="Requested"/>, as Docker writes it.</summary>
-    private static JsonObject Inspected()
+    private static Models.ContainerInspectResponse Inspected()
     {
         var spec = Requested();
-        return new JsonObject
+        return new Models.ContainerInspectResponse
         {
-            ["HostConfig"] = spec["HostConfig"]!.DeepClone(),
-            ["Config"] = new JsonObject { ["User"] = spec["User"]!.DeepClone() },
-            ["Mounts"] = new JsonArray(new JsonObject { ["Destination"] = "/job" }, new JsonObject { ["Destination"] = "/results" }),
+            HostConfig = System.Text.Json.JsonSerializer.Deserialize<Models.HostConfig>(System.Text.Json.JsonSerializer.Serialize(spec.HostConfig)),
+            Config = new Models.ContainerConfig { User = spec.User },
+            Mounts = [new Models.MountPoint { Destination = "/job" }, new Models.MountPoint { Destination = "/results" }],
         };
     }
 
@@ -83,14 +84,16 @@ public class SelfTestCheckTests
     public void The_container_the_engine_created_must_have_the_requested_isolation()
     {
         Assert.Null(ContainerAudit.Mismatch(Requested(), Inspected()));
-        foreach (var (what, change) in new (string, Action<JsonObject>)[]
+        foreach (var (what, change) in new (string, Action<Models.ContainerInspectResponse>)[]
         {
-            ("NetworkMode", i => i["HostConfig"]!["NetworkMode"] = "bridge"),
-            ("ReadonlyRootfs", i => i["HostConfig"]!["ReadonlyRootfs"] = false),
-            ("CapAdd", i => i["HostConfig"]!["CapAdd"] = new JsonArray("SYS_ADMIN")),
-            ("Privileged", i => i["HostConfig"]!["Privileged"] = true),
-            ("User", i => i["Config"]!["User"] = "0:0"),
-            ("mounts", i => i["Mounts"]!.AsArray().Add(new JsonObject { ["Destination"] = "/data" })),
+            ("NetworkMode", i => i.HostConfig!.NetworkMode = "bridge"),
+            ("ReadonlyRootfs", i => i.HostConfig!.ReadonlyRootfs = false),
+            ("CapAdd", i => i.HostConfig!.CapAdd = ["SYS_ADMIN"]),
+            ("Privileged", i => i.HostConfig!.Privileged = true),
+            ("User", i => i.Config!.User = "0:0"),
+            ("mounts", i => i.Mounts!.Add(new Models.MountPoint { Destination = "/data" })),
+            ("Tmpfs", i => i.HostConfig!.Tmpfs!["/tmp"] = "rw,exec"),
+            ("PidsLimit", i => i.HostConfig!.PidsLimit = null),
         })
         {
             var inspected = Inspected();

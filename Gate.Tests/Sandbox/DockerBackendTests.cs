@@ -12,7 +12,7 @@ namespace Gate.Tests.Sandbox;
 /// <summary>One image build for all Docker tests: the runner these tests were built with, tagged by content hash.</summary>
 public sealed class DockerFixture : IAsyncLifetime
 {
-    public DockerClient Client { get; } = DockerClient.FromEnvironment();
+    public DockerEngine Client { get; } = DockerEngine.FromEnvironment();
     public bool EngineAnswers { get; private set; }
     public DockerBackend? Backend { get; private set; }
     public string? Image { get; private set; }
@@ -61,7 +61,7 @@ public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract,
         var record = await new Gate.Core.GateCheckPipeline(backend).RunAsync(new Gate.Core.GateCheckRequest(SandboxTestJobs.ModelPath, policy, dir), null, TestContext.Current.CancellationToken);
         Assert.Equal(Gate.Core.Decision.GateDecision.Approve, record.Decision);
         var inspected = await fixture.Client.InspectImageAsync(fixture.Image!, TestContext.Current.CancellationToken);
-        Assert.Equal(inspected!["Id"]!.GetValue<string>(), record.Sandbox.ImageId);
+        Assert.Equal(inspected!.ID, record.Sandbox.ImageId);
         Assert.Equal(IsolationLevel.Container, record.Sandbox.Isolation);
     }
 
@@ -87,16 +87,16 @@ public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract,
     {
         fixture.Require();
         var img = (await fixture.Client.InspectImageAsync(fixture.Image!, TestContext.Current.CancellationToken))!;
-        Assert.Equal("65534:65534", img["Config"]!["User"]!.GetValue<string>());
-        Assert.Contains(img["Config"]!["Env"]!.AsArray(), e => e!.GetValue<string>().StartsWith("DOTNET_ROOT=", StringComparison.Ordinal));
+        Assert.Equal("65534:65534", img.Config!.User);
+        Assert.Contains(img.Config.Env!, e => e.StartsWith("DOTNET_ROOT=", StringComparison.Ordinal));
         var spec = ContainerSpec.Create(fixture.Image!, "/nonexistent-job", "/nonexistent-results", new(64L << 20, 1, TimeSpan.FromSeconds(5), 32), false, false, "test:0");
-        spec["Entrypoint"] = new System.Text.Json.Nodes.JsonArray("/bin/sh");
-        spec["Cmd"] = new System.Text.Json.Nodes.JsonArray("-c", "true");
-        spec["HostConfig"]!.AsObject().Remove("Binds");
-        var id = await fixture.Client.CreateContainerAsync(spec, null, TestContext.Current.CancellationToken);
+        spec.Entrypoint = ["/bin/sh"];
+        spec.Cmd = ["-c", "true"];
+        spec.HostConfig!.Binds = null!;
+        var id = await fixture.Client.CreateContainerAsync(spec, TestContext.Current.CancellationToken);
         try
         {
-            var e = await Assert.ThrowsAsync<DockerApiException>(() => fixture.Client.StartContainerAsync(id, TestContext.Current.CancellationToken));
+            var e = await Assert.ThrowsAsync<Docker.DotNet.DockerApiException>(() => fixture.Client.StartContainerAsync(id, TestContext.Current.CancellationToken));
             Assert.Contains("/bin/sh", e.Message);
         }
         finally { await fixture.Client.RemoveContainerAsync(id, CancellationToken.None); }
@@ -109,7 +109,7 @@ public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract,
         var dir = TestPaths.TempDir("gate-sbx");
         var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(dir));
         using var proxy = new VanishingDockerProxy(fixture.Client.SocketPath, Path.Combine(dir, "docker.sock"));
-        using var viaProxy = new DockerClient(proxy.Path);
+        using var viaProxy = new DockerEngine(proxy.Path);
         var backend = new DockerBackend(viaProxy, fixture.Image) { InjectFault = "hang" };
         // The self-test runs first (through the proxy, which is still up); the proxy vanishes during the job's wait.
         await backend.SelfTestAsync(job.Limits, TestContext.Current.CancellationToken);

@@ -38,7 +38,7 @@ public class SandboxCliTests
     [Fact]
     public async Task No_engine_on_the_socket_means_not_ready_rather_than_an_error()
     {
-        using var client = new DockerClient(Path.Combine(TestPaths.TempDir("gate-nosock"), "docker.sock"));
+        using var client = new DockerEngine(Path.Combine(TestPaths.TempDir("gate-nosock"), "docker.sock"));
         Assert.False(await client.PingAsync(TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken));
         var backend = new DockerBackend(client, "gate-sandbox-runner:none");
         var dir = TestPaths.TempDir("gate-sbx");

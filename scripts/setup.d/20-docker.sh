@@ -2,7 +2,7 @@
 # The container sandbox: installs docker.io when missing, starts dockerd when no engine answers (waiting up to
 # 60 s), then builds this checkout's runner image offline (gate sandbox build-image --prune): tagged by content,
 # the tag this checkout's gate asks for. --prune removes this build's older images only; other checkouts on the
-# same engine keep theirs. Without an engine the process backend is used; that is only an error when
+# same engine keep theirs. Without an engine the bubblewrap backend is used; that is only an error when
 # GATE_REQUIRE_DOCKER=1 (CI), where Docker tests may not be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,7 +11,7 @@ mkdir -p .cache
 fail() {
   echo "20-docker: $*" >&2
   if [ "${GATE_REQUIRE_DOCKER:-0}" = "1" ]; then exit 1; fi
-  echo "20-docker: continuing without Docker (the process sandbox backend will be used)" >&2
+  echo "20-docker: continuing without Docker (the bubblewrap sandbox backend will be used)" >&2
   exit 0
 }
 
