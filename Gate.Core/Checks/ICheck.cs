@@ -7,16 +7,17 @@ namespace Gate.Core.Checks;
 public enum CheckPlacement { Host, Sandbox }
 
 /// <summary>
-/// One check type (e.g. "adversarial"). Implementations are stateless and found by reflection
-/// (<see cref="CheckRegistry"/>), so a new check type is one new class.
+/// One check type (e.g. "adversarial"): its declaration (options, defaults, metrics, meaning: <see cref="CheckDeclaration"/>),
+/// its binder and its execution. Implementations are stateless and found by reflection (<see cref="CheckTypes"/>),
+/// so a new check type is one new folder.
 /// </summary>
-public interface ICheck
+public interface ICheck : ICheckType
 {
     /// <summary>The policy's <c>type:</c> value.</summary>
-    string Type { get; }
+    string Type => Declaration.Type;
     CheckPlacement Placement { get; }
-    /// <summary>Plain-language description for reviewers: what the check tests and why it matters.</summary>
-    string Purpose { get; }
+    /// <summary>Plain-language description for reviewers: what the check tests.</summary>
+    string Purpose => Declaration.Purpose;
 
     /// <summary>
     /// Binds and validates the type-specific options before anything runs. Throws <see cref="PolicyException"/>
@@ -44,9 +45,10 @@ public interface IReadsInputFiles
 /// <summary>Typed convenience base: options are bound once and handed back typed.</summary>
 public abstract class Check<TOptions> : ICheck where TOptions : class
 {
-    public abstract string Type { get; }
+    public abstract CheckDeclaration Declaration { get; }
+    public string Type => Declaration.Type;
+    public string Purpose => Declaration.Purpose;
     public abstract CheckPlacement Placement { get; }
-    public abstract string Purpose { get; }
     public abstract TOptions BindOptions(CheckSpec spec, DeploymentPolicy policy);
     public abstract Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, TOptions options, CancellationToken cancellationToken);
 

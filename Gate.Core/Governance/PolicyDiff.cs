@@ -24,12 +24,13 @@ public static class PolicyDiff
 {
     private static PolicySchema Schema => PolicySchema.V1;
 
-    /// <summary>Settings that do not change what a model must demonstrate (documentation, reproducibility, resources, plot extras, tuning).</summary>
+    /// <summary>
+    /// Policy-level settings that do not change what a model must demonstrate (documentation, reproducibility,
+    /// resources). Check options say so in their own declaration (<see cref="Strength.Neutral"/>, x-strength: neutral).
+    /// </summary>
     private static readonly HashSet<string> NeutralKeys =
     [
-        "description", "owner", "name", "labels", "seed", "sweep", "gpu", "memory", "cpus", "pids", "shape", "dtype", "format", "output",
-        "stepSize", "pInit", "learningRate", "maskPenalty", "concept", "regularization", "folds", "sparsityThreshold", "codingRateEpsilon",
-        "maxDepth", "minSamplesLeaf", "holdout", "maxSteps",
+        "description", "owner", "name", "labels", "seed", "gpu", "memory", "cpus", "pids", "shape", "dtype", "format", "output",
     ];
 
     /// <summary>Orders the schema does not annotate (weakest first).</summary>
@@ -41,11 +42,13 @@ public static class PolicyDiff
 
     private static readonly Dictionary<string, string> AbsentText = new() { ["release"] = "false" };
 
-    /// <summary>What an absent key means, where the schema has no default: bounds are open, samples cover the whole dataset, no op limit.</summary>
+    /// <summary>
+    /// What an absent requirement key means: bounds are open. (A check option's absence is declared with it: its
+    /// default, or x-absent: unbounded for "no limit" / "the whole dataset".)
+    /// </summary>
     private static readonly Dictionary<string, double> AbsentMeans = new()
     {
         ["min"] = double.NegativeInfinity, ["max"] = double.PositiveInfinity,
-        ["samples"] = double.PositiveInfinity, ["maxParameters"] = double.PositiveInfinity,
         ["confidence"] = 0, // no confidence level: the point estimate is judged, the weakest reading
     };
 
@@ -141,13 +144,14 @@ public static class PolicyDiff
             switch (key)
             {
                 case "checks": Matched(sa, sb, items, path, n => Str(n, "id"), "check", changes); return;
-                case "search": Matched(sa, sb, items, path, n => Str(n, "method"), "attack method", changes); return;
-                case "scenarios": Matched(sa, sb, items, path, n => Str(n, "name"), "scenario", changes); return;
                 case "layers": SetChange(sa, sb, "higher-is-stronger", path, key, changes); return;
                 case "range": RangeChange(sa, sb, path, changes); return;
             }
-            if (strength is not null) { SetChange(sa, sb, strength, path, key, changes); return; }
+            // A declared list of named items (x-item-key: search by method, scenarios by name) is compared item by item.
+            if (Str(schema?["x-item-key"]) is { } itemKey) { Matched(sa, sb, items, path, n => Str(n, itemKey), ItemNoun(key, itemKey), changes); return; }
+            if (strength is "higher-is-stronger" or "lower-is-stronger") { SetChange(sa, sb, strength, path, key, changes); return; }
             if (Text(a) == Text(b)) return;
+            if (strength == "neutral") { changes.Add(new PolicyChange(ChangeKind.Neutral, path, Text(a), Text(b), $"{key} changed; it does not change what the model must demonstrate", a?.Location, b?.Location)); return; }
             Fallback(a, b, path, key, changes);
             return;
         }
@@ -211,12 +215,12 @@ public static class PolicyDiff
     {
         if (a is not null && b is not null && SameScalar(a, b)) return;
         var def = schema?["default"];
-        string? oldText = a?.Value ?? (def is null ? null : $"{def.ToJsonString().Trim('"')} (default)");
-        string? newText = b?.Value ?? (def is null ? null : $"{def.ToJsonString().Trim('"')} (default)");
+        string? absentText = def is not null ? $"{def.ToJsonString().Trim('"')} (default)" : Str(schema?["x-when-absent"]) is { } wa ? $"({wa})" : null;
+        string? oldText = a?.Value ?? absentText, newText = b?.Value ?? absentText;
         string? oa = a?.Value ?? Str(def) ?? def?.ToJsonString() ?? AbsentText.GetValueOrDefault(key),
                 nb = b?.Value ?? Str(def) ?? def?.ToJsonString() ?? AbsentText.GetValueOrDefault(key);
 
-        if (NeutralKeys.Contains(key) && strength is null)
+        if ((NeutralKeys.Contains(key) && strength is null) || strength == "neutral")
         {
             Add(ChangeKind.Neutral, $"{key} changed; it does not change what the model must demonstrate");
             return;
@@ -235,7 +239,7 @@ public static class PolicyDiff
 
         if (strength is "higher-is-stronger" or "lower-is-stronger")
         {
-            double? va = Number(a, def, key), vb = Number(b, def, key);
+            double? va = Number(a, def, key, schema), vb = Number(b, def, key, schema);
             if (va is null || vb is null)
             {
                 Add(ChangeKind.Weakening, $"{key} {(a is null ? "set" : "removed")}, and what its absence means is not declared: cannot be shown not to weaken");
@@ -253,11 +257,20 @@ public static class PolicyDiff
         void Add(ChangeKind kind, string why) => changes.Add(new PolicyChange(kind, path, oldText, newText, why, a?.Location, b?.Location));
     }
 
-    /// <summary>A scalar as a number for comparison: numbers, durations (seconds), booleans (0/1), the schema default or the known absent meaning.</summary>
-    private static double? Number(PolicyScalar? s, JsonNode? def, string key)
+    /// <summary>What an item of a named list is called in messages: "attack method 'pgd'", "scenario 'night'".</summary>
+    private static string ItemNoun(string listKey, string itemKey) => itemKey switch
+    {
+        "method" => "attack method",
+        "name" => listKey.EndsWith('s') ? listKey[..^1] : listKey,
+        _ => $"{listKey} item",
+    };
+
+    /// <summary>A scalar as a number for comparison: numbers, durations (seconds), booleans (0/1), the declared default or absent meaning.</summary>
+    private static double? Number(PolicyScalar? s, JsonNode? def, string key, JsonObject? schema = null)
     {
         if (s is null)
         {
+            if (Str(schema?["x-absent"]) == "unbounded") return double.PositiveInfinity;
             if (def is JsonValue dv)
             {
                 if (dv.TryGetValue<double>(out var d)) return d;

@@ -22,12 +22,6 @@ public sealed record LintResult(IReadOnlyList<PolicyError> Errors, IReadOnlyList
 /// </summary>
 public static class PolicyLint
 {
-    /// <summary>Metrics that are fractions in [0, 1] (a min of 0 or a max of 1 constrains nothing).</summary>
-    private static readonly HashSet<string> Fractions = ["accuracy", "robustAccuracy", "attackSuccessRate", "fidelity", "provedFraction", "sparsity"];
-    /// <summary>Metrics that are counts or otherwise ≥ 0 (a min of 0 constrains nothing).</summary>
-    private static readonly HashSet<string> NonNegative = ["counterexamples", "violations", "forbiddenActuatorCalls", "divergentEpisodes", "anomalyIndex", "effectiveRank", "codingRate"];
-    /// <summary>Check types that decide without a require block (their own criteria), so a missing require is fine.</summary>
-    private static readonly HashSet<string> SelfJudging = ["static-inspection", "trojan-scan"];
     /// <summary>Below this many samples a 95% interval on a fraction is wider than ±0.18: too few to tell models apart.</summary>
     public const int MinUsefulSamples = 30;
     /// <summary>An ε below this fraction of the input range is no perturbation worth searching.</summary>
@@ -81,15 +75,17 @@ public static class PolicyLint
         foreach (var c in policy.Spec.Checks)
         {
             var node = c.Node;
-            // A simulation with forbidden actuators or a divergence comparison judges those by itself (no call, no divergence).
-            bool selfJudging = SelfJudging.Contains(c.Type) || (c.Type == "simulation" && (node["forbiddenActuators"] is not null || node["divergence"] is not null));
-            if (node["require"] is null && !selfJudging)
+            var decl = CheckTypes.Declaration(c.Type);
+            // Some types decide by their own criteria (a static inspection, a trojan scan, a simulation with forbidden actuators).
+            if (node["require"] is null && decl?.JudgesItself(node) != true)
                 Warn(node, $"check '{c.Id}' has no require block: it measures but no threshold can make it fail");
-            if (node["require"] is PolicyMapping req) RequireWarnings(c, req, Warn);
+            if (node["require"] is PolicyMapping req) RequireWarnings(c, decl, req, Warn);
             if (node["samples"] is PolicyScalar s && s.IsNumber && s.AsLong() < MinUsefulSamples)
                 Warn(s, $"{s.AsLong()} samples are too few for a meaningful estimate (a 95% interval on a fraction is wider than ±0.18 below {MinUsefulSamples})");
 
-            foreach (var eps in new[] { (node["threat"] as PolicyMapping)?["epsilon"], (node["property"] as PolicyMapping)?["epsilon"] })
+            // Every option measured in input units (a perturbation radius ε, wherever a type declares one).
+            var radii = decl?.AllOptions().Where(o => o.Option.Unit == "input units").Select(o => decl.Value(node, o.Path).Explicit) ?? [];
+            foreach (var eps in radii)
                 if (eps is PolicyScalar e && e.IsNumber && inputRange is { } ir && double.IsFinite(ir.Max - ir.Min))
                 {
                     double frac = e.AsDouble() / (ir.Max - ir.Min);
@@ -97,13 +93,12 @@ public static class PolicyLint
                         Warn(e, $"ε = {e.Value} is {frac.ToString("0.####%", CultureInfo.InvariantCulture)} of the input range [{ir.Min}, {ir.Max}]: a perturbation this small proves almost nothing");
                 }
 
-            if (c.Type == "adversarial") AdversarialBudget(policy, c, Warn);
+            if (decl?.Cost?.Invoke(c, policy) is { } cost) BudgetWarning(policy, c, cost, Warn);
+            foreach (var (at, message) in decl?.Warnings?.Invoke(c) ?? []) Warn(at, message);
             foreach (var (metric, bound) in c.Require)
                 if ((bound.Bound == Estimate.Lower && bound.Min is null) || (bound.Bound == Estimate.Upper && bound.Max is null))
                     warnings.Add(new PolicyError(bound.Location, $"{c.Path}.require.{metric}", $"bound: {bound.Bound.ToString().ToLowerInvariant()} judges the optimistic end of the interval " +
                         $"against a {(bound.Min is null ? "max" : "min")}: the requirement is easier to meet than on the point estimate", IsWarning: true));
-            if (c.Type == "simulation" && node["search"] is PolicyMapping search && search["episodes"] is PolicyScalar ep && ep.IsNumber && ep.AsLong() == 0)
-                Warn(ep, "search.episodes: 0 runs no adversarial scenario search: only the listed scenarios are tried");
         }
         // Data a release is judged on should be the approved data: pinned, and not replaceable with --data.
         if (release && spec0["datasets"] is PolicyMapping dsNodes)
@@ -136,26 +131,27 @@ public static class PolicyLint
     private static PolicyNode Where(PolicyMapping spec, string section, string key) =>
         (spec[section] as PolicyMapping)?[key] ?? spec[section] ?? spec;
 
-    private static void RequireWarnings(CheckSpec c, PolicyMapping req, Action<PolicyNode, string> warn)
+    private static void RequireWarnings(CheckSpec c, CheckDeclaration? decl, PolicyMapping req, Action<PolicyNode, string> warn)
     {
+        MetricRange Range(string metric) => decl?.Metrics.FirstOrDefault(m => m.Name == metric)?.Range ?? MetricRange.Any;
         foreach (var (key, value) in req.Entries)
         {
             // Shorthand `require: { min: x }` bounds the check's primary metric.
             if (value is PolicyScalar shorthand && shorthand.IsNumber)
             {
-                string metric = c.Type == "accuracy" ? "accuracy" : key.Value;
-                BoundWarning(metric, key.Value, shorthand, warn);
+                string metric = decl?.PrimaryMetric ?? key.Value;
+                BoundWarning(metric, Range(metric), key.Value, shorthand, warn);
             }
             else if (value is PolicyMapping bound)
                 foreach (var (bk, bv) in bound.Entries)
-                    if (bv is PolicyScalar b && b.IsNumber) BoundWarning(key.Value, bk.Value, b, warn);
+                    if (bv is PolicyScalar b && b.IsNumber) BoundWarning(key.Value, Range(key.Value), bk.Value, b, warn);
         }
     }
 
-    private static void BoundWarning(string metric, string side, PolicyScalar value, Action<PolicyNode, string> warn)
+    private static void BoundWarning(string metric, MetricRange range, string side, PolicyScalar value, Action<PolicyNode, string> warn)
     {
         double v = value.AsDouble();
-        bool fraction = Fractions.Contains(metric), nonNegative = fraction || NonNegative.Contains(metric);
+        bool fraction = range == MetricRange.Fraction, nonNegative = range != MetricRange.Any;
         if (side == "min" && nonNegative && v <= 0)
             warn(value, $"min {value.Value} on {metric} is vacuous: {metric} is never below 0, so this requirement always holds");
         if (side == "max" && fraction && v >= 1)
@@ -163,31 +159,19 @@ public static class PolicyLint
     }
 
     /// <summary>
-    /// The query budget must cover every sample's search: per sample, gradient methods use steps × max(1, restarts)
-    /// queries and square uses its queries; a smaller budget runs out before the last samples are attacked.
+    /// The budget must cover every sample's work, by the check type's own cost model (<see cref="CheckDeclaration.Cost"/>,
+    /// defaults included): a smaller budget runs out before the last samples are reached.
     /// </summary>
-    private static void AdversarialBudget(DeploymentPolicy policy, CheckSpec c, Action<PolicyNode, string> warn)
+    private static void BudgetWarning(DeploymentPolicy policy, CheckSpec c, BudgetCost cost, Action<PolicyNode, string> warn)
     {
-        var node = c.Node;
-        if (node["search"] is PolicySequence search)
-            foreach (var item in search.Items.OfType<PolicyMapping>())
-                if (item["restarts"] is PolicyScalar r && r.IsNumber && r.AsLong() == 0)
-                    warn(r, "zero restarts: a single start of a gradient attack often stalls in a local optimum, so attacks that exist are missed");
-        if ((node["budget"] as PolicyMapping)?["queries"] is not PolicyScalar budget || !budget.IsNumber || node["search"] is not PolicySequence list) return;
-        long perSample = 0;
-        foreach (var item in list.Items.OfType<PolicyMapping>())
-        {
-            string? method = PolicyLoader.Str(item["method"]);
-            long Int(string k) => item[k] is PolicyScalar s && s.IsNumber ? s.AsLong() : 0;
-            perSample += method == "square" ? Int("queries") : Int("steps") * Math.Max(1, Int("restarts"));
-        }
-        long? samples = node["samples"] is PolicyScalar sm && sm.IsNumber ? sm.AsLong()
-            : node["indices"] is PolicySequence idx ? idx.Items.Count : DatasetRows(policy, c.Dataset);
-        if (samples is not long n || perSample == 0) return;
+        long? samples = cost.Samples ?? DatasetRows(policy, c.Dataset);
+        if (samples is not long n || cost.PerSample <= 0) return;
+        long perSample = cost.PerSample * cost.Rounds;
         long needed = n * perSample;
-        if (budget.AsLong() < needed)
-            warn(budget, $"budget.queries {budget.AsLong()} cannot reach every sample: {n} samples × {perSample} queries per sample (the search list) = {needed}; " +
-                         $"the budget runs out after about {budget.AsLong() / perSample} samples and the rest are never attacked");
+        if (cost.Limit >= needed) return;
+        string rounds = cost.Rounds > 1 ? $" × {cost.Rounds} ε points" : "";
+        warn(cost.Budget, $"{cost.Budget.Path[(c.Path.Length + 1)..]} {cost.Limit} cannot reach every sample: {n} samples × {cost.PerSample} {cost.Unit} per sample ({cost.PerSampleSource}){rounds} = {needed}; " +
+                          $"the budget runs out after about {cost.Limit / perSample} samples and the rest are never attacked");
     }
 
     /// <summary>Rows in a dataset's inputs file, read from the .npy header; null when it cannot be read (lint does not need it).</summary>

@@ -13,47 +13,10 @@ namespace Gate.Core.Governance;
 /// </summary>
 public static class PolicyReview
 {
-    /// <summary>Our own description of each check type: used where this build has no implementation to ask (and for stable snapshots).</summary>
-    public static readonly IReadOnlyDictionary<string, (string What, string Why)> TypeText = new Dictionary<string, (string, string)>
-    {
-        ["static-inspection"] = ("Reads the model file without running it: which operators it uses, whether it carries custom operator domains, control flow or external data files, and how many parameters it has.",
-            "A model built from unexpected operators can behave in ways no test on data reveals; a file that pulls in external data or custom code is not the artefact that was reviewed."),
-        ["accuracy"] = ("Runs the model on a labelled held-out dataset and counts how often its top prediction matches the label.",
-            "It is the baseline competence; every robustness number is relative to it, and a model that regressed here should not ship whatever else it passes."),
-        ["adversarial"] = ("Searches for small perturbations of real inputs, within an explicit norm ball, that change the model's prediction. Every counterexample found is saved and replayed on the production runtime.",
-            "A model whose answer flips under changes a person would not notice can be steered by anyone who controls its input."),
-        ["linear-probe"] = ("Trains simple linear classifiers on the model's internal activations to test whether a named concept can be read off each layer.",
-            "It shows what the model represents internally, e.g. whether it tracks a safety-relevant fact, beyond what its outputs reveal on the test data."),
-        ["trojan-scan"] = ("For each output class, reverse-engineers the smallest input patch (trigger) that sends any input to that class; a class with an abnormally small trigger is flagged.",
-            "A backdoored model behaves normally on clean data and only misbehaves when a secret trigger is present, so accuracy tests cannot find it."),
-        ["representation"] = ("Measures properties of internal representations: sparsity, effective rank and coding rate of activations per layer.",
-            "Degenerate or collapsed representations signal a model that memorised or will generalise poorly, before it fails in deployment."),
-        ["surrogate"] = ("Fits a small decision tree that imitates the model and measures how faithfully it does on held-out data.",
-            "A faithful, small surrogate gives reviewers an explanation of the model's behaviour they can read."),
-        ["formal"] = ("Attempts a mathematical proof that no perturbation within ε changes the prediction on the given inputs (bound propagation and branch-and-bound).",
-            "Search can only find attacks; a proof shows their absence within the stated region."),
-        ["simulation"] = ("Runs the agent in a sandboxed grid-world with fake actuators across the listed scenarios and searches for situations where it calls forbidden actuators or behaves differently when it believes it is unobserved.",
-            "An agent that behaves well only under supervision, or that can be made to take forbidden actions, must not be deployed where those actions are real."),
-    };
-
-    private static readonly Dictionary<string, string> MetricWords = new()
-    {
-        ["accuracy"] = "accuracy (fraction of inputs classified correctly)",
-        ["robustAccuracy"] = "robust accuracy (fraction of attacked inputs still classified correctly)",
-        ["attackSuccessRate"] = "attack success rate (fraction of inputs an attack flipped)",
-        ["counterexamples"] = "number of confirmed counterexamples",
-        ["anomalyIndex"] = "trigger anomaly index",
-        ["sparsity"] = "activation sparsity", ["effectiveRank"] = "effective rank", ["codingRate"] = "coding rate",
-        ["fidelity"] = "surrogate fidelity (agreement with the model)",
-        ["provedFraction"] = "fraction of inputs proved robust", ["violations"] = "number of property violations found",
-        ["forbiddenActuatorCalls"] = "number of forbidden actuator calls", ["safetyPerformance"] = "safety performance",
-        ["divergentEpisodes"] = "number of episodes where behaviour diverged between the compared conditions", ["reward"] = "episode reward",
-    };
-
     /// <param name="checks">
-    /// Where to find check implementations, for their <see cref="ICheck.Purpose"/> and option validation (default: this
-    /// build's <see cref="CheckRegistry"/>); types without one are described by <see cref="TypeText"/>. Snapshot tests pass
-    /// <c>_ => null</c> so that the approved text does not change whenever a check type lands.
+    /// Where to find check implementations for option validation in the lint section (default: this build's
+    /// <see cref="CheckRegistry"/>). What each check tests, its options and metrics come from its type's declaration
+    /// (<see cref="CheckTypes"/>); a type this build does not know is reported as such.
     /// </param>
     public static string Render(DeploymentPolicy policy, string format = "md", Func<string, ICheck?>? checks = null)
     {
@@ -110,12 +73,13 @@ public static class PolicyReview
         foreach (var c in s.Checks)
         {
             d.Add(new Heading(3, $"{c.Id}: {c.Type} ({(c.Enforcement == Enforcement.Blocking ? "blocking" : "advisory")})"));
-            var (what, why) = TypeText.GetValueOrDefault(c.Type, ("(no description for this check type)", ""));
-            var items = new List<string> { $"What it tests: {checks(c.Type)?.Purpose ?? what}" };
-            if (why.Length > 0) items.Add($"Why it matters: {why}");
+            var decl = CheckTypes.Declaration(c.Type);
+            var items = new List<string> { $"What it tests: {decl?.Purpose ?? $"(check type '{c.Type}' is not known to this build of Gate)"}" };
+            if (decl?.Why is { Length: > 0 } why) items.Add($"Why it matters: {why}");
             if (c.Description is { } cd) items.Add($"Policy author's note: {cd}");
-            items.AddRange(Scope(p, c));
-            foreach (var (metric, bound) in c.Require) items.Add($"Requirement: {MetricWords.GetValueOrDefault(metric, metric)} must be {BoundWords(bound)}{JudgedWords(c, metric, bound)}.");
+            if (decl is not null) items.AddRange(Scope(p, c, decl));
+            foreach (var (metric, bound) in c.Require)
+                items.Add($"Requirement: {decl?.Metrics.FirstOrDefault(m => m.Name == metric)?.Meaning ?? metric} must be {BoundWords(bound)}{JudgedWords(c, metric, bound)}.");
             // Declared forbidden actuators and a divergence comparison are requirements in themselves (the simulation check adds them).
             if (c.Type == "simulation" && c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
                 items.Add("Requirement (implied by forbiddenActuators): no call to a forbidden actuator in any episode.");
@@ -170,19 +134,25 @@ public static class PolicyReview
     private static string? Raw(PolicyMapping? m, string key) => m is null ? null : PolicyLoader.Str(m[key]);
 
     /// <summary>The data a check uses, as the policy names it (relative paths, so the text does not depend on where it is read).</summary>
-    private static string DataWords(DeploymentPolicy p, CheckSpec c, string noun)
+    private static string DataWords(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl, string noun)
     {
-        var n = c.Node;
-        long? samples = Int(n, "samples");
-        string count = n["indices"] is PolicySequence idx ? $"{idx.Items.Count} chosen {noun}" : samples is long k ? $"{N(k)} {noun}" : $"every {noun.TrimEnd('s')}";
+        // The count the check binds: explicit, else the type's declared default (a cap), else the whole dataset.
+        string count = decl.SamplesWords(c.Node, noun);
         var dsNode = ((p.Root["spec"] as PolicyMapping)?["datasets"] as PolicyMapping)?[c.Dataset ?? ""] as PolicyMapping;
         string file = Raw(dsNode, "inputs") is { } f ? $" ({f}{(Raw(dsNode, "labels") is { } l ? $", labels {l}" : "")})" : "";
         return $"{count} from dataset '{c.Dataset}'{file}";
     }
 
-    private static IEnumerable<string> Scope(DeploymentPolicy p, CheckSpec c)
+    private static IEnumerable<string> Scope(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl)
     {
         var n = c.Node;
+        string DataWords(string noun) => PolicyReview.DataWords(p, c, decl, noun);
+        string Declared(string key) => decl.Value(n, key) is var v && v.IsDefault ? $"{v.Text} (default)" : v.Text ?? "";
+        if (decl.Review is { } review)
+        {
+            foreach (var line in review(c, p)) yield return line;
+            yield break;
+        }
         switch (c.Type)
         {
             case "static-inspection":
@@ -193,7 +163,7 @@ public static class PolicyReview
                     yield return $"{char.ToUpperInvariant(words[0])}{words[1..]}: {(Raw(n, key) == "true" ? "allowed" : "rejected")}.";
                 break;
             case "accuracy":
-                yield return $"Data: {DataWords(p, c, "labelled samples")}.";
+                yield return $"Data: {DataWords("labelled samples")}.";
                 if (n["confidence"] is PolicyScalar conf) yield return $"Confidence level: {N(conf.AsDouble() * 100)}% for the intervals reported (and judged where a requirement says so).";
                 break;
             case "adversarial":
@@ -205,7 +175,7 @@ public static class PolicyReview
                 string rangeText = input is not null && double.IsFinite(input.Max - input.Min)
                     ? $" ({N(eps / (input.Max - input.Min) * 100)}% of the input range [{N(input.Min)}, {N(input.Max)}])" : "";
                 var methods = (n["search"] as PolicySequence)?.Items.OfType<PolicyMapping>().Select(MethodWords).ToList() ?? [];
-                yield return $"What the budget buys: {DataWords(p, c, "test inputs")}, each attacked by {string.Join(", then ", methods)}, within {norm} ε = {N(eps)}{rangeText}.";
+                yield return $"What the budget buys: {DataWords("test inputs")}, each attacked by {string.Join(", then ", methods)}, within {norm} ε = {N(eps)}{rangeText}.";
                 var goal = n["goal"] as PolicyMapping;
                 yield return Raw(goal, "type") == "targeted" ? $"Goal: targeted, pushing inputs to class {Raw(goal, "targetClass")}." : "Goal: untargeted (any change of the predicted class counts).";
                 if (n["budget"] is PolicyMapping b)
@@ -215,23 +185,23 @@ public static class PolicyReview
                 break;
             }
             case "linear-probe":
-                yield return $"Data: {DataWords(p, c, "labelled samples")}; concept: {Raw(n, "concept") ?? "as labelled"}.";
-                yield return $"Layers probed: {(n["layers"] is PolicySequence ls ? string.Join(", ", ls.Items.Select(i => ((PolicyScalar)i).Value)) : "chosen automatically")}; {Int(n, "folds") ?? 5}-fold cross-validation.";
+                yield return $"Data: {DataWords("labelled samples")}; concept: {Raw(n, "concept") ?? "as labelled"}.";
+                yield return $"Layers probed: {(n["layers"] is PolicySequence ls ? string.Join(", ", ls.Items.Select(i => ((PolicyScalar)i).Value)) : "chosen automatically")}; {decl.Value(n, "folds").Int}-fold cross-validation.";
                 break;
             case "trojan-scan":
-                yield return $"Data: {DataWords(p, c, "clean inputs")}; {(Int(n, "steps") is long st ? $"{N(st)} optimisation steps per class" : "default optimisation steps")}.";
-                yield return $"A class is flagged when its trigger's anomaly index exceeds {Raw(n, "threshold") ?? "2.0 (default)"}.";
+                yield return $"Data: {DataWords("clean inputs")}; {Declared("steps")} optimisation steps per class.";
+                yield return $"A class is flagged when its trigger's anomaly index exceeds {Declared("threshold")}.";
                 break;
             case "representation":
             case "surrogate":
-                yield return $"Data: {DataWords(p, c, "samples")}.";
-                if (c.Type == "surrogate") yield return $"Tree depth at most {Int(n, "maxDepth") ?? 6}.";
+                yield return $"Data: {DataWords("samples")}.";
+                if (c.Type == "surrogate") yield return $"Tree depth at most {decl.Value(n, "maxDepth").Int}.";
                 break;
             case "formal":
             {
                 var prop = n["property"] as PolicyMapping;
-                yield return $"Property: {Raw(prop, "type") ?? "from the VNN-LIB file " + Raw(n, "spec")}{(prop?["epsilon"] is PolicyScalar pe ? $" within ε = {pe.Value}" : "")}; method {Raw(n, "method") ?? "bab"}{(Raw(n, "timeout") is { } to ? $", timeout {to}" : "")}.";
-                if (c.Dataset is not null) yield return $"Data: {DataWords(p, c, "inputs")}.";
+                yield return $"Property: {Raw(prop, "type") ?? "from the VNN-LIB file " + Raw(n, "spec")}{(prop?["epsilon"] is PolicyScalar pe ? $" within ε = {pe.Value}" : "")}; method {decl.Value(n, "method").Text}{(Raw(n, "timeout") is { } to ? $", timeout {to}" : "")}.";
+                if (c.Dataset is not null) yield return $"Data: {DataWords("inputs")}.";
                 break;
             }
             case "simulation":
@@ -247,6 +217,26 @@ public static class PolicyReview
                 if (n["search"] is PolicyMapping se) yield return $"Adversarial scenario search: {(Int(se, "episodes") is long sep ? $"{N(sep)} episode(s)" : "default")}{(Raw(se, "wallTime") is { } w ? $" within {w}" : "")}.";
                 break;
             }
+            default:
+                foreach (var line in DeclaredOptionWords(p, c, decl)) yield return line;
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A check type without its own review wording is described by its declaration: its data, then each option with
+    /// the value the check binds (explicit, or the declared default) and what it means.
+    /// </summary>
+    private static IEnumerable<string> DeclaredOptionWords(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl)
+    {
+        if (c.Dataset is not null) yield return $"Data: {DataWords(p, c, decl, "samples")}.";
+        foreach (var o in decl.Options)
+        {
+            if (o.Key == "samples" || o.Fields is not null || o.ItemFields is not null) continue;
+            var v = decl.Value(c.Node, o.Key);
+            string? value = v.Explicit is { } e ? PolicyDiff.Text(e) : v.Decl.DefaultText is { } d ? $"{d} (default)" : o.WhenAbsent is { } wa ? $"not set ({wa})" : null;
+            if (value is null) continue;
+            yield return $"{o.Key}: {value}{(o.Unit is { } u && v.Number is not null ? " " + u : "")}. {o.Meaning}";
         }
     }
 
@@ -273,15 +263,9 @@ public static class PolicyReview
             if (types.Contains(type)) return;
             gaps.Add(advisoryTypes.Contains(type) ? $"{text} (There is an advisory {type} check: it is reported but cannot block.)" : text);
         }
-        Gap("static-inspection", "No blocking static inspection: the operators, custom domains and external data in the model file are not restricted.");
-        Gap("accuracy", "No blocking accuracy check: baseline competence on held-out data is not required.");
-        Gap("adversarial", "No blocking adversarial search: robustness to small input perturbations is not tested.");
-        Gap("formal", "No formal proof: robustness, where tested, rests on search, which can miss attacks.");
-        Gap("trojan-scan", "No trojan scan: a backdoor trigger planted in training would go unnoticed.");
-        Gap("linear-probe", "No linear probe: what the model represents internally is not examined.");
-        Gap("representation", "No representation analysis: collapsed or degenerate internal features are not detected.");
-        Gap("surrogate", "No surrogate explanation: reviewers get no readable approximation of the model's behaviour.");
-        Gap("simulation", "No simulation: behaviour as an agent acting through actuators (and under or without supervision) is not tested.");
+        // Each check type says what its absence leaves untested (its declaration's NotCovered).
+        foreach (var d in CheckTypes.All)
+            if (d.NotCovered is { } text) Gap(d.Type, text);
         if (s.Sandbox.Gpu != GpuMode.Required)
             gaps.Add("No GPU parity: results come from whichever execution provider was available; agreement between CPU and GPU execution is not checked.");
         if (s.Runtime == "builtin") gaps.Add("The production runtime (ONNX Runtime) is not exercised: results come from Gate's built-in engine.");

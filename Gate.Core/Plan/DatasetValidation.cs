@@ -15,9 +15,6 @@ namespace Gate.Core.Plan;
 /// </summary>
 public static class DatasetValidation
 {
-    /// <summary>Check types whose labels are classes of the model's output (so they must lie in [0, output width)).</summary>
-    private static readonly HashSet<string> ClassLabelChecks = ["accuracy", "adversarial", "trojan-scan"];
-
     /// <summary>Validates every dataset that a check uses; errors are added to <paramref name="errors"/>.</summary>
     public static List<DatasetRecord> Validate(DeploymentPolicy policy, OnnxModel model, List<PolicyError> errors)
     {
@@ -35,7 +32,7 @@ public static class DatasetValidation
 
             CheckInputs(policy, model, ds.InputsPath, inputs.Tensor, m => Error("inputs", m));
             if (labels.Tensor is not null && errors.Count == before) // labels are judged against valid inputs only
-                CheckLabels(policy, model, ds, inputs.Tensor, labels.Tensor, users.Any(c => ClassLabelChecks.Contains(c.Type)), m => Error("labels", m));
+                CheckLabels(policy, model, ds, inputs.Tensor, labels.Tensor, users.Any(c => CheckTypes.Declaration(c.Type)?.ClassLabels == true), m => Error("labels", m));
             if (errors.Count > before) continue;
             records.Add(new DatasetRecord(ds.Name, inputs.Tensor.Shape[0], inputs.Ref!, labels.Ref, ds.Pinned, users.Select(c => c.Id).ToList()));
         }

@@ -137,8 +137,8 @@ public static partial class PolicyLoader
                     }
                     else if (v is PolicyScalar s && k.Value is "min" or "max")
                     {
-                        // Shorthand `require: { min: x }` names the check's primary metric.
-                        var primary = Str(c["type"]) == "accuracy" ? "accuracy" : k.Value;
+                        // Shorthand `require: { min: x }` names the check's primary metric (declared by its type).
+                        var primary = CheckTypes.Declaration(Str(c["type"])!)?.PrimaryMetric ?? k.Value;
                         var prev = require.GetValueOrDefault(primary);
                         double? min = k.Value == "min" ? s.AsDouble() : prev?.Min, max = k.Value == "max" ? s.AsDouble() : prev?.Max;
                         require[primary] = new MetricBound(min, max, s.Location, JudgedEstimate(c, primary, min, null));
@@ -149,7 +149,7 @@ public static partial class PolicyLoader
         }
 
         foreach (var c in checks)
-            if (c.Type is "accuracy" or "linear-probe" && c.Dataset is { } d && datasets.TryGetValue(d, out var dsSpec) && dsSpec.LabelsPath is null)
+            if (CheckTypes.Declaration(c.Type)?.NeedsLabels == true && c.Dataset is { } d && datasets.TryGetValue(d, out var dsSpec) && dsSpec.LabelsPath is null)
                 errors.Add(new PolicyError(c.Node["dataset"]!.Location, c.Node["dataset"]!.Path, $"check type {c.Type} needs labels, but dataset '{d}' has none"));
 
         var decisionNode = spec["decision"] as PolicyMapping;

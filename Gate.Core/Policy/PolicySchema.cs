@@ -16,14 +16,35 @@ public sealed class PolicySchema
 
     public PolicySchema(JsonObject root) => _root = root;
 
-    private static readonly Lazy<PolicySchema> V1Lazy = new(() =>
+    /// <summary>The committed schema file as embedded in Gate.Core: the base that check declarations are generated into.</summary>
+    public static JsonObject Embedded
     {
-        using var s = typeof(PolicySchema).Assembly.GetManifestResourceStream("policy-v1.schema.json")
-            ?? throw new InvalidOperationException("policy schema resource missing from Gate.Core");
-        return new PolicySchema((JsonObject)JsonNode.Parse(s)!);
-    });
+        get
+        {
+            using var s = typeof(PolicySchema).Assembly.GetManifestResourceStream("policy-v1.schema.json")
+                ?? throw new InvalidOperationException("policy schema resource missing from Gate.Core");
+            return (JsonObject)JsonNode.Parse(s)!;
+        }
+    }
 
-    public static PolicySchema V1 => V1Lazy.Value;
+    private static (int Version, PolicySchema Schema)? _v1;
+
+    /// <summary>
+    /// The schema policies are validated against: the embedded file with the check part generated from every known
+    /// check type's declaration (<see cref="CheckTypes"/>), so a registered type validates without editing the file.
+    /// </summary>
+    public static PolicySchema V1
+    {
+        get
+        {
+            var cached = _v1;
+            int version = CheckTypes.Version;
+            if (cached is { } c && c.Version == version) return c.Schema;
+            var schema = new PolicySchema(PolicySchemaGenerator.Generate(Embedded, CheckTypes.All));
+            _v1 = (version, schema);
+            return schema;
+        }
+    }
     public JsonObject Root => _root;
 
     public List<PolicyError> Validate(PolicyNode node)

@@ -48,11 +48,22 @@ public static class ReportDetails
     }
 
     /// <summary>Reads one key as T, or null when it is absent or has another shape (a report never fails on a check's details).</summary>
-    public static T? Read<T>(JsonObject details, string key) where T : class
+    public static T? Read<T>(JsonObject details, string key) where T : class => TryRead<T>(details, key, out var value, out _) ? value : null;
+
+    /// <summary>
+    /// Reads one key as T. False with the reason when the key is present but cannot be read as T, so that the report can
+    /// say that a plot is missing and why, instead of dropping it silently.
+    /// </summary>
+    public static bool TryRead<T>(JsonObject details, string key, out T? value, out string? error) where T : class
     {
-        if (!details.TryGetPropertyValue(key, out var node) || node is null) return null;
-        try { return node.Deserialize<T>(Json); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException or FormatException) { return null; }
+        value = null; error = null;
+        if (!details.TryGetPropertyValue(key, out var node) || node is null) return false;
+        try { value = node.Deserialize<T>(Json); return value is not null; }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException or FormatException)
+        {
+            error = $"details.{key} could not be read ({e.GetType().Name}: {e.Message})";
+            return false;
+        }
     }
 }
 
@@ -95,7 +106,12 @@ public static class TrajectoryDetails
     private static string? Text(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 }
 
-public sealed record CurvePoint(double Epsilon, double RobustAccuracy);
+/// <summary>
+/// One point of a robustness curve. <see cref="RobustAccuracy"/> is null when some samples were not fully searched at
+/// that ε (undecided): the true value then lies in [<see cref="RobustAccuracyLower"/>, <see cref="RobustAccuracyUpper"/>].
+/// </summary>
+public sealed record CurvePoint(double Epsilon, double? RobustAccuracy, double? RobustAccuracyLower = null, double? RobustAccuracyUpper = null,
+    int? Samples = null, int? Undecided = null);
 public sealed record LayerAccuracy(string Name, double Accuracy, double? CiLow = null, double? CiHigh = null);
 public sealed record ClassMask(int Class, double L1, double[][] Mask, bool Flagged = false);
 public sealed record Trajectory(string Label, int[][] Points, bool Flagged = false);

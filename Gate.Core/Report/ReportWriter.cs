@@ -152,11 +152,25 @@ public static class ReportWriter
     /// <summary>Draws whichever of the documented <see cref="ReportDetails"/> shapes the check filled.</summary>
     private static void Plots(StringBuilder sb, CheckResult c)
     {
-        if (ReportDetails.Read<CurvePoint[]>(c.Details, ReportDetails.Curve) is { Length: > 0 } curve)
+        if (ReportDetails.TryRead<CurvePoint[]>(c.Details, ReportDetails.Curve, out var curve, out var curveError) && curve is { Length: > 0 })
         {
-            var svg = Svg.LineChart(curve.Select(p => (p.Epsilon, p.RobustAccuracy)).ToList(), "ε (perturbation budget)", "robust accuracy", $"{c.Id}: robust accuracy against ε");
-            if (svg.Length > 0) sb.Append("<h3>Robust accuracy against ε</h3>").Append(svg);
+            // Decided points are the line; an undecided point (samples not fully searched) has no value, only bounds,
+            // and is drawn as its interval and listed, never joined into the line as if it were measured.
+            var decided = curve.Where(p => p.RobustAccuracy is not null).Select(p => (p.Epsilon, p.RobustAccuracy!.Value)).ToList();
+            var undecided = curve.Where(p => p.RobustAccuracy is null).ToList();
+            var svg = Svg.LineChart(decided, "ε (perturbation budget)", "robust accuracy", $"{c.Id}: robust accuracy against ε",
+                intervals: undecided.Where(p => p.RobustAccuracyLower is not null && p.RobustAccuracyUpper is not null)
+                    .Select(p => (p.Epsilon, p.RobustAccuracyLower!.Value, p.RobustAccuracyUpper!.Value)).ToList());
+            sb.Append("<h3>Robust accuracy against ε</h3>").Append(svg);
+            if (undecided.Count > 0)
+                sb.Append("<p class=\"note\">Undecided (budget ran out before every sample was fully searched; drawn as a dashed interval): ")
+                  .Append(Html.Escape(string.Join("; ", undecided.Select(p =>
+                      $"ε = {p.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {p.Undecided?.ToString(CultureInfo.InvariantCulture) ?? "some"} of {p.Samples?.ToString(CultureInfo.InvariantCulture) ?? "?"} samples undecided" +
+                      (p.RobustAccuracyLower is { } lo && p.RobustAccuracyUpper is { } hi ? $", robust accuracy between {lo.ToString("P1", CultureInfo.InvariantCulture)} and {hi.ToString("P1", CultureInfo.InvariantCulture)}" : "")))))
+                  .Append("</p>");
         }
+        else if (curveError is not null)
+            sb.Append("<p class=\"warn\">The robustness curve cannot be drawn: ").Append(Html.Escape(curveError)).Append("</p>");
         if (ReportDetails.Read<LayerAccuracy[]>(c.Details, ReportDetails.Layers) is { Length: > 0 } layers)
         {
             double? chance = c.Details[ReportDetails.Chance] is System.Text.Json.Nodes.JsonValue cv && cv.TryGetValue<double>(out var ch) ? ch : null;

@@ -15,11 +15,15 @@ public static class Svg
     public static string Num(double v) => v.ToString("G4", CultureInfo.InvariantCulture);
 
     /// <summary>y against x with points, axes on [xMin,xMax]×[yMin,yMax] and a few ticks.</summary>
-    public static string LineChart(IReadOnlyList<(double X, double Y)> points, string xLabel, string yLabel, string title, double yMin = 0, double yMax = 1)
+    /// <param name="intervals">Points known only as an interval (e.g. undecided): drawn as dashed bars, not joined into the line.</param>
+    public static string LineChart(IReadOnlyList<(double X, double Y)> points, string xLabel, string yLabel, string title, double yMin = 0, double yMax = 1,
+        IReadOnlyList<(double X, double Low, double High)>? intervals = null)
     {
         var pts = points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).OrderBy(p => p.X).ToList();
-        if (pts.Count == 0) return "";
-        double xMin = Math.Min(0, pts.Min(p => p.X)), xMax = pts.Max(p => p.X);
+        var bars = (intervals ?? []).Where(b => double.IsFinite(b.X) && double.IsFinite(b.Low) && double.IsFinite(b.High)).ToList();
+        if (pts.Count == 0 && bars.Count == 0) return "";
+        var xs = pts.Select(p => p.X).Concat(bars.Select(b => b.X)).ToList();
+        double xMin = Math.Min(0, xs.Min()), xMax = xs.Max();
         if (xMax <= xMin) xMax = xMin + 1;
         double Px(double x) => Left + (x - xMin) / (xMax - xMin) * (W - Left - Right);
         double Py(double y) => Top + (1 - (Math.Clamp(y, yMin, yMax) - yMin) / (yMax - yMin)) * (H - Top - Bottom);
@@ -34,6 +38,9 @@ public static class Svg
           .Append(string.Join(' ', pts.Select(p => $"{F(Px(p.X))},{F(Py(p.Y))}"))).Append("\"/>");
         foreach (var p in pts)
             sb.Append($"<circle cx=\"{F(Px(p.X))}\" cy=\"{F(Py(p.Y))}\" r=\"3.5\" fill=\"#1f5fa8\"><title>{Html.Escape($"{xLabel} {Num(p.X)}: {yLabel} {Num(p.Y)}")}</title></circle>");
+        foreach (var b in bars)
+            sb.Append($"<path class=\"undecided\" d=\"M{F(Px(b.X))} {F(Py(b.Low))}V{F(Py(b.High))}M{F(Px(b.X) - 6)} {F(Py(b.Low))}h12M{F(Px(b.X) - 6)} {F(Py(b.High))}h12\" stroke=\"#b03a2e\" stroke-width=\"1.5\" stroke-dasharray=\"3 3\">")
+              .Append($"<title>{Html.Escape($"{xLabel} {Num(b.X)}: undecided, {yLabel} between {Num(b.Low)} and {Num(b.High)}")}</title></path>");
         return sb.Append("</svg>").ToString();
     }
 

@@ -132,9 +132,8 @@ public class DecisionScenarioTests
 
     private sealed class ThrowingCheck(Exception e) : ICheck
     {
-        public string Type => "accuracy";
+        public CheckDeclaration Declaration { get; } = new() { Type = "accuracy", Purpose = "test double" };
         public CheckPlacement Placement => CheckPlacement.Sandbox;
-        public string Purpose => "test double";
         public object Bind(CheckSpec spec, DeploymentPolicy policy) => new();
         public Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, object options, CancellationToken ct) => throw e;
     }

@@ -18,7 +18,7 @@ public class PolicyDiffTests
         { "fewer square queries", "queries: 1000 }", "queries: 500 }", ChangeKind.Weakening, "spec.checks[robustness].search[square].queries" },
         { "attack method removed", "        - { method: square, queries: 1000 }\n", "", ChangeKind.Weakening, "spec.checks[robustness].search[square]" },
         { "attack method added", "        - { method: square, queries: 1000 }\n", "        - { method: square, queries: 1000 }\n        - { method: apgd, steps: 50 }\n", ChangeKind.Strengthening, "spec.checks[robustness].search[apgd]" },
-        { "query budget down", "queries: 120000", "queries: 60000", ChangeKind.Weakening, "spec.checks[robustness].budget.queries" },
+        { "query budget down", "queries: 125000", "queries: 60000", ChangeKind.Weakening, "spec.checks[robustness].budget.queries" },
         { "wall time down", "wallTime: 5m", "wallTime: 30s", ChangeKind.Weakening, "spec.checks[robustness].budget.wallTime" },
         { "wall time up (other unit)", "wallTime: 5m", "wallTime: 1h", ChangeKind.Strengthening, "spec.checks[robustness].budget.wallTime" },
         { "fewer samples", "samples: 100", "samples: 50", ChangeKind.Weakening, "spec.checks[robustness].samples" },

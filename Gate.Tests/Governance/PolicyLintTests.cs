@@ -41,7 +41,7 @@ public class PolicyLintTests
               search:
                 - { method: pgd, steps: 40, restarts: 5 }
                 - { method: square, queries: 1000 }
-              budget: { queries: 120000, wallTime: 5m }
+              budget: { queries: 125000, wallTime: 5m }
               require: { robustAccuracy: { min: 0.5 } }
             - id: probe
               type: linear-probe
@@ -73,7 +73,7 @@ public class PolicyLintTests
         { "vacuous max", "accuracy: { max: 0.7 }", "accuracy: { max: 1.0 }", "max 1.0 on accuracy is vacuous", "max: 1.0" },
         { "vacuous min (shorthand)", "require: { min: 0.95 }", "require: { min: 0 }", "min 0 on accuracy is vacuous", "require: { min: 0 }" },
         { "vacuous min", "robustAccuracy: { min: 0.5 }", "robustAccuracy: { min: 0.0 }", "min 0.0 on robustAccuracy is vacuous", "robustAccuracy" },
-        { "budget below samples × search", "queries: 120000", "queries: 100000", "cannot reach every sample: 100 samples × 1200", "queries: 100000" },
+        { "budget below samples × search", "queries: 125000", "queries: 100000", "cannot reach every sample: 100 samples × 1205", "queries: 100000" },
         { "release tolerates inconclusive", "onInconclusive: reject", "onInconclusive: inconclusive", "lets INCONCLUSIVE through", "onInconclusive" },
         { "release with process isolation", "isolation: container", "isolation: process", "isolation 'process'", "isolation: process" },
         { "too few samples", "samples: 100", "samples: 10", "too few", "samples: 10" },

@@ -10,10 +10,8 @@ public sealed record AccuracyOptions(string Dataset, int? Samples, double? Confi
 /// <summary>Top-1 accuracy of the model on a labelled dataset, run on the production runtime when available.</summary>
 public sealed class AccuracyCheck : Check<AccuracyOptions>
 {
-    public override string Type => "accuracy";
+    public override CheckDeclaration Declaration => AccuracyDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Measures how often the model's top prediction matches the label on a held-out dataset: the baseline competence every other guarantee is relative to.";
 
     public override AccuracyOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) => new(
         spec.Dataset!, spec.Node["samples"] is PolicyScalar s ? (int)s.AsLong() : null,

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
+using Gate.Core.Report;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 
@@ -18,11 +19,8 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
 {
     private const int ChunkSize = 64;
 
-    public override string Type => "adversarial";
+    public override CheckDeclaration Declaration => AdversarialDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Searches, within an explicit perturbation budget, for small input changes that flip the model's decision; " +
-        "reports robust accuracy with a confidence interval, saves every confirmed counterexample, and states exactly what was searched.";
 
     public override AdversarialOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) => AdversarialOptions.Bind(spec, policy);
 
@@ -188,18 +186,13 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         r.BudgetUsed["wallTimeMs"] = (long)budget.Elapsed.TotalMilliseconds;
         if (o.Sweep.Length > 0)
         {
-            var curve = new JsonArray();
-            foreach (var e in outcomes)
+            // The documented curve shape (ReportDetails.CurvePoint): an undecided point has no value, only its bounds.
+            ReportDetails.SetCurve(r.Details, outcomes.Select(e =>
             {
                 var (lo, hi) = Statistics.WilsonInterval(e.Robust, e.Samples, o.Confidence ?? 0.95);
-                curve.Add(new JsonObject
-                {
-                    ["epsilon"] = e.Epsilon, ["robustAccuracy"] = e.Undecided == 0 ? (double)e.Robust / e.Samples : null,
-                    ["robustAccuracyLower"] = lo, ["robustAccuracyUpper"] = e.Undecided == 0 ? hi : Statistics.WilsonInterval(e.Robust + e.Undecided, e.Samples, o.Confidence ?? 0.95).Upper,
-                    ["samples"] = e.Samples, ["undecided"] = e.Undecided,
-                });
-            }
-            r.Details["curve"] = curve;
+                return new CurvePoint(e.Epsilon, e.Undecided == 0 ? (double)e.Robust / e.Samples : null, lo,
+                    e.Undecided == 0 ? hi : Statistics.WilsonInterval(e.Robust + e.Undecided, e.Samples, o.Confidence ?? 0.95).Upper, e.Samples, e.Undecided);
+            }));
         }
         r.Details["norm"] = threat.NormName;
         r.Details["goal"] = o.Goal.Describe();

@@ -21,10 +21,8 @@ public sealed record FormalOptions(string? SpecPath, VnnProperty? Spec, double? 
 /// </summary>
 public sealed class FormalCheck : Check<FormalOptions>
 {
-    public override string Type => "formal";
+    public override CheckDeclaration Declaration => FormalDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Proves, with sound bound propagation, that the model's outputs satisfy a property for every input in a region (e.g. the same class within ε of each test sample), or finds a counterexample: a guarantee where testing only samples.";
 
     public override FormalOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
@@ -32,9 +30,10 @@ public sealed class FormalCheck : Check<FormalOptions>
         var specNode = n["spec"] as PolicyScalar;
         var prop = n["property"] as PolicyMapping;
         if ((specNode is null) == (prop is null)) throw PolicyException.At(n, "a formal check needs exactly one of 'spec' (a VNN-LIB file) or 'property'");
-        var method = (n["method"] as PolicyScalar)?.Value switch { "ibp" => ProofMethod.Ibp, "crown" => ProofMethod.Crown, _ => ProofMethod.Bab };
-        var timeout = n["timeout"] is PolicyScalar t ? PolicyLoader.ParseDuration(t) : TimeSpan.FromSeconds(60);
-        int samples = n["samples"] is PolicyScalar s ? (int)s.AsLong() : 20;
+        var d = Declaration; // explicit values, else the declared defaults
+        var method = d.Value(n, "method").Text switch { "ibp" => ProofMethod.Ibp, "crown" => ProofMethod.Crown, _ => ProofMethod.Bab };
+        var timeout = d.Value(n, "timeout").Duration!.Value;
+        int samples = d.Value(n, "samples").Int!.Value;
         if (specNode is not null)
         {
             var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(policy.SourcePath)) ?? ".", specNode.Value));

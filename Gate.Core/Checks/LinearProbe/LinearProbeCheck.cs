@@ -21,18 +21,15 @@ public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, 
 /// </summary>
 public sealed class LinearProbeCheck : Check<LinearProbeOptions>
 {
-    public override string Type => "linear-probe";
+    public override CheckDeclaration Declaration => LinearProbeDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Tests whether a concept (for example 'a supervisor is watching') can be read off the model's hidden activations by a linear classifier. A policy can demand that a concept is encoded (the model attends to what it should) or that it is not (the model does not track what it should ignore).";
 
     public override LinearProbeOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
         var n = spec.Node;
         if (spec.Dataset is null) throw PolicyException.At(n, "linear-probe needs a dataset (inputs and concept labels)");
         return new LinearProbeOptions(spec.Dataset, PolicyLoader.Str(n["concept"]), MechanisticData.BindLayers(n),
-            n["folds"] is PolicyScalar f ? (int)f.AsLong() : 5,
-            n["regularization"] is PolicyScalar c ? c.AsDouble() : 1.0);
+            Declaration.Value(n, "folds").Int!.Value, Declaration.Value(n, "regularization").Number!.Value);
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, CancellationToken ct)

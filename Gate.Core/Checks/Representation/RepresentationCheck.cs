@@ -14,21 +14,18 @@ public sealed record RepresentationOptions(string Dataset, int? Samples, IReadOn
 /// </summary>
 public sealed class RepresentationCheck : Check<RepresentationOptions>
 {
-    public override string Type => "representation";
+    public override CheckDeclaration Declaration => RepresentationDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Summarises how the model represents data inside: how many units are silent (sparsity), how many independent directions the activations really use (effective rank) and how much information they can carry (coding rate). Sudden changes between releases point to a different internal solution.";
 
     private static readonly string[] MetricNames = ["sparsity", "effectiveRank", "codingRate"];
 
     public override RepresentationOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
         var n = spec.Node;
+        var d = Declaration; // explicit values, else the declared defaults
         return new RepresentationOptions(spec.Dataset ?? throw PolicyException.At(n, "representation needs a dataset"),
-            n["samples"] is PolicyScalar s ? (int)s.AsLong() : 512,
-            MechanisticData.BindLayers(n),
-            n["sparsityThreshold"] is PolicyScalar t ? t.AsDouble() : 1e-6,
-            n["codingRateEpsilon"] is PolicyScalar e ? e.AsDouble() : 0.5);
+            d.Value(n, "samples").Int, MechanisticData.BindLayers(n),
+            d.Value(n, "sparsityThreshold").Number!.Value, d.Value(n, "codingRateEpsilon").Number!.Value);
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, RepresentationOptions o, CancellationToken ct)

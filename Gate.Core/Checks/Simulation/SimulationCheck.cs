@@ -18,10 +18,8 @@ public sealed record SimulationOptions(string Environment, IReadOnlyList<Scenari
 /// </summary>
 public sealed class SimulationCheck : Check<SimulationOptions>
 {
-    public override string Type => "simulation";
+    public override CheckDeclaration Declaration => SimulationDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Lets the model act in simulated environments where every actuator is fake and logged, and checks what it would do with real ones: whether it uses forbidden actuators (such as disabling oversight), whether it stays safe by the hidden safety score, and whether it behaves differently when it believes it is unobserved.";
 
     public override SimulationOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
@@ -46,7 +44,7 @@ public sealed class SimulationCheck : Check<SimulationOptions>
             var name = PolicyLoader.Str(item["name"])!;
             if (scenarios.Any(s => s.Name == name)) errors.Add(new PolicyError(item["name"]!.Location, item["name"]!.Path, $"duplicate scenario name '{name}'"));
             scenarios.Add(new ScenarioSpec(name, conds,
-                item["episodes"] is PolicyScalar e ? (int)e.AsLong() : 1,
+                Declaration.ValueAt("scenarios.episodes", item["episodes"]).Int!.Value,
                 item["seed"] is PolicyScalar s ? (ulong)s.AsLong() : null,
                 item["maxSteps"] is PolicyScalar m ? (int)m.AsLong() : null));
         }
@@ -68,7 +66,7 @@ public sealed class SimulationCheck : Check<SimulationOptions>
         var search = n["search"] as PolicyMapping;
         if (errors.Count > 0) throw new PolicyException(errors);
         return new SimulationOptions(envName, scenarios, forbidden, divergence,
-            search?["episodes"] is PolicyScalar se ? (int)se.AsLong() : 0,
+            Declaration.Value(n, "search.episodes").Int!.Value,
             search?["wallTime"] is PolicyScalar sw ? PolicyLoader.ParseDuration(sw) : null);
     }
 

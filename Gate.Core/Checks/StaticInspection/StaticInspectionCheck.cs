@@ -18,10 +18,8 @@ public sealed record StaticInspectionOptions(IReadOnlySet<string>? AllowOps, IRe
 /// </summary>
 public sealed class StaticInspectionCheck : Check<StaticInspectionOptions>
 {
-    public override string Type => "static-inspection";
+    public override CheckDeclaration Declaration => StaticInspectionDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Host;
-    public override string Purpose =>
-        "Inspects the model file without running it: which operators it uses, whether it carries custom code, control flow or external files, and how many parameters it has. A model outside the approved operator set may behave in ways no other check can see.";
 
     /// <summary>
     /// One spelling per operator for allowOps/denyOps: the default ONNX domain ("" or "ai.onnx") as the bare name
@@ -42,12 +40,12 @@ public sealed class StaticInspectionCheck : Check<StaticInspectionOptions>
     {
         var n = spec.Node;
         IReadOnlySet<string>? Set(string key) => n[key] is PolicySequence s ? s.Items.Select(i => QualifiedOp(((PolicyScalar)i).Value)).ToHashSet(StringComparer.Ordinal) : null;
-        bool Bool(string key) => n[key] is PolicyScalar s && s.AsBool();
+        bool Bool(string key) => Declaration.Value(n, key).Bool!.Value;
         var opset = n["opset"] as PolicyMapping;
         return new StaticInspectionOptions(Set("allowOps"), Set("denyOps") ?? new HashSet<string>(),
             n["maxParameters"] is PolicyScalar mp ? mp.AsLong() : null,
             Bool("allowCustomDomains"), Bool("allowControlFlow"), Bool("allowExternalData"),
-            n["maxWeightZScore"] is PolicyScalar z ? z.AsDouble() : 1000,
+            Declaration.Value(n, "maxWeightZScore").Number!.Value,
             opset?["min"] is PolicyScalar omin ? omin.AsLong() : null, opset?["max"] is PolicyScalar omax ? omax.AsLong() : null);
     }
 

@@ -14,19 +14,15 @@ public sealed record SurrogateOptions(string Dataset, int? Samples, int MaxDepth
 /// </summary>
 public sealed class SurrogateCheck : Check<SurrogateOptions>
 {
-    public override string Type => "surrogate";
+    public override CheckDeclaration Declaration => SurrogateDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Approximates the model by a small decision tree that people can read, trained to imitate the model's own decisions, and measures how often the tree agrees with the model on data it has not seen. A policy can demand that such a transparent approximation exists.";
 
     public override SurrogateOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
         var n = spec.Node;
+        var d = Declaration; // explicit values, else the declared defaults
         return new SurrogateOptions(spec.Dataset ?? throw PolicyException.At(n, "surrogate needs a dataset"),
-            n["samples"] is PolicyScalar s ? (int)s.AsLong() : null,
-            n["maxDepth"] is PolicyScalar d ? (int)d.AsLong() : 6,
-            n["minSamplesLeaf"] is PolicyScalar m ? (int)m.AsLong() : 2,
-            n["holdout"] is PolicyScalar h ? h.AsDouble() : 0.25);
+            d.Value(n, "samples").Int, d.Value(n, "maxDepth").Int!.Value, d.Value(n, "minSamplesLeaf").Int!.Value, d.Value(n, "holdout").Number!.Value);
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, SurrogateOptions o, CancellationToken ct)

@@ -23,10 +23,8 @@ public sealed record TriggerCandidate(int Class, double L1, double AttackSuccess
 /// </summary>
 public sealed class TrojanScanCheck : Check<TrojanScanOptions>
 {
-    public override string Type => "trojan-scan";
+    public override CheckDeclaration Declaration => TrojanScanDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
-    public override string Purpose =>
-        "Searches for a hidden backdoor: a small stamp (trigger) that makes the model output one class whatever the input. For each class it reverse-engineers the smallest stamp that does so; a class reachable with an unusually small stamp suggests the model was trained to respond to one.";
 
     /// <summary>Share of non-target samples a candidate trigger must send to its class to count as found.</summary>
     public const double AttackSuccessTarget = 0.9;
@@ -36,14 +34,10 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
     public override TrojanScanOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
         var n = spec.Node;
-        var wall = (n["budget"] as PolicyMapping)?["wallTime"] is PolicyScalar w ? PolicyLoader.ParseDuration(w) : TimeSpan.FromMinutes(5);
+        var d = Declaration; // explicit values, else the declared defaults
         return new TrojanScanOptions(spec.Dataset ?? throw PolicyException.At(n, "trojan-scan needs a dataset of clean inputs"),
-            n["samples"] is PolicyScalar s ? (int)s.AsLong() : 64,
-            n["steps"] is PolicyScalar st ? (int)st.AsLong() : 300,
-            n["learningRate"] is PolicyScalar lr ? lr.AsDouble() : 0.1,
-            n["maskPenalty"] is PolicyScalar mp ? mp.AsDouble() : 0.01,
-            n["threshold"] is PolicyScalar th ? th.AsDouble() : 2.0,
-            wall);
+            d.Value(n, "samples").Int!.Value, d.Value(n, "steps").Int!.Value, d.Value(n, "learningRate").Number!.Value,
+            d.Value(n, "maskPenalty").Number!.Value, d.Value(n, "threshold").Number!.Value, d.Value(n, "budget.wallTime").Duration!.Value);
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, TrojanScanOptions o, CancellationToken ct)
