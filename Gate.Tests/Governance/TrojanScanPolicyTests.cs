@@ -31,7 +31,9 @@ public class TrojanScanPolicyTests
     public void Lint_refuses_an_unknown_detector_with_its_location()
     {
         var r = PolicyLint.Lint(PolicyLintTests.Parse(Policy(Ensemble.Replace("mm-bd]", "abs]"))));
-        Assert.Contains(r.Errors, e => e.ToString().Contains("detectors", StringComparison.Ordinal));
+        var e = Assert.Single(r.Errors);
+        Assert.EndsWith("].detectors[2]", e.Path);
+        Assert.Contains("must be one of neural-cleanse, tabor, mm-bd; got 'abs'", e.Message);
     }
 
     [Theory]
