@@ -30,10 +30,10 @@ public class TrojanScanPolicyTests
     [Fact]
     public void Lint_refuses_an_unknown_detector_with_its_location()
     {
-        var r = PolicyLint.Lint(PolicyLintTests.Parse(Policy(Ensemble.Replace("mm-bd]", "abs]"))));
-        var e = Assert.Single(r.Errors);
-        Assert.EndsWith("].detectors[2]", e.Path);
-        Assert.Contains("must be one of neural-cleanse, tabor, mm-bd; got 'abs'", e.Message);
+        // The schema refuses it when the policy is loaded, at the item's line and column.
+        var ex = Assert.Throws<Gate.Core.Policy.PolicyException>(() => PolicyLintTests.Parse(Policy(Ensemble.Replace("mm-bd]", "abs]"))));
+        Assert.Contains("].detectors[2]: must be one of neural-cleanse, tabor, mm-bd; got 'abs'", ex.Message);
+        Assert.Contains("p.yaml:", ex.Message);
     }
 
     [Theory]
