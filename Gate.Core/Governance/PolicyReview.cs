@@ -189,9 +189,20 @@ public static class PolicyReview
                 yield return $"Layers probed: {(n["layers"] is PolicySequence ls ? string.Join(", ", ls.Items.Select(i => ((PolicyScalar)i).Value)) : "chosen automatically")}; {decl.Value(n, "folds").Int}-fold cross-validation.";
                 break;
             case "trojan-scan":
-                yield return $"Data: {DataWords("clean inputs")}; {Declared("steps")} optimisation steps per class.";
-                yield return $"A class is flagged when its trigger's anomaly index exceeds {Declared("threshold")}.";
+            {
+                var detectors = decl.Value(n, "detectors").Explicit is PolicySequence dl ? dl.Items.Select(i => ((PolicyScalar)i).Value).ToList() : Gate.Core.Checks.TrojanScan.TrojanScanCheck.DetectorNames.ToList();
+                string Threshold(string key) => Raw(n, key) is { } th ? th + " (set by the policy)" : "the calibrated threshold";
+                string NestedThreshold(string map) => (n[map] as PolicyMapping)?["threshold"] is PolicyScalar t ? t.Value : "calibrated";
+                yield return $"Detectors: {string.Join(", ", detectors)}{(n["detectors"] is null ? " (default: all)" : "")}. Data: {DataWords("clean inputs")} for the trigger searches.";
+                if (detectors.Contains(Gate.Core.Checks.TrojanScan.TrojanScanCheck.NeuralCleanse))
+                    yield return $"Neural Cleanse: {Declared("steps")} optimisation steps per class; flags when its anomaly index exceeds {Threshold("threshold")}.";
+                if (detectors.Contains(Gate.Core.Checks.TrojanScan.TrojanScanCheck.Tabor))
+                    yield return $"TABOR (smooth, compact triggers): {Declared("tabor.steps")} steps per class; threshold {NestedThreshold("tabor")}.";
+                if (detectors.Contains(Gate.Core.Checks.TrojanScan.TrojanScanCheck.MaxMargin))
+                    yield return $"MM-BD (largest margin any input can give a class, no data needed): {Declared("mmBd.starts")} starts × {Declared("mmBd.steps")} steps per class; threshold {NestedThreshold("mmBd")}.";
+                yield return $"Calibrated thresholds are set so that together the detectors flag at most {Declared("falsePositiveRate")} of clean reference models (each detector gets an equal share). The check fails only when a flagged trigger sends at least {Declared("confirmation")} of held-out inputs to its class on the production runtime; an unconfirmed flag or an exhausted budget is INCONCLUSIVE.";
                 break;
+            }
             case "representation":
             case "surrogate":
                 yield return $"Data: {DataWords("samples")}.";

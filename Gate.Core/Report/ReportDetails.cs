@@ -12,7 +12,10 @@ namespace Gate.Core.Report;
 /// <item><c>curve</c>: <c>[{ "epsilon": 0.01, "robustAccuracy": 0.93 }, …]</c> — adversarial: robust accuracy against ε.</item>
 /// <item><c>layers</c>: <c>[{ "name": "fc1", "accuracy": 0.91, "ciLow": 0.88, "ciHigh": 0.94 }, …]</c> — linear probe: accuracy per layer with its confidence interval.</item>
 /// <item><c>chance</c>: <c>0.5</c> — optional, with <c>layers</c>: the accuracy of guessing, drawn as a reference line.</item>
-/// <item><c>masks</c>: <c>[{ "class": 3, "l1": 4.2, "mask": [[0.0, 0.7, …], …], "flagged": true }, …]</c> — trojan scan: the reverse-engineered trigger mask per class (rows × columns, values in [0, 1]).</item>
+/// <item><c>masks</c>: <c>[{ "class": 3, "l1": 4.2, "mask": [[0.0, 0.7, …], …], "flagged": true }, …]</c> — trojan scan: the reverse-engineered trigger mask per class (rows × columns, values in [0, 1]).
+/// An item may name the <c>detector</c> that recovered it (trojan scans with several detectors).</item>
+/// <item><c>detectors</c>: <c>[{ "name": "mm-bd", "statistic": "…", "perClassName": "maximum margin", "perClass": [..], "score": 5.1, "threshold": 3.2,
+/// "thresholdSource": "…", "falsePositiveRate": 0.05, "suspectClass": 3, "flagged": true, "productionAttackSuccess": 0.97, … }, …]</c> — trojan scan: each detector's evidence.</item>
 /// <item><c>trajectories</c>: <c>[{ "label": "supervisor absent, ep 0", "points": [[row, col], …], "flagged": false }, …]</c> — simulation: the agent's cell per step.
 /// Instead of <c>points</c> an item may carry <c>frames</c> (the rendered board per step, rows joined by "\n", agent 'A', walls '#') as the
 /// simulation check writes them; the path is then read off the frames, <c>name</c>/<c>scenario</c> label it and a non-empty <c>note</c> flags it.</item>
@@ -25,6 +28,7 @@ public static class ReportDetails
     public const string Layers = "layers";
     public const string Chance = "chance";
     public const string Masks = "masks";
+    public const string Detectors = "detectors";
     public const string Trajectories = "trajectories";
     public const string Grid = "grid";
 
@@ -113,6 +117,8 @@ public static class TrajectoryDetails
 public sealed record CurvePoint(double Epsilon, double? RobustAccuracy, double? RobustAccuracyLower = null, double? RobustAccuracyUpper = null,
     int? Samples = null, int? Undecided = null);
 public sealed record LayerAccuracy(string Name, double Accuracy, double? CiLow = null, double? CiHigh = null);
-public sealed record ClassMask(int Class, double L1, double[][] Mask, bool Flagged = false);
+public sealed record ClassMask(int Class, double L1, double[][] Mask, bool Flagged = false, string? Detector = null);
+public sealed record DetectorEvidence(string Name, string? Statistic, string? PerClassName, double[]? PerClass, double? Score, int SuspectClass, double? Threshold,
+    string? ThresholdSource, double? FalsePositiveRate, bool Flagged, string? Exhausted, double? ProductionAttackSuccess, int ProductionSamples, string? ConfirmedWith);
 public sealed record Trajectory(string Label, int[][] Points, bool Flagged = false);
 public sealed record GridWorld(int Rows, int Cols, int[][]? Walls = null);

@@ -181,8 +181,30 @@ public static class ReportWriter
         {
             sb.Append("<h3>Reverse-engineered trigger masks per class</h3><div class=\"masks\">");
             foreach (var m in masks.Where(m => m.Mask is not null))
-                sb.Append(Svg.HeatMap(m.Mask, $"class {m.Class} · L1 {Svg.Num(m.L1)}{(m.Flagged ? " · FLAGGED" : "")}", m.Flagged));
+                sb.Append(Svg.HeatMap(m.Mask, $"{(m.Detector is null ? "" : m.Detector + " · ")}class {m.Class} · L1 {Svg.Num(m.L1)}{(m.Flagged ? " · FLAGGED" : "")}", m.Flagged));
             sb.Append("</div>");
+        }
+        if (ReportDetails.Read<DetectorEvidence[]>(c.Details, ReportDetails.Detectors) is { Length: > 0 } detectors)
+        {
+            sb.Append("<h3>Detectors</h3><table><tr><th>detector</th><th>statistic</th><th>score</th><th>threshold</th><th>false-positive rate on clean models</th><th>suspect class</th><th>production attack success</th><th>outcome</th></tr>");
+            foreach (var d in detectors)
+            {
+                string outcome = d.Exhausted is not null ? $"<span class=\"unk\">budget exhausted: {Html.Escape(d.Exhausted)}</span>"
+                    : d.Flagged ? "<span class=\"bad\">flagged</span>" : "<span class=\"ok\">below threshold</span>";
+                string Opt(double? v) => v is double x ? Svg.Num(x) : "—";
+                sb.Append($"<tr><td>{Html.Escape(d.Name)}</td><td>{Html.Escape(d.Statistic ?? "")}</td><td>{Opt(d.Score)}</td><td>{Opt(d.Threshold)} <span class=\"muted\">({Html.Escape(d.ThresholdSource ?? "")})</span></td>")
+                  .Append($"<td>{(d.FalsePositiveRate is double f ? Svg.Num(f * 100) + "%" : "—")}</td><td>{d.SuspectClass}</td>")
+                  .Append($"<td>{(d.ProductionAttackSuccess is double a ? $"{Svg.Num(a * 100)}% of {d.ProductionSamples}{(d.ConfirmedWith is null ? "" : $" ({Html.Escape(d.ConfirmedWith)} trigger)")}" : "—")}</td><td>{outcome}</td></tr>");
+            }
+            sb.Append("</table>");
+            foreach (var d in detectors.Where(d => d.PerClass is { Length: > 0 }))
+            {
+                // Bars are drawn on [0, 1]: each value relative to the largest magnitude, which the heading states.
+                double scale = d.PerClass!.Where(double.IsFinite).Select(Math.Abs).DefaultIfEmpty(0).Max();
+                if (scale <= 0) continue;
+                var svg = Svg.BarChart(d.PerClass!.Select((v, i) => ($"{i}", v / scale, (double?)null, (double?)null)).ToList(), $"{d.PerClassName ?? "statistic"} / {Svg.Num(scale)}", $"{c.Id}: {d.Name} {d.PerClassName} per class");
+                if (svg.Length > 0) sb.Append($"<h4>{Html.Escape(d.Name)}: {Html.Escape(d.PerClassName ?? "statistic")} per class (relative to the largest, {Svg.Num(scale)})</h4>").Append(svg);
+            }
         }
         if (TrajectoryDetails.Read(c.Details) is { Paths.Count: > 0 } trajectories)
         {

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.TrojanScan;
@@ -8,17 +9,39 @@ public static class TrojanScanDeclaration
     public static readonly CheckDeclaration Value = new()
     {
         Type = "trojan-scan", Rank = 38,
-        Purpose = "Searches for a hidden backdoor: a small stamp (trigger) that makes the model output one class whatever the input. For each class it reverse-engineers the smallest stamp that does so; a class reachable with an unusually small stamp suggests the model was trained to respond to one.",
+        Purpose = "Searches for a hidden backdoor: a trigger that makes the model output one class whatever the input. Several detectors look for it in different ways (the smallest stamp per class, the most compact stamp per class, the largest margin any input can give a class); each is compared with its distribution on clean reference models, and a suspected trigger is replayed on the production runtime.",
         Why = "A backdoored model behaves normally on clean data and only misbehaves when a secret trigger is present, so accuracy tests cannot find it.",
         NotCovered = "No trojan scan: a backdoor trigger planted in training would go unnoticed.",
         UsesDataset = true, NeedsDataset = true, ClassLabels = true,
         Options =
         [
+            new OptionDecl("detectors", "Which detectors run (default: all three). A detector flags when its statistic exceeds its threshold; the check fails when a flag is confirmed on the production runtime.")
+            {
+                Type = new JsonObject
+                {
+                    ["type"] = "array", ["minItems"] = 1, ["uniqueItems"] = true,
+                    ["items"] = new JsonObject { ["enum"] = new JsonArray(TrojanScanCheck.DetectorNames.Select(d => (JsonNode)d).ToArray()) },
+                },
+                Default = new JsonArray(TrojanScanCheck.DetectorNames.Select(d => (JsonNode)d).ToArray()),
+                Strength = Strength.HigherIsStronger,
+            },
             Opt.Samples("Clean inputs the triggers are optimised on (a seeded choice from the dataset).", defaultCap: 64),
-            Opt.Int("steps", "Optimisation steps per class.") with { Default = 300, Strength = Strength.HigherIsStronger, Unit = "steps" },
-            Opt.Number("learningRate", "Adam learning rate of the trigger search.", exclusiveMin: 0) with { Default = 0.1, Strength = Strength.Neutral },
-            Opt.Number("maskPenalty", "Initial weight λ of the trigger size in the loss (adapted during the search).", min: 0) with { Default = 0.01, Strength = Strength.Neutral },
-            Opt.Number("threshold", "A class whose trigger's anomaly index exceeds this is flagged.", exclusiveMin: 0) with { Default = 2.0, Strength = Strength.LowerIsStronger },
+            Opt.Int("steps", "Neural Cleanse: Adam steps per class.") with { Default = 300, Strength = Strength.HigherIsStronger, Unit = "steps" },
+            Opt.Number("learningRate", "Neural Cleanse: Adam step size.", exclusiveMin: 0) with { Default = 0.1, Strength = Strength.Neutral },
+            Opt.Number("maskPenalty", "Neural Cleanse: initial weight of the mask's L1 norm (adapted during the search).", min: 0) with { Default = 0.01, Strength = Strength.Neutral },
+            Opt.Number("threshold", "Neural Cleanse: anomaly-index threshold.", exclusiveMin: 0) with { Strength = Strength.LowerIsStronger, WhenAbsent = "the threshold calibrated on clean reference models for falsePositiveRate" },
+            Opt.Mapping("tabor", "TABOR-style search: Neural Cleanse with a smoothness (total variation) penalty on the mask.",
+                Opt.Int("steps", "Adam steps per class.") with { Default = 300, Strength = Strength.HigherIsStronger, Unit = "steps" },
+                Opt.Number("learningRate", "Adam step size.", exclusiveMin: 0) with { Default = 0.1, Strength = Strength.Neutral },
+                Opt.Number("maskPenalty", "Initial weight of the mask's L1 norm.", min: 0) with { Default = 0.01, Strength = Strength.Neutral },
+                Opt.Number("smoothness", "Weight of the mask's total variation.", min: 0) with { Default = 0.5, Strength = Strength.Neutral },
+                Opt.Number("threshold", "Anomaly-index threshold of the per-class cost.", exclusiveMin: 0) with { Strength = Strength.LowerIsStronger, WhenAbsent = "the calibrated threshold" }),
+            Opt.Mapping("mmBd", "MM-BD: data-free maximum-margin statistic per class.",
+                Opt.Int("starts", "Random starts per class.", max: 1024) with { Default = 8, Strength = Strength.HigherIsStronger },
+                Opt.Int("steps", "Ascent steps per start.") with { Default = 200, Strength = Strength.HigherIsStronger, Unit = "steps" },
+                Opt.Number("threshold", "Threshold on −log10 p of the largest margin.", exclusiveMin: 0) with { Strength = Strength.LowerIsStronger, WhenAbsent = "the calibrated threshold" }),
+            Opt.Number("falsePositiveRate", "Target share of clean models the ensemble may flag: each of k detectors gets rate/k, and its calibrated threshold is the quantile of the clean reference models' scores for that share.", exclusiveMin: 0, max: 1) with { Default = 0.1, Strength = Strength.HigherIsStronger },
+            Opt.Number("confirmation", "Share of held-out non-target inputs a flagged detector's trigger must send to its class on the production runtime for the check to fail.", exclusiveMin: 0, max: 1) with { Default = 0.75, Strength = Strength.LowerIsStronger },
             Opt.Mapping("budget", "The scan's time cap; when it runs out the check is INCONCLUSIVE, never a pass.",
                 Opt.Duration("wallTime", "Most wall-clock time.") with { Default = "5m" }),
         ],

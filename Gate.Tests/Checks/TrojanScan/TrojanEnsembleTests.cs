@@ -1,0 +1,175 @@
+using System.Text.Json.Nodes;
+using Gate.Core.Checks.TrojanScan;
+using Gate.Core.Evidence;
+using Gate.Core.Model;
+using Gate.Core.Tensors;
+using Gate.Tests.Runtime;
+using Gate.Tests.Support;
+using Xunit;
+
+namespace Gate.Tests.Checks.TrojanScan;
+
+/// <summary>
+/// The detector ensemble against ground truth: a generated MLP whose trigger is a global perturbation of the whole
+/// image (x + 0.12·s for a fixed sign pattern s, target 0; Gate.Tests/TestData/trojan/models.jsonl, made by
+/// scripts/trojan/generate.py seed 900, which the calibration seeds 0–14 do not include) must be flagged and its
+/// recovered trigger confirmed on ONNX Runtime. (The column-trigger CNN of the same seed, also committed, is a known
+/// miss of the ensemble: docs/benchmarks/mechanistic.md.)
+/// </summary>
+public sealed class TrojanEnsembleScans
+{
+    public static string GlobalModel => Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "trojan", "mlp-global-s900.onnx");
+
+    private readonly Lazy<(CheckResult Result, string EvidenceDir)> _global = new(() =>
+    {
+        OrtTestSupport.RequireOrt();
+        return MechanisticHarness.Run(OnnxModelLoader.Load(GlobalModel), MechanisticHarness.DigitsPolicy(TrojanScans.Check, runtime: "onnxruntime"));
+    });
+
+    public (CheckResult Result, string EvidenceDir) Global => _global.Value;
+}
+
+public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<TrojanEnsembleScans>
+{
+    [Fact]
+    public void Committed_global_trigger_model_has_the_documented_ground_truth()
+    {
+        var truth = File.ReadLines(Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "trojan", "models.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Single(t => (string)t["file"]! == "mlp-global-s900.onnx");
+        Assert.Equal("global", (string)truth["kind"]!);
+        Assert.Equal(0, (int)truth["triggers"]![0]!["target"]!);
+        Assert.Equal(64, truth["triggers"]![0]!["sign"]!.AsArray().Sum(row => row!.AsArray().Count));
+    }
+
+    [Fact]
+    public void Global_trigger_is_flagged_by_the_ensemble_and_confirmed_on_onnx_runtime()
+    {
+        var (r, dir) = scans.Global;
+        Assert.Equal(Verdict.Fail, r.Verdict);
+        Assert.Equal(0, (int)r.Details["flaggedClass"]!);
+        Assert.Equal("onnxruntime", r.Runtime);
+        Assert.True(r.Metrics["productionAttackSuccess"] >= TrojanScanCheck.ConfirmationTarget, $"production attack success {r.Metrics["productionAttackSuccess"]}");
+        var confirmation = File.ReadAllText(Path.Combine(dir, "trojan", "confirmation.txt"));
+        Assert.Contains("runtime onnxruntime", confirmation);
+        Assert.Contains("class 0", confirmation);
+        // The reason names the detector, its calibrated threshold and the false-positive rate that threshold implies.
+        Assert.Contains(r.Reasons, s => s.Contains("calibrated at FPR", StringComparison.Ordinal) && s.Contains("clean-model false-positive rate", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Every_detector_reports_its_statistic_per_class_threshold_and_calibrated_false_positive_rate()
+    {
+        var (r, dir) = scans.Global;
+        var detectors = r.Details["detectors"]!.AsArray();
+        Assert.Equal(TrojanScanCheck.DetectorNames, detectors.Select(d => (string)d!["name"]!));
+        foreach (var d in detectors)
+        {
+            Assert.Equal(10, d!["perClass"]!.AsArray().Count);
+            double fpr = (double)d["falsePositiveRate"]!;
+            var cal = TrojanCalibration.Embedded.Detectors[(string)d["name"]!];
+            Assert.Equal(cal.FalsePositiveRate((double)d["threshold"]!), fpr, 9);
+            Assert.InRange(fpr, 1.0 / (cal.Models + 1), 0.1);
+            Assert.Equal(fpr, r.Metrics[$"{d["name"]}.falsePositiveRate"]);
+            Assert.StartsWith("calibrated at FPR", (string)d["thresholdSource"]!);
+        }
+        // Evidence files per detector: trigger masks and patterns (.npy and .png), MM-BD's maximizers.
+        foreach (var f in new[] { "mask-class0.npy", "mask-class0.png", "tabor-mask-class0.npy", "tabor-pattern-class0.png", "mmbd-maximizer-class0.npy", "mmbd-maximizer-class0.png" })
+            Assert.True(File.Exists(Path.Combine(dir, "trojan", f)), f);
+    }
+
+    private static DetectorOutcome Outcome(string name, double score, double threshold, string? exhausted = null, double? asr = null) =>
+        new(name, "s", "v", new double[10], score, 3, threshold, "calibrated", 0.03, 30, exhausted) { ProductionAttackSuccess = asr, ProductionSamples = asr is null ? 0 : 300, ConfirmedWith = asr is null ? null : name };
+
+    [Fact]
+    public void Combined_rule_fails_only_on_a_production_confirmed_flag()
+    {
+        // Any one detector above its threshold with confirmed attack success fails the check.
+        var (v, reasons) = TrojanScanCheck.Combine([Outcome("neural-cleanse", 1, 4), Outcome("mm-bd", 9, 5, asr: 0.8)], 0.75, null, "onnxruntime");
+        Assert.Equal(Verdict.Fail, v);
+        Assert.Single(reasons);
+        Assert.Contains("mm-bd", reasons[0]);
+        // Above threshold but the trigger does not transfer on production: inconclusive, not fail and not pass.
+        Assert.Equal(Verdict.Inconclusive, TrojanScanCheck.Combine([Outcome("tabor", 9, 5, asr: 0.5)], 0.75, null, "onnxruntime").Verdict);
+        // Above threshold, no production runtime to confirm on: inconclusive.
+        Assert.Equal(Verdict.Inconclusive, TrojanScanCheck.Combine([Outcome("tabor", 9, 5)], 0.75, "withheld", null).Verdict);
+        // Confirmed attack success on a detector below its threshold does not count.
+        Assert.Equal(Verdict.Pass, TrojanScanCheck.Combine([Outcome("tabor", 4, 5, asr: 1.0), Outcome("mm-bd", 1, 5)], 0.75, null, "onnxruntime").Verdict);
+    }
+
+    [Fact]
+    public void A_detector_that_exhausts_its_budget_makes_the_scan_inconclusive_never_pass()
+    {
+        var (v, reasons) = TrojanScanCheck.Combine([Outcome("neural-cleanse", 1, 4), Outcome("mm-bd", 1, 5, exhausted: "the wall-time budget ended the margin search")], 0.75, null, "onnxruntime");
+        Assert.Equal(Verdict.Inconclusive, v);
+        Assert.Contains(reasons, s => s.StartsWith("mm-bd: the wall-time budget", StringComparison.Ordinal));
+        // An exhausted detector is never "flagged", whatever its partial score; a confirmed flag elsewhere still fails.
+        Assert.False(Outcome("mm-bd", 99, 5, exhausted: "cut").Flagged);
+        Assert.Equal(Verdict.Fail, TrojanScanCheck.Combine([Outcome("neural-cleanse", 9, 4, asr: 0.9), Outcome("mm-bd", 1, 5, exhausted: "cut")], 0.75, null, "onnxruntime").Verdict);
+    }
+
+    [Fact]
+    public void Max_margin_budget_cut_short_by_wall_time_is_inconclusive()
+    {
+        var (r, _) = MechanisticHarness.Run("digits-mlp.onnx", MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  detectors: [mm-bd]
+                  budget: { wallTime: 1ms }
+            """));
+        Assert.Equal(Verdict.Inconclusive, r.Verdict);
+        Assert.Contains("mm-bd: the wall-time budget", r.Summary);
+    }
+
+    [Fact]
+    public void Policy_chooses_the_detectors_and_their_budgets()
+    {
+        var (r, dir) = MechanisticHarness.Run("digits-mlp.onnx", MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  samples: 16
+                  detectors: [mm-bd, tabor]
+                  tabor: { steps: 20, smoothness: 1.0, threshold: 100 }
+                  mmBd: { starts: 2, steps: 15 }
+            """));
+        Assert.Equal(["mm-bd", "tabor"], r.Details["detectors"]!.AsArray().Select(d => (string)d!["name"]!));
+        Assert.False(File.Exists(Path.Combine(dir, "trojan", "mask-class0.npy")), "Neural Cleanse did not run");
+        Assert.Equal("set by the policy", (string)r.Details["detectors"]![1]!["thresholdSource"]!);
+        Assert.Equal(100, r.Metrics["tabor.threshold"]);
+        // 10 classes × 20 TABOR steps + 15 MM-BD steps.
+        Assert.Equal(10 * 20 + 15, r.BudgetUsed["steps"]);
+    }
+
+    [Fact]
+    public void Calibration_thresholds_are_conformal_quantiles_of_the_clean_scores()
+    {
+        var cal = new DetectorCalibration("x", "s", "{}", [.. Enumerable.Range(1, 19).Select(i => (double)i)]);
+        // n = 19: for α = 0.1 the threshold is the ⌈0.9·20⌉ = 18th smallest score, and it implies (1 + 1)/20.
+        Assert.Equal(18, cal.ThresholdFor(0.1));
+        Assert.Equal(0.1, cal.FalsePositiveRate(18), 12);
+        // Too few models for α: the largest score, whose honest rate 1/(n+1) is reported.
+        Assert.Equal(19, cal.ThresholdFor(0.01));
+        Assert.Equal(0.05, cal.FalsePositiveRate(19), 12);
+        // The shipped table covers every detector with the clean reference set it names.
+        var shipped = TrojanCalibration.Embedded;
+        Assert.Equal(TrojanScanCheck.DetectorNames.Order(), shipped.Detectors.Keys.Order());
+        Assert.All(shipped.Detectors.Values, d => Assert.True(d.Models >= 20, $"{d.Detector}: {d.Models} clean models"));
+        Assert.Contains("clean", shipped.ReferenceSet);
+    }
+
+    [Fact]
+    public void Max_margin_statistic_singles_out_one_exceptional_class()
+    {
+        // Q(1, x) = e^−x and Q(2, x) = (1 + x)e^−x.
+        Assert.Equal(Math.Exp(-3), TrojanStatistics.GammaQ(1, 3), 12);
+        Assert.Equal(4 * Math.Exp(-3), TrojanStatistics.GammaQ(2, 3), 12);
+        Assert.Equal(Math.Exp(-0.5), TrojanStatistics.GammaQ(1, 0.5), 12);
+        double[] even = [10, 11, 9, 10.5, 9.5, 10.2, 9.8, 10.1, 9.9, 10.3];
+        double[] outlier = [10, 11, 9, 10.5, 9.5, 10.2, 9.8, 40, 9.9, 10.3];
+        Assert.True(TrojanStatistics.MaxMarginScore(even).Score < 1.5);
+        var (score, index) = TrojanStatistics.MaxMarginScore(outlier);
+        Assert.Equal(7, index);
+        Assert.True(score > 10, $"score {score}");
+    }
+}
