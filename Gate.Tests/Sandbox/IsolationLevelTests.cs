@@ -88,10 +88,16 @@ public class IsolationLevelTests
         var policy = SandboxTestJobs.WritePolicy(dir, isolation: "container");
         var outDir = Path.Combine(dir, "out");
         var r = GateProcess.Run(["check", "--model", SandboxTestJobs.ModelPath, "--policy", policy, "--out", outDir, "--sandbox", "auto"],
-            new Dictionary<string, string> { ["DOCKER_HOST"] = "unix://" + Path.Combine(dir, "no-engine.sock") }, TimeSpan.FromMinutes(2));
+            new Dictionary<string, string>
+            {
+                ["DOCKER_HOST"] = "unix://" + Path.Combine(dir, "no-engine.sock"),
+                // No runner rootfs, so bubblewrap is out too: only the process backend is left, below the floor.
+                [Gate.Sandbox.Rootfs.RunnerRootfs.Variable] = Path.Combine(dir, "no-rootfs"),
+            }, TimeSpan.FromMinutes(2));
         Assert.True(r.ExitCode == 3, r.All);
         Assert.Contains("isolation floor 'container'", r.Stderr);
         Assert.Contains("docker:", r.Stderr);
+        Assert.Contains("bubblewrap:", r.Stderr);
         Assert.Contains("the process backend achieves only", r.Stderr);
         Assert.False(File.Exists(Path.Combine(outDir, "decision.json")));
     }

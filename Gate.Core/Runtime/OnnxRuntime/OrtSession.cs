@@ -122,6 +122,8 @@ public sealed class OrtSession : IDisposable
     /// <summary>Runs the session on named inputs and returns the named outputs (all outputs when null).</summary>
     public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputNames = null)
     {
+        // The managed API does not guard a disposed session: running one would reach freed native memory.
+        ObjectDisposedException.ThrowIf(disposed, this);
         outputNames ??= session.OutputNames;
         foreach (var name in inputs.Keys)
             if (!Inputs.Any(i => i.Name == name))
@@ -152,5 +154,11 @@ public sealed class OrtSession : IDisposable
         }
     }
 
-    public void Dispose() => session.Dispose();
+    private volatile bool disposed;
+
+    public void Dispose()
+    {
+        disposed = true;
+        session.Dispose();
+    }
 }
