@@ -36,6 +36,14 @@ public sealed class DockerFixture : IAsyncLifetime
     }
 }
 
+/// <summary>
+/// Containers are labelled with the owning process, and CLI tests now run gate in this process: run alone, so that
+/// "nothing left behind" sees only this class's containers.
+/// </summary>
+[CollectionDefinition(nameof(DockerBackendTests), DisableParallelization = true)]
+public sealed class DockerBackendCollection;
+
+[Collection(nameof(DockerBackendTests))]
 public sealed class DockerBackendTests(DockerFixture fixture) : BackendContract, IClassFixture<DockerFixture>
 {
     protected override RunnerBackend Backend => fixture.Require();
