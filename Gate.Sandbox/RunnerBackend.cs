@@ -226,6 +226,40 @@ public abstract class RunnerBackend : ISandboxBackend
     }
 
     /// <summary>Keeps the last <paramref name="max"/> characters of a stream (stderr) for the fault reason.</summary>
+    /// <summary>
+    /// Runs a runner child process to its end or the job's deadline (then kills its whole tree): stdout line by line,
+    /// stderr's tail kept, both through bounded readers, because the runner's output is untrusted and must not be able
+    /// to exhaust the host's memory. Shared by the backends that start the runner as a child (process, bubblewrap).
+    /// </summary>
+    protected static async Task<RunnerExit> RunChildAsync(System.Diagnostics.ProcessStartInfo psi, ResourceLimits limits, Action<string> stdoutLine, CancellationToken ct)
+    {
+        var stderr = new TailBuffer();
+        using var proc = new System.Diagnostics.Process { StartInfo = psi };
+        proc.Start();
+        proc.StandardInput.Close();
+        var pumps = Task.WhenAll(
+            BoundedLines.PumpAsync(proc.StandardOutput.BaseStream, stdoutLine, JobProtocol.MaxLineChars),
+            BoundedLines.PumpAsync(proc.StandardError.BaseStream, stderr.Add, JobProtocol.MaxLineChars));
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(limits.Timeout > TimeSpan.Zero ? limits.Timeout : TimeSpan.FromMinutes(10));
+        try
+        {
+            await proc.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            try { proc.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            await proc.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            return new RunnerExit(null, $"the sandbox exceeded its wall-clock deadline ({limits.Timeout}) and was killed", stderr.ToString());
+        }
+        // Last lines, but never wait long: something the runner left behind could hold the pipes open.
+        await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+        return new RunnerExit(proc.ExitCode, null, stderr.ToString());
+    }
+
     protected sealed class TailBuffer(int max = 4096)
     {
         private readonly StringBuilder _sb = new();

@@ -149,34 +149,13 @@ public sealed class BubblewrapBackend : RunnerBackend
         psi.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"; // host side: finds prlimit, setpriv, bwrap
         if (procs.Count > 0) psi.Environment["CGROUP_PROCS"] = string.Join(' ', procs);
 
-        var stderr = new TailBuffer();
-        using var proc = new System.Diagnostics.Process { StartInfo = psi };
-        proc.Start();
-        proc.StandardInput.Close();
-        var pumps = Task.WhenAll(
-            BoundedLines.PumpAsync(proc.StandardOutput.BaseStream, stdoutLine, JobProtocol.MaxLineChars),
-            BoundedLines.PumpAsync(proc.StandardError.BaseStream, stderr.Add, JobProtocol.MaxLineChars));
-
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(limits.Timeout > TimeSpan.Zero ? limits.Timeout : TimeSpan.FromMinutes(10));
-        try
-        {
-            await proc.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // bwrap runs with --die-with-parent: killing the tree takes the sandbox's own pid namespace down with it.
-            try { proc.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            await proc.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-            await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-            ct.ThrowIfCancellationRequested();
-            return new RunnerExit(null, $"the sandbox exceeded its wall-clock deadline ({limits.Timeout}) and was killed", stderr.ToString());
-        }
-        await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-        if (proc.ExitCode == 125 && procs.Count > 0 && stderr.ToString().Contains("cgroup", StringComparison.Ordinal))
-            return new RunnerExit(null, "bubblewrap: the sandbox could not join its cgroup", stderr.ToString());
+        // bwrap runs with --die-with-parent: killing the tree at the deadline takes the sandbox's own pid namespace down with it.
+        var exit = await RunChildAsync(psi, limits, stdoutLine, ct).ConfigureAwait(false);
+        if (exit.ExitCode is null) return exit;
+        if (exit.ExitCode == 125 && procs.Count > 0 && exit.StderrTail.Contains("cgroup", StringComparison.Ordinal))
+            return exit with { ExitCode = null, Fault = "bubblewrap: the sandbox could not join its cgroup" };
         if (cgroup?.OomKilled() == true)
-            return new RunnerExit(proc.ExitCode, $"the sandbox was killed for memory (OOM; limit {limits.MemoryBytes} bytes, no swap)", stderr.ToString());
-        return new RunnerExit(proc.ExitCode, null, stderr.ToString());
+            return exit with { Fault = $"the sandbox was killed for memory (OOM; limit {limits.MemoryBytes} bytes, no swap)" };
+        return exit;
     }
 }

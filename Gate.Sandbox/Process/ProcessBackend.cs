@@ -107,31 +107,6 @@ public sealed class ProcessBackend : RunnerBackend
         psi.Environment.Clear();
         foreach (var (k, v) in Environment(runner, staged, limits, faultsEnabled)) psi.Environment[k] = v;
 
-        var stderr = new TailBuffer();
-        using var proc = new System.Diagnostics.Process { StartInfo = psi };
-        proc.Start();
-        proc.StandardInput.Close();
-        // Bounded readers: the runner's output is untrusted and must not be able to exhaust the host's memory.
-        var pumps = Task.WhenAll(
-            BoundedLines.PumpAsync(proc.StandardOutput.BaseStream, stdoutLine, JobProtocol.MaxLineChars),
-            BoundedLines.PumpAsync(proc.StandardError.BaseStream, stderr.Add, JobProtocol.MaxLineChars));
-
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(limits.Timeout > TimeSpan.Zero ? limits.Timeout : TimeSpan.FromMinutes(10));
-        try
-        {
-            await proc.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            try { proc.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            await proc.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-            await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-            ct.ThrowIfCancellationRequested();
-            return new RunnerExit(null, $"the sandbox exceeded its wall-clock deadline ({limits.Timeout}) and was killed", stderr.ToString());
-        }
-        // Last lines, but never wait long: something the runner left behind could hold the pipes open.
-        await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-        return new RunnerExit(proc.ExitCode, null, stderr.ToString());
+        return await RunChildAsync(psi, limits, stdoutLine, ct).ConfigureAwait(false);
     }
 }
