@@ -55,6 +55,22 @@ public static class DTypeInfo
     public static bool IsFloating(this DType t) => t.Storage() is StorageKind.Float or StorageKind.Double;
     public static bool IsInteger(this DType t) => t.Storage() == StorageKind.Long && t != DType.Bool;
 
+    /// <summary>
+    /// One integer or bool element as ONNX raw_data (and ONNX Runtime's tensor memory) lay it out: little-endian,
+    /// <paramref name="raw"/> starting at the element. Both readers of that layout share this.
+    /// </summary>
+    public static long ReadLittleEndianInteger(this DType type, ReadOnlySpan<byte> raw) => type switch
+    {
+        DType.Int64 or DType.UInt64 => System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(raw),
+        DType.Int32 => System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(raw),
+        DType.UInt32 => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(raw),
+        DType.Int16 => System.Buffers.Binary.BinaryPrimitives.ReadInt16LittleEndian(raw),
+        DType.UInt16 => System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(raw),
+        DType.Int8 => (sbyte)raw[0],
+        DType.Bool => raw[0] != 0 ? 1 : 0,
+        _ => raw[0],
+    };
+
     public static string OnnxName(this DType t) => t switch
     {
         DType.Float32 => "float32", DType.Float64 => "float64", DType.Float16 => "float16", DType.BFloat16 => "bfloat16",

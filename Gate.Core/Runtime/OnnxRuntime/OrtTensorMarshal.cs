@@ -127,17 +127,7 @@ internal static class OrtTensorMarshal
         for (int i = 0; i < n; i++)
         {
             var s = raw.Slice(i * size, size);
-            l[i] = type switch
-            {
-                DType.Int64 or DType.UInt64 => BinaryPrimitives.ReadInt64LittleEndian(s),
-                DType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(s),
-                DType.UInt32 => BinaryPrimitives.ReadUInt32LittleEndian(s),
-                DType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(s),
-                DType.UInt16 => BinaryPrimitives.ReadUInt16LittleEndian(s),
-                DType.Int8 => (sbyte)s[0],
-                DType.Bool => s[0] != 0 ? 1 : 0,
-                _ => s[0],
-            };
+            l[i] = type.ReadLittleEndianInteger(s);
         }
         return Tensor.FromLongs(shape, l, type);
     }
