@@ -1,13 +1,11 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gate.Core.Decision;
 using Gate.Core.IO;
 using Gate.Core.Model;
 
 namespace Gate.Core.Attestation;
-
-/// <summary>Where a decision points at the model signature made beside it: the bundle file, its SHA-256, and the signed model digest.</summary>
-public sealed record ModelSignatureRef(string File, string Sha256, string ModelDigest, IReadOnlyList<string> Files);
 
 /// <summary>
 /// A model signature in the OpenSSF model-signing format (sigstore/model-transparency, predicate
@@ -69,7 +67,7 @@ public static class ModelSignature
     /// Signs the model of a finished run into <c>OUT/model.sig</c>, before decision.json is written so that the signed
     /// decision records the signature's digest. The model is loaded again: if it changed since it was judged, nothing is signed.
     /// </summary>
-    public static ModelSignatureRef WriteFor(Gate.Core.Decision.DecisionRecord record, string outDir, SigningKey key)
+    public static ModelSignatureRef WriteFor(DecisionRecord record, string outDir, SigningKey key)
     {
         var model = OnnxModelLoader.Load(record.Model.Path);
         if (model.Sha256 != record.Model.Sha256)

@@ -66,17 +66,9 @@ public static class MechanisticData
     /// <summary>A deterministic generator from a 64-bit check seed (System.Random with an int seed is stable across runs).</summary>
     public static Random Rng(ulong seed) => new(unchecked((int)(seed ^ (seed >> 32))) & int.MaxValue);
 
-    /// <summary>Fisher–Yates permutation of 0..n−1.</summary>
-    public static int[] Permutation(int n, Random rng)
-    {
-        var p = Enumerable.Range(0, n).ToArray();
-        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (p[i], p[j]) = (p[j], p[i]); }
-        return p;
-    }
-
     /// <summary>The first <paramref name="samples"/> rows of a seeded permutation (all rows, in order, when samples ≥ count).</summary>
     public static int[] ChooseRows(int count, int? samples, Random rng) =>
-        samples is int s && s < count ? Permutation(count, rng).Take(s).Order().ToArray() : Enumerable.Range(0, count).ToArray();
+        samples is int s && s < count ? Permutation.Of(count, rng).Take(s).Order().ToArray() : Enumerable.Range(0, count).ToArray();
 
     public static Tensor Rows(Tensor t, IReadOnlyList<int> rows)
     {

@@ -33,6 +33,9 @@ public sealed record SandboxInfo(string Backend, IsolationLevel Isolation, Isola
     public string? FallbackReason { get; init; }
 }
 
+/// <summary>Where a decision points at the model signature made beside it: the bundle file, its SHA-256, and the signed model digest.</summary>
+public sealed record ModelSignatureRef(string File, string Sha256, string ModelDigest, IReadOnlyList<string> Files);
+
 /// <summary>A governance approval that a trust file accepted for this exact policy digest (see <c>gate policy approve</c>).</summary>
 public sealed record ApprovalRef(string Signer, string KeyId, string PolicySha256, DateTimeOffset ApprovedAt, string? Comment,
     string File, string EnvelopeSha256);
@@ -67,7 +70,7 @@ public sealed class DecisionRecord
     public required List<CheckResult> Checks { get; init; }
     /// <summary>The OpenSSF model-signing signature written beside a signed decision (model.sig): file, its digest, the signed model digest.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public Gate.Core.Attestation.ModelSignatureRef? ModelSignature { get; set; }
+    public ModelSignatureRef? ModelSignature { get; set; }
     /// <summary>Every evidence file of every check, digested on the host: what <c>gate verify --evidence</c> re-checks.</summary>
     public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }

@@ -192,7 +192,7 @@ internal static class ExoticTensorCodec
             default:
             {
                 var a = new float[n];
-                for (int i = 0; i < n; i++) a[i] = Gate.Core.Engine.NarrowFloats.Decode(type, Code(i));
+                for (int i = 0; i < n; i++) a[i] = NarrowFloats.Decode(type, Code(i));
                 return Tensor.FromFloats(shape, a, type);
             }
         }

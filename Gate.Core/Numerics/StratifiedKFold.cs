@@ -1,5 +1,3 @@
-using Gate.Core.Checks;
-
 namespace Gate.Core.Numerics;
 
 /// <summary>
@@ -18,7 +16,7 @@ public static class StratifiedKFold
         foreach (var cls in labels.Distinct().Order())
         {
             var members = Enumerable.Range(0, labels.Count).Where(i => labels[i] == cls).ToArray();
-            var perm = MechanisticData.Permutation(members.Length, rng);
+            var perm = Permutation.Of(members.Length, rng);
             foreach (var p in perm) { fold[members[p]] = next; next = (next + 1) % k; }
         }
         return fold;

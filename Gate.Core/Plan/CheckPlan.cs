@@ -2,7 +2,6 @@ using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Model;
 using Gate.Core.Policy;
-using Gate.Core.Sandbox;
 using Gate.Core.Tensors;
 
 namespace Gate.Core.Plan;

@@ -107,7 +107,7 @@ public static partial class Npy
         if (type == DType.BFloat16) return float.IsNaN(v) || (BitConverter.SingleToUInt32Bits(v) & 0xFFFF) == 0;
         try
         {
-            float back = Gate.Core.Engine.NarrowFloats.Decode(type, Gate.Core.Engine.NarrowFloats.Encode(type, v));
+            float back = NarrowFloats.Decode(type, NarrowFloats.Encode(type, v));
             return BitConverter.SingleToInt32Bits(back) == BitConverter.SingleToInt32Bits(v) || (float.IsNaN(back) && float.IsNaN(v));
         }
         catch (ArgumentException) { return false; }

@@ -35,7 +35,7 @@ public sealed class SurrogateCheck : Check<SurrogateOptions>
         var (pred, runtime) = MechanisticData.Predict(ctx, inputs, ct);
         var x = SampleMatrix.FromTensor(inputs);
 
-        var perm = MechanisticData.Permutation(rows.Length, rng);
+        var perm = Permutation.Of(rows.Length, rng);
         int nTest = (int)Math.Round(o.Holdout * rows.Length);
         if (nTest < 1 || nTest >= rows.Length)
             return Task.FromResult(CheckResult.Inconclusive(spec, $"{rows.Length} samples cannot be split with holdout {o.Holdout}: need at least one training and one held-out sample"));

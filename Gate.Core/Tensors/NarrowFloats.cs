@@ -1,6 +1,4 @@
-using Gate.Core.Tensors;
-
-namespace Gate.Core.Engine;
+namespace Gate.Core.Tensors;
 
 /// <summary>
 /// The narrow floating formats ONNX defines (float16, bfloat16, the float8 family, float4 e2m1, e8m0): decoding
