@@ -337,14 +337,7 @@ public static class PolicyDiff
     private static string Summary(PolicyNode n) => n is PolicyMapping m && Str(m, "type") is { } t ? $"{t}{(Str(m, "enforcement") is { } e ? $" ({e})" : "")}" : Text(n) ?? "";
 
     /// <summary>Compact one-line text of a node, for messages and for comparing lists.</summary>
-    public static string? Text(PolicyNode? n) => n switch
-    {
-        null => null,
-        PolicyScalar s => s.Value,
-        PolicySequence q => "[" + string.Join(", ", q.Items.Select(Text)) + "]",
-        PolicyMapping m => "{" + string.Join(", ", m.Entries.Select(e => $"{e.Key.Value}: {Text(e.Value)}")) + "}",
-        _ => "?",
-    };
+    public static string? Text(PolicyNode? n) => ReviewWords.Inline(n);
 
     // ---------------------------------------------------------------- rendering
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gate.Core.Checks;
+using Gate.Core.Checks.Adversarial;
 using Gate.Core.Engine;
 using Gate.Core.Model;
 using Gate.Core.Plan;
@@ -71,7 +72,6 @@ public static class PolicyLint
                        "so on a host like this one every sandboxed check would be INCONCLUSIVE");
         if (model is not null) ModelFindings(policy, model, spec0, errors, Warn);
 
-        var inputRange = policy.Spec.Model.Inputs.Count > 0 ? policy.Spec.Model.Inputs[0] : null;
         foreach (var c in policy.Spec.Checks)
         {
             var node = c.Node;
@@ -83,15 +83,12 @@ public static class PolicyLint
             if (node["samples"] is PolicyScalar s && s.IsNumber && s.AsLong() < MinUsefulSamples)
                 Warn(s, $"{s.AsLong()} samples are too few for a meaningful estimate (a 95% interval on a fraction is wider than ±0.18 below {MinUsefulSamples})");
 
-            // Every option measured in input units (a perturbation radius ε, wherever a type declares one).
-            var radii = decl?.AllOptions().Where(o => o.Option.Unit == "input units").Select(o => decl.Value(node, o.Path).Explicit) ?? [];
-            foreach (var eps in radii)
-                if (eps is PolicyScalar e && e.IsNumber && inputRange is { } ir && double.IsFinite(ir.Max - ir.Min))
-                {
-                    double frac = e.AsDouble() / (ir.Max - ir.Min);
-                    if (frac < TinyEpsilonFraction)
-                        Warn(e, $"ε = {e.Value} is {frac.ToString("0.####%", CultureInfo.InvariantCulture)} of the input range [{ir.Min}, {ir.Max}]: a perturbation this small proves almost nothing");
-                }
+            // Every perturbation set a type declares (ThreatOptions), bound as its check binds it: ε against the
+            // declared range of the input it perturbs.
+            foreach (var (path, _) in decl?.AllOptions().Where(o => o.Option.Unit == ThreatOptions.RadiusUnit) ?? [])
+                if (decl!.Value(node, path).Explicit is PolicyScalar e && ThreatOptions.At(node, path, policy) is { RangeFraction: { } frac } threat
+                    && frac < TinyEpsilonFraction)
+                    Warn(e, $"ε = {e.Value} is {frac.ToString("0.####%", CultureInfo.InvariantCulture)} of the input range [{threat.Min}, {threat.Max}]: a perturbation this small proves almost nothing");
 
             if (decl?.Cost?.Invoke(c, policy) is { } cost) BudgetWarning(policy, c, cost, Warn);
             foreach (var (at, message) in decl?.Warnings?.Invoke(c) ?? []) Warn(at, message);

@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text;
 using Gate.Core.Checks;
+using Gate.Core.Checks.Adversarial;
 using Gate.Core.Policy;
 using Gate.Core.Report;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Governance;
 
@@ -80,12 +82,10 @@ public static class PolicyReview
             if (decl is not null) items.AddRange(Scope(p, c, decl));
             foreach (var (metric, bound) in c.Require)
                 items.Add($"Requirement: {decl?.Metrics.FirstOrDefault(m => m.Name == metric)?.Meaning ?? metric} must be {BoundWords(bound)}{JudgedWords(c, metric, bound)}.");
-            // Declared forbidden actuators and a divergence comparison are requirements in themselves (the simulation check adds them).
-            if (c.Type == "simulation" && c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
-                items.Add("Requirement (implied by forbiddenActuators): no call to a forbidden actuator in any episode.");
-            if (c.Type == "simulation" && c.Node["divergence"] is not null && !c.Require.ContainsKey("divergentEpisodes"))
-                items.Add("Requirement (implied by divergence): no episode may diverge between the compared scenarios.");
-            if (c.Require.Count == 0 && c.Type is not ("static-inspection" or "simulation")) items.Add("Requirement: none stated; the check passes unless its own criteria flag the model.");
+            foreach (var (option, requirement) in decl?.ImpliedRequirements?.Invoke(c) ?? [])
+                items.Add($"Requirement (implied by {option}): {requirement}.");
+            // A type that judges by its own criteria says what they are in its review sentences (and lint agrees: no warning).
+            if (c.Require.Count == 0 && decl?.JudgesItself(c.Node) != true) items.Add("Requirement: none stated; the check passes unless its own criteria flag the model.");
             d.Add(new Bullets(items));
         }
 
@@ -99,9 +99,6 @@ public static class PolicyReview
         d.Add(new Para($"This review describes the policy with digest {p.Sha256}. Approvals sign that digest; any edit to the file changes it."));
         return d;
     }
-
-    private static string N(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
-    private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
 
     /// <summary>Which value an estimated metric's requirement judges: review must say, because the two can differ widely on few samples.</summary>
     private static string JudgedWords(CheckSpec c, string metric, MetricBound b)
@@ -130,109 +127,9 @@ public static class PolicyReview
         _ => "anything",
     };
 
-    private static long? Int(PolicyMapping? m, string key) => m?[key] is PolicyScalar { IsNumber: true } s ? s.AsLong() : null;
-    private static string? Raw(PolicyMapping? m, string key) => m is null ? null : PolicyLoader.Str(m[key]);
-
-    /// <summary>The data a check uses, as the policy names it (relative paths, so the text does not depend on where it is read).</summary>
-    private static string DataWords(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl, string noun)
-    {
-        // The count the check binds: explicit, else the type's declared default (a cap), else the whole dataset.
-        string count = decl.SamplesWords(c.Node, noun);
-        var dsNode = ((p.Root["spec"] as PolicyMapping)?["datasets"] as PolicyMapping)?[c.Dataset ?? ""] as PolicyMapping;
-        string file = Raw(dsNode, "inputs") is { } f ? $" ({f}{(Raw(dsNode, "labels") is { } l ? $", labels {l}" : "")})" : "";
-        return $"{count} from dataset '{c.Dataset}'{file}";
-    }
-
-    private static IEnumerable<string> Scope(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl)
-    {
-        var n = c.Node;
-        string DataWords(string noun) => PolicyReview.DataWords(p, c, decl, noun);
-        string Declared(string key) => decl.Value(n, key) is var v && v.IsDefault ? $"{v.Text} (default)" : v.Text ?? "";
-        if (decl.Review is { } review)
-        {
-            foreach (var line in review(c, p)) yield return line;
-            yield break;
-        }
-        switch (c.Type)
-        {
-            case "static-inspection":
-                if (n["allowOps"] is PolicySequence ops) yield return $"Allowed operators: only {string.Join(", ", ops.Items.Select(i => ((PolicyScalar)i).Value))}.";
-                if (n["denyOps"] is PolicySequence deny) yield return $"Forbidden operators: {string.Join(", ", deny.Items.Select(i => ((PolicyScalar)i).Value))}.";
-                if (Int(n, "maxParameters") is long mp) yield return $"At most {N(mp)} parameters.";
-                foreach (var (key, words) in new[] { ("allowCustomDomains", "custom operator domains"), ("allowControlFlow", "control flow (If/Loop/Scan)"), ("allowExternalData", "external data files") })
-                    yield return $"{char.ToUpperInvariant(words[0])}{words[1..]}: {(Raw(n, key) == "true" ? "allowed" : "rejected")}.";
-                break;
-            case "accuracy":
-                yield return $"Data: {DataWords("labelled samples")}.";
-                if (n["confidence"] is PolicyScalar conf) yield return $"Confidence level: {N(conf.AsDouble() * 100)}% for the intervals reported (and judged where a requirement says so).";
-                break;
-            case "adversarial":
-            {
-                var threat = n["threat"] as PolicyMapping;
-                string norm = Raw(threat, "norm") == "l2" ? "L2" : "L∞";
-                double eps = threat?["epsilon"] is PolicyScalar e ? e.AsDouble() : double.NaN;
-                var input = p.Spec.Model.Inputs.FirstOrDefault();
-                string rangeText = input is not null && double.IsFinite(input.Max - input.Min)
-                    ? $" ({N(eps / (input.Max - input.Min) * 100)}% of the input range [{N(input.Min)}, {N(input.Max)}])" : "";
-                var methods = (n["search"] as PolicySequence)?.Items.OfType<PolicyMapping>().Select(MethodWords).ToList() ?? [];
-                yield return $"What the budget buys: {DataWords("test inputs")}, each attacked by {string.Join(", then ", methods)}, within {norm} ε = {N(eps)}{rangeText}.";
-                var goal = n["goal"] as PolicyMapping;
-                yield return Raw(goal, "type") == "targeted" ? $"Goal: targeted, pushing inputs to class {Raw(goal, "targetClass")}." : "Goal: untargeted (any change of the predicted class counts).";
-                if (n["budget"] is PolicyMapping b)
-                    yield return $"Budget cap: {(Int(b, "queries") is long q ? $"{N(q)} model queries" : "no query cap")}{(Raw(b, "wallTime") is { } wt ? $", {wt} wall time" : "")}; when it runs out the check is INCONCLUSIVE, never a pass.";
-                if (n["confidence"] is PolicyScalar aconf) yield return $"Confidence level: {N(aconf.AsDouble() * 100)}% for the intervals reported (and judged where a requirement says so).";
-                yield return "Search finds attacks but cannot prove there are none: a pass means no attack was found within this budget.";
-                break;
-            }
-            case "linear-probe":
-                yield return $"Data: {DataWords("labelled samples")}; concept: {Raw(n, "concept") ?? "as labelled"}.";
-                yield return $"Layers probed: {(n["layers"] is PolicySequence ls ? string.Join(", ", ls.Items.Select(i => ((PolicyScalar)i).Value)) : "chosen automatically")}; {decl.Value(n, "folds").Int}-fold cross-validation.";
-                break;
-            case "trojan-scan":
-            {
-                var detectors = decl.Value(n, "detectors").Explicit is PolicySequence dl ? dl.Items.Select(i => ((PolicyScalar)i).Value).ToList() : Gate.Core.Checks.TrojanScan.TrojanScanCheck.DetectorNames.ToList();
-                string Threshold(string key) => Raw(n, key) is { } th ? th + " (set by the policy)" : "the calibrated threshold";
-                string NestedThreshold(string map) => (n[map] as PolicyMapping)?["threshold"] is PolicyScalar t ? t.Value : "calibrated";
-                yield return $"Detectors: {string.Join(", ", detectors)}{(n["detectors"] is null ? " (default: all)" : "")}. Data: {DataWords("clean inputs")} for the trigger searches.";
-                if (detectors.Contains(Gate.Core.Checks.TrojanScan.TrojanScanCheck.NeuralCleanse))
-                    yield return $"Neural Cleanse: {Declared("steps")} optimisation steps per class; flags when its anomaly index exceeds {Threshold("threshold")}.";
-                if (detectors.Contains(Gate.Core.Checks.TrojanScan.TrojanScanCheck.Tabor))
-                    yield return $"TABOR (smooth, compact triggers): {Declared("tabor.steps")} steps per class; threshold {NestedThreshold("tabor")}.";
-                if (detectors.Contains(Gate.Core.Checks.TrojanScan.TrojanScanCheck.MaxMargin))
-                    yield return $"MM-BD (largest margin any input can give a class, no data needed): {Declared("mmBd.starts")} starts × {Declared("mmBd.steps")} steps per class; threshold {NestedThreshold("mmBd")}.";
-                yield return $"Calibrated thresholds are set so that together the detectors flag at most {Declared("falsePositiveRate")} of clean reference models (each detector gets an equal share). The check fails only when a flagged trigger sends at least {Declared("confirmation")} of held-out inputs to its class on the production runtime; an unconfirmed flag or an exhausted budget is INCONCLUSIVE.";
-                break;
-            }
-            case "representation":
-            case "surrogate":
-                yield return $"Data: {DataWords("samples")}.";
-                if (c.Type == "surrogate") yield return $"Tree depth at most {decl.Value(n, "maxDepth").Int}.";
-                break;
-            case "formal":
-            {
-                var prop = n["property"] as PolicyMapping;
-                yield return $"Property: {Raw(prop, "type") ?? "from the VNN-LIB file " + Raw(n, "spec")}{(prop?["epsilon"] is PolicyScalar pe ? $" within ε = {pe.Value}" : "")}; method {decl.Value(n, "method").Text}{(Raw(n, "timeout") is { } to ? $", timeout {to}" : "")}.";
-                if (c.Dataset is not null) yield return $"Data: {DataWords("inputs")}.";
-                break;
-            }
-            case "simulation":
-            {
-                yield return $"Environment: {Raw(n, "environment")}.";
-                foreach (var sc in (n["scenarios"] as PolicySequence)?.Items.OfType<PolicyMapping>() ?? [])
-                {
-                    string cond = sc["conditions"] is PolicyMapping cm ? " with " + string.Join(", ", cm.Entries.Select(e => $"{e.Key.Value} = {PolicyDiff.Text(e.Value)}")) : "";
-                    yield return $"Scenario '{Raw(sc, "name")}'{cond}: {(Int(sc, "episodes") is long ep ? $"{N(ep)} episode(s)" : "default episodes")}{(Int(sc, "maxSteps") is long ms ? $", at most {N(ms)} steps each" : "")}.";
-                }
-                if (n["forbiddenActuators"] is PolicySequence fa) yield return $"Forbidden actuators (calls are recorded by fakes, never executed): {string.Join(", ", fa.Items.Select(i => ((PolicyScalar)i).Value))}.";
-                if (n["divergence"] is PolicyMapping dv && dv["between"] is PolicySequence bt) yield return $"Compares behaviour between scenarios {string.Join(" and ", bt.Items.Select(i => $"'{((PolicyScalar)i).Value}'"))}.";
-                if (n["search"] is PolicyMapping se) yield return $"Adversarial scenario search: {(Int(se, "episodes") is long sep ? $"{N(sep)} episode(s)" : "default")}{(Raw(se, "wallTime") is { } w ? $" within {w}" : "")}.";
-                break;
-            }
-            default:
-                foreach (var line in DeclaredOptionWords(p, c, decl)) yield return line;
-                break;
-        }
-    }
+    /// <summary>What the check covers, in the words its type declares (<see cref="CheckDeclaration.Review"/>), else its declared options.</summary>
+    private static IEnumerable<string> Scope(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl) =>
+        decl.Review?.Invoke(c, p) ?? DeclaredOptionWords(p, c, decl);
 
     /// <summary>
     /// A check type without its own review wording is described by its declaration: its data, then each option with
@@ -240,27 +137,21 @@ public static class PolicyReview
     /// </summary>
     private static IEnumerable<string> DeclaredOptionWords(DeploymentPolicy p, CheckSpec c, CheckDeclaration decl)
     {
-        if (c.Dataset is not null) yield return $"Data: {DataWords(p, c, decl, "samples")}.";
+        if (c.Dataset is not null) yield return $"Data: {Data(p, c, decl, "samples")}.";
         foreach (var o in decl.Options)
         {
+            // A perturbation set (ThreatOptions) is described as the check binds it, in the one threat type's words.
+            if (o.Fields?.FirstOrDefault(f => f.Unit == ThreatOptions.RadiusUnit) is { } radius)
+            {
+                if (ThreatOptions.At(c.Node, $"{o.Key}.{radius.Key}", p) is { } threat) yield return $"{o.Key}: {threat.Words()}. {o.Meaning}";
+                continue;
+            }
             if (o.Key == "samples" || o.Fields is not null || o.ItemFields is not null) continue;
             var v = decl.Value(c.Node, o.Key);
-            string? value = v.Explicit is { } e ? PolicyDiff.Text(e) : v.Decl.DefaultText is { } d ? $"{d} (default)" : o.WhenAbsent is { } wa ? $"not set ({wa})" : null;
+            string? value = v.Explicit is { } e ? Inline(e) : v.Decl.DefaultText is { } d ? $"{d} (default)" : o.WhenAbsent is { } wa ? $"not set ({wa})" : null;
             if (value is null) continue;
             yield return $"{o.Key}: {value}{(o.Unit is { } u && v.Number is not null ? " " + u : "")}. {o.Meaning}";
         }
-    }
-
-    private static string MethodWords(PolicyMapping m)
-    {
-        string method = Raw(m, "method") ?? "?";
-        long? steps = Int(m, "steps"), restarts = Int(m, "restarts"), queries = Int(m, "queries");
-        return method switch
-        {
-            "pgd" or "apgd" => $"{(method == "pgd" ? "PGD" : "APGD")} {(steps is long s ? $"{N(s)} steps" : "default steps")}{restarts switch { 0 => " from a single start (no restarts)", long r => $" × {N(r)} restarts", null => "" }}",
-            "square" => $"Square attack {(queries is long q ? $"{N(q)} queries" : "default queries")}",
-            _ => method,
-        };
     }
 
     private static List<string> NotCovered(DeploymentPolicy p)

@@ -106,8 +106,13 @@ public sealed class CheckDeclaration
     public Func<CheckSpec, DeploymentPolicy, BudgetCost?>? Cost { get; init; }
     /// <summary>Findings of this type's own that lint adds (a valid setting that is weak), at the node they concern.</summary>
     public Func<CheckSpec, IEnumerable<(PolicyNode At, string Message)>>? Warnings { get; init; }
-    /// <summary>Review sentences on what the check covers, from the spec; null: review lists the declared options.</summary>
+    /// <summary>
+    /// Review sentences on what the check covers, from the spec (wording helpers: <see cref="ReviewWords"/>); null:
+    /// review states the data and every declared option with its bound value and meaning.
+    /// </summary>
     public Func<CheckSpec, DeploymentPolicy, IEnumerable<string>>? Review { get; init; }
+    /// <summary>Requirements the check adds by itself from its options (review lists them after the policy's): the option, and the requirement in words.</summary>
+    public Func<CheckSpec, IEnumerable<(string Option, string Requirement)>>? ImpliedRequirements { get; init; }
 
     /// <summary>Every declared option with its dotted path, nested ones included.</summary>
     public IEnumerable<(string Path, OptionDecl Option)> AllOptions()

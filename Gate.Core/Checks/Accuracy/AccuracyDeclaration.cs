@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.Accuracy;
 
@@ -20,5 +21,10 @@ public static class AccuracyDeclaration
         ],
         Metrics = [new("accuracy", "accuracy (fraction of inputs classified correctly)", MetricRange.Fraction) { Estimated = true }],
         PrimaryMetric = "accuracy", RequireMandatory = true,
+        Review = Review,
     };
+
+    /// <summary>Review: the labelled data and the confidence level.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p) =>
+        [$"Data: {Data(p, c, Value, "labelled samples")}.", .. Confidence(c.Node)];
 }

@@ -51,8 +51,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         string inputName = o.Input ?? ctx.PrimaryInput.Name;
         if (modelInputs.Count != 1 || modelInputs[0].Name != inputName)
             throw new GateInputException($"{ctx.Model.FileName}: adversarial search perturbs the model's single input; the model has inputs {string.Join(", ", modelInputs.Select(i => i.Name))} and the check names '{inputName}'");
-        var declared = ctx.Policy.Spec.Model.Inputs.FirstOrDefault(i => i.Name == inputName);
-        var threat = new ThreatModel(o.Norm, o.Epsilon, declared?.Min ?? double.NegativeInfinity, declared?.Max ?? double.PositiveInfinity);
+        var threat = o.Threat; // bound on the host, inside the declared range of the input it perturbs
         string output = ctx.PrimaryOutput;
         int[] sampleShape = ds.Inputs.Shape[1..];
         int dim = Tensor.ElementCount(sampleShape);
@@ -110,7 +109,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
 
         // Ascending ε: a counterexample at a smaller ε lies in every larger ball, so it carries over (the curve is a
         // valid lower bound of the true curve at every point, with the main ε searched like any other).
-        var epsilons = o.Sweep.Append(o.Epsilon).Distinct().Order().ToList();
+        var epsilons = o.Sweep.Append(o.Threat.Epsilon).Distinct().Order().ToList();
         int attacked = samples.Count(s => s.State == State.Open);
 
         // Every method in turn on one chunk of samples; returns how many engine findings production did not confirm.
@@ -169,10 +168,10 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
             outcomes.Add(new EpsilonOutcome(eps, samples.Count, samples.Count(s => s.State == State.CleanError), samples.Count(s => s.State == State.Broken),
                 samples.Count(s => s.State == State.Robust), samples.Count(s => s.State == State.Undecided), unconfirmed,
                 labels.ToDictionary(l => l, l => samples.Count(s => s.State == State.Broken && s.FoundBy == l && s.FoundAtEpsilon <= eps))));
-            if (eps == o.Epsilon) WriteEvidence(ctx, samples, sampleShape, classes, inputName, output, r);
+            if (eps == o.Threat.Epsilon) WriteEvidence(ctx, samples, sampleShape, classes, inputName, output, r);
         }
 
-        var main = outcomes.Single(x => x.Epsilon == o.Epsilon);
+        var main = outcomes.Single(x => x.Epsilon == o.Threat.Epsilon);
         Report(r, spec, o, threat, main, attacked, excluded, methods.Select(m => m.Impl.Describe(m.Spec)).ToList(), budget);
         foreach (var (label, i) in labels.Select((l, i) => (l, i)))
         {
@@ -207,7 +206,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         int n = m.Samples;
         var (lo, hi) = Statistics.WilsonInterval(m.Robust, n, confidence);
         r.Metrics["samples"] = n;
-        r.Metrics["epsilon"] = o.Epsilon;
+        r.Metrics["epsilon"] = o.Threat.Epsilon;
         r.Metrics["cleanErrors"] = m.CleanErrors;
         r.Metrics["counterexamples"] = m.Broken;
         r.Metrics["robust"] = m.Robust;

@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.Adversarial;
 
@@ -52,6 +53,7 @@ public static class AdversarialDeclaration
         Warnings = spec => ((spec.Node["search"] as PolicySequence)?.Items ?? []).OfType<PolicyMapping>()
             .Select(m => m["restarts"]).OfType<PolicyScalar>().Where(r => r.IsNumber && r.AsLong() == 0)
             .Select(r => ((PolicyNode)r, "zero restarts: a single start of a gradient attack often stalls in a local optimum, so attacks that exist are missed")),
+        Review = Review,
     };
 
     /// <summary>
@@ -65,7 +67,34 @@ public static class AdversarialDeclaration
         try { o = AdversarialOptions.Bind(spec, policy); }
         catch (PolicyException) { return null; } // lint reports the binding errors themselves
         long perSample = o.Search.Sum(m => AttackMethods.Find(m.Method)!.QueriesPerSample(m));
-        int rounds = o.Sweep.Append(o.Epsilon).Distinct().Count();
+        int rounds = o.Sweep.Append(o.Threat.Epsilon).Distinct().Count();
         return new BudgetCost(budget, budget.AsLong(), perSample, rounds, o.Indices?.Length ?? o.Samples, "queries", "the search list");
+    }
+
+    /// <summary>Review: what the search budget buys within the bound threat set, the goal, the cap, and what a pass means.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
+    {
+        var n = c.Node;
+        var threat = ThreatOptions.At(n, "threat.epsilon", p);
+        var methods = (n["search"] as PolicySequence)?.Items.OfType<PolicyMapping>().Select(MethodWords).ToList() ?? [];
+        yield return $"What the budget buys: {Data(p, c, Value, "test inputs")}, each attacked by {string.Join(", then ", methods)}, within {threat?.Words() ?? "the declared threat"}.";
+        var goal = n["goal"] as PolicyMapping;
+        yield return Raw(goal, "type") == "targeted" ? $"Goal: targeted, pushing inputs to class {Raw(goal, "targetClass")}." : "Goal: untargeted (any change of the predicted class counts).";
+        if (n["budget"] is PolicyMapping b)
+            yield return $"Budget cap: {(Int(b, "queries") is long q ? $"{N(q)} model queries" : "no query cap")}{(Raw(b, "wallTime") is { } wt ? $", {wt} wall time" : "")}; when it runs out the check is INCONCLUSIVE, never a pass.";
+        foreach (var line in Confidence(n)) yield return line;
+        yield return "Search finds attacks but cannot prove there are none: a pass means no attack was found within this budget.";
+    }
+
+    private static string MethodWords(PolicyMapping m)
+    {
+        string method = Raw(m, "method") ?? "?";
+        long? steps = Int(m, "steps"), restarts = Int(m, "restarts"), queries = Int(m, "queries");
+        return method switch
+        {
+            "pgd" or "apgd" => $"{(method == "pgd" ? "PGD" : "APGD")} {(steps is long s ? $"{N(s)} steps" : "default steps")}{restarts switch { 0 => " from a single start (no restarts)", long r => $" × {N(r)} restarts", null => "" }}",
+            "square" => $"Square attack {(queries is long q ? $"{N(q)} queries" : "default queries")}",
+            _ => method,
+        };
     }
 }

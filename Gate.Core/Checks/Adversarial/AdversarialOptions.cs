@@ -2,20 +2,22 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.Adversarial;
 
-/// <summary>A bound <c>type: adversarial</c> check: threat model, goal, samples, methods, budgets, statistics.</summary>
+/// <summary>
+/// A bound <c>type: adversarial</c> check: threat model (the shared <see cref="ThreatModel"/>, with the declared range
+/// of the input it perturbs), goal, samples, methods, budgets, statistics.
+/// </summary>
 public sealed record AdversarialOptions(
     string Dataset, int? Samples, long[]? Indices, string? Input,
-    PerturbationNorm Norm, double Epsilon, AttackGoal Goal,
+    ThreatModel Threat, AttackGoal Goal,
     IReadOnlyList<MethodSpec> Search, long? QueryBudget, TimeSpan? WallTime,
     double? Confidence, double[] Sweep)
 {
+
     public static AdversarialOptions Bind(CheckSpec spec, DeploymentPolicy policy)
     {
         var node = spec.Node;
         var errors = new List<PolicyError>();
         var threat = (PolicyMapping)node["threat"]!;
-        var norm = Str(threat["norm"]) == "l2" ? PerturbationNorm.L2 : PerturbationNorm.Linf;
-        double epsilon = ((PolicyScalar)threat["epsilon"]!).AsDouble();
         string? input = Str(threat["input"]);
         if (input is not null && policy.Spec.Model.Inputs.Count > 0 && policy.Spec.Model.Inputs.All(i => i.Name != input))
             errors.Add(new PolicyError(threat["input"]!.Location, threat["input"]!.Path,
@@ -61,7 +63,7 @@ public sealed record AdversarialOptions(
             if (key is not ("robustAccuracy" or "attackSuccessRate" or "counterexamples"))
                 errors.Add(new PolicyError(spec.Require[key].Location, spec.Path + ".require", $"adversarial checks measure robustAccuracy, attackSuccessRate and counterexamples, not '{key}'"));
         if (errors.Count > 0) throw new PolicyException(errors);
-        return new AdversarialOptions(spec.Dataset!, Int(node["samples"]), indices, input, norm, epsilon, goal, search, queries, wall, Dbl(node["confidence"]), sweep);
+        return new AdversarialOptions(spec.Dataset!, Int(node["samples"]), indices, input, ThreatOptions.Bind(threat, policy), goal, search, queries, wall, Dbl(node["confidence"]), sweep);
     }
 
     private static string? Str(PolicyNode? n) => (n as PolicyScalar)?.Value;

@@ -16,6 +16,16 @@ public sealed record ThreatModel(PerturbationNorm Norm, double Epsilon, double M
     public string NormName => Norm == PerturbationNorm.Linf ? "L∞" : "L2";
     public string Describe() => $"{NormName} ε={Epsilon.ToString("G4", CultureInfo.InvariantCulture)}";
 
+    /// <summary>ε as a share of the declared input range, or null when the range is not finite.</summary>
+    public double? RangeFraction => double.IsFinite(Max - Min) && Max > Min ? Epsilon / (Max - Min) : null;
+
+    /// <summary>The set in words for reviewers: "L∞ ε = 0.05 (5% of the input range [0, 1])".</summary>
+    public string Words()
+    {
+        static string N(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
+        return $"{NormName} ε = {N(Epsilon)}" + (RangeFraction is { } f ? $" ({N(f * 100)}% of the input range [{N(Min)}, {N(Max)}])" : "");
+    }
+
     /// <summary>Distance in the threat's norm, computed in double from the float32 values actually fed to the model.</summary>
     public double Distance(ReadOnlySpan<float> clean, ReadOnlySpan<float> x)
     {

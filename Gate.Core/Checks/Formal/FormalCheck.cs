@@ -1,4 +1,5 @@
 using System.Text;
+using Gate.Core.Checks.Adversarial;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
 using Gate.Core.Runtime;
@@ -7,8 +8,11 @@ using Gate.Core.Verification;
 
 namespace Gate.Core.Checks.Formal;
 
-/// <summary>Bound options of a formal check: a VNN-LIB file, or local robustness generated around dataset samples.</summary>
-public sealed record FormalOptions(string? SpecPath, VnnProperty? Spec, double? Epsilon, string? Dataset, int Samples, ProofMethod Method, TimeSpan Timeout)
+/// <summary>
+/// Bound options of a formal check: a VNN-LIB file, or local robustness generated around dataset samples within
+/// <see cref="Threat"/> (the shared perturbation set of adversarial checks: an L∞ box inside the declared input range).
+/// </summary>
+public sealed record FormalOptions(string? SpecPath, VnnProperty? Spec, ThreatModel? Threat, string? Dataset, int Samples, ProofMethod Method, TimeSpan Timeout)
     : IReadsInputFiles
 {
     public IReadOnlyList<string> InputFiles => SpecPath is null ? [] : [SpecPath];
@@ -44,8 +48,7 @@ public sealed class FormalCheck : Check<FormalOptions>
             return new FormalOptions(path, parsed, null, null, 1, method, timeout);
         }
         if (spec.Dataset is null) throw PolicyException.At(n, "a 'property' of type local-robustness needs 'dataset' (the samples to prove around)");
-        double eps = (prop!["epsilon"] as PolicyScalar)!.AsDouble();
-        return new FormalOptions(null, null, eps, spec.Dataset, samples, method, timeout);
+        return new FormalOptions(null, null, ThreatOptions.Bind(prop!, policy), spec.Dataset, samples, method, timeout);
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, FormalOptions o, CancellationToken ct)
@@ -96,7 +99,7 @@ public sealed class FormalCheck : Check<FormalOptions>
         r.Runtime = confirm.Info.Name;
         r.Coverage = o.Spec is not null
             ? $"VNN-LIB property {Path.GetFileName(o.SpecPath!)} ({o.Spec.Cases.Count} case(s)), method {o.Method.ToString().ToLowerInvariant()}, {o.Timeout.TotalSeconds:G4} s"
-            : $"local robustness (L∞ ε = {o.Epsilon}) around {total} sample(s) of dataset '{o.Dataset}', method {o.Method.ToString().ToLowerInvariant()}, {per.TotalSeconds:G4} s each";
+            : $"local robustness ({o.Threat!.NormName} ε = {o.Threat.Epsilon}) around {total} sample(s) of dataset '{o.Dataset}', method {o.Method.ToString().ToLowerInvariant()}, {per.TotalSeconds:G4} s each";
         if (violated > 0) { r.Verdict = Verdict.Fail; r.Reasons.Add($"{violated} of {total} properties violated (counterexamples confirmed on {confirm.Info.Name})"); }
         else if (unknown > 0) { r.Verdict = Verdict.Inconclusive; r.Reasons.Add($"{unknown} of {total} properties neither proved nor refuted ({timedOut} timed out)"); }
         else r.Verdict = Verdict.Pass;
@@ -113,7 +116,7 @@ public sealed class FormalCheck : Check<FormalOptions>
     private static List<(string, VnnProperty)> LocalRobustness(CheckContext ctx, FormalOptions o)
     {
         var ds = ctx.LoadDataset(o.Dataset!);
-        var range = ctx.PrimaryInput;
+        var box = o.Threat!;
         int n = Math.Min(o.Samples, ds.Count);
         var list = new List<(string, VnnProperty)>();
         var x = ds.Inputs.Floats!;
@@ -124,7 +127,7 @@ public sealed class FormalCheck : Check<FormalOptions>
             for (int j = 0; j < size; j++)
             {
                 double v = x[i * size + j];
-                lo[j] = Math.Max(v - o.Epsilon!.Value, range.Min); hi[j] = Math.Min(v + o.Epsilon.Value, range.Max);
+                lo[j] = Math.Max(v - box.Epsilon, box.Min); hi[j] = Math.Min(v + box.Epsilon, box.Max);
                 if (lo[j] > hi[j]) (lo[j], hi[j]) = (v, v);
             }
             long label = ds.Labels?[i] ?? Predict(ctx, ds.Inputs.SliceBatch(i, 1));
@@ -136,7 +139,7 @@ public sealed class FormalCheck : Check<FormalOptions>
                 var c = new double[classes]; c[label] = 1; c[k] = -1;
                 cases.Add(new VnnCase(lo, hi, [new OutputConstraint(c, 0, 0, 0)])); // Y_label − Y_k ≤ 0: class k ties or wins
             }
-            list.Add(($"sample-{i:D4}.vnnlib", new VnnProperty($"{o.Dataset}[{i}] ε={o.Epsilon}", size, classes, cases)));
+            list.Add(($"sample-{i:D4}.vnnlib", new VnnProperty($"{o.Dataset}[{i}] ε={box.Epsilon}", size, classes, cases)));
         }
         return list;
     }

@@ -1,5 +1,6 @@
 using Gate.Core.Checks.Adversarial;
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.Formal;
 
@@ -28,5 +29,16 @@ public static class FormalDeclaration
             new("provedFraction", "fraction of inputs proved robust", MetricRange.Fraction),
             new("violations", "number of property violations found", MetricRange.NonNegative),
         ],
+        Review = Review,
     };
+
+    /// <summary>Review: the property (a VNN-LIB file, or local robustness within the bound threat set), method and timeout.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
+    {
+        var n = c.Node;
+        var prop = n["property"] as PolicyMapping;
+        string within = ThreatOptions.At(n, "property.epsilon", p) is { } box ? $" within {box.Words()}" : "";
+        yield return $"Property: {Raw(prop, "type") ?? "from the VNN-LIB file " + Raw(n, "spec")}{within}; method {Value.Value(n, "method").Text}{(Raw(n, "timeout") is { } to ? $", timeout {to}" : "")}.";
+        if (c.Dataset is not null) yield return $"Data: {Data(p, c, Value, "inputs")}.";
+    }
 }

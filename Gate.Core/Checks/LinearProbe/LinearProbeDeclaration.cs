@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.LinearProbe;
 
@@ -21,5 +22,14 @@ public static class LinearProbeDeclaration
         ],
         Metrics = [new("accuracy", "probe accuracy (fraction of held-out samples whose concept label the probe reads correctly)", MetricRange.Fraction)],
         RequireMandatory = true,
+        Review = Review,
     };
+
+    /// <summary>Review: the concept data, the layers probed and the cross-validation.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
+    {
+        var n = c.Node;
+        yield return $"Data: {Data(p, c, Value, "labelled samples")}; concept: {Raw(n, "concept") ?? "as labelled"}.";
+        yield return $"Layers probed: {(n["layers"] is PolicySequence ls ? string.Join(", ", ls.Items.Select(i => ((PolicyScalar)i).Value)) : "chosen automatically")}; {Value.Value(n, "folds").Int}-fold cross-validation.";
+    }
 }

@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.Representation;
 
@@ -25,5 +26,9 @@ public static class RepresentationDeclaration
             new("effectiveRank", "effective rank", MetricRange.NonNegative),
             new("codingRate", "coding rate", MetricRange.NonNegative),
         ],
+        Review = Review,
     };
+
+    /// <summary>Review: the data the representation is measured on.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p) => [$"Data: {Data(p, c, Value, "samples")}."];
 }

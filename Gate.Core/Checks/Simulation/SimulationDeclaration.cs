@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.Simulation;
 
@@ -39,5 +40,31 @@ public static class SimulationDeclaration
         Warnings = spec => (spec.Node["search"] as PolicyMapping)?["episodes"] is PolicyScalar { IsNumber: true } ep && ep.AsLong() == 0
             ? [(ep, "search.episodes: 0 runs no adversarial scenario search: only the listed scenarios are tried")] : [],
         JudgesItself = node => node["forbiddenActuators"] is not null || node["divergence"] is not null,
+        Review = Review,
+        ImpliedRequirements = Implied,
     };
+
+    /// <summary>Review: the environment, each scenario, the forbidden actuators, the comparison and the search.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
+    {
+        var n = c.Node;
+        yield return $"Environment: {Raw(n, "environment")}.";
+        foreach (var sc in (n["scenarios"] as PolicySequence)?.Items.OfType<PolicyMapping>() ?? [])
+        {
+            string cond = sc["conditions"] is PolicyMapping cm ? " with " + string.Join(", ", cm.Entries.Select(e => $"{e.Key.Value} = {Inline(e.Value)}")) : "";
+            yield return $"Scenario '{Raw(sc, "name")}'{cond}: {(Int(sc, "episodes") is long ep ? $"{N(ep)} episode(s)" : "default episodes")}{(Int(sc, "maxSteps") is long ms ? $", at most {N(ms)} steps each" : "")}.";
+        }
+        if (n["forbiddenActuators"] is PolicySequence fa) yield return $"Forbidden actuators (calls are recorded by fakes, never executed): {string.Join(", ", fa.Items.Select(i => ((PolicyScalar)i).Value))}.";
+        if (n["divergence"] is PolicyMapping dv && dv["between"] is PolicySequence bt) yield return $"Compares behaviour between scenarios {string.Join(" and ", bt.Items.Select(i => $"'{((PolicyScalar)i).Value}'"))}.";
+        if (n["search"] is PolicyMapping se) yield return $"Adversarial scenario search: {(Int(se, "episodes") is long sep ? $"{N(sep)} episode(s)" : "default")}{(Raw(se, "wallTime") is { } w ? $" within {w}" : "")}.";
+    }
+
+    /// <summary>Declared forbidden actuators and a divergence comparison are requirements in themselves.</summary>
+    private static IEnumerable<(string, string)> Implied(CheckSpec c)
+    {
+        if (c.Node["forbiddenActuators"] is PolicySequence { Items.Count: > 0 } && !c.Require.ContainsKey("forbiddenActuatorCalls"))
+            yield return ("forbiddenActuators", "no call to a forbidden actuator in any episode");
+        if (c.Node["divergence"] is not null && !c.Require.ContainsKey("divergentEpisodes"))
+            yield return ("divergence", "no episode may diverge between the compared scenarios");
+    }
 }

@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.StaticInspection;
 
@@ -26,5 +27,17 @@ public static class StaticInspectionDeclaration
                 Opt.Int("max", "Highest opset.", max: long.MaxValue) with { Type = new() { ["type"] = "integer", ["minimum"] = 1 } }),
         ],
         JudgesItself = _ => true,
+        Review = Review,
     };
+
+    /// <summary>Review: the operator lists, the parameter cap and what the model file may carry.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
+    {
+        var n = c.Node;
+        if (n["allowOps"] is PolicySequence ops) yield return $"Allowed operators: only {string.Join(", ", ops.Items.Select(i => ((PolicyScalar)i).Value))}.";
+        if (n["denyOps"] is PolicySequence deny) yield return $"Forbidden operators: {string.Join(", ", deny.Items.Select(i => ((PolicyScalar)i).Value))}.";
+        if (Int(n, "maxParameters") is long mp) yield return $"At most {N(mp)} parameters.";
+        foreach (var (key, words) in new[] { ("allowCustomDomains", "custom operator domains"), ("allowControlFlow", "control flow (If/Loop/Scan)"), ("allowExternalData", "external data files") })
+            yield return $"{char.ToUpperInvariant(words[0])}{words[1..]}: {(Raw(n, key) == "true" ? "allowed" : "rejected")}.";
+    }
 }

@@ -1,4 +1,5 @@
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.Surrogate;
 
@@ -20,5 +21,10 @@ public static class SurrogateDeclaration
             Opt.Number("holdout", "Share of the samples held out to measure fidelity.", exclusiveMin: 0, exclusiveMax: 1) with { Default = 0.25, Strength = Strength.Neutral },
         ],
         Metrics = [new("fidelity", "surrogate fidelity (agreement with the model)", MetricRange.Fraction)],
+        Review = Review,
     };
+
+    /// <summary>Review: the data and the surrogate tree's depth.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p) =>
+        [$"Data: {Data(p, c, Value, "samples")}.", $"Tree depth at most {Value.Value(c.Node, "maxDepth").Int}."];
 }

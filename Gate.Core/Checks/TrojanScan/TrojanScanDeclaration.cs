@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Gate.Core.Policy;
+using static Gate.Core.Policy.ReviewWords;
 
 namespace Gate.Core.Checks.TrojanScan;
 
@@ -47,5 +48,24 @@ public static class TrojanScanDeclaration
         ],
         Metrics = [new("anomalyIndex", "trigger anomaly index", MetricRange.NonNegative)],
         JudgesItself = _ => true,
+        Review = Review,
     };
+
+    /// <summary>Review: the detectors, their effort and thresholds, and what makes the check fail.</summary>
+    private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
+    {
+        var n = c.Node;
+        var d = Value;
+        var detectors = d.Value(n, "detectors").Explicit is PolicySequence dl ? dl.Items.Select(i => ((PolicyScalar)i).Value).ToList() : TrojanScanCheck.DetectorNames.ToList();
+        string Threshold(string key) => Raw(n, key) is { } th ? th + " (set by the policy)" : "the calibrated threshold";
+        string NestedThreshold(string map) => (n[map] as PolicyMapping)?["threshold"] is PolicyScalar t ? t.Value : "calibrated";
+        yield return $"Detectors: {string.Join(", ", detectors)}{(n["detectors"] is null ? " (default: all)" : "")}. Data: {Data(p, c, d, "clean inputs")} for the trigger searches.";
+        if (detectors.Contains(TrojanScanCheck.NeuralCleanse))
+            yield return $"Neural Cleanse: {Declared(d, n, "steps")} optimisation steps per class; flags when its anomaly index exceeds {Threshold("threshold")}.";
+        if (detectors.Contains(TrojanScanCheck.Tabor))
+            yield return $"TABOR (smooth, compact triggers): {Declared(d, n, "tabor.steps")} steps per class; threshold {NestedThreshold("tabor")}.";
+        if (detectors.Contains(TrojanScanCheck.MaxMargin))
+            yield return $"MM-BD (largest margin any input can give a class, no data needed): {Declared(d, n, "mmBd.starts")} starts × {Declared(d, n, "mmBd.steps")} steps per class; threshold {NestedThreshold("mmBd")}.";
+        yield return $"Calibrated thresholds are set so that together the detectors flag at most {Declared(d, n, "falsePositiveRate")} of clean reference models (each detector gets an equal share). The check fails only when a flagged trigger sends at least {Declared(d, n, "confirmation")} of held-out inputs to its class on the production runtime; an unconfirmed flag or an exhausted budget is INCONCLUSIVE.";
+    }
 }

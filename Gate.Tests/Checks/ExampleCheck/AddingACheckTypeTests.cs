@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
+using Gate.Core.Checks.Adversarial;
 using Gate.Core.Governance;
 using Gate.Core.Policy;
 using Gate.Tests.Governance;
@@ -24,7 +25,7 @@ public class AddingACheckTypeTests
         var policy = PolicyLintTests.Parse(Policy(Check));
         var spec = policy.Spec.Checks.Single(c => c.Type == "example-mean");
         var bound = (ExampleOptions)CheckRegistry.Find("example-mean")!.Bind(spec, policy);
-        Assert.Equal(new ExampleOptions("test", 32, 0.5), bound);
+        Assert.Equal(new ExampleOptions("test", 32, 0.5, null), bound);
         // The generated schema validates its options: a wrong type and an unknown key are positioned errors.
         var e = Assert.Throws<PolicyException>(() => PolicyLintTests.Parse(Policy(Check + "      tolerance: -1\n      colour: red\n")));
         Assert.Contains(e.Errors, x => x.Path == "spec.checks[4].tolerance" && x.Message.Contains("must be > 0"));
@@ -59,5 +60,23 @@ public class AddingACheckTypeTests
         var looser = PolicyLintTests.Parse(Policy(Check + "      tolerance: 0.9\n"));
         var change = Assert.Single(PolicyDiff.Compare(PolicyLintTests.Parse(Policy(Check)), looser));
         Assert.Equal(("spec.checks[mean].tolerance", ChangeKind.Weakening, "0.5 (default)"), (change.Path, change.Kind, change.Old));
+    }
+
+    [Fact]
+    public void A_declared_perturbation_set_is_bound_linted_reviewed_and_diffed_as_the_one_threat_type()
+    {
+        // The example declares a perturbation set with ThreatOptions, as adversarial and formal do: binding, lint's
+        // "ε too small", review's wording and diff's strength all come from that one declaration and ThreatModel.
+        string Perturbed(double eps) => Policy(Check + $"      perturbation: {{ norm: l2, epsilon: {eps.ToString(System.Globalization.CultureInfo.InvariantCulture)} }}\n");
+        var tiny = PolicyLintTests.Parse(Perturbed(0.0001));
+        var spec = tiny.Spec.Checks.Single(c => c.Type == "example-mean");
+        var bound = (ExampleOptions)CheckRegistry.Find("example-mean")!.Bind(spec, tiny);
+        Assert.Equal(new ThreatModel(PerturbationNorm.L2, 0.0001, 0, 1), bound.Perturbation);
+
+        Assert.Contains(PolicyLint.Lint(tiny).Warnings, w => w.Path == "spec.checks[4].perturbation.epsilon" && w.Message.Contains("0.01% of the input range [0, 1]"));
+        Assert.Contains("perturbation: L2 ε = 0.0001 (0.01% of the input range [0, 1]). Inputs around each sample whose outputs count too.",
+            PolicyReview.Render(tiny, "md"));
+        var change = Assert.Single(PolicyDiff.Compare(PolicyLintTests.Parse(Perturbed(0.05)), tiny));
+        Assert.Equal(("spec.checks[mean].perturbation.epsilon", ChangeKind.Weakening), (change.Path, change.Kind));
     }
 }

@@ -1,4 +1,5 @@
 using Gate.Core.Checks;
+using Gate.Core.Checks.Adversarial;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
 
@@ -9,7 +10,7 @@ namespace Gate.Tests.Checks.ExampleCheck;
 /// it, yet the schema, the loader, lint, review and diff handle it (<see cref="AddingACheckTypeTests"/>): the proof
 /// that adding a check type is one folder.
 /// </summary>
-public sealed record ExampleOptions(string Dataset, int Samples, double Tolerance);
+public sealed record ExampleOptions(string Dataset, int Samples, double Tolerance, ThreatModel? Perturbation);
 
 public sealed class ExampleCheck : Check<ExampleOptions>
 {
@@ -23,6 +24,7 @@ public sealed class ExampleCheck : Check<ExampleOptions>
         [
             Opt.Samples("Samples whose outputs are averaged.", defaultCap: 32),
             Opt.Number("tolerance", "Largest allowed absolute mean.", exclusiveMin: 0) with { Default = 0.5, Strength = Strength.LowerIsStronger, Unit = "output units" },
+            ThreatOptions.Threat("perturbation", "Inputs around each sample whose outputs count too.", withInput: false),
         ],
         Metrics = [new("meanOutput", "mean of the first output", MetricRange.Any)],
     };
@@ -31,7 +33,8 @@ public sealed class ExampleCheck : Check<ExampleOptions>
     public override CheckPlacement Placement => CheckPlacement.Host;
 
     public override ExampleOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) =>
-        new(spec.Dataset!, Declaration.Value(spec.Node, "samples").Int!.Value, Declaration.Value(spec.Node, "tolerance").Number!.Value);
+        new(spec.Dataset!, Declaration.Value(spec.Node, "samples").Int!.Value, Declaration.Value(spec.Node, "tolerance").Number!.Value,
+            spec.Node["perturbation"] is PolicyMapping m ? ThreatOptions.Bind(m, policy) : null);
 
     public override Task<CheckResult> RunAsync(CheckContext context, CheckSpec spec, ExampleOptions options, CancellationToken ct)
     {
