@@ -2,6 +2,7 @@ using System.CommandLine;
 using Gate.Core;
 using Gate.Core.Policy;
 using Gate.Core.Report;
+using Gate.Core.Trust;
 using Spectre.Console;
 
 namespace Gate.Cli;
@@ -63,8 +64,11 @@ public static class Cli
             case PolicyException pe:
                 foreach (var error in pe.Errors) Console.Error.WriteLine($"error: {SafeText.Line(error.ToString())}");
                 return ExitCodes.BadInput;
+            case PolicyNotApprovedException pna:
+                Console.Error.WriteLine($"error: {SafeText.Line(pna.Message)} Approve it with: gate policy approve {SafeText.Line(pna.PolicyPath)} --key KEY.pem");
+                return ExitCodes.BadInput;
             case GateInputException gi:
-                Console.Error.WriteLine($"error: {SafeText.Line(gi.Message)}");
+                Console.Error.WriteLine($"error: {SafeText.Line(FlagOf(gi.Input) + gi.Message)}");
                 return ExitCodes.BadInput;
             case GateComponentMissingException cm:
                 Console.Error.WriteLine($"error: {SafeText.Line(cm.Message)}");
@@ -79,6 +83,14 @@ public static class Cli
                 return ExitCodes.InternalError;
         }
     }
+
+    /// <summary>The flag that supplied the value an input error is about (Gate.Core names the value, never the flag), as a message prefix.</summary>
+    private static string FlagOf(UserInput input) => input switch
+    {
+        UserInput.OutputFolder => "--out ",
+        UserInput.PolicyHistory => "--policies: ",
+        _ => "",
+    };
 
     /// <summary>Parses repeated NAME=VALUE options into a dictionary; a malformed one is a usage error.</summary>
     public static Dictionary<string, string> ParsePairs(IEnumerable<string>? items, string option)

@@ -1,4 +1,6 @@
+using Gate.Core.Attestation;
 using Gate.Core.Decision;
+using Gate.Core.Governance;
 
 namespace Gate.Cli;
 
@@ -26,4 +28,35 @@ public static class ExitCodes
 
     /// <summary>What <c>gate check --help</c> says about them.</summary>
     public const string CheckHelp = "Exit codes: 0 APPROVE, 1 REJECT, 2 INCONCLUSIVE, 3 bad input or usage, 4 internal error.";
+
+    /// <summary><c>gate verify</c>: 0 verified, else the code of the most fundamental failure (<see cref="VerifyFailure"/>'s order).</summary>
+    public static class Verify
+    {
+        public const int Verified = 0, BadSignature = 10, ModelMismatch = 11, PolicyMismatch = 12, EvidenceMismatch = 13, DecisionNotAccepted = 14;
+
+        public static int For(VerifyFailure? failure) => failure switch
+        {
+            null => Verified,
+            VerifyFailure.BadSignature => BadSignature,
+            VerifyFailure.ModelMismatch => ModelMismatch,
+            VerifyFailure.PolicyMismatch => PolicyMismatch,
+            VerifyFailure.EvidenceMismatch => EvidenceMismatch,
+            VerifyFailure.DecisionNotAccepted => DecisionNotAccepted,
+            _ => throw new ArgumentOutOfRangeException(nameof(failure), failure, "a verification failure without an exit code"),
+        };
+    }
+
+    /// <summary><c>gate policy impact</c>: 0 nothing changes, 1 some decision flips, 2 some need a re-run to tell.</summary>
+    public static class Impact
+    {
+        public const int NoChange = 0, SomeFlip = 1, SomeNeedRerun = 2;
+
+        public static int For(ImpactOutcome outcome) => outcome switch
+        {
+            ImpactOutcome.NoChange => NoChange,
+            ImpactOutcome.SomeFlip => SomeFlip,
+            ImpactOutcome.SomeNeedRerun => SomeNeedRerun,
+            _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome, "an impact outcome without an exit code"),
+        };
+    }
 }

@@ -61,7 +61,7 @@ public sealed class OutputSet : IDisposable
     public static OutputSet Open(string outDir)
     {
         var dir = Path.GetFullPath(outDir);
-        if (File.Exists(dir)) throw new GateInputException($"--out {dir}: this is a file, not a folder; name a folder (it is created if missing)");
+        if (File.Exists(dir)) throw new GateInputException($"{dir}: this is a file, not a folder; name a folder (it is created if missing)") { Input = UserInput.OutputFolder };
         bool created = !Directory.Exists(dir), lockExisted = false;
         var lockPath = Path.Combine(dir, LockFile);
         var work = Path.Combine(dir, WorkFolder);
@@ -82,8 +82,8 @@ public sealed class OutputSet : IDisposable
             catch (IOException)
             {
                 // The folder is writable (probed above), so the lock is held by a live run.
-                throw new GateInputException($"--out {dir} is in use by another gate run ({DescribeHolder(dir) ?? "it has not named itself yet"}); " +
-                    "wait for it to finish or choose another --out");
+                throw new GateInputException($"{dir} is in use by another gate run ({DescribeHolder(dir) ?? "it has not named itself yet"}); " +
+                    "wait for it to finish or choose another output folder") { Input = UserInput.OutputFolder };
             }
             // The kernel frees the lock of a run that died; its work folder tells who that was.
             string? tookOver = Directory.Exists(work) || File.Exists(work) ? DescribeHolder(dir) ?? "a gate run that left no details" : null;
@@ -98,7 +98,7 @@ public sealed class OutputSet : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new GateInputException($"--out {dir}: {e.Message}");
+            throw new GateInputException($"{dir}: {e.Message}") { Input = UserInput.OutputFolder };
         }
         finally
         {
@@ -131,7 +131,7 @@ public sealed class OutputSet : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new GateInputException($"--out {OutDir}: cannot write the outputs ({e.Message}); nothing from this run was placed there");
+            throw new GateInputException($"{OutDir}: cannot write the outputs ({e.Message}); nothing from this run was placed there") { Input = UserInput.OutputFolder };
         }
         try
         {
@@ -145,7 +145,7 @@ public sealed class OutputSet : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             ClearOwned(OutDir, gateFolder: true);
-            throw new GateInputException($"--out {OutDir}: cannot place the outputs ({e.Message}); nothing from this run was left there");
+            throw new GateInputException($"{OutDir}: cannot place the outputs ({e.Message}); nothing from this run was left there") { Input = UserInput.OutputFolder };
         }
         _committed = true;
         string At(string name) => Path.Combine(OutDir, name);
@@ -178,13 +178,13 @@ public sealed class OutputSet : IDisposable
     {
         var evidence = Path.Combine(dir, EvidenceFolder);
         if (!gateFolder && Directory.Exists(evidence) && new DirectoryInfo(evidence).LinkTarget is null && Directory.EnumerateFileSystemEntries(evidence).Any())
-            throw new GateInputException($"--out {dir}: it holds a folder '{EvidenceFolder}' that no gate run wrote (there is no {LockFile}); " +
-                "gate replaces that folder on every run and will not delete one it did not write: move it away or choose another --out");
+            throw new GateInputException($"{dir}: it holds a folder '{EvidenceFolder}' that no gate run wrote (there is no {LockFile}); " +
+                "gate replaces that folder on every run and will not delete one it did not write: move it away or choose another output folder") { Input = UserInput.OutputFolder };
         foreach (var name in OwnedNames)
         {
             var path = Path.Combine(dir, name);
             if (name != EvidenceFolder && Directory.Exists(path) && new DirectoryInfo(path).LinkTarget is null)
-                throw new GateInputException($"--out {dir}: '{name}' is a folder, but gate writes a file of that name there: move it away or choose another --out");
+                throw new GateInputException($"{dir}: '{name}' is a folder, but gate writes a file of that name there: move it away or choose another output folder") { Input = UserInput.OutputFolder };
             DeleteEntry(path);
         }
     }
@@ -205,7 +205,7 @@ public sealed class OutputSet : IDisposable
         try { using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None)) { } }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new GateInputException($"--out {dir}: the folder is not writable ({e.Message})");
+            throw new GateInputException($"{dir}: the folder is not writable ({e.Message})") { Input = UserInput.OutputFolder };
         }
         File.Delete(probe);
     }

@@ -7,8 +7,8 @@ namespace Gate.Cli.Commands;
 /// <summary><c>gate policy impact</c>: what a proposed policy would have done to stored decisions (thin over <see cref="PolicyImpact"/>).</summary>
 public static class PolicyImpactCommand
 {
-    public const string ExitCodeHelp = "Exit codes: 0 no stored decision changes, 1 at least one decision flips, " +
-        "2 no flip found but some decisions need a re-run to tell, 3 bad input.";
+    public static readonly string ExitCodeHelp = $"Exit codes: {ExitCodes.Impact.NoChange} no stored decision changes, {ExitCodes.Impact.SomeFlip} at least one decision flips, " +
+        $"{ExitCodes.Impact.SomeNeedRerun} no flip found but some decisions need a re-run to tell, {ExitCodes.BadInput} bad input.";
 
     public static Command Create()
     {
@@ -42,7 +42,7 @@ public static class PolicyImpactCommand
             var rel = Path.GetRelativePath(Environment.CurrentDirectory, path);
             var name = rel.StartsWith("..", StringComparison.Ordinal) ? path : rel;
             Console.Out.Write(pr.GetValue(format) == "md" ? PolicyImpact.RenderMarkdown(impacts, name) : PolicyImpact.RenderText(impacts, name));
-            return Task.FromResult(PolicyImpact.ExitCode(impacts));
+            return Task.FromResult(ExitCodes.Impact.For(PolicyImpact.Outcome(impacts)));
         }));
         return cmd;
     }

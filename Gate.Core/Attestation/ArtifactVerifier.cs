@@ -16,7 +16,14 @@ public sealed record VerifyItem(VerifyItemStatus Status, string What, string Mes
         $"{Status switch { VerifyItemStatus.Ok => "OK  ", VerifyItemStatus.Fail => "FAIL", _ => "NOTE" }} {What}: {Message}");
 }
 
-public sealed record VerifyReport(IReadOnlyList<VerifyItem> Items, int ExitCode);
+/// <summary>Why a verification failed, most fundamental first: a report's <see cref="VerifyReport.Failure"/> is the first that occurred.</summary>
+public enum VerifyFailure { BadSignature, ModelMismatch, PolicyMismatch, EvidenceMismatch, DecisionNotAccepted }
+
+/// <summary>The items checked and the outcome: verified, or the most fundamental failure (the CLI maps it to its exit code).</summary>
+public sealed record VerifyReport(IReadOnlyList<VerifyItem> Items, VerifyFailure? Failure)
+{
+    public bool Verified => Failure is null;
+}
 
 /// <summary>
 /// Re-checks a decision attestation without trusting the machine that made it: the signature over the DSSE
@@ -25,33 +32,11 @@ public sealed record VerifyReport(IReadOnlyList<VerifyItem> Items, int ExitCode)
 /// </summary>
 public static class ArtifactVerifier
 {
-    public const int Verified = 0;
-    public const int BadSignature = 10;
-    public const int ModelMismatch = 11;
-    public const int PolicyMismatch = 12;
-    public const int EvidenceMismatch = 13;
     /// <summary>Larger evidence files are refused rather than hashed (a sandbox caps what it may write far lower).</summary>
     public const long MaxEvidenceFileBytes = 4L << 30;
-    public const int DecisionNotAccepted = 14;
-
-    /// <summary>
-    /// Parses <c>--require-decision</c> values: each is approve, reject or inconclusive, or a comma-separated list of
-    /// them (case-insensitive). Returns null when none is given (the decision is then reported, not judged).
-    /// </summary>
-    public static IReadOnlySet<GateDecision>? ParseRequiredDecisions(IEnumerable<string>? values)
-    {
-        var set = new HashSet<GateDecision>();
-        foreach (var part in (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
-        {
-            if (!TryParseDecision(part.ToLowerInvariant(), out var d))
-                throw new GateInputException($"--require-decision: '{UntrustedInput.Printable(part)}' is not a decision (expected approve, reject or inconclusive, or a comma-separated list of them)");
-            set.Add(d);
-        }
-        return set.Count == 0 ? null : set;
-    }
 
     /// <summary>The wire names of <see cref="GateDecision"/> in decision.json (camelCase), and only those.</summary>
-    private static bool TryParseDecision(string? wire, out GateDecision decision)
+    public static bool TryParseDecision(string? wire, out GateDecision decision)
     {
         foreach (var d in Enum.GetValues<GateDecision>())
             if (wire == JsonNamingPolicy.CamelCase.ConvertName(d.ToString())) { decision = d; return true; }
@@ -66,19 +51,19 @@ public static class ArtifactVerifier
     {
         var envelope = DsseEnvelope.LoadEnvelopeOrBundle(artifactPath, out var isBundle);
         var items = new List<VerifyItem>();
-        var codes = new List<int>();
-        void Fail(int code, string what, string msg) { items.Add(new(VerifyItemStatus.Fail, what, msg)); codes.Add(code); }
+        var failures = new List<VerifyFailure>();
+        void Fail(VerifyFailure failure, string what, string msg) { items.Add(new(VerifyItemStatus.Fail, what, msg)); failures.Add(failure); }
 
         if (envelope.PayloadType != DecisionAttestation.PayloadType)
         {
-            Fail(BadSignature, "signature", $"payloadType is '{envelope.PayloadType}', expected '{DecisionAttestation.PayloadType}'");
-            return new(items, BadSignature);
+            Fail(VerifyFailure.BadSignature, "signature", $"payloadType is '{envelope.PayloadType}', expected '{DecisionAttestation.PayloadType}'");
+            return new(items, VerifyFailure.BadSignature);
         }
         if (!envelope.IsSignedBy(key))
         {
             // An unsigned payload is not interpreted at all: nothing it says can be trusted.
-            Fail(BadSignature, "signature", $"no signature in {Path.GetFileName(artifactPath)} verifies under key {key.KeyId} (the payload or signature was altered, or this is not the signing key)");
-            return new(items, BadSignature);
+            Fail(VerifyFailure.BadSignature, "signature", $"no signature in {Path.GetFileName(artifactPath)} verifies under key {key.KeyId} (the payload or signature was altered, or this is not the signing key)");
+            return new(items, VerifyFailure.BadSignature);
         }
         items.Add(new(VerifyItemStatus.Ok, "signature", $"ECDSA P-256/SHA-256 signature over the DSSE PAE{(isBundle ? " (in a Sigstore bundle)" : "")} verifies under key {key.KeyId}"));
 
@@ -88,47 +73,47 @@ public static class ArtifactVerifier
         // against a subject the decision was never made about. Nothing else in it is interpreted.
         if (st.IsGatePredicate && (st.SubjectSha256 != st.PredicateModelSha256 || st.SubjectName != st.PredicateModelName))
         {
-            Fail(ModelMismatch, "statement", $"subject '{st.SubjectName}' sha256 {st.SubjectSha256} is not the model the decision was made about " +
+            Fail(VerifyFailure.ModelMismatch, "statement", $"subject '{st.SubjectName}' sha256 {st.SubjectSha256} is not the model the decision was made about " +
                 $"(predicate.model.name '{st.PredicateModelName}', predicate.model.sha256 {st.PredicateModelSha256}); the statement is inconsistent");
-            return new(items, ModelMismatch);
+            return new(items, VerifyFailure.ModelMismatch);
         }
 
         var decisionText = st.IsGatePredicate
             ? $"{Upper(st.Decision)} for '{st.SubjectName}' under policy '{Str(predicate["policyName"])}' (ended {Str(predicate["endedAt"])})"
             : $"{Upper(st.Decision)} (in-toto test-result {Str(predicate["result"])}) for '{st.SubjectName}'";
         if (requiredDecisions is null)
-            items.Add(new(VerifyItemStatus.Note, "decision", $"{decisionText}; not judged (use --require-decision approve to gate on it)"));
+            items.Add(new(VerifyItemStatus.Note, "decision", $"{decisionText}; not judged (no decision was required)"));
         else
         {
             var required = $"required: {string.Join(" or ", requiredDecisions.Order().Select(Upper))}";
             if (requiredDecisions.Contains(st.Decision)) items.Add(new(VerifyItemStatus.Ok, "decision", $"{decisionText}; {required}"));
-            else Fail(DecisionNotAccepted, "decision", $"{decisionText}; {required}");
+            else Fail(VerifyFailure.DecisionNotAccepted, "decision", $"{decisionText}; {required}");
         }
 
-        if (modelPath is null) items.Add(new(VerifyItemStatus.Note, "model", "not checked (no --model given)"));
+        if (modelPath is null) items.Add(new(VerifyItemStatus.Note, "model", "not checked (no model file given)"));
         else
         {
             var hex = FileSha256(modelPath, "model");
             if (hex == st.SubjectSha256)
                 items.Add(new(VerifyItemStatus.Ok, "model", $"{Path.GetFileName(modelPath)} sha256 {hex} matches the subject '{st.SubjectName}'"));
-            else Fail(ModelMismatch, "model", $"{Path.GetFileName(modelPath)} sha256 {hex} differs from the attested subject '{st.SubjectName}' sha256 {st.SubjectSha256}");
+            else Fail(VerifyFailure.ModelMismatch, "model", $"{Path.GetFileName(modelPath)} sha256 {hex} differs from the attested subject '{st.SubjectName}' sha256 {st.SubjectSha256}");
         }
 
         var policySha = st.PolicySha256;
-        if (policyPath is null) items.Add(new(VerifyItemStatus.Note, "policy", "not checked (no --policy given)"));
+        if (policyPath is null) items.Add(new(VerifyItemStatus.Note, "policy", "not checked (no policy file given)"));
         else
         {
             var hex = FileSha256(policyPath, "policy");
             if (hex == policySha) items.Add(new(VerifyItemStatus.Ok, "policy", $"{Path.GetFileName(policyPath)} sha256 {hex} matches the attested policy"));
-            else Fail(PolicyMismatch, "policy", $"{Path.GetFileName(policyPath)} sha256 {hex} differs from the attested policy sha256 {policySha}");
+            else Fail(VerifyFailure.PolicyMismatch, "policy", $"{Path.GetFileName(policyPath)} sha256 {hex} differs from the attested policy sha256 {policySha}");
         }
 
-        if (evidenceDir is null) items.Add(new(VerifyItemStatus.Note, "evidence", "not checked (no --evidence given)"));
+        if (evidenceDir is null) items.Add(new(VerifyItemStatus.Note, "evidence", "not checked (no evidence folder given)"));
         else if (!st.IsGatePredicate)
-            Fail(EvidenceMismatch, "evidence", $"a test-result statement lists no evidence; verify {DecisionAttestation.FileName} (Gate's full record) with --evidence");
-        else VerifyEvidence(predicate, evidenceDir, items, codes);
+            Fail(VerifyFailure.EvidenceMismatch, "evidence", $"a test-result statement lists no evidence; verify {DecisionAttestation.FileName} (Gate's full record) with its evidence");
+        else VerifyEvidence(predicate, evidenceDir, items, failures);
 
-        return new(items, codes.Count == 0 ? Verified : codes.Min());
+        return new(items, failures.Count == 0 ? null : failures.Min());
     }
 
     private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
@@ -177,7 +162,7 @@ public static class ArtifactVerifier
             Str((predicate["policy"] as JsonObject)?["sha256"]), decision, predicate);
     }
 
-    private static void VerifyEvidence(JsonObject predicate, string evidenceDir, List<VerifyItem> items, List<int> codes)
+    private static void VerifyEvidence(JsonObject predicate, string evidenceDir, List<VerifyItem> items, List<VerifyFailure> failures)
     {
         if (!Directory.Exists(evidenceDir)) throw new GateInputException($"{evidenceDir}: evidence folder not found");
         var root = Path.GetFullPath(evidenceDir);
@@ -194,7 +179,7 @@ public static class ArtifactVerifier
             if (full is null || Path.IsPathRooted(rel!) || !full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
                 items.Add(new(VerifyItemStatus.Fail, "evidence", $"{path}: not a path under evidence/"));
-                codes.Add(EvidenceMismatch);
+                failures.Add(VerifyFailure.EvidenceMismatch);
                 continue;
             }
             listed.Add(full);
@@ -205,11 +190,11 @@ public static class ArtifactVerifier
             catch (UnsafeFileException u)
             {
                 items.Add(new(VerifyItemStatus.Fail, "evidence", u.Missing ? $"{path}: missing" : $"{path}: {u.Reason}"));
-                codes.Add(EvidenceMismatch);
+                failures.Add(VerifyFailure.EvidenceMismatch);
                 continue;
             }
             if (hex == want) { items.Add(new(VerifyItemStatus.Ok, "evidence", $"{path} sha256 {hex}")); ok++; }
-            else { items.Add(new(VerifyItemStatus.Fail, "evidence", $"{path}: sha256 {hex} differs from the attested {want}")); codes.Add(EvidenceMismatch); }
+            else { items.Add(new(VerifyItemStatus.Fail, "evidence", $"{path}: sha256 {hex} differs from the attested {want}")); failures.Add(VerifyFailure.EvidenceMismatch); }
         }
         foreach (var extra in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Where(f => !listed.Contains(f)).Order(StringComparer.Ordinal))
             items.Add(new(VerifyItemStatus.Note, "evidence", $"{EvidenceIndex.Folder}/{Path.GetRelativePath(root, extra).Replace('\\', '/')}: not part of the attestation (ignored)"));

@@ -26,6 +26,9 @@ public sealed record DecisionImpact(string DecisionFile, string Model, GateDecis
     public bool NeedsRerun => NewDecision is null;
 }
 
+/// <summary>What a proposed policy does to stored decisions, as a whole (the CLI maps it to its exit code).</summary>
+public enum ImpactOutcome { NoChange, SomeFlip, SomeNeedRerun }
+
 /// <summary>
 /// <c>gate policy impact</c>: re-judges stored decisions under a proposed policy, for governance review before the
 /// change is approved. The policy each decision was made under is found by its recorded digest (at its recorded
@@ -36,8 +39,6 @@ public sealed record DecisionImpact(string DecisionFile, string Model, GateDecis
 /// </summary>
 public static class PolicyImpact
 {
-    public const int NoChange = 0, SomeFlip = 1, SomeNeedRerun = 2;
-
     private static readonly Regex CheckPath = new(@"^spec\.checks\[(?<id>[^\]]+)\](?<rest>.*)$", RegexOptions.CultureInvariant);
 
     /// <summary>Every decision.json under each path (a decision file, an output folder, or a folder of them).</summary>
@@ -68,7 +69,7 @@ public static class PolicyImpact
         foreach (var p in paths)
         {
             IEnumerable<string> files = Directory.Exists(p) ? Directory.EnumerateFiles(p, "*.y*ml", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
-                : File.Exists(p) ? [p] : throw new GateInputException($"{p}: --policies: no such file or folder");
+                : File.Exists(p) ? [p] : throw new GateInputException($"{p}: no such file or folder") { Input = UserInput.PolicyHistory };
             foreach (var f in files) bySha.TryAdd(Sha256(f), f);
         }
         return bySha;
@@ -113,7 +114,7 @@ public static class PolicyImpact
         {
             rerunAll = [];
             notes.Add($"the policy this decision was made under (sha256 {record.Policy.Sha256}, recorded at {record.Policy.Path}) was not found; " +
-                "without it no change can be told apart from a budget or ε change (give old versions with --policies)");
+                "without it no change can be told apart from a budget or ε change (give the earlier policy versions)");
         }
         else if (record.Policy.Sha256 == proposed.Sha256) notes.Add("made under this exact policy (same sha256)");
         else
@@ -215,8 +216,9 @@ public static class PolicyImpact
         r.Requirements.Count == 0 ? r.Verdict.ToString().ToUpperInvariant()
             : $"{r.Verdict.ToString().ToUpperInvariant()} ({string.Join("; ", r.Requirements.Select(q => q.Text))})";
 
-    public static int ExitCode(IReadOnlyList<DecisionImpact> impacts) =>
-        impacts.Any(i => i.Flips) ? SomeFlip : impacts.Any(i => i.NeedsRerun) ? SomeNeedRerun : NoChange;
+    /// <summary>The analysis in one word: some decision flips, else some need a re-run to tell, else nothing changes.</summary>
+    public static ImpactOutcome Outcome(IReadOnlyList<DecisionImpact> impacts) =>
+        impacts.Any(i => i.Flips) ? ImpactOutcome.SomeFlip : impacts.Any(i => i.NeedsRerun) ? ImpactOutcome.SomeNeedRerun : ImpactOutcome.NoChange;
 
     private static string D(GateDecision? d) => d?.ToString().ToUpperInvariant() ?? "RE-RUN NEEDED";
     private static string V(Verdict? v) => v?.ToString().ToUpperInvariant() ?? "—";

@@ -28,7 +28,7 @@ public static class PolicyReview
         {
             "md" => ToMarkdown(doc),
             "html" => ToHtml(doc, $"Policy review: {policy.Metadata.Name}"),
-            _ => throw new GateInputException($"--format must be md or html, got '{format}'"),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "a review is rendered as md or html"),
         };
     }
 

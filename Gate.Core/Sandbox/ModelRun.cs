@@ -40,7 +40,7 @@ public static class ModelRunExecutor
                 using var s = ProductionRuntime.OnnxRuntimeFactory().Load(model, new RuntimeOptions());
                 return s.Run(inputs, s.OutputNames.Concat(captures).Distinct().ToList());
             }
-            default: throw new GateInputException($"--runtime: unknown runtime '{runtime}' (expected {string.Join(" or ", ModelRunJob.Runtimes)})");
+            default: throw new GateInputException($"unknown runtime '{runtime}' (expected {string.Join(" or ", ModelRunJob.Runtimes)})");
         }
     }
 

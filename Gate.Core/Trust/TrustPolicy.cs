@@ -106,11 +106,16 @@ public sealed class TrustPolicy
         if (accepted.Count < Required)
         {
             var detail = rejected.Count > 0 ? "; " + string.Join("; ", rejected) : "";
-            throw new GateInputException(
+            throw new PolicyNotApprovedException(policy.SourcePath,
                 $"{policy.SourcePath}: policy '{policy.Metadata.Name}' (sha256 {policy.Sha256}) has {accepted.Count} valid approval(s) from distinct trusted keys in {SourcePath}, " +
-                $"{Required} required; approvals looked for in {folder}{(files.Count == 0 ? " (none found)" : "")}{detail}. " +
-                $"Approve it with: gate policy approve {policy.SourcePath} --key KEY.pem");
+                $"{Required} required; approvals looked for in {folder}{(files.Count == 0 ? " (none found)" : "")}{detail}.");
         }
         return [.. accepted.Values.OrderBy(a => a.Signer, StringComparer.Ordinal)];
     }
+}
+
+/// <summary>The policy lacks the approvals the trust policy requires (bad input: exit 3); the CLI adds how to approve it.</summary>
+public sealed class PolicyNotApprovedException(string policyPath, string message) : GateInputException(message)
+{
+    public string PolicyPath { get; } = policyPath;
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
+using Gate.Cli;
 using Gate.Core;
 using Gate.Core.Attestation;
 using Gate.Core.Decision;
@@ -168,15 +169,15 @@ public class SigstoreInteropTests(SigstoreFixture fx) : IClassFixture<SigstoreFi
             Assert.Contains("OK   policy", r.Out);
             Assert.Contains("OK   model", r.Out);
             var reject = AuditTestKit.RunGate("verify", "--artifact", OutFile(name), "--key", fx.PublicKey, "--require-decision", "reject");
-            Assert.Equal(ArtifactVerifier.DecisionNotAccepted, reject.Exit);
+            Assert.Equal(ExitCodes.Verify.DecisionNotAccepted, reject.Exit);
         }
         var tampered = fx.Tampered(DecisionAttestation.BundleFileName,
             b => b["dsseEnvelope"]!["payload"] = Flip(b["dsseEnvelope"]!["payload"]!.GetValue<string>(), x => x.Length / 2));
-        Assert.Equal(ArtifactVerifier.BadSignature, AuditTestKit.RunGate("verify", "--artifact", tampered, "--key", fx.PublicKey).Exit);
+        Assert.Equal(ExitCodes.Verify.BadSignature, AuditTestKit.RunGate("verify", "--artifact", tampered, "--key", fx.PublicKey).Exit);
 
         var testResultWithEvidence = AuditTestKit.RunGate("verify", "--artifact", OutFile(DecisionAttestation.TestResultFileName), "--key", fx.PublicKey,
             "--evidence", Path.Combine(fx.Out, "evidence"));
-        Assert.Equal(ArtifactVerifier.EvidenceMismatch, testResultWithEvidence.Exit); // a summary cannot vouch for evidence
+        Assert.Equal(ExitCodes.Verify.EvidenceMismatch, testResultWithEvidence.Exit); // a summary cannot vouch for evidence
     }
 
     [Fact]

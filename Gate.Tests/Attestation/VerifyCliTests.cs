@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Gate.Cli;
 using Gate.Core;
 using Gate.Core.Attestation;
 using Gate.Tests.Support;
@@ -94,7 +95,7 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
         // Flip a byte inside the predicate (e.g. the decision or a digest), keeping valid base64.
         RewriteEnvelope(dir, env => { env["payload"] = FlipBase64(env["payload"]!.GetValue<string>(), b => b.Length / 2); return env; });
         var r = Verify(dir);
-        Assert.Equal(ArtifactVerifier.BadSignature, r.Exit);
+        Assert.Equal(ExitCodes.Verify.BadSignature, r.Exit);
         Assert.Contains("FAIL signature", r.Out);
         Assert.DoesNotContain("OK ", r.Out); // nothing from an unverified payload is reported as holding
     }
@@ -105,11 +106,11 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
         var dir = fx.Copy();
         RewriteEnvelope(dir, env => { var s = env["signatures"]![0]!.AsObject(); s["sig"] = FlipBase64(s["sig"]!.GetValue<string>(), b => b.Length - 3); return env; });
         var flipped = Verify(dir);
-        Assert.Equal(ArtifactVerifier.BadSignature, flipped.Exit);
+        Assert.Equal(ExitCodes.Verify.BadSignature, flipped.Exit);
         Assert.Contains("FAIL signature", flipped.Out);
 
         var wrongKey = Verify(fx.Copy(), fx.OtherPublicKey);
-        Assert.Equal(ArtifactVerifier.BadSignature, wrongKey.Exit);
+        Assert.Equal(ExitCodes.Verify.BadSignature, wrongKey.Exit);
         Assert.Contains("FAIL signature", wrongKey.Out);
     }
 
@@ -119,7 +120,7 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
         var dir = fx.Copy();
         AuditTestKit.FlipByte(Path.Combine(dir, "model.onnx"), 4000);
         var r = Verify(dir);
-        Assert.Equal(ArtifactVerifier.ModelMismatch, r.Exit);
+        Assert.Equal(ExitCodes.Verify.ModelMismatch, r.Exit);
         Assert.Contains("FAIL model: model.onnx", r.Out);
         Assert.Contains("OK   policy", r.Out);
     }
@@ -131,7 +132,7 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
         var policy = Path.Combine(dir, "policy.yaml");
         File.WriteAllText(policy, File.ReadAllText(policy).Replace("min: 0.9", "min: 0.8"));
         var r = Verify(dir);
-        Assert.Equal(ArtifactVerifier.PolicyMismatch, r.Exit);
+        Assert.Equal(ExitCodes.Verify.PolicyMismatch, r.Exit);
         Assert.Contains("FAIL policy: policy.yaml", r.Out);
         Assert.Contains("OK   model", r.Out);
     }
@@ -143,12 +144,12 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
         var ev = Path.Combine(dir, "out", "evidence", "acc", "predictions.csv");
         AuditTestKit.FlipByte(ev, 10);
         var r = Verify(dir);
-        Assert.Equal(ArtifactVerifier.EvidenceMismatch, r.Exit);
+        Assert.Equal(ExitCodes.Verify.EvidenceMismatch, r.Exit);
         Assert.Contains("FAIL evidence: evidence/acc/predictions.csv: sha256", r.Out);
 
         File.Delete(ev);
         var missing = Verify(dir);
-        Assert.Equal(ArtifactVerifier.EvidenceMismatch, missing.Exit);
+        Assert.Equal(ExitCodes.Verify.EvidenceMismatch, missing.Exit);
         Assert.Contains("FAIL evidence: evidence/acc/predictions.csv: missing", missing.Out);
     }
 
@@ -159,7 +160,7 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
         AuditTestKit.FlipByte(Path.Combine(dir, "model.onnx"), 100);
         AuditTestKit.FlipByte(Path.Combine(dir, "out", "evidence", "acc", "predictions.csv"), 3);
         var r = Verify(dir);
-        Assert.Equal(ArtifactVerifier.ModelMismatch, r.Exit);
+        Assert.Equal(ExitCodes.Verify.ModelMismatch, r.Exit);
         Assert.Contains("FAIL model", r.Out);
         Assert.Contains("FAIL evidence", r.Out);
     }
@@ -183,8 +184,10 @@ public class VerifyCliTests(SignedDecisionFixture fx) : IClassFixture<SignedDeci
     {
         var r = AuditTestKit.RunGate("verify", "--artifact", Path.Combine(fx.Copy(), "out", "attestation.dsse.json"), "--key", fx.PublicKey);
         Assert.Equal(0, r.Exit);
-        Assert.Contains("NOTE model: not checked", r.Out);
-        Assert.Contains("NOTE policy: not checked", r.Out);
-        Assert.Contains("NOTE evidence: not checked", r.Out);
+        // Gate.Core says what was not checked; the CLI says which flag checks it.
+        Assert.Contains("NOTE model: not checked (no model file given); give --model to check it", r.Out);
+        Assert.Contains("NOTE policy: not checked (no policy file given); give --policy to check it", r.Out);
+        Assert.Contains("NOTE evidence: not checked (no evidence folder given); give --evidence to check it", r.Out);
+        Assert.Contains("not judged (no decision was required); use --require-decision approve to gate on it", r.Out);
     }
 }

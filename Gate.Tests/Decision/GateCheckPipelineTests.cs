@@ -48,9 +48,9 @@ public class GateCheckPipelineTests
 
         var verified = ArtifactVerifier.Verify(outcome.Written.Attestation!, pub, AuditTestKit.ExampleModel, policy,
             Path.Combine(outDir, "evidence"), new HashSet<GateDecision> { GateDecision.Approve });
-        Assert.True(verified.ExitCode == ArtifactVerifier.Verified, string.Join("\n", verified.Items));
+        Assert.True(verified.Verified, string.Join("\n", verified.Items));
         var rejectOnly = ArtifactVerifier.Verify(outcome.Written.Attestation!, pub, null, null, null, new HashSet<GateDecision> { GateDecision.Reject });
-        Assert.Equal(ArtifactVerifier.DecisionNotAccepted, rejectOnly.ExitCode);
+        Assert.Equal(VerifyFailure.DecisionNotAccepted, rejectOnly.Failure);
     }
 
     /// <summary>The signed predicate says what was decided, never how a CLI process exited.</summary>

@@ -1,3 +1,4 @@
+using Gate.Cli;
 using Gate.Core;
 using Gate.Core.Governance;
 using Gate.Tests.Attestation;
@@ -56,7 +57,7 @@ public class PolicyImpactTests(DecisionCorpusFixture fx) : IClassFixture<Decisio
     public void A_raised_threshold_flips_the_approval_and_a_known_failure_still_rejects()
     {
         var r = Impact(fx.Proposed(("min: 0.9", "min: 0.99")));
-        Assert.True(r.Exit == PolicyImpact.SomeFlip, r.Out + r.Err);
+        Assert.True(r.Exit == ExitCodes.Impact.SomeFlip, r.Out + r.Err);
         Assert.StartsWith("FLIP", Line(r.Out, "approve"));
         Assert.EndsWith("APPROVE → REJECT", Line(r.Out, "approve"));
         Assert.Contains("acc: PASS → FAIL: spec.checks[acc].require.min: 0.9 → 0.99; FAIL (accuracy = 0.98 (required ≥ 0.99))", r.Out);
@@ -75,10 +76,10 @@ public class PolicyImpactTests(DecisionCorpusFixture fx) : IClassFixture<Decisio
         // The REJECT decision's graph check must be re-run: no verdict is guessed for it.
         Assert.StartsWith("RE-RUN", Line(r.Out, "reject"));
         Assert.EndsWith("REJECT → RE-RUN NEEDED", Line(r.Out, "reject"));
-        Assert.Equal(PolicyImpact.SomeNeedRerun, r.Exit);
+        Assert.Equal(ExitCodes.Impact.SomeNeedRerun, r.Exit);
 
         var onlyApprove = AuditTestKit.RunGate("policy", "impact", fx.Proposed(("min: 0.9", "min: 0.5")), "--decisions", Path.Combine(fx.Decisions, "approve"));
-        Assert.Equal(PolicyImpact.NoChange, onlyApprove.Exit);
+        Assert.Equal(ExitCodes.Impact.NoChange, onlyApprove.Exit);
     }
 
     [Fact]
@@ -89,7 +90,7 @@ public class PolicyImpactTests(DecisionCorpusFixture fx) : IClassFixture<Decisio
         Assert.EndsWith("APPROVE → APPROVE", Line(advisory.Out, "approve"));
 
         var strict = Impact(fx.Proposed(("onInconclusive: inconclusive", "onInconclusive: reject")));
-        Assert.Equal(PolicyImpact.SomeFlip, strict.Exit);
+        Assert.Equal(ExitCodes.Impact.SomeFlip, strict.Exit);
         Assert.EndsWith("INCONCLUSIVE → REJECT", Line(strict.Out, "inconclusive"));
         Assert.Contains("decision rule re-applied: spec.decision.onInconclusive", strict.Out);
         Assert.EndsWith("APPROVE → APPROVE", Line(strict.Out, "approve"));
@@ -99,7 +100,7 @@ public class PolicyImpactTests(DecisionCorpusFixture fx) : IClassFixture<Decisio
     public void A_budget_change_or_a_new_check_needs_a_re_run()
     {
         var samples = Impact(fx.Proposed(("dataset: test\n", "dataset: test\n      samples: 100\n")), "--decisions", Path.Combine(fx.Decisions, "approve"));
-        Assert.Equal(PolicyImpact.SomeNeedRerun, samples.Exit);
+        Assert.Equal(ExitCodes.Impact.SomeNeedRerun, samples.Exit);
         Assert.Contains("acc: PASS → —: needs a re-run: spec.checks[acc].samples", samples.Out);
 
         var added = Impact(fx.Proposed(("  decision:", "    - { id: acc2, type: accuracy, dataset: test, require: { accuracy: { min: 0.5 } } }\n  decision:")),
@@ -119,14 +120,14 @@ public class PolicyImpactTests(DecisionCorpusFixture fx) : IClassFixture<Decisio
         var proposed = fx.Proposed(("min: 0.9", "min: 0.99"));
 
         var lost = AuditTestKit.RunGate("policy", "impact", proposed, "--decisions", copy);
-        Assert.Equal(PolicyImpact.SomeNeedRerun, lost.Exit);
+        Assert.Equal(ExitCodes.Impact.SomeNeedRerun, lost.Exit);
         Assert.Contains("was not found", lost.Out);
 
         var history = TestPaths.TempDir("gate-impact-history");
         File.Copy(Path.Combine(fx.Decisions, "approve", "policy.yaml"), Path.Combine(history, "v1.yaml"));
         File.WriteAllText(Path.Combine(history, "same-name-other-content.yaml"), "not: it\n");
         var found = AuditTestKit.RunGate("policy", "impact", proposed, "--decisions", copy, "--policies", history);
-        Assert.True(found.Exit == PolicyImpact.SomeFlip, found.Out + found.Err);
+        Assert.True(found.Exit == ExitCodes.Impact.SomeFlip, found.Out + found.Err);
     }
 
     [Fact]

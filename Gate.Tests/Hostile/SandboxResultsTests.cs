@@ -200,7 +200,7 @@ public class VerifyEvidenceTests(SignedDecisionFixture fx) : IClassFixture<Signe
             case "-> /dev/zero": File.Delete(file); File.CreateSymbolicLink(file, "/dev/zero"); break;
         }
         var report = VerifyWithin(dir, fx.PublicKey);
-        Assert.Equal(ArtifactVerifier.EvidenceMismatch, report.ExitCode);
+        Assert.Equal(VerifyFailure.EvidenceMismatch, report.Failure);
         var fail = Assert.Single(report.Items, i => i.Status == VerifyItemStatus.Fail && i.Message.StartsWith("evidence/" + Attested, StringComparison.Ordinal));
         Assert.Contains(reasonMentions, fail.Message, StringComparison.OrdinalIgnoreCase);
     }

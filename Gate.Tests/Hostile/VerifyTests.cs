@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
+using Gate.Cli;
 using Gate.Core;
 using Gate.Core.Attestation;
 using Gate.Tests.Attestation;
@@ -94,13 +95,13 @@ public class VerifyTests(SignedDecisionsFixture fx) : IClassFixture<SignedDecisi
         foreach (var other in new[] { "reject", "inconclusive" })
         {
             var r = Verify(fx.Artifact(other), "--require-decision", "approve");
-            Assert.True(r.Exit == ArtifactVerifier.DecisionNotAccepted, r.Out + r.Err);
+            Assert.True(r.Exit == ExitCodes.Verify.DecisionNotAccepted, r.Out + r.Err);
             Assert.Contains($"FAIL decision: {other.ToUpperInvariant()}", r.Out);
             Assert.Contains("required: APPROVE", r.Out);
             Assert.Contains("OK   signature", r.Out); // the signature itself is fine: the code says which check failed
             Assert.DoesNotContain("\nVERIFIED", r.Out);
         }
-        Assert.NotEqual(ArtifactVerifier.BadSignature, ArtifactVerifier.DecisionNotAccepted);
+        Assert.NotEqual(ExitCodes.Verify.BadSignature, ExitCodes.Verify.DecisionNotAccepted);
     }
 
     [Fact]
@@ -108,7 +109,7 @@ public class VerifyTests(SignedDecisionsFixture fx) : IClassFixture<SignedDecisi
     {
         Assert.Equal(0, Verify(fx.Artifact("inconclusive"), "--require-decision", "approve,inconclusive").Exit);
         Assert.Equal(0, Verify(fx.Artifact("reject"), "--require-decision", "approve", "--require-decision", "reject").Exit);
-        Assert.Equal(ArtifactVerifier.DecisionNotAccepted, Verify(fx.Artifact("reject"), "--require-decision", "APPROVE, inconclusive").Exit);
+        Assert.Equal(ExitCodes.Verify.DecisionNotAccepted, Verify(fx.Artifact("reject"), "--require-decision", "APPROVE, inconclusive").Exit);
 
         var bad = Verify(fx.Artifact("approve"), "--require-decision", "yes");
         Assert.Equal(3, bad.Exit);
@@ -132,12 +133,12 @@ public class VerifyTests(SignedDecisionsFixture fx) : IClassFixture<SignedDecisi
         var other = new string('a', 64);
         var forged = fx.Forge("approve", st => st["subject"]![0]!["digest"]!["sha256"] = other);
         var r = Verify(forged, "--require-decision", "approve");
-        Assert.True(r.Exit == ArtifactVerifier.ModelMismatch, r.Out + r.Err);
+        Assert.True(r.Exit == ExitCodes.Verify.ModelMismatch, r.Out + r.Err);
         Assert.Contains("FAIL statement: subject 'model.onnx' sha256 aaaa", r.Out);
         Assert.Contains("predicate.model.sha256", r.Out);
 
         var renamed = fx.Forge("approve", st => st["subject"]![0]!["name"] = "other.onnx");
-        Assert.Equal(ArtifactVerifier.ModelMismatch, Verify(renamed).Exit);
+        Assert.Equal(ExitCodes.Verify.ModelMismatch, Verify(renamed).Exit);
     }
 
     [Fact]

@@ -74,7 +74,7 @@ public class ApprovalTests
         var policy = AuditTestKit.WritePolicy(g.Dir);
         g.Approve(policy, "alice");
         AuditTestKit.WritePolicy(g.Dir, maxParameters: 2000000); // same file, one threshold loosened
-        var e = Assert.Throws<GateInputException>(() => g.Trust(1).RequireApprovals(PolicyLoader.Load(policy)));
+        var e = Assert.Throws<PolicyNotApprovedException>(() => g.Trust(1).RequireApprovals(PolicyLoader.Load(policy)));
         Assert.Contains("0 valid approval(s)", e.Message);
         Assert.Contains("modified after approval", e.Message);
     }
@@ -85,7 +85,7 @@ public class ApprovalTests
         using var g = new Governance();
         var policy = AuditTestKit.WritePolicy(g.Dir);
         g.Approve(policy, "mallory");
-        var e = Assert.Throws<GateInputException>(() => g.Trust(1).RequireApprovals(PolicyLoader.Load(policy)));
+        var e = Assert.Throws<PolicyNotApprovedException>(() => g.Trust(1).RequireApprovals(PolicyLoader.Load(policy)));
         Assert.Contains("not signed by any trusted key", e.Message);
     }
 
@@ -97,12 +97,12 @@ public class ApprovalTests
         var trust = g.Trust(2);
         Assert.Equal(3, trust.Keys.Count);
 
-        Assert.Throws<GateInputException>(() => trust.RequireApprovals(PolicyLoader.Load(policy))); // none
+        Assert.Throws<PolicyNotApprovedException>(() => trust.RequireApprovals(PolicyLoader.Load(policy))); // none
         var aliceFile = g.Approve(policy, "alice");
         // A second copy of alice's approval is still one key.
         File.Copy(aliceFile, Path.Combine(Path.GetDirectoryName(aliceFile)!, "copy.dsse.json"));
         g.Approve(policy, "mallory");
-        var e = Assert.Throws<GateInputException>(() => trust.RequireApprovals(PolicyLoader.Load(policy)));
+        var e = Assert.Throws<PolicyNotApprovedException>(() => trust.RequireApprovals(PolicyLoader.Load(policy)));
         Assert.Contains("1 valid approval(s)", e.Message);
         Assert.Contains("2 required", e.Message);
 
@@ -121,7 +121,7 @@ public class ApprovalTests
         var payload = JsonNode.Parse(DsseEnvelope.Load(g.Approve(policy, "alice")).Payload)!.ToJsonString();
         var forged = DsseEnvelope.Sign(DecisionAttestation.PayloadType, System.Text.Encoding.UTF8.GetBytes(payload), g.Keys["alice"]);
         File.WriteAllText(PolicyApprovals.DefaultFile(policy, g.Keys["alice"].KeyId), forged.ToJson());
-        var e = Assert.Throws<GateInputException>(() => g.Trust(1).RequireApprovals(p));
+        var e = Assert.Throws<PolicyNotApprovedException>(() => g.Trust(1).RequireApprovals(p));
         Assert.Contains("payloadType", e.Message);
     }
 
@@ -152,7 +152,7 @@ public class ApprovalTests
         var sandbox = ScriptedSandbox.Passing();
         var outDir = Path.Combine(g.Dir, "out");
         var req = new GateCheckRequest(AuditTestKit.ExampleModel, policy, outDir, Trust: g.Trust(1));
-        await Assert.ThrowsAsync<GateInputException>(() => new GateCheckPipeline(sandbox).RunAsync(req, null, TestContext.Current.CancellationToken));
+        await Assert.ThrowsAsync<PolicyNotApprovedException>(() => new GateCheckPipeline(sandbox).RunAsync(req, null, TestContext.Current.CancellationToken));
         Assert.Empty(sandbox.Jobs);
         Assert.False(Directory.Exists(outDir));
 

@@ -282,7 +282,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
             var s = broken[i];
             string file = $"cex-{s.Index:D6}.npy";
             var ef = ctx.Evidence.WriteNpy(file, Tensor.FromFloats([1, .. sampleShape], s.Counterexample!),
-                $"counterexample for sample {s.Index} (label {s.Label}); replay: gate run --model M --input {inputName}={file}");
+                $"counterexample for sample {s.Index} (label {s.Label}), a value of input '{inputName}'; replay with gate run");
             float[]? zb = builtin?.AsSpan(i * classes, classes).ToArray();
             records.Add(new JsonObject
             {
