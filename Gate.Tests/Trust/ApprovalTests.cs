@@ -187,6 +187,8 @@ public class ApprovalTests
         var refused = AuditTestKit.RunGate("check", "--model", AuditTestKit.ExampleModel, "--policy", policy, "--out", outDir2, "--trust", Path.Combine(dir, "trust.yaml"));
         Assert.Equal(3, refused.Exit);
         Assert.Contains("modified after approval", refused.Err);
+        // Core reports the missing approvals; the CLI says how to approve (its command and flag).
+        Assert.Contains($"Approve it with: gate policy approve {policy} --key KEY.pem", refused.Err);
         Assert.False(Directory.Exists(outDir2)); // refused before any check executed
 
         // An invalid policy cannot be approved.
