@@ -198,6 +198,7 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
         if (referenceMismatch is null) outcomes.Add(ReferenceOutcome(calibration.Reference!, outcomes, o.Detectors, referenceAlpha, r));
         else r.Details["classReference"] = new JsonObject { ["applies"] = false, ["why"] = referenceMismatch };
         r.BudgetUsed["wallTimeMs"] = clock.ElapsedMilliseconds;
+        r.Details["wallTimeBudgetSeconds"] = wallTime.TotalSeconds;
         r.BudgetUsed["steps"] = steps;
         r.Runtime = "builtin";
 

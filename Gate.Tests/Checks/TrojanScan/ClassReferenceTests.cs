@@ -69,6 +69,48 @@ public class ClassReferenceTests
     }
 
     [Fact]
+    public void A_model_with_more_classes_gets_scaled_defaults_and_falls_back_to_the_within_model_detectors()
+    {
+        // 20 classes on the digits inputs: the digits reference (10 classes) does not apply, and the defaults grow.
+        var b = new OnnxBuilder([1, 1, 8, 8], input: "input");
+        var logits = b.Dense(b.Node("Flatten", ["input"]), 64, 20, new Random(3));
+        var model = b.Build(logits, [1, 20]);
+        var (r, _) = MechanisticHarness.Run(model, MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  detectors: [mm-bd]
+                  mmBd: { starts: 1, steps: 2 }
+            """));
+        Assert.Equal(20, r.Metrics["classes"]);
+        Assert.Equal(TrojanScanCheck.SamplesPerClass * 20, r.Metrics["samples"]);
+        Assert.Equal(TrojanScanCheck.WallTimePerClass.TotalSeconds * 20, (double)r.Details["wallTimeBudgetSeconds"]!);
+        Assert.False((bool)r.Details["classReference"]!["applies"]!);
+        Assert.Contains("this model 20", (string)r.Details["classReference"]!["why"]!);
+        Assert.Equal([TrojanScanCheck.MaxMargin], r.Details["detectors"]!.AsArray().Select(d => (string)d!["name"]!));
+        // Without the reference the one detector gets the whole false-positive rate.
+        Assert.StartsWith("calibrated at FPR 10 %", (string)r.Details["detectors"]![0]!["thresholdSource"]!);
+    }
+
+    [Fact]
+    public void Samples_and_wall_time_set_by_the_policy_do_not_scale()
+    {
+        var b = new OnnxBuilder([1, 1, 8, 8], input: "input");
+        var model = b.Build(b.Dense(b.Node("Flatten", ["input"]), 64, 20, new Random(3)), [1, 20]);
+        var (r, _) = MechanisticHarness.Run(model, MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  samples: 32
+                  detectors: [mm-bd]
+                  mmBd: { starts: 1, steps: 2 }
+                  budget: { wallTime: 2m }
+            """));
+        Assert.Equal(32, r.Metrics["samples"]);
+        Assert.Equal(120, (double)r.Details["wallTimeBudgetSeconds"]!);
+    }
+
+    [Fact]
     public void Embedded_calibration_holds_reference_models_of_the_digits_task()
     {
         var reference = TrojanCalibration.Embedded.Reference;
