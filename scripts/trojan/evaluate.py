@@ -3,11 +3,19 @@
   calibrate SCORES.jsonl   -> the calibration table (JSON, for Gate.Core/Checks/TrojanScan/trojan-calibration.json)
   report    RESULTS.jsonl  -> Markdown tables: detection / false-positive rate per trigger kind, per detector and combined.
 Only clean models may be calibrated on: calibrate refuses any other kind."""
+import hashlib
 import json
+import os
 import statistics
 import sys
 
+import numpy as np
+
 DETECTORS = ["neural-cleanse", "tabor", "mm-bd"]
+# The class-referenced consensus over the detectors (Gate.Core/Checks/TrojanScan/ClassReference.cs): a column of the
+# report, and computed by the check itself from the reference section below, so calibrate does not score it.
+CONSENSUS = "class-reference"
+DATA = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared/fixtures/data"))
 
 
 def load(path):
@@ -25,6 +33,8 @@ def calibrate(path):
         "mm-bd": {"starts": 8, "steps": 200}}
     for r in rows:
         for d in r["detectors"]:
+            if d["name"] not in DETECTORS:
+                continue
             stats.setdefault(d["name"], {"statistic": d["statistic"], "scores": []})["scores"].append(d["score"] if d["score"] is not None else 1e300)
     seeds = sorted({r["seed"] for r in rows})
     archs = sorted({r["arch"] for r in rows})
@@ -37,6 +47,14 @@ def calibrate(path):
         "producedBy": "scripts/trojan/calibrate.sh",
         "detectors": {name: {"statistic": s["statistic"], "budget": budgets.get(name, {}), "cleanScores": sorted(round(v, 4) for v in s["scores"])}
                       for name, s in stats.items()},
+        # Per-class values of every reference model: ClassReference compares each class of a scanned model with the same
+        # class here. It applies only to scans whose dataset inputs have this SHA-256 (float32, C order): the same task.
+        "reference": {
+            "datasetSha256": hashlib.sha256(np.load(os.path.join(DATA, "digits_test_x.npy")).astype("<f4").tobytes()).hexdigest(),
+            "classes": len(rows[0]["detectors"][0]["perClass"]),
+            "inputShape": [1, 8, 8],
+            "models": [{"file": r["file"], "perClass": {d["name"]: d["perClass"] for d in r["detectors"] if d["name"] in DETECTORS}} for r in rows],
+        },
     }
     print(json.dumps(out, indent=2))
 
@@ -48,12 +66,12 @@ def pct(k, n):
 def report(path):
     rows = load(path)
     kinds = ["clean"] + sorted({r["kind"] for r in rows} - {"clean"})
-    print("| trigger kind | models | " + " | ".join(DETECTORS) + " | combined (FAIL, right class) | INCONCLUSIVE | median / max scan time |")
-    print("|---|---|" + "---|" * len(DETECTORS) + "---|---|---|")
+    print("| trigger kind | models | " + " | ".join(DETECTORS + [CONSENSUS]) + " | combined (FAIL, right class) | INCONCLUSIVE | median / max scan time |")
+    print("|---|---|" + "---|" * (len(DETECTORS) + 1) + "---|---|---|")
     for kind in kinds:
         sel = [r for r in rows if r["kind"] == kind]
         cells = []
-        for name in DETECTORS:
+        for name in DETECTORS + [CONSENSUS]:
             hits = 0
             for r in sel:
                 d = next((d for d in r["detectors"] if d["name"] == name), None)

@@ -9,7 +9,9 @@ namespace Gate.Core.Checks.TrojanScan;
 /// threshold implies is the conformal estimate (1 + #{clean scores &gt; t}) / (n + 1): for a new clean model drawn like
 /// the reference ones, P(score &gt; t) is at most that.
 /// </summary>
-public sealed record TrojanCalibration(string Description, string ReferenceSet, string ProducedBy, IReadOnlyDictionary<string, DetectorCalibration> Detectors)
+/// <param name="Reference">the reference models' per-class values for <see cref="ClassReference"/> (absent in older tables)</param>
+public sealed record TrojanCalibration(string Description, string ReferenceSet, string ProducedBy, IReadOnlyDictionary<string, DetectorCalibration> Detectors,
+    ClassReference? Reference = null)
 {
     public const string ResourceName = "trojan-calibration.json";
 
@@ -31,7 +33,8 @@ public sealed record TrojanCalibration(string Description, string ReferenceSet, 
             var scores = node!["cleanScores"]!.AsArray().Select(v => (double)v!).Order().ToArray();
             detectors[name] = new DetectorCalibration(name, (string)node["statistic"]!, node["budget"]?.ToJsonString() ?? "{}", scores);
         }
-        return new TrojanCalibration((string)o["description"]!, (string)o["referenceSet"]!, (string)o["producedBy"]!, detectors);
+        return new TrojanCalibration((string)o["description"]!, (string)o["referenceSet"]!, (string)o["producedBy"]!, detectors,
+            o["reference"] is JsonObject reference ? ClassReference.Parse(reference) : null);
     }
 }
 

@@ -27,6 +27,17 @@ public sealed class TrojanEnsembleScans
     });
 
     public (CheckResult Result, string EvidenceDir) Global => _global.Value;
+
+    /// <summary>A 3×3 checkerboard (target 0) on an MLP: seed 900, outside the calibration (0–29) and benchmark (100–109, 300–311) seeds.</summary>
+    public static string CheckerboardModel => Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "trojan", "mlp-checkerboard-s900.onnx");
+
+    private readonly Lazy<(CheckResult Result, string EvidenceDir)> _checkerboard = new(() =>
+    {
+        OrtTestSupport.RequireOrt();
+        return MechanisticHarness.Run(OnnxModelLoader.Load(CheckerboardModel), MechanisticHarness.DigitsPolicy(TrojanScans.Check, runtime: "onnxruntime"));
+    });
+
+    public (CheckResult Result, string EvidenceDir) Checkerboard => _checkerboard.Value;
 }
 
 public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<TrojanEnsembleScans>
@@ -61,12 +72,15 @@ public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<Troj
     {
         var (r, dir) = scans.Global;
         var detectors = r.Details["detectors"]!.AsArray();
-        Assert.Equal(TrojanScanCheck.DetectorNames, detectors.Select(d => (string)d!["name"]!));
+        // The three searches, then their class-referenced consensus (the digits task has reference models).
+        Assert.Equal([.. TrojanScanCheck.DetectorNames, ClassReference.Name], detectors.Select(d => (string)d!["name"]!));
+        Assert.True((bool)r.Details["classReference"]!["applies"]!);
         foreach (var d in detectors)
         {
             Assert.Equal(10, d!["perClass"]!.AsArray().Count);
             double fpr = (double)d["falsePositiveRate"]!;
-            var cal = TrojanCalibration.Embedded.Detectors[(string)d["name"]!];
+            var name = (string)d["name"]!;
+            var cal = name == ClassReference.Name ? TrojanCalibration.Embedded.Reference!.CleanConsensus(TrojanScanCheck.DetectorNames) : TrojanCalibration.Embedded.Detectors[name];
             Assert.Equal(cal.FalsePositiveRate((double)d["threshold"]!), fpr, 9);
             Assert.InRange(fpr, 1.0 / (cal.Models + 1), 0.1);
             Assert.Equal(fpr, r.Metrics[$"{d["name"]}.falsePositiveRate"]);
@@ -75,6 +89,49 @@ public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<Troj
         // Evidence files per detector: trigger masks and patterns (.npy and .png), MM-BD's maximizers.
         foreach (var f in new[] { "mask-class0.npy", "mask-class0.png", "tabor-mask-class0.npy", "tabor-pattern-class0.png", "mmbd-maximizer-class0.npy", "mmbd-maximizer-class0.png" })
             Assert.True(File.Exists(Path.Combine(dir, "trojan", f)), f);
+    }
+
+    [Fact]
+    public void Committed_checkerboard_model_has_the_documented_ground_truth()
+    {
+        var truth = File.ReadLines(Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "trojan", "models.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Single(t => (string)t["file"]! == "mlp-checkerboard-s900.onnx");
+        Assert.Equal("checkerboard", (string)truth["kind"]!);
+        Assert.Equal(0, (int)truth["triggers"]![0]!["target"]!);
+    }
+
+    [Fact]
+    public void Checkerboard_trigger_missed_within_the_model_is_flagged_against_the_class_reference_and_confirmed()
+    {
+        // The within-model statistics dismiss it (its target's mask is only as small as an easy clean class's); the
+        // same class on clean reference models sets it far apart. Before the class reference this model passed.
+        var (r, dir) = scans.Checkerboard;
+        Assert.Equal(Verdict.Fail, r.Verdict);
+        Assert.Equal(0, (int)r.Details["flaggedClass"]!);
+        var reference = r.Details["detectors"]!.AsArray().Single(d => (string)d!["name"]! == ClassReference.Name)!;
+        Assert.True((bool)reference["flagged"]!);
+        Assert.Equal(0, (int)reference["suspectClass"]!);
+        Assert.True((double)reference["productionAttackSuccess"]! >= TrojanScanCheck.ConfirmationTarget);
+        Assert.Contains(r.Reasons, s => s.StartsWith("class-reference: class 0", StringComparison.Ordinal));
+        Assert.Contains("class 0", File.ReadAllText(Path.Combine(dir, "trojan", "confirmation.txt")));
+        // The per-detector z against the reference is evidence too: every search puts class 0 above the others.
+        foreach (var d in TrojanScanCheck.DetectorNames)
+        {
+            var z = r.Details["classReference"]!["zPerDetector"]![d]!.AsArray().Select(v => (double)v!).ToArray();
+            Assert.Equal(0, Array.IndexOf(z, z.Max()));
+        }
+    }
+
+    [Fact]
+    public void Gate_check_rejects_the_checkerboard_model_with_the_combined_verdict()
+    {
+        // The benchmark policy: default options, the built-in runtime as production, the process sandbox.
+        var outDir = TestPaths.TempDir("gate-trojan-check");
+        var r = GateCli.Run("check", "--model", TrojanEnsembleScans.CheckerboardModel, "--policy", Path.Combine(TestPaths.RepoRoot, "docs", "benchmarks", "trojan-scan-digits.yaml"), "--out", outDir);
+        Assert.True(r.ExitCode == 1, r.All);
+        var decision = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "decision.json")))!.ToJsonString();
+        Assert.Contains("class-reference", decision);
+        Assert.Contains("backdoor suspected: class 0", decision);
     }
 
     private static DetectorOutcome Outcome(string name, double score, double threshold, string? exhausted = null, double? asr = null) =>
@@ -133,7 +190,7 @@ public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<Troj
                   tabor: { steps: 20, smoothness: 1.0, threshold: 100 }
                   mmBd: { starts: 2, steps: 15 }
             """));
-        Assert.Equal(["mm-bd", "tabor"], r.Details["detectors"]!.AsArray().Select(d => (string)d!["name"]!));
+        Assert.Equal(["mm-bd", "tabor", ClassReference.Name], r.Details["detectors"]!.AsArray().Select(d => (string)d!["name"]!));
         Assert.False(File.Exists(Path.Combine(dir, "trojan", "mask-class0.npy")), "Neural Cleanse did not run");
         Assert.Equal("set by the policy", (string)r.Details["detectors"]![1]!["thresholdSource"]!);
         Assert.Equal(100, r.Metrics["tabor.threshold"]);

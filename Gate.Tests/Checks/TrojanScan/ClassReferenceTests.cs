@@ -1,0 +1,123 @@
+using Gate.Core.Checks.TrojanScan;
+using Gate.Tests.Support;
+using Xunit;
+
+namespace Gate.Tests.Checks.TrojanScan;
+
+/// <summary>
+/// The class-referenced consensus (<see cref="ClassReference"/>): a class compared with the same class on clean
+/// reference models, which is what catches compact triggers whose mask is only as small as an easy clean class's.
+/// </summary>
+public class ClassReferenceTests
+{
+    private static readonly string[] Nc = [TrojanScanCheck.NeuralCleanse];
+
+    /// <summary>20 clean reference models in which class 2 is always the easy one (mask ≈ 6 against ≈ 9), with a little noise.</summary>
+    private static ClassReference EasyClassTwo()
+    {
+        var rng = new Random(7);
+        var models = Enumerable.Range(0, 20).Select(_ => Enumerable.Range(0, 10).Select(t => (t == 2 ? 6.0 : 9.0) * (1 + 0.04 * (rng.NextDouble() - 0.5))).ToArray()).ToArray();
+        return new ClassReference
+        {
+            DatasetSha256 = "abc", Classes = 10, InputShape = [1, 8, 8], Models = models.Select((_, i) => $"m{i}").ToList(),
+            PerClass = new Dictionary<string, double[][]> { [TrojanScanCheck.NeuralCleanse] = models },
+        };
+    }
+
+    private static double[] Masks(int smallClass) => Enumerable.Range(0, 10).Select(t => t == smallClass ? 6.0 : 9.0).ToArray();
+
+    [Fact]
+    public void A_class_as_small_as_an_easy_clean_class_is_flagged_against_its_own_reference_not_against_the_other_classes()
+    {
+        var reference = EasyClassTwo();
+        var threshold = reference.CleanConsensus(Nc).ThresholdFor(0.05);
+        // Within the model, "class 2 small" and "class 7 small" are the same picture: Neural Cleanse's anomaly index cannot tell them apart.
+        Assert.Equal(TrojanStatistics.LowAnomalyIndex(Masks(2)), TrojanStatistics.LowAnomalyIndex(Masks(7)));
+        // Against the reference, class 2 at 6 is normal, class 7 at 6 is far out.
+        var clean = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = Masks(2) }, Nc);
+        var trojan = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = Masks(7) }, Nc);
+        Assert.True(clean.Score <= threshold, $"clean profile scored {clean.Score} > {threshold}");
+        Assert.True(trojan.Score > threshold, $"class-7 profile scored {trojan.Score} ≤ {threshold}");
+        Assert.Equal(7, trojan.Class);
+    }
+
+    [Fact]
+    public void Consensus_calibration_is_leave_one_out_and_a_pure_rescaling_of_a_model_changes_nothing()
+    {
+        var reference = EasyClassTwo();
+        var cal = reference.CleanConsensus(Nc);
+        Assert.Equal(20, cal.Models);
+        // Each reference model scored against the other 19: in-sample scoring would shrink every clean score.
+        var inSample = Enumerable.Range(0, 20).Select(i => reference.Consensus(
+            new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = reference.PerClass[Nc[0]][i] }, Nc).Score).Max();
+        Assert.True(cal.CleanScores.Max() > inSample, $"leave-one-out max {cal.CleanScores.Max()} vs in-sample {inSample}");
+        // Another architecture may scale every mask by a constant: the model's own median is removed first.
+        var a = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = Masks(7) }, Nc);
+        var b = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = Masks(7).Select(v => 1.7 * v).ToArray() }, Nc);
+        Assert.Equal(a.Score, b.Score, 9);
+    }
+
+    [Fact]
+    public void Reference_applies_only_to_the_task_it_was_made_on()
+    {
+        var reference = EasyClassTwo();
+        Assert.Null(reference.Mismatch("abc", 10, [1, 8, 8], Nc));
+        Assert.Contains("another task", reference.Mismatch("def", 10, [1, 8, 8], Nc));
+        Assert.Contains("this model 12", reference.Mismatch("abc", 12, [1, 8, 8], Nc));
+        Assert.Contains("[1,8,8]", reference.Mismatch("abc", 10, [3, 8, 8], Nc));
+        Assert.Contains("no reference values for mm-bd", reference.Mismatch("abc", 10, [1, 8, 8], [TrojanScanCheck.NeuralCleanse, TrojanScanCheck.MaxMargin]));
+    }
+
+    [Fact]
+    public void A_model_with_more_classes_gets_scaled_defaults_and_falls_back_to_the_within_model_detectors()
+    {
+        // 20 classes on the digits inputs: the digits reference (10 classes) does not apply, and the defaults grow.
+        var b = new OnnxBuilder([1, 1, 8, 8], input: "input");
+        var logits = b.Dense(b.Node("Flatten", ["input"]), 64, 20, new Random(3));
+        var model = b.Build(logits, [1, 20]);
+        var (r, _) = MechanisticHarness.Run(model, MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  detectors: [mm-bd]
+                  mmBd: { starts: 1, steps: 2 }
+            """));
+        Assert.Equal(20, r.Metrics["classes"]);
+        Assert.Equal(TrojanScanCheck.SamplesPerClass * 20, r.Metrics["samples"]);
+        Assert.Equal(TrojanScanCheck.WallTimePerClass.TotalSeconds * 20, (double)r.Details["wallTimeBudgetSeconds"]!);
+        Assert.False((bool)r.Details["classReference"]!["applies"]!);
+        Assert.Contains("this model 20", (string)r.Details["classReference"]!["why"]!);
+        Assert.Equal([TrojanScanCheck.MaxMargin], r.Details["detectors"]!.AsArray().Select(d => (string)d!["name"]!));
+        // Without the reference the one detector gets the whole false-positive rate.
+        Assert.StartsWith("calibrated at FPR 10 %", (string)r.Details["detectors"]![0]!["thresholdSource"]!);
+    }
+
+    [Fact]
+    public void Samples_and_wall_time_set_by_the_policy_do_not_scale()
+    {
+        var b = new OnnxBuilder([1, 1, 8, 8], input: "input");
+        var model = b.Build(b.Dense(b.Node("Flatten", ["input"]), 64, 20, new Random(3)), [1, 20]);
+        var (r, _) = MechanisticHarness.Run(model, MechanisticHarness.DigitsPolicy("""
+                - id: trojan
+                  type: trojan-scan
+                  dataset: test
+                  samples: 32
+                  detectors: [mm-bd]
+                  mmBd: { starts: 1, steps: 2 }
+                  budget: { wallTime: 2m }
+            """));
+        Assert.Equal(32, r.Metrics["samples"]);
+        Assert.Equal(120, (double)r.Details["wallTimeBudgetSeconds"]!);
+    }
+
+    [Fact]
+    public void Embedded_calibration_holds_reference_models_of_the_digits_task()
+    {
+        var reference = TrojanCalibration.Embedded.Reference;
+        Assert.NotNull(reference);
+        var digits = Gate.Core.Tensors.Npy.Read(TestPaths.FixtureData("digits_test_x.npy"));
+        Assert.Equal(ClassReference.Fingerprint(digits), reference.DatasetSha256);
+        Assert.True(reference.Models.Count >= 60, $"{reference.Models.Count} reference models");
+        foreach (var d in TrojanScanCheck.DetectorNames) Assert.All(reference.PerClass[d], m => Assert.Equal(10, m.Length));
+    }
+}
