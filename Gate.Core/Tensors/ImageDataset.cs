@@ -170,6 +170,9 @@ public static class ImageDataset
         bool png = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
         bool jpeg = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]);
         if (!png && !jpeg) throw new GateInputException($"{file}: not a PNG or JPEG image (its first bytes are neither signature)");
+        // Our own reading of the declared size, before the decoder sees a byte: a decompression bomb is refused here.
+        if ((png ? PngSize(bytes) : JpegSize(bytes)) is var (dw, dh) && (long)dw * dh > limits.MaxPixels)
+            throw new GateInputException($"{file}: image is {dw}×{dh} = {(long)dw * dh} pixels, more than the limit of {limits.MaxPixels}");
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data) ?? throw new GateInputException($"{file}: malformed {(png ? "PNG" : "JPEG")} image (the decoder cannot read its header)");
         var info = codec.Info;
@@ -184,6 +187,32 @@ public static class ImageDataset
             throw new GateInputException($"{file}: malformed {(png ? "PNG" : "JPEG")} image (decoding ended with {result})");
         }
         return bitmap;
+    }
+
+    /// <summary>Width and height from the IHDR chunk (which must come first), or null when there is none.</summary>
+    private static (long W, long H)? PngSize(byte[] b) =>
+        b.Length >= 24 && b.AsSpan(12, 4).SequenceEqual("IHDR"u8)
+            ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(16)), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(20)))
+            : null;
+
+    /// <summary>Width and height from the first start-of-frame marker (SOF0–SOF15 but DHT, JPG, DAC), walking marker segments.</summary>
+    private static (long W, long H)? JpegSize(byte[] b)
+    {
+        int i = 2;
+        while (i + 4 <= b.Length)
+        {
+            if (b[i] != 0xFF) return null;
+            byte marker = b[i + 1];
+            if (marker == 0xFF) { i++; continue; }
+            if (marker is 0xD8 or 0x01 or (>= 0xD0 and <= 0xD7)) { i += 2; continue; }
+            int len = (b[i + 2] << 8) | b[i + 3];
+            if (len < 2) return null;
+            if (marker is >= 0xC0 and <= 0xCF and not 0xC4 and not 0xC8 and not 0xCC)
+                return i + 9 <= b.Length ? (((long)b[i + 7] << 8) | b[i + 8], ((long)b[i + 5] << 8) | b[i + 6]) : null;
+            if (marker == 0xDA) return null; // scan data before any frame header
+            i += 2 + len;
+        }
+        return null;
     }
 
     /// <summary>Resize (bilinear; [s]: shorter side to s, torchvision's rounding) then centre crop (torchvision's offsets).</summary>
