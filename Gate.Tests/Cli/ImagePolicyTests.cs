@@ -90,6 +90,20 @@ public class ImagePolicyTests
         Assert.Contains("not the digest the policy pins", stderr);
     }
 
+    [Fact]
+    public void An_image_folder_given_with_data_replaces_inputs_and_labels_and_is_held_to_the_pin()
+    {
+        var root = TestPaths.TempDir("image-policy-override");
+        ImageDatasetTests.Png(Path.Combine(root, "0_circle", "a.png"), 32, 32, SKColors.Red);
+        var policy = Copy();
+        var loaded = PolicyLoader.Load(policy, new Dictionary<string, string> { ["test"] = root });
+        Assert.Equal(root, loaded.Spec.Datasets["test"].InputsPath);
+        Assert.Equal(root, loaded.Spec.Datasets["test"].LabelsPath);
+        var (exit, _, stderr) = GateCli.Run("check", "--model", Model, "--policy", policy, "--data", $"test={root}", "--out", TestPaths.TempDir("image-policy-override-out"), "--sandbox", "process");
+        Assert.Equal(3, exit);
+        Assert.Contains("pinned by sha256 and the policy does not allow overrides", stderr);
+    }
+
     [Theory]
     [InlineData("range: [0.0, 1.0]", "range: [0.0, 255.0]", "declare range: [0, 1]")]
     [InlineData("mean: [0.485, 0.456, 0.406]", "mean: [0.485, 0.456]", "")] // the schema: 3 values
