@@ -13,7 +13,16 @@ namespace Gate.Core.Decision;
 public sealed record ArtifactRef(string Name, string Path, string Sha256, long Bytes);
 
 /// <summary>One dataset file as evaluated: where it was read, its SHA-256, size, element type and shape, and whether <c>--data</c> supplied it.</summary>
-public sealed record DatasetFile(string Path, string Sha256, long Bytes, string Dtype, int[] Shape, bool Overridden);
+public sealed record DatasetFile(string Path, string Sha256, long Bytes, string Dtype, int[] Shape, bool Overridden)
+{
+    /// <summary>
+    /// For images: the folder or manifest the array was decoded from (<see cref="Path"/> names it; <see cref="Sha256"/>
+    /// is the digest of the decoded array as .npy bytes, which is what the checks read). Null for array files.
+    /// </summary>
+    public Tensors.ImageSource? DecodedFrom { get; init; }
+    /// <summary>Host side only: where the decoded .npy was written for the sandbox to read; never recorded.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public string? Materialized { get; init; }
+}
 
 /// <summary>
 /// A dataset the checks were judged on: its files (digests taken on the host at plan time, before anything ran),

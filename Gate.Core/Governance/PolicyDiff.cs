@@ -110,6 +110,7 @@ public static class PolicyDiff
         if (a is null && b is null) return;
         schema = schema is null ? null : Schema.Resolve(schema);
         var strength = Str(schema?["x-strength"]);
+        if (key == "preprocess" && path.StartsWith("spec.model.inputs.", StringComparison.Ordinal)) { PreprocessChange(a, b, path, changes); return; }
 
         if (a is PolicyMapping || b is PolicyMapping)
         {
@@ -306,6 +307,23 @@ public static class PolicyDiff
         if (removed.Count > 0)
             changes.Add(new PolicyChange(higher ? ChangeKind.Weakening : ChangeKind.Strengthening, path, Text(a) ?? "[]", Text(b) ?? "[]",
                 $"{key} shrank by {string.Join(", ", removed)}" + (higher ? ": less is covered" : ": less is allowed"), a?.Location, b?.Location));
+    }
+
+    /// <summary>
+    /// Preprocessing decides which pixels exist (resize, crop) and what the network sees for them (channel order,
+    /// scale, mean/std): every requirement and every ε is read through it, so no change to it is neutral, and none can
+    /// be shown not to weaken (a different normalisation can make the same ε a smaller perturbation). One change for
+    /// the block, naming what changed.
+    /// </summary>
+    private static void PreprocessChange(PolicyNode? a, PolicyNode? b, string path, List<PolicyChange> changes)
+    {
+        if (Text(a) == Text(b)) return;
+        var ma = a as PolicyMapping; var mb = b as PolicyMapping;
+        var keys = (ma?.Keys ?? []).Concat(mb?.Keys ?? []).Distinct().Where(k => Text(ma?[k]) != Text(mb?[k])).ToList();
+        string what = a is null ? "preprocessing declared" : b is null ? "preprocessing removed" : $"preprocessing changed ({string.Join(", ", keys)})";
+        changes.Add(new PolicyChange(ChangeKind.Weakening, path, Text(a), Text(b),
+            $"{what}: the model is judged on differently prepared inputs, so every requirement and ε now measure something else; cannot be shown not to weaken (review it)",
+            a?.Location, b?.Location));
     }
 
     /// <summary>An input range bounds what adversaries may try: a wider range is a larger search space.</summary>

@@ -75,7 +75,9 @@ public sealed record BoundPlan
         {
             var record = digests.GetValueOrDefault(ds.Name)
                 ?? throw new InvalidOperationException($"dataset '{ds.Name}' was not validated at plan time");
-            datasets[ds.Name] = new BoundDataset(ds.Name, ds.InputsPath, record.Inputs.Sha256, ds.LabelsPath, record.Labels?.Sha256);
+            // Decoded images travel as the .npy the host decoded them into (and digested): the sandbox never decodes.
+            datasets[ds.Name] = new BoundDataset(ds.Name, record.Inputs.Materialized ?? ds.InputsPath, record.Inputs.Sha256,
+                record.Labels?.Materialized ?? ds.LabelsPath, record.Labels?.Sha256);
         }
         return new BoundPlan
         {

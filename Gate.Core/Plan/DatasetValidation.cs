@@ -26,8 +26,14 @@ public static class DatasetValidation
             var before = errors.Count;
             void Error(string what, string message) => errors.Add(new PolicyError(ds.Location, $"spec.datasets.{ds.Name}.{what}", message));
 
-            var inputs = ReadFile(ds, ds.InputsPath, ds.InputsPin, ds.InputsOverridden, "inputs", Error);
-            var labels = ds.LabelsPath is null ? default : ReadFile(ds, ds.LabelsPath, ds.LabelsPin, ds.LabelsOverridden, "labels", Error);
+            ReadResult inputs, labels;
+            if (ImageDataset.IsImageSource(ds.InputsPath))
+                (inputs, labels) = ReadImages(policy, ds, Error);
+            else
+            {
+                inputs = ReadFile(ds, ds.InputsPath, ds.InputsPin, ds.InputsOverridden, "inputs", Error);
+                labels = ds.LabelsPath is null ? default : ReadFile(ds, ds.LabelsPath, ds.LabelsPin, ds.LabelsOverridden, "labels", Error);
+            }
             if (inputs.Tensor is null || (ds.LabelsPath is not null && labels.Tensor is null)) continue;
 
             CheckInputs(policy, model, ds.InputsPath, inputs.Tensor, m => Error("inputs", m));
@@ -59,11 +65,31 @@ public static class DatasetValidation
 
     private readonly record struct ReadResult(Tensor? Tensor, DatasetFile? Ref);
 
+    /// <summary>
+    /// An image folder or manifest, decoded here on the host with the input's declared geometry into pixels and
+    /// labels; each becomes .npy bytes whose digest is recorded (and pinned) like an array file's, and is written to
+    /// a private file the sandbox is given instead of the images.
+    /// </summary>
+    private static (ReadResult Inputs, ReadResult Labels) ReadImages(DeploymentPolicy policy, DatasetSpec ds, Action<string, string> error)
+    {
+        DecodedImages decoded;
+        try { decoded = ImageDataset.Read(ds.InputsPath, policy.Spec.Model.Inputs.FirstOrDefault()?.Preprocess); }
+        catch (GateInputException e) { error("inputs", ds.InputsOverridden ? $"{e.Message} (given with --data)" : e.Message); return default; }
+        var inputs = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Inputs), ds.InputsPin, ds.InputsOverridden, "inputs", error, decoded);
+        var labels = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Labels), ds.LabelsPin, ds.LabelsOverridden, "labels", error, decoded);
+        return (inputs, labels);
+    }
+
     private static ReadResult ReadFile(DatasetSpec ds, string path, string? pin, bool overridden, string what, Action<string, string> error)
     {
         byte[] bytes;
         try { bytes = Npy.ReadBytes(path); }
         catch (GateInputException e) { error(what, overridden ? $"{e.Message} (given with --data)" : e.Message); return default; }
+        return Digested(ds, path, bytes, pin, overridden, what, error, null);
+    }
+
+    private static ReadResult Digested(DatasetSpec ds, string path, byte[] bytes, string? pin, bool overridden, string what, Action<string, string> error, DecodedImages? images)
+    {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         // A pinned dataset is exactly the approved bytes, unless the policy lets --data replace it (then it is flagged).
         if (pin is not null || (overridden && ds.Pinned))
@@ -76,14 +102,20 @@ public static class DatasetValidation
             }
             if (!overridden && sha != pin)
             {
-                error(what, $"{path}: sha256 {sha} does not match the digest the policy pins (sha256.{what}: {pin}); the file is not the approved data");
+                error(what, images is null
+                    ? $"{path}: sha256 {sha} does not match the digest the policy pins (sha256.{what}: {pin}); the file is not the approved data"
+                    : $"{path}: the decoded {what} have sha256 {sha}, not the digest the policy pins (sha256.{what}: {pin}); these images are not the approved data");
                 return default;
             }
         }
         Tensor t;
-        try { t = Npy.Parse(bytes, path); }
+        try { t = images is null ? Npy.Parse(bytes, path) : what == "labels" ? images.Labels : images.Inputs; }
         catch (GateInputException e) { error(what, e.Message); return default; }
-        return new ReadResult(t, new DatasetFile(path, sha, bytes.LongLength, t.Type.OnnxName(), t.Shape, overridden));
+        return new ReadResult(t, new DatasetFile(path, sha, bytes.LongLength, t.Type.OnnxName(), t.Shape, overridden)
+        {
+            DecodedFrom = images?.Source,
+            Materialized = images is null ? null : DecodedFiles.Write(bytes, sha, what),
+        });
     }
 
     /// <summary>The input a dataset feeds: the policy's first declared input, else the model's first graph input.</summary>
@@ -171,6 +203,32 @@ public static class DatasetValidation
         var idx = new int[shape.Length - 1];
         for (int a = shape.Length - 1; a >= 1; a--) { idx[a - 1] = rest % shape[a]; rest /= shape[a]; }
         return $"sample {sample}, element [{string.Join(",", idx)}] (flat index {k})";
+    }
+
+    /// <summary>
+    /// Decoded datasets as .npy files for the sandbox staging to copy (and re-hash against the recorded digest): one
+    /// private folder per process (0700), named by digest, removed when the process exits.
+    /// </summary>
+    private static class DecodedFiles
+    {
+        private static readonly Lazy<string> Folder = new(() =>
+        {
+            var dir = Directory.CreateTempSubdirectory("gate-decoded-").FullName;
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { } };
+            return dir;
+        });
+
+        public static string Write(byte[] bytes, string sha256, string what)
+        {
+            var path = Path.Combine(Folder.Value, $"{sha256}.{what}.npy");
+            if (!File.Exists(path))
+            {
+                var tmp = path + $".{Environment.CurrentManagedThreadId}.tmp";
+                File.WriteAllBytes(tmp, bytes);
+                File.Move(tmp, path, overwrite: true);
+            }
+            return path;
+        }
     }
 
     private static string Num(double v) => v.ToString("G9", CultureInfo.InvariantCulture);

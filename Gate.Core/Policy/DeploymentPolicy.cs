@@ -7,7 +7,11 @@ public enum InconclusiveHandling { Inconclusive, Reject }
 public sealed record PolicyMetadata(string Name, string? Owner, string? Description, bool Release, IReadOnlyDictionary<string, string> Labels);
 
 /// <summary>A declared model input: shape (-1 = any) and the valid value range adversaries must stay inside.</summary>
-public sealed record InputSpec(string Name, long[] Shape, double Min, double Max);
+public sealed record InputSpec(string Name, long[] Shape, double Min, double Max)
+{
+    /// <summary>Declared image preprocessing: decode geometry and the normalisation composed into the graph; null when none.</summary>
+    public Model.Preprocessing? Preprocess { get; init; }
+}
 
 public sealed record ModelSpec(string Format, IReadOnlyList<InputSpec> Inputs, string? Output);
 

@@ -55,7 +55,7 @@ public static partial class PolicyLoader
                 lo = ((PolicyScalar)r.Items[0]).AsDouble(); hi = ((PolicyScalar)r.Items[1]).AsDouble();
                 if (!(lo < hi)) errors.Add(new PolicyError(r.Location, r.Path, $"range must be [min, max] with min < max, got [{lo}, {hi}]"));
             }
-            inputs.Add(new InputSpec(k.Value, shape, lo, hi));
+            inputs.Add(new InputSpec(k.Value, shape, lo, hi) { Preprocess = m["preprocess"] is PolicyMapping pm ? BindPreprocessing(pm, shape, lo, hi, errors) : null });
         }
 
         var sandboxNode = spec["sandbox"] as PolicyMapping;
@@ -78,14 +78,19 @@ public static partial class PolicyLoader
             {
                 var m = (PolicyMapping)v;
                 var pins = m["sha256"] as PolicyMapping;
+                var inputsPath = Path.GetFullPath(Path.Combine(policyDir, Str(m["inputs"])!));
+                // An image folder or manifest carries its own labels (class folders, a label column).
+                bool images = Tensors.ImageDataset.IsImageSource(inputsPath);
+                if (images && m["labels"] is { } extra)
+                    errors.Add(new PolicyError(extra.Location, extra.Path, $"dataset inputs {Str(m["inputs"])} are images (a class-per-folder tree or a manifest), which carry their own labels: remove labels"));
                 string? inputsPin = Str(pins?["inputs"]), labelsPin = Str(pins?["labels"]);
                 // A half-pinned dataset is a hole: the unpinned file could be swapped under the pinned one.
-                if (pins is not null && m["labels"] is not null && labelsPin is null)
+                if (pins is not null && (m["labels"] is not null || images) && labelsPin is null)
                     errors.Add(new PolicyError(pins.Location, pins.Path, "the dataset has labels: pin them too (sha256.labels), or a swapped labels file would go unnoticed"));
-                if (pins is not null && m["labels"] is null && labelsPin is not null)
+                if (pins is not null && m["labels"] is null && !images && labelsPin is not null)
                     errors.Add(new PolicyError(pins["labels"]!.Location, pins["labels"]!.Path, "sha256.labels pins a labels file, but the dataset declares no labels"));
-                datasets[k.Value] = new DatasetSpec(k.Value, Path.GetFullPath(Path.Combine(policyDir, Str(m["inputs"])!)),
-                    m["labels"] is PolicyScalar l ? Path.GetFullPath(Path.Combine(policyDir, l.Value)) : null, k.Location)
+                datasets[k.Value] = new DatasetSpec(k.Value, inputsPath,
+                    images ? inputsPath : m["labels"] is PolicyScalar l ? Path.GetFullPath(Path.Combine(policyDir, l.Value)) : null, k.Location)
                 {
                     InputsPin = inputsPin?.ToLowerInvariant(), LabelsPin = labelsPin?.ToLowerInvariant(),
                     AllowOverride = m["allowOverride"] is PolicyScalar ao && ao.AsBool(),
@@ -106,7 +111,10 @@ public static partial class PolicyLoader
                     continue;
                 }
                 var full = Path.GetFullPath(value);
-                datasets[name] = labels ? existing with { LabelsPath = full, LabelsOverridden = true } : existing with { InputsPath = full, InputsOverridden = true };
+                datasets[name] = labels ? existing with { LabelsPath = full, LabelsOverridden = true }
+                    // Images bring their labels: an image source given with --data replaces both.
+                    : Tensors.ImageDataset.IsImageSource(full) ? existing with { InputsPath = full, InputsOverridden = true, LabelsPath = full, LabelsOverridden = true }
+                    : existing with { InputsPath = full, InputsOverridden = true };
             }
 
         var checks = new List<CheckSpec>();
@@ -176,6 +184,42 @@ public static partial class PolicyLoader
         _ when check.Keys.Contains("confidence") && MetricBound.IntervalMetrics.Contains(metric) => min is not null ? Estimate.Lower : Estimate.Upper,
         _ => Estimate.Point,
     };
+
+    /// <summary>
+    /// A model input's <c>preprocess</c> block (<see cref="Model.Preprocessing"/>). The decoded pixels are in [0, 1],
+    /// so the input's range must be [0, 1]; per-channel lists need one value per channel of an NCHW input.
+    /// </summary>
+    private static Model.Preprocessing BindPreprocessing(PolicyMapping m, long[] shape, double lo, double hi, List<PolicyError> errors)
+    {
+        void Error(PolicyNode at, string message) => errors.Add(new PolicyError(at.Location, at.Path, message));
+        static int[]? Ints(PolicyNode? n) => n is PolicySequence s ? s.Items.Select(i => (int)((PolicyScalar)i).AsLong()).ToArray() : null;
+        static double[]? Doubles(PolicyNode? n) => n is PolicySequence s ? s.Items.Select(i => ((PolicyScalar)i).AsDouble()).ToArray() : null;
+        if (lo != 0 || hi != 1)
+            Error(m, $"preprocess works on decoded pixels in [0, 1] (ε is then a fraction of the 8-bit range): declare range: [0, 1] for this input " +
+                     $"(it is [{lo.ToString(CultureInfo.InvariantCulture)}, {hi.ToString(CultureInfo.InvariantCulture)}]); scale, mean and std map pixels to what the network expects");
+        if (shape.Length != 4)
+            Error(m, $"preprocess needs an image input [N, C, H, W] (NCHW); this input has rank {shape.Length}");
+        long channels = shape.Length == 4 ? shape[1] : -1;
+        var prep = new Model.Preprocessing
+        {
+            Resize = Ints(m["resize"]), CenterCrop = Ints(m["centerCrop"]),
+            Channels = Str(m["channels"]) ?? "rgb", Scale = m["scale"] is PolicyScalar sc ? sc.AsDouble() : 1,
+            Mean = Doubles(m["mean"]), Std = Doubles(m["std"]),
+        };
+        if (channels != 3 && channels != -1)
+            Error(m, $"preprocess decodes RGB images (3 channels); this input declares {channels} channels at axis 1");
+        foreach (var (key, values) in new[] { ("mean", prep.Mean), ("std", prep.Std) })
+            if (values is not null && values.Length != 3)
+                Error(m[key]!, $"{key} needs one value per channel (3, in the network's channel order), got {values.Length}");
+        if (prep.Std is { } sd && sd.Any(v => !(v > 0)))
+            Error(m["std"]!, $"std values must be positive (got {sd.First(v => !(v > 0)).ToString(CultureInfo.InvariantCulture)}): the graph divides by them");
+        if (!(prep.Scale > 0)) Error(m["scale"]!, "scale must be positive");
+        // Without a crop, the resized size is the sample size; either must match the declared H, W.
+        int[]? hw = prep.CenterCrop ?? (prep.Resize is [var rh, var rw] ? [rh, rw] : null);
+        if (hw is [var h, var w] && shape.Length == 4 && ((shape[2] >= 0 && shape[2] != h) || (shape[3] >= 0 && shape[3] != w)))
+            Error(m, $"preprocess yields {h}×{w} images but the input declares [{string.Join(", ", shape)}] (H, W at axes 2, 3)");
+        return prep;
+    }
 
     public static string? Str(PolicyNode? n) => n is PolicyScalar s && s.Kind != ScalarKind.Null ? s.Value : null;
 

@@ -29,6 +29,9 @@ public static class SandboxJobExecutor
     {
         var model = OnnxModelLoader.Load(modelPath);
         if (model.Sha256 != plan.ModelSha256) throw new InvalidDataException($"model digest changed between planning and execution ({plan.ModelSha256} → {model.Sha256})");
+        // The model as judged takes pixels: the declared normalisation is composed into its graph, so both runtimes
+        // run it and every gradient flows through it (Preprocessing). The digest checked above is the file's.
+        model = Preprocessing.Compose(model, plan.Model.Inputs.Where(i => i.Preprocess is not null).Select(i => (i.Name, i.Preprocess!)));
         var (policy, checks) = plan.Executable(resolve);
         var (session, reason) = ProductionRuntime.Open(policy, model, new RuntimeOptions(useGpu, requireGpu));
         try

@@ -232,6 +232,14 @@ public static partial class Npy
     /// <summary>Longest string element read ('&lt;U' width); a guard like <see cref="MaxElements"/>.</summary>
     public const int MaxStringChars = 1 << 16;
 
+    /// <summary>The .npy bytes of <paramref name="t"/> (what a digest of an in-memory array is taken over).</summary>
+    public static byte[] ToBytes(Tensor t)
+    {
+        using var ms = new MemoryStream();
+        Write(ms, t);
+        return ms.ToArray();
+    }
+
     public static void Write(string path, Tensor t)
     {
         using var fs = File.Create(path);

@@ -9,7 +9,9 @@ public enum PerturbationNorm { Linf, L2 }
 /// inside the declared input range. <see cref="Project"/> and <see cref="Admits"/> use the same float32 arithmetic,
 /// so a projected point is always admitted: a counterexample never rests on rounding outside the ball.
 /// </summary>
-public sealed record ThreatModel(PerturbationNorm Norm, double Epsilon, double Min, double Max)
+/// <param name="PixelSpace">The perturbed input is decoded image pixels in [0, 1] with preprocessing composed into the
+/// graph, so ε reads as levels of an 8-bit channel.</param>
+public sealed record ThreatModel(PerturbationNorm Norm, double Epsilon, double Min, double Max, bool PixelSpace = false)
 {
     public ThreatModel WithEpsilon(double epsilon) => this with { Epsilon = epsilon };
 
@@ -23,6 +25,7 @@ public sealed record ThreatModel(PerturbationNorm Norm, double Epsilon, double M
     public string Words()
     {
         static string N(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
+        if (PixelSpace) return $"{NormName} ε = {N(Epsilon)} (= {N(Epsilon * 255)}/255 per pixel: {N(Epsilon * 255)} levels of an 8-bit channel, before preprocessing)";
         return $"{NormName} ε = {N(Epsilon)}" + (RangeFraction is { } f ? $" ({N(f * 100)}% of the input range [{N(Min)}, {N(Max)}])" : "");
     }
 

@@ -29,7 +29,8 @@ public static class ThreatOptions
     {
         var input = PerturbedInput(threat, policy);
         return new(PolicyLoader.Str(threat["norm"]) == "l2" ? PerturbationNorm.L2 : PerturbationNorm.Linf,
-            ((PolicyScalar)threat["epsilon"]!).AsDouble(), input?.Min ?? double.NegativeInfinity, input?.Max ?? double.PositiveInfinity);
+            ((PolicyScalar)threat["epsilon"]!).AsDouble(), input?.Min ?? double.NegativeInfinity, input?.Max ?? double.PositiveInfinity,
+            PixelSpace: input?.Preprocess is not null);
     }
 
     /// <summary>The declared input a threat perturbs: its <c>input</c>, else the policy's first; null when the policy declares none (or not that one).</summary>
