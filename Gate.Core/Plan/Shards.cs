@@ -26,7 +26,7 @@ public sealed record ShardSelection(int Index, int Count)
     public long Share(long budget, long total)
     {
         var (s, e) = Range(total);
-        return total == 0 ? budget : (long)Math.Floor((double)budget * (e - s) / total);
+        return total == 0 ? (Index == 0 ? budget : 0) : (long)Math.Floor((double)budget * (e - s) / total);
     }
 
     public void Validate()

@@ -50,7 +50,10 @@ public sealed class SlurmExecutor(SlurmOptions options) : IShardExecutor
     public async Task<IReadOnlyList<ShardRun>> RunAsync(SandboxJob job, ISandboxBackend? sandbox, IsolationLevel floor, string workDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {
         if (!Directory.Exists(options.SharedDir)) throw new GateInputException($"--shared-dir {options.SharedDir}: no such folder (it must be visible to every node)");
-        var stage = Directory.CreateTempSubdirectory(Path.Combine(Path.GetFullPath(options.SharedDir), "gate-slurm-")).FullName;
+        // A fresh, private (0700) folder per run: other users of the shared folder see neither the model nor the data.
+        var stage = Path.Combine(Path.GetFullPath(options.SharedDir), "gate-slurm-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)));
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(stage);
+        else Directory.CreateDirectory(stage, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
             var jobDir = Path.Combine(stage, "job");
