@@ -43,6 +43,18 @@ public interface IShardExecutor
 public static class ShardJobs
 {
     public static SandboxJob For(SandboxJob job, int index, int count) => job with { Plan = job.Plan with { Shard = new ShardSelection(index, count) } };
+
+    /// <summary>
+    /// A shard's progress as the user sees it: named by shard, and without the verdict a shard part carries (a part
+    /// is not a result: its check's verdict exists only after the merge).
+    /// </summary>
+    public static IProgress<ProgressUpdate> Progress(IProgress<ProgressUpdate> inner, int index, int count) =>
+        new Relabelled(inner, $" [shard {index + 1}/{count}]");
+
+    private sealed class Relabelled(IProgress<ProgressUpdate> inner, string suffix) : IProgress<ProgressUpdate>
+    {
+        public void Report(ProgressUpdate u) => inner.Report(u with { CheckId = u.CheckId + suffix, Verdict = null });
+    }
 }
 
 /// <summary>
@@ -68,7 +80,7 @@ public sealed class LocalShardExecutor(int shards, int? parallel = null) : IShar
             try
             {
                 SandboxOutcome outcome;
-                try { outcome = await sandbox.RunAsync(ShardJobs.For(job, i, Shards), dir, progress, ct).ConfigureAwait(false); }
+                try { outcome = await sandbox.RunAsync(ShardJobs.For(job, i, Shards), dir, ShardJobs.Progress(progress, i, Shards), ct).ConfigureAwait(false); }
                 catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested))
                 { outcome = new SandboxOutcome(false, $"sandbox failed: {e.Message}", [], sandbox.AchievedIsolation, null); }
                 return new ShardRun(i, outcome, dir, ExitCode: outcome.Completed ? 0 : null);
@@ -174,7 +186,8 @@ public static class ShardMerge
         foreach (var pc in checks)
         {
             string id = pc.Spec.Id;
-            if (!CheckExecutor.IsSharded(pc))
+            // One shard is the whole job: its checks ran whole (and merged where they ran), like any unsplit run.
+            if (!CheckExecutor.IsSharded(pc) || n == 1)
             {
                 var r0 = shardResults[0]?.GetValueOrDefault(id);
                 results[id] = r0 is null

@@ -139,6 +139,28 @@ public sealed class ShardTests
             (await _inner.RunAsync(job, sandbox, floor, workDir, progress, ct)).Select(spoil).ToList();
     }
 
+    /// <summary>An executor that runs every shard in this host's process backend but, like Slurm, is not the host's sandbox path.</summary>
+    private sealed class RemoteLikeExecutor(int shards) : IShardExecutor
+    {
+        public string Name => "remote-like";
+        public int Shards => shards;
+        public bool UsesHostSandbox => false;
+        public Task<IReadOnlyList<ShardRun>> RunAsync(SandboxJob job, ISandboxBackend? sandbox, IsolationLevel floor, string workDir,
+            IProgress<ProgressUpdate> progress, CancellationToken ct) =>
+            new LocalShardExecutor(shards).RunAsync(job, new ProcessBackend(), floor, workDir, progress, ct);
+    }
+
+    [Fact]
+    public async Task One_shard_through_an_executor_is_the_whole_run()
+    {
+        OrtTestSupport.RequireOrt();
+        var policy = Policy(samples: 9);
+        var one = await RunAsync(policy, null, TestContext.Current.CancellationToken);
+        var viaExecutor = await RunAsync(policy, new RemoteLikeExecutor(1), TestContext.Current.CancellationToken);
+        Assert.Equal(Content(one), Content(viaExecutor));
+        Assert.Single(viaExecutor.Execution!.ShardList);
+    }
+
     [Fact]
     public async Task A_failed_shard_makes_the_checks_it_carried_inconclusive_and_the_decision_not_approve()
     {
@@ -195,5 +217,18 @@ public sealed class ShardTests
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("does NOT match", bad.Stdout);
         Assert.Contains("NOT REPLAYED", bad.Stdout);
+    }
+}
+
+/// <summary>One concept, one place: a check type declares work units exactly when it can run a range of them.</summary>
+public sealed class WorkUnitDeclarationTests
+{
+    [Fact]
+    public void Check_types_with_declared_units_are_exactly_the_sharded_ones()
+    {
+        foreach (var check in Gate.Core.Policy.CheckTypes.BuiltIn.Select(d => Gate.Core.Checks.CheckRegistry.Find(d.Type)).OfType<Gate.Core.Checks.ICheck>())
+            Assert.True((check.Declaration.Units is not null) == check is Gate.Core.Checks.IShardedCheck,
+                $"check type '{check.Type}': declares units {check.Declaration.Units is not null}, implements IShardedCheck {check is Gate.Core.Checks.IShardedCheck}");
+        Assert.Equal("samples", new Gate.Core.Checks.Adversarial.AdversarialCheck().Declaration.Units!.Noun);
     }
 }
