@@ -67,7 +67,7 @@ public sealed class SlurmExecutor(SlurmOptions options) : IShardExecutor
             var pending = Enumerable.Range(0, Shards).ToList();
             for (int attempt = 1; pending.Count > 0 && attempt <= 1 + Math.Max(0, options.Retries); attempt++)
             {
-                var jobId = await SubmitAsync(stage, script, pending, attempt, job.Limits.Cpus, ct).ConfigureAwait(false);
+                var jobId = await SubmitAsync(stage, script, pending, attempt, job.Limits, ct).ConfigureAwait(false);
                 progress.Report(new ProgressUpdate("slurm", $"job {jobId} attempt {attempt}", 0, pending.Count, "tasks"));
                 await FollowAsync(jobId, ct).ConfigureAwait(false);
                 var failed = new List<int>();
@@ -118,14 +118,17 @@ public sealed class SlurmExecutor(SlurmOptions options) : IShardExecutor
         return Path.GetFileNameWithoutExtension(exe) == "dotnet" && dll is { Length: > 0 } ? [exe, dll] : [exe];
     }
 
-    private async Task<string> SubmitAsync(string stage, string script, List<int> shards, int attempt, double cpusPerTask, CancellationToken ct)
+    private async Task<string> SubmitAsync(string stage, string script, List<int> shards, int attempt, ResourceLimits limits, CancellationToken ct)
     {
-        int cpus = Math.Max(1, (int)Math.Ceiling(cpusPerTask));
+        int cpus = Math.Max(1, (int)Math.Ceiling(limits.Cpus));
+        // Slurm ends a task that never completes: the policy's deadline plus a margin for gate's start and the self-test.
+        long minutes = limits.Timeout > TimeSpan.Zero ? (long)Math.Ceiling(limits.Timeout.TotalMinutes) + 5 : 0;
         var args = new List<string>
         {
             "--parsable", $"--array={string.Join(',', shards)}", $"--job-name=gate-{Path.GetFileName(stage)}",
             $"--output={stage}/slurm-%A_%a.out", $"--cpus-per-task={cpus}", $"--export=NONE,GATE_ATTEMPT={attempt}", "--chdir", stage,
         };
+        if (minutes > 0) args.Add($"--time={minutes}");
         if (options.Partition is { } p) args.Add($"--partition={p}");
         if (options.Gres is { } g) args.Add($"--gres={g}");
         args.Add(script);
