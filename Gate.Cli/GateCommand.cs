@@ -25,6 +25,7 @@ public static class GateCommand
         root.Subcommands.Add(policy);
         root.Subcommands.Add(SandboxCommand.Create());
         root.Subcommands.Add(ProveCommand.Create());
+        root.Subcommands.Add(ShardCommand.Create());
         return root;
     }
 }

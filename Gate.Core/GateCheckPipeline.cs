@@ -16,10 +16,11 @@ namespace Gate.Core;
 /// for <see cref="GateCheckPipeline.RunAsync"/>, where evidence is written.</param>
 /// <param name="TrustPath">A trust file read (after the output folder is cleared) when <paramref name="Trust"/> is not given.</param>
 /// <param name="SigningKeyPath">Sign the decision with this private key (PKCS#8 PEM); null: unsigned.</param>
+/// <param name="Executor">Where the sandbox checks run split into shards (local cores, Slurm); null: one sandbox job here.</param>
 public sealed record GateCheckRequest(string ModelPath, string PolicyPath, string OutDir,
     IReadOnlyDictionary<string, string>? DataOverrides = null, bool ForceGpu = false,
     TrustPolicy? Trust = null, string? ApprovalsFolder = null,
-    string? TrustPath = null, string? SigningKeyPath = null);
+    string? TrustPath = null, string? SigningKeyPath = null, IShardExecutor? Executor = null);
 
 /// <summary>What a whole <c>gate check</c> produced: the decision and the files committed for it.</summary>
 /// <param name="SignedBy">The key id of the signing key; null when the decision is unsigned.</param>
@@ -84,7 +85,10 @@ public sealed class GateCheckPipeline
         // Chosen before anything runs, so a host that cannot meet the policy's floor fails early with the reason;
         // a plan with nothing to sandbox needs no backend (and probes none).
         var floor = policy.Spec.Sandbox.Isolation;
-        var sandbox = sandboxChecks.Count > 0 ? _selectSandbox(floor) : null;
+        // One local shard is today's single sandbox job; anything else goes through the executor and the shard merge.
+        var executor = req.Executor is { Shards: > 1 } or { UsesHostSandbox: false } ? req.Executor : null;
+        var sandbox = sandboxChecks.Count > 0 && (executor?.UsesHostSandbox ?? true) ? _selectSandbox(floor) : null;
+        ExecutionInfo? execution = null;
 
         var evidenceDir = Path.Combine(req.OutDir, "evidence");
         Directory.CreateDirectory(evidenceDir);
@@ -99,7 +103,8 @@ public sealed class GateCheckPipeline
         Runtime.RuntimeInfo? runtime = null;
         if (sandboxChecks.Count > 0)
         {
-            string? refuse = sandbox is null ? "no sandbox backend is available"
+            string? refuse = executor is { UsesHostSandbox: false } ? null
+                : sandbox is null ? "no sandbox backend is available"
                 : !sandbox.AchievedIsolation.Meets(floor)
                     ? $"the policy requires isolation '{floor.Name()}' but the sandbox achieved only '{sandbox.AchievedIsolation.Name()}'" : null;
             if (refuse is not null)
@@ -107,12 +112,15 @@ public sealed class GateCheckPipeline
                 foreach (var pc in sandboxChecks) results[pc.Spec.Id] = CheckResult.Inconclusive(pc.Spec, refuse);
                 sandboxInfo = sandboxInfo with { Fault = refuse };
             }
+            else if (executor is not null)
+            {
+                var job = JobFor(plan, sandboxChecks, req.ModelPath, req.ForceGpu);
+                (runtime, sandboxInfo, execution) = await RunShardsAsync(executor, job, sandbox, sandboxChecks, hostCtx, evidenceDir, sandboxInfo, floor, results, progress, ct).ConfigureAwait(false);
+            }
             else
             {
                 // The plan as bound here is what the sandbox executes: it never reads the policy itself.
-                var job = new SandboxJob(Path.GetFullPath(req.ModelPath), BoundPlan.Of(plan, sandboxChecks),
-                    req.ForceGpu || policy.Spec.Sandbox.Gpu != GpuMode.None, policy.Spec.Sandbox.Gpu == GpuMode.Required, policy.Spec.Sandbox.Limits,
-                    plan.InputsOf(sandboxChecks).ModelExternalData);
+                var job = JobFor(plan, sandboxChecks, req.ModelPath, req.ForceGpu);
                 SandboxOutcome outcome;
                 try { outcome = await sandbox!.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false); }
                 // Cancellation (SIGINT/SIGTERM) is not a sandbox fault: it ends the run with no decision at all.
@@ -152,7 +160,60 @@ public sealed class GateCheckPipeline
             Evidence = evidence,
             StartedAt = started,
             EndedAt = DateTimeOffset.UtcNow,
+            Execution = execution,
         };
+    }
+
+    /// <summary>The sandbox job for <paramref name="checks"/> of <paramref name="plan"/>: what every backend and every shard executes.</summary>
+    public static SandboxJob JobFor(CheckPlan plan, IReadOnlyList<PlannedCheck> checks, string modelPath, bool forceGpu)
+    {
+        var sandbox = plan.Policy.Spec.Sandbox;
+        return new SandboxJob(Path.GetFullPath(modelPath), BoundPlan.Of(plan, checks), forceGpu || sandbox.Gpu != GpuMode.None,
+            sandbox.Gpu == GpuMode.Required, sandbox.Limits, plan.InputsOf(checks).ModelExternalData);
+    }
+
+    /// <summary>
+    /// The sandbox checks split into shards on <paramref name="executor"/>, merged here. A failed shard makes the
+    /// checks it carried INCONCLUSIVE (<see cref="ShardMerge"/>); so does a shard whose sandbox fell below the policy's
+    /// isolation floor (a node picks its own backend), and so does an executor that fails as a whole.
+    /// </summary>
+    private static async Task<(Runtime.RuntimeInfo?, SandboxInfo, ExecutionInfo?)> RunShardsAsync(IShardExecutor executor, SandboxJob job,
+        ISandboxBackend? sandbox, List<PlannedCheck> sandboxChecks, CheckContext hostCtx, string evidenceDir, SandboxInfo info, IsolationLevel floor,
+        Dictionary<string, CheckResult> results, IProgress<ProgressUpdate> progress, CancellationToken ct)
+    {
+        var work = Directory.CreateTempSubdirectory("gate-shards-").FullName;
+        try
+        {
+            IReadOnlyList<ShardRun> runs;
+            try { runs = await executor.RunAsync(job, sandbox, floor, work, progress, ct).ConfigureAwait(false); }
+            catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested) && e is not GateInputException)
+            {
+                var why = $"the {executor.Name} executor failed: {e.Message}";
+                foreach (var pc in sandboxChecks) results[pc.Spec.Id] = CheckResult.Inconclusive(pc.Spec, why);
+                return (null, info with { Backend = executor.Name, Fault = why }, null);
+            }
+            // A shard below the floor counts as a failed shard: its results are not used.
+            runs = runs.Select(r => r.Outcome.Completed && !r.Outcome.Isolation.Meets(floor)
+                ? r with { Outcome = r.Outcome with { Completed = false, FaultReason = $"shard {r.Index} ran at isolation '{r.Outcome.Isolation.Name()}', below the policy's '{floor.Name()}'" } }
+                : r).ToList();
+            var (merged, execution) = ShardMerge.Merge(executor.Name, sandboxChecks, runs, hostCtx, evidenceDir);
+            foreach (var (id, r) in merged) results[id] = r;
+            var faults = runs.Where(r => !r.Outcome.Completed).Select(r => $"shard {r.Index}: {r.Outcome.FaultReason}").ToList();
+            var first = runs.FirstOrDefault(r => r.Outcome.Completed)?.Outcome;
+            var weakest = runs.Select(r => r.Outcome.Isolation).DefaultIfEmpty(IsolationLevel.None).Min();
+            var backend = sandbox?.Name ?? first?.Details?["backend"]?.ToString() ?? "unknown";
+            return (first?.Runtime, info with
+            {
+                Backend = executor.Name == "local" ? backend : $"{executor.Name}/{backend}", Isolation = weakest,
+                Fault = faults.Count > 0 ? string.Join("; ", faults) : null,
+                ImageId = first?.Details?["imageId"]?.ToString(), Image = first?.Details?["image"]?.ToString(),
+                SelfTest = first?.Details?["selfTest"]?.AsObject()?.DeepClone().AsObject(),
+            }, execution);
+        }
+        finally
+        {
+            try { Directory.Delete(work, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 
     /// <summary>Writes decision.json atomically (temp file + rename): a reader never sees half a decision.</summary>

@@ -6,6 +6,7 @@ using Gate.Core.Evidence;
 using Gate.Core.Trust;
 using Gate.Core.Policy;
 using Gate.Sandbox;
+using Gate.Sandbox.Slurm;
 using Spectre.Console;
 
 namespace Gate.Cli.Commands;
@@ -24,18 +25,28 @@ public static class CheckCommand
         var key = new Option<FileInfo>("--key") { Description = "Sign the decision with this ECDSA P-256 private key (PKCS#8 PEM, see 'gate keygen'): writes attestation.dsse.json. Without it the decision is unsigned." };
         var trust = new Option<FileInfo>("--trust") { Description = "Refuse to run (exit 3) unless the policy carries enough valid approvals from the governance keys in this trust file (YAML: keys, required)." };
         var approvals = new Option<DirectoryInfo>("--approvals") { Description = "Folder of policy approvals for --trust (default: POLICY.approvals/ beside the policy)." };
+        var executor = new Option<string>("--executor") { Description = "Where the sandbox checks run: local (this host; default) or slurm (one job array on a Slurm cluster, submitted with sbatch from here). The decision is the same either way." };
+        var shards = new Option<int>("--shards") { Description = "Split the sandbox checks into N shards (default 1). Checks with work units (adversarial: samples) split their units; the others run whole in shard 0. local: N sandbox jobs over this host's cores; slurm: one array of N tasks.", DefaultValueFactory = _ => 1 };
+        var partition = new Option<string>("--partition") { Description = "slurm: the partition to submit to (sbatch --partition)." };
+        var gres = new Option<string>("--gres") { Description = "slurm: generic resources per task, e.g. gpu:1 (sbatch --gres)." };
+        var sharedDir = new Option<DirectoryInfo>("--shared-dir") { Description = "slurm: a folder every node sees at the same path; the job is staged there and removed after (default: ./.gate-slurm)." };
+        var retries = new Option<int>("--retries") { Description = "slurm: resubmit a failed task up to N times before its shard counts as failed (default 2). A shard that never completes makes its checks INCONCLUSIVE.", DefaultValueFactory = _ => 2 };
         var cmd = new Command("check", $"""
             Judge a model against a policy and write a decision.
             {ExitCodes.CheckHelp}
             Progress goes to stderr: bars on a terminal, else timestamped lines per check start and finish and a
             heartbeat every 10 s (GATE_PROGRESS_INTERVAL=seconds).
             Example: gate check --model examples/digits/digits-cnn.onnx --policy policies/digits-release.yaml --out out/
-            """) { model, policy, outDir, data, sandbox, gpu, json, key, trust, approvals };
+            On a cluster: gate check ... --executor slurm --shards 8 --partition gpu --gres gpu:1 --shared-dir /shared/gate
+            (docs/scale-out.md); the decision then lists every shard and carries the Merkle root of their results.
+            """) { model, policy, outDir, data, sandbox, gpu, json, key, trust, approvals, executor, shards, partition, gres, sharedDir, retries };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
             var req = new GateCheckRequest(pr.GetValue(model)!.FullName, pr.GetValue(policy)!.FullName,
                 pr.GetValue(outDir)?.FullName ?? Path.GetFullPath("gate-out"), Cli.ParsePairs(pr.GetValue(data), "--data"), pr.GetValue(gpu),
-                ApprovalsFolder: pr.GetValue(approvals)?.FullName, TrustPath: pr.GetValue(trust)?.FullName, SigningKeyPath: pr.GetValue(key)?.FullName);
+                ApprovalsFolder: pr.GetValue(approvals)?.FullName, TrustPath: pr.GetValue(trust)?.FullName, SigningKeyPath: pr.GetValue(key)?.FullName,
+                Executor: ShardExecutors.Create(pr.GetValue(executor), pr.GetValue(shards), pr.GetValue(sharedDir)?.FullName, pr.GetValue(partition),
+                    pr.GetValue(gres), pr.GetValue(retries), pr.GetValue(sandbox)));
             var backendName = pr.GetValue(sandbox);
             var pipeline = GateCheckPipeline.Selecting(floor => Sandboxes.Select(backendName, floor));
             // Progress goes to stderr either way, so --json keeps stdout pure JSON.

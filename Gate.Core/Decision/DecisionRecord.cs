@@ -80,6 +80,8 @@ public sealed class DecisionRecord
     /// <summary>The OpenSSF model-signing signature written beside a signed decision (model.sig): file, its digest, the signed model digest.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ModelSignatureRef? ModelSignature { get; set; }
+    /// <summary>A split run: executor, each shard (units, node, exit, result digest) and their Merkle root; null for one shard.</summary>
+    public ExecutionInfo? Execution { get; set; }
     /// <summary>Every evidence file of every check, digested on the host: what <c>gate verify --evidence</c> re-checks.</summary>
     public List<EvidenceEntry> Evidence { get; init; } = [];
     public required DateTimeOffset StartedAt { get; init; }

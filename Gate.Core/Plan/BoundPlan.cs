@@ -36,6 +36,8 @@ public sealed record BoundPlan
     /// <summary>The datasets these checks read (after <c>--data</c>), by name.</summary>
     public required IReadOnlyDictionary<string, BoundDataset> Datasets { get; init; }
     public required IReadOnlyList<BoundCheck> Checks { get; init; }
+    /// <summary>Which shard of the job this plan runs (<see cref="ShardSelection.Whole"/> unless split).</summary>
+    public ShardSelection Shard { get; init; } = ShardSelection.Whole;
 
     public IReadOnlyList<string> CheckIds => Checks.Select(c => c.Id).ToList();
 

@@ -10,7 +10,9 @@ namespace Gate.Core.Plan;
 /// </summary>
 public static class CheckExecutor
 {
-    public static async Task<CheckResult> RunOneAsync(CheckContext ctx, PlannedCheck pc, CancellationToken ct)
+    /// <param name="run">How to run it (default: the whole check); a shard runs its units instead.</param>
+    public static async Task<CheckResult> RunOneAsync(CheckContext ctx, PlannedCheck pc, CancellationToken ct,
+        Func<CheckContext, Task<CheckResult>>? run = null)
     {
         var sw = Stopwatch.StartNew();
         ctx.Progress.Report(ProgressUpdate.Started(pc.Spec.Id));
@@ -24,7 +26,7 @@ public static class CheckExecutor
             try
             {
                 var sub = ctx.WithEvidence(ctx.Evidence.ForCheck(pc.Spec.Id));
-                result = await pc.Implementation.RunAsync(sub, pc.Spec, pc.Options!, ct).ConfigureAwait(false);
+                result = await (run?.Invoke(sub) ?? pc.Implementation.RunAsync(sub, pc.Spec, pc.Options!, ct)).ConfigureAwait(false);
                 foreach (var f in sub.Evidence.Files) if (!result.Evidence.Contains(f)) result.Evidence.Add(f);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -46,10 +48,25 @@ public static class CheckExecutor
         return result;
     }
 
-    public static async Task<List<CheckResult>> RunAllAsync(CheckContext ctx, IEnumerable<PlannedCheck> checks, CancellationToken ct)
+    /// <summary>
+    /// Runs <paramref name="shard"/> of the checks: whole, or for a split job each sharded check's units of this shard
+    /// (a partial result, merged on the host) and every other check in shard 0 only — never a silent part of one.
+    /// </summary>
+    public static async Task<List<CheckResult>> RunAllAsync(CheckContext ctx, IEnumerable<PlannedCheck> checks, CancellationToken ct,
+        ShardSelection? shard = null)
     {
+        shard ??= ShardSelection.Whole;
         var results = new List<CheckResult>();
-        foreach (var pc in checks) results.Add(await RunOneAsync(ctx, pc, ct).ConfigureAwait(false));
+        foreach (var pc in checks)
+        {
+            if (shard.IsWhole) results.Add(await RunOneAsync(ctx, pc, ct).ConfigureAwait(false));
+            else if (pc.Implementation is IShardedCheck sharded && pc.NotRunReason is null)
+                results.Add(await RunOneAsync(ctx, pc, ct, sub => sharded.RunShardAsync(sub, pc.Spec, pc.Options!, shard, ct)).ConfigureAwait(false));
+            else if (shard.RunsUnshardedChecks) results.Add(await RunOneAsync(ctx, pc, ct).ConfigureAwait(false));
+        }
         return results;
     }
+
+    /// <summary>Whether a check's result in a split job comes from shard parts (merged) rather than from shard 0 whole.</summary>
+    public static bool IsSharded(PlannedCheck pc) => pc.Implementation is IShardedCheck && pc.NotRunReason is null;
 }

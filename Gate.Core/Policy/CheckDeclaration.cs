@@ -66,6 +66,14 @@ public sealed record OptionDecl(string Key, string Meaning)
     };
 }
 
+/// <summary>
+/// The independent pieces of work a check type does (samples, episodes, properties, layers): a sharded run gives each
+/// shard a contiguous range of them, and each unit's randomness derives from the policy seed and its index alone.
+/// </summary>
+/// <param name="Noun">The unit in words, plural ("samples").</param>
+/// <param name="Meaning">What one unit is and how the budget splits, for reviewers and docs.</param>
+public sealed record WorkUnits(string Noun, string Meaning);
+
 /// <summary>What a check's budget buys, for lint: work per sample in the budget's unit (the check's own cost model).</summary>
 public sealed record BudgetCost(PolicyNode Budget, long Limit, long PerSample, int Rounds, long? Samples, string Unit, string PerSampleSource);
 
@@ -95,6 +103,8 @@ public sealed class CheckDeclaration
     public bool ClassLabels { get; init; }
 
     public IReadOnlyList<OptionDecl> Options { get; init; } = [];
+    /// <summary>The check's independent work units, so a sharded run splits it; null: it runs whole in shard 0.</summary>
+    public WorkUnits? Units { get; init; }
     public IReadOnlyList<MetricDecl> Metrics { get; init; } = [];
     /// <summary>The metric that the shorthand <c>require: { min: x }</c> bounds, or null when the shorthand is not allowed.</summary>
     public string? PrimaryMetric { get; init; }

@@ -37,7 +37,7 @@ public static class SandboxJobExecutor
         try
         {
             var ctx = new CheckContext(model, policy, session, reason, new EvidenceWriter(evidenceDir), progress);
-            var results = await CheckExecutor.RunAllAsync(ctx, checks, ct).ConfigureAwait(false);
+            var results = await CheckExecutor.RunAllAsync(ctx, checks, ct, plan.Shard).ConfigureAwait(false);
             return (results, session?.Info);
         }
         finally { session?.Dispose(); }

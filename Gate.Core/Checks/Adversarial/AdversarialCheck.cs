@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Evidence;
+using Gate.Core.Plan;
 using Gate.Core.Policy;
 using Gate.Core.Report;
 using Gate.Core.Runtime;
@@ -15,7 +16,7 @@ namespace Gate.Core.Checks.Adversarial;
 /// it; a sample is robust only if every method spent its full budget on it; anything else is undecided, and
 /// undecided samples make the check INCONCLUSIVE (or FAIL when even counting them robust would fail).
 /// </summary>
-public sealed class AdversarialCheck : Check<AdversarialOptions>
+public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>
 {
     private const int ChunkSize = 64;
 
@@ -25,6 +26,8 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
     public override AdversarialOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) => AdversarialOptions.Bind(spec, policy);
 
     private enum State { Open, CleanError, Broken, Robust, Undecided }
+
+    private static readonly string[] StateNames = ["open", "failed-unperturbed", "counterexample", "no-violation-found", "undecided"];
 
     private sealed class Sample
     {
@@ -36,12 +39,34 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         public float[]? ProductionLogits { get; set; }
         public string? FoundBy { get; set; }
         public double FoundAtEpsilon { get; set; }
+        /// <summary>The state after each ε of the ascending sweep, and how many unconfirmed engine findings it had there.</summary>
+        public List<State> StateAt { get; } = [];
+        public List<int> UnconfirmedAt { get; } = [];
     }
 
     private sealed record EpsilonOutcome(double Epsilon, int Samples, int CleanErrors, int Broken, int Robust, int Undecided, int Unconfirmed,
         IReadOnlyDictionary<string, int> FoundBy);
 
-    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, AdversarialOptions o, CancellationToken ct)
+    /// <summary>The samples to attack (the first N, or the listed indices): the check's work units, in this order.</summary>
+    private static long[] Units(AdversarialOptions o, Dataset ds, CheckSpec spec)
+    {
+        long[] ids = o.Indices ?? Enumerable.Range(0, Math.Min(o.Samples ?? ds.Count, ds.Count)).Select(i => (long)i).ToArray();
+        foreach (var i in ids)
+            if (i < 0 || i >= ds.Count) throw new GateInputException($"{spec.Location}: {spec.Path}.indices: index {i} is outside dataset '{o.Dataset}' ({ds.Count} samples)");
+        return ids;
+    }
+
+    /// <summary>Method labels as reported (a method named twice is numbered).</summary>
+    private static List<string> Labels(AdversarialOptions o) =>
+        o.Search.Select((m, i) => o.Search.Count(x => x.Method == m.Method) > 1 ? $"{m.Method}{i + 1}" : m.Method).ToList();
+
+    /// <summary>
+    /// This shard's samples: each is searched on its own random streams (policy seed, ε, method, sample index,
+    /// restart) and every production confirmation runs the sample alone, so a sample's record does not depend on which
+    /// other samples share its shard. The query budget is this shard's share (in proportion to its samples); the
+    /// wall-time budget applies to each shard, since shards run side by side.
+    /// </summary>
+    protected override Task<CheckResult> RunUnitsAsync(CheckContext ctx, CheckSpec spec, AdversarialOptions o, ShardSelection shard, CancellationToken ct)
     {
         var production = ctx.RequireProduction();
         var ds = ctx.LoadDataset(o.Dataset);
@@ -56,14 +81,14 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         int[] sampleShape = ds.Inputs.Shape[1..];
         int dim = Tensor.ElementCount(sampleShape);
 
-        // The samples: the first N, or the listed indices, minus (targeted) those whose true class is the target.
-        long[] ids = o.Indices ?? Enumerable.Range(0, Math.Min(o.Samples ?? ds.Count, ds.Count)).Select(i => (long)i).ToArray();
-        foreach (var i in ids)
-            if (i < 0 || i >= ds.Count) throw new GateInputException($"{spec.Location}: {spec.Path}.indices: index {i} is outside dataset '{o.Dataset}' ({ds.Count} samples)");
+        // The units: the first N samples or the listed indices; this shard's range of them. Samples of the target class
+        // (targeted goal) are units too, recorded as excluded, so the unit count never depends on the data.
+        long[] ids = Units(o, ds, spec);
+        var (first, end) = shard.Range(ids.Length);
+        var mine = ids[(int)first..(int)end];
         var data = ds.Inputs.Floats!;
-        var samples = ids.Where(i => !o.Goal.Targeted || ds.Labels[i] != o.Goal.TargetClass)
+        var samples = mine.Where(i => !o.Goal.Targeted || ds.Labels[i] != o.Goal.TargetClass)
             .Select(i => new Sample { Index = i, Label = ds.Labels[i], Clean = data.AsSpan((int)i * dim, dim).ToArray() }).ToList();
-        int excluded = ids.Length - samples.Count;
         // A clean input outside the declared range admits no perturbed point at all, so its search could only ever
         // report "robust": that would be a pass by construction, hence bad input.
         foreach (var s in samples)
@@ -71,11 +96,6 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
                 if (!(s.Clean[i] >= threat.Min && s.Clean[i] <= threat.Max))
                     throw new GateInputException($"dataset '{o.Dataset}' sample {s.Index}, element {i}: value {s.Clean[i]} is outside the range " +
                         $"[{threat.Min}, {threat.Max}] declared for input '{inputName}' in spec.model.inputs");
-
-        var r = NewResult(spec);
-        r.Runtime = production.Info.Name;
-        if (samples.Count == 0)
-            return Task.FromResult(CheckResult.Inconclusive(spec, "no samples to attack (every selected sample already has the target class)"));
 
         Tensor Batch(IReadOnlyList<float[]> xs) => Tensor.FromFloats([xs.Count, .. sampleShape], xs.SelectMany(x => x).ToArray());
         float[] RunProduction(IReadOnlyList<float[]> xs) => production.RunSingle(Batch(xs), output).ToFloatArray();
@@ -97,9 +117,9 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         }
 
         var methods = o.Search.Select(m => (Spec: m, Impl: AttackMethods.Find(m.Method)!)).ToList();
-        var labels = methods.Select((m, i) => methods.Count(x => x.Spec.Method == m.Spec.Method) > 1 ? $"{m.Spec.Method}{i + 1}" : m.Spec.Method).ToList();
+        var labels = Labels(o);
         var usage = methods.Select(_ => new MethodUsage()).ToList();
-        var budget = new QueryBudget(o.QueryBudget, o.WallTime);
+        var budget = new QueryBudget(o.QueryBudget is { } q ? shard.Share(q, ids.Length) : null, o.WallTime);
         ulong seed = ctx.SeedFor(spec.Id);
         var engineOracle = methods.Any(m => m.Impl.WhiteBox)
             ? new ModelOracle(t => ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = t }, [output])[output], ctx.Engine, inputName, output, sampleShape)
@@ -109,13 +129,12 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
 
         // Ascending ε: a counterexample at a smaller ε lies in every larger ball, so it carries over (the curve is a
         // valid lower bound of the true curve at every point, with the main ε searched like any other).
-        var epsilons = o.Sweep.Append(o.Threat.Epsilon).Distinct().Order().ToList();
+        var epsilons = Epsilons(o);
         int attacked = samples.Count(s => s.State == State.Open);
 
-        // Every method in turn on one chunk of samples; returns how many engine findings production did not confirm.
-        int SearchChunk(Sample[] chunk, ThreatModel t, double eps)
+        // Every method in turn on one chunk of samples.
+        void SearchChunk(Sample[] chunk, ThreatModel t, double eps)
         {
-            int unconfirmed = 0;
             var fullySearched = chunk.ToDictionary(s => s, _ => true);
             for (int mi = 0; mi < methods.Count; mi++)
             {
@@ -131,58 +150,116 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
                     onProgress: () => ctx.Progress.Report(new ProgressUpdate(spec.Id, label, u.Queries, total, "queries")));
                 impl.Attack(batch, mspec, ct);
 
-                // Confirmation: the saved float32 point must be admitted and fail on the production runtime.
-                var found = Enumerable.Range(0, rows.Count).Where(j => batch.Found[j] is not null).ToList();
-                if (found.Count > 0)
+                // Confirmation: the saved float32 point must be admitted and fail on the production runtime (run alone,
+                // so its logits do not depend on what else was found in this chunk).
+                for (int j = 0; j < rows.Count; j++)
                 {
-                    var z = RunProduction(found.Select(j => batch.Found[j]!).ToList());
-                    confirmQueries += found.Count;
-                    for (int f = 0; f < found.Count; f++)
+                    if (batch.Found[j] is not { } x) continue;
+                    var s = rows[j];
+                    var zs = RunProduction([x]);
+                    confirmQueries++;
+                    if (t.Admits(s.Clean, x) && o.Goal.IsMet(zs, s.Label))
                     {
-                        var s = rows[found[f]];
-                        var x = batch.Found[found[f]]!;
-                        var zs = z.AsSpan(f * classes, classes);
-                        if (t.Admits(s.Clean, x) && o.Goal.IsMet(zs, s.Label))
-                        {
-                            s.State = State.Broken; s.Counterexample = x; s.ProductionLogits = zs.ToArray();
-                            s.FoundBy = label; s.FoundAtEpsilon = eps;
-                        }
-                        else unconfirmed++;
+                        s.State = State.Broken; s.Counterexample = x; s.ProductionLogits = zs;
+                        s.FoundBy = label; s.FoundAtEpsilon = eps;
                     }
+                    else s.UnconfirmedAt[^1]++;
                 }
                 for (int j = 0; j < rows.Count; j++) if (!batch.Completed[j]) fullySearched[rows[j]] = false;
             }
             foreach (var s in chunk)
                 if (s.State == State.Open) s.State = fullySearched[s] ? State.Robust : State.Undecided;
-            return unconfirmed;
         }
 
-        var outcomes = new List<EpsilonOutcome>();
         foreach (var eps in epsilons)
         {
             var t = threat.WithEpsilon(eps);
-            foreach (var s in samples) if (s.State is State.Robust or State.Undecided) s.State = State.Open;
-            int unconfirmed = 0;
+            foreach (var s in samples)
+            {
+                if (s.State is State.Robust or State.Undecided) s.State = State.Open;
+                s.UnconfirmedAt.Add(0);
+            }
             foreach (var chunk in samples.Where(s => s.State == State.Open).ToList().Chunk(ChunkSize))
-                unconfirmed += SearchChunk(chunk, t, eps);
-            outcomes.Add(new EpsilonOutcome(eps, samples.Count, samples.Count(s => s.State == State.CleanError), samples.Count(s => s.State == State.Broken),
-                samples.Count(s => s.State == State.Robust), samples.Count(s => s.State == State.Undecided), unconfirmed,
-                labels.ToDictionary(l => l, l => samples.Count(s => s.State == State.Broken && s.FoundBy == l && s.FoundAtEpsilon <= eps))));
-            if (eps == o.Threat.Epsilon) WriteEvidence(ctx, samples, sampleShape, classes, inputName, output, r);
+                SearchChunk(chunk, t, eps);
+            foreach (var s in samples) s.StateAt.Add(s.State);
         }
 
-        var main = outcomes.Single(x => x.Epsilon == o.Threat.Epsilon);
-        Report(r, spec, o, threat, main, attacked, excluded, methods.Select(m => m.Impl.Describe(m.Spec)).ToList(), budget);
-        foreach (var (label, i) in labels.Select((l, i) => (l, i)))
+        // One record per unit; a counterexample's evidence (its .npy and both runtimes' outputs, each run alone) is
+        // written here, with the unit, so merging only concatenates.
+        var byIndex = samples.ToDictionary(s => s.Index);
+        var units = new List<JsonObject>();
+        foreach (var id in mine)
         {
-            r.BudgetUsed[$"{label}.queries"] = usage[i].Queries;
-            r.BudgetUsed[$"{label}.gradients"] = usage[i].Gradients;
+            if (!byIndex.TryGetValue(id, out var s)) { units.Add(new JsonObject { ["sample"] = id, ["excluded"] = true }); continue; }
+            var rec = new JsonObject
+            {
+                ["sample"] = s.Index, ["label"] = s.Label,
+                ["states"] = new JsonArray(s.StateAt.Select(x => (JsonNode)StateNames[(int)x]).ToArray()),
+                ["unconfirmed"] = new JsonArray(s.UnconfirmedAt.Select(x => (JsonNode)x).ToArray()),
+                ["method"] = s.FoundBy, ["foundAtEpsilon"] = s.State == State.Broken ? s.FoundAtEpsilon : null,
+            };
+            if (s.State == State.Broken && s.FoundAtEpsilon <= o.Threat.Epsilon)
+                rec["counterexample"] = WriteCounterexample(ctx, s, sampleShape, inputName, output);
+            units.Add(rec);
+        }
+        var state = new JsonObject
+        {
+            ["queries"] = budget.Used, ["queryLimit"] = budget.QueryLimit, ["exhausted"] = budget.ExhaustedReason,
+            ["cleanQueries"] = cleanQueries, ["confirmQueries"] = confirmQueries, ["wallTimeMs"] = (long)budget.Elapsed.TotalMilliseconds,
+            ["methods"] = new JsonObject(labels.Select((l, i) => KeyValuePair.Create(l, (JsonNode?)new JsonObject { ["queries"] = usage[i].Queries, ["gradients"] = usage[i].Gradients }))),
+        };
+        return Task.FromResult(Partial(spec, shard, ids.Length, units, state, production.Info.Name));
+    }
+
+    private static List<double> Epsilons(AdversarialOptions o) => o.Sweep.Append(o.Threat.Epsilon).Distinct().Order().ToList();
+
+    /// <summary>The result from every sample's record: counts per ε, metrics, requirements, merged evidence.</summary>
+    protected override CheckResult MergeUnits(CheckContext ctx, CheckSpec spec, AdversarialOptions o, ShardParts parts, string? runtime)
+    {
+        var r = NewResult(spec);
+        r.Runtime = runtime;
+        var epsilons = Epsilons(o);
+        int mainAt = epsilons.IndexOf(o.Threat.Epsilon);
+        var labels = Labels(o);
+        var rows = parts.Units.Where(u => u["excluded"]?.GetValue<bool>() != true).ToList();
+        int excluded = parts.Units.Count - rows.Count;
+        if (rows.Count == 0)
+            return CheckResult.Inconclusive(spec, "no samples to attack (every selected sample already has the target class)");
+        State At(JsonObject u, int e)
+        {
+            var name = (u["states"] as JsonArray)?[e]?.GetValue<string>();
+            int k = Array.IndexOf(StateNames, name);
+            return k > 0 ? (State)k : throw new InvalidDataException($"sample {u["sample"]}: no valid state at ε index {e}");
+        }
+        int Unconfirmed(JsonObject u, int e) => (u["unconfirmed"] as JsonArray)?[e]?.GetValue<int>() ?? throw new InvalidDataException($"sample {u["sample"]}: no unconfirmed count");
+        int attacked = rows.Count(u => At(u, 0) != State.CleanError);
+
+        var outcomes = epsilons.Select((eps, e) => new EpsilonOutcome(eps, rows.Count,
+            rows.Count(u => At(u, e) == State.CleanError), rows.Count(u => At(u, e) == State.Broken),
+            rows.Count(u => At(u, e) == State.Robust), rows.Count(u => At(u, e) == State.Undecided), rows.Sum(u => Unconfirmed(u, e)),
+            labels.ToDictionary(l => l, l => rows.Count(u => At(u, e) == State.Broken && u["method"]?.GetValue<string>() == l)))).ToList();
+
+        var states = parts.Parts.Select(p => p.State).ToList();
+        long Sum(string key) => states.Sum(st => st[key]?.GetValue<long>() ?? 0);
+        var exhausted = parts.Parts.Where(p => p.State["exhausted"] is not null)
+            .Select(p => parts.Parts.Count == 1 ? p.State["exhausted"]!.GetValue<string>() : $"shard {p.Index}: {p.State["exhausted"]!.GetValue<string>()}").ToList();
+        string? exhaustedReason = exhausted.Count > 0 ? string.Join("; ", exhausted) : null;
+
+        var main = outcomes[mainAt];
+        var threat = o.Threat;
+        var methods = o.Search.Select(m => AttackMethods.Find(m.Method)!.Describe(m)).ToList();
+        Report(r, spec, o, threat, main, attacked, excluded, methods, exhaustedReason);
+        foreach (var label in labels)
+        {
+            r.BudgetUsed[$"{label}.queries"] = states.Sum(st => st["methods"]?[label]?["queries"]?.GetValue<long>() ?? 0);
+            r.BudgetUsed[$"{label}.gradients"] = states.Sum(st => st["methods"]?[label]?["gradients"]?.GetValue<long>() ?? 0);
             r.Metrics[$"found.{label}"] = main.FoundBy[label];
         }
-        r.BudgetUsed["queries"] = budget.Used;
-        r.BudgetUsed["clean.queries"] = cleanQueries;
-        r.BudgetUsed["confirm.queries"] = confirmQueries;
-        r.BudgetUsed["wallTimeMs"] = (long)budget.Elapsed.TotalMilliseconds;
+        r.BudgetUsed["queries"] = Sum("queries");
+        r.BudgetUsed["clean.queries"] = Sum("cleanQueries");
+        r.BudgetUsed["confirm.queries"] = Sum("confirmQueries");
+        // Shards run side by side: the check took as long as its slowest shard.
+        r.BudgetUsed["wallTimeMs"] = states.Max(st => st["wallTimeMs"]?.GetValue<long>() ?? 0);
         if (o.Sweep.Length > 0)
         {
             // The documented curve shape (ReportDetails.CurvePoint): an undecided point has no value, only its bounds.
@@ -196,11 +273,12 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         r.Details["norm"] = threat.NormName;
         r.Details["goal"] = o.Goal.Describe();
         if (Engine.Ops.QuantizeLinearOp.StraightThroughNote(ctx.Model) is { } ste) r.Details["gradient"] = ste;
-        return Task.FromResult(r);
+        WriteEvidence(ctx, rows, mainAt, r);
+        return r;
     }
 
     private static void Report(CheckResult r, CheckSpec spec, AdversarialOptions o, ThreatModel threat, EpsilonOutcome m, int attacked,
-        int excluded, List<string> methodText, QueryBudget budget)
+        int excluded, List<string> methodText, string? exhaustedReason)
     {
         double confidence = o.Confidence ?? 0.95;
         int n = m.Samples;
@@ -223,7 +301,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         {
             r.Metrics["robustAccuracyUpper"] = Statistics.WilsonInterval(m.Robust + m.Undecided, n, confidence).Upper;
             r.Verdict = Verdict.Inconclusive;
-            r.Reasons.Add($"{m.Undecided} of {n} samples were not fully searched: {budget.ExhaustedReason ?? "budget exhausted"}; they are not counted as robust");
+            r.Reasons.Add($"{m.Undecided} of {n} samples were not fully searched: {exhaustedReason ?? "budget exhausted"}; they are not counted as robust");
         }
 
         // Judged values: the most favourable completion of undecided samples (so FAIL only when certain); each
@@ -248,7 +326,7 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         r.Coverage = $"no violation found for {m.Robust} of {n} samples {within}" +
             (m.CleanErrors > 0 ? $"; {m.CleanErrors} failed without perturbation" : "") +
             (m.Broken > 0 ? $"; {m.Broken} confirmed counterexamples" : "") +
-            (m.Undecided > 0 ? $"; {m.Undecided} samples not decided ({budget.ExhaustedReason})" : "") +
+            (m.Undecided > 0 ? $"; {m.Undecided} samples not decided ({exhaustedReason})" : "") +
             (m.Unconfirmed > 0 ? $"; {m.Unconfirmed} candidates found by the built-in engine were not confirmed by {r.Runtime} and do not count" : "") +
             (excluded > 0 ? $"; {excluded} samples of the target class excluded" : "");
         string ra = m.Undecided == 0 ? ((double)m.Robust / n).ToString("P1", CultureInfo.InvariantCulture) : "undetermined";
@@ -257,50 +335,69 @@ public sealed class AdversarialCheck : Check<AdversarialOptions>
         if (Math.Abs(confidence - 0.95) > 1e-12) r.Summary = r.Summary.Replace("95% CI", $"{confidence:P0} CI", StringComparison.Ordinal);
     }
 
-    /// <summary>One replayable .npy per counterexample, plus its record and the outputs of both runtimes.</summary>
-    private static void WriteEvidence(CheckContext ctx, List<Sample> samples, int[] sampleShape, int classes, string inputName, string output, CheckResult r)
+    /// <summary>One sample's counterexample: its replayable .npy and the outputs of both runtimes, each run on it alone.</summary>
+    private static JsonObject WriteCounterexample(CheckContext ctx, Sample s, int[] sampleShape, string inputName, string output)
+    {
+        string file = $"cex-{s.Index:D6}.npy";
+        var x = Tensor.FromFloats([1, .. sampleShape], s.Counterexample!);
+        var ef = ctx.Evidence.WriteNpy(file, x,
+            $"counterexample for sample {s.Index} (label {s.Label}), a value of input '{inputName}'; replay with gate run");
+        // Black-box search (square) may run on a model the built-in engine cannot compile; then only production outputs are recorded.
+        float[]? builtin;
+        try { builtin = ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = x }, [output])[output].ToFloatArray(); }
+        catch (GateInputException) { builtin = null; }
+        return new JsonObject
+        {
+            ["file"] = ef.Path,
+            ["linfNorm"] = new ThreatModel(PerturbationNorm.Linf, 0, 0, 0).Distance(s.Clean, s.Counterexample),
+            ["l2Norm"] = new ThreatModel(PerturbationNorm.L2, 0, 0, 0).Distance(s.Clean, s.Counterexample),
+            ["productionLogits"] = new JsonArray(s.ProductionLogits!.Select(v => (JsonNode)(double)v).ToArray()),
+            ["builtinLogits"] = builtin is null ? null : new JsonArray(builtin.Select(v => (JsonNode)(double)v).ToArray()),
+        };
+    }
+
+    /// <summary>The merged evidence: every sample's outcome, the counterexample records and both runtimes' outputs as arrays.</summary>
+    private static void WriteEvidence(CheckContext ctx, List<JsonObject> rows, int mainAt, CheckResult r)
     {
         // Every sample's outcome, so "which samples were not reached" has an answer, not just a count.
-        var outcomes = new JsonArray(samples.Select(s => (JsonNode)new JsonObject
+        var outcomes = new JsonArray(rows.Select(u =>
         {
-            ["sampleIndex"] = s.Index, ["label"] = s.Label,
-            ["outcome"] = s.State switch { State.CleanError => "failed-unperturbed", State.Broken => "counterexample", State.Robust => "no-violation-found", _ => "undecided" },
-            ["method"] = s.FoundBy,
+            var st = (u["states"] as JsonArray)![mainAt]!.GetValue<string>();
+            return (JsonNode)new JsonObject
+            {
+                ["sampleIndex"] = u["sample"]!.DeepClone(), ["label"] = u["label"]!.DeepClone(),
+                ["outcome"] = st, ["method"] = st == "counterexample" ? u["method"]?.DeepClone() : null,
+            };
         }).ToArray());
         ctx.Evidence.WriteText("samples.json", outcomes.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
             "outcome per sample at the policy's ε: failed-unperturbed, counterexample, no-violation-found or undecided (budget)");
-        var broken = samples.Where(s => s.State == State.Broken).OrderBy(s => s.Index).ToList();
+        var broken = rows.Where(u => u["counterexample"] is JsonObject).OrderBy(u => u["sample"]!.GetValue<long>()).ToList();
         if (broken.Count == 0) return;
-        var xs = broken.SelectMany(s => s.Counterexample!).ToArray();
-        // Black-box search (square) may run on a model the built-in engine cannot compile; then only production outputs are recorded.
-        float[]? builtin;
-        try { builtin = ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = Tensor.FromFloats([broken.Count, .. sampleShape], xs) }, [output])[output].ToFloatArray(); }
-        catch (GateInputException) { builtin = null; }
+        static float[] Floats(JsonNode? a) => (a as JsonArray)?.Select(v => (float)v!.GetValue<double>()).ToArray() ?? throw new InvalidDataException("a counterexample record has no logits");
+        var production = broken.Select(u => Floats(u["counterexample"]!["productionLogits"])).ToList();
+        int classes = production[0].Length;
+        if (production.Any(z => z.Length != classes)) throw new InvalidDataException("counterexample records disagree on the number of classes");
+        var builtin = broken.All(u => u["counterexample"]!["builtinLogits"] is JsonArray) ? broken.Select(u => Floats(u["counterexample"]!["builtinLogits"])).ToList() : null;
         var records = new JsonArray();
         for (int i = 0; i < broken.Count; i++)
         {
-            var s = broken[i];
-            string file = $"cex-{s.Index:D6}.npy";
-            var ef = ctx.Evidence.WriteNpy(file, Tensor.FromFloats([1, .. sampleShape], s.Counterexample!),
-                $"counterexample for sample {s.Index} (label {s.Label}), a value of input '{inputName}'; replay with gate run");
-            float[]? zb = builtin?.AsSpan(i * classes, classes).ToArray();
+            var u = broken[i];
+            var c = (JsonObject)u["counterexample"]!;
             records.Add(new JsonObject
             {
-                ["sampleIndex"] = s.Index, ["file"] = ef.Path, ["label"] = s.Label, ["method"] = s.FoundBy,
-                ["foundAtEpsilon"] = s.FoundAtEpsilon,
-                ["linfNorm"] = new ThreatModel(PerturbationNorm.Linf, 0, 0, 0).Distance(s.Clean, s.Counterexample),
-                ["l2Norm"] = new ThreatModel(PerturbationNorm.L2, 0, 0, 0).Distance(s.Clean, s.Counterexample),
-                ["productionPrediction"] = AttackGoal.ArgMax(s.ProductionLogits), ["builtinPrediction"] = zb is null ? null : AttackGoal.ArgMax(zb),
-                ["productionLogits"] = new JsonArray(s.ProductionLogits!.Select(v => (JsonNode)(double)v).ToArray()),
-                ["builtinLogits"] = zb is null ? null : new JsonArray(zb.Select(v => (JsonNode)(double)v).ToArray()),
+                ["sampleIndex"] = u["sample"]!.DeepClone(), ["file"] = c["file"]?.DeepClone(), ["label"] = u["label"]!.DeepClone(), ["method"] = u["method"]?.DeepClone(),
+                ["foundAtEpsilon"] = u["foundAtEpsilon"]?.DeepClone(),
+                ["linfNorm"] = c["linfNorm"]?.DeepClone(), ["l2Norm"] = c["l2Norm"]?.DeepClone(),
+                ["productionPrediction"] = AttackGoal.ArgMax(production[i]), ["builtinPrediction"] = builtin is null ? null : AttackGoal.ArgMax(builtin[i]),
+                ["productionLogits"] = c["productionLogits"]?.DeepClone(), ["builtinLogits"] = c["builtinLogits"]?.DeepClone(),
             });
         }
         ctx.Evidence.WriteText("counterexamples.json", records.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
             "every confirmed counterexample: sample index, method, perturbation norms, outputs of both runtimes");
-        ctx.Evidence.WriteNpy("counterexamples-logits-production.npy", Tensor.FromFloats([broken.Count, classes], broken.SelectMany(s => s.ProductionLogits!).ToArray()),
+        ctx.Evidence.WriteNpy("counterexamples-logits-production.npy", Tensor.FromFloats([broken.Count, classes], production.SelectMany(z => z).ToArray()),
             $"production-runtime outputs for the counterexamples, in sample-index order ({r.Runtime})");
         if (builtin is not null)
-            ctx.Evidence.WriteNpy("counterexamples-logits-builtin.npy", Tensor.FromFloats([broken.Count, classes], builtin),
+            ctx.Evidence.WriteNpy("counterexamples-logits-builtin.npy", Tensor.FromFloats([broken.Count, classes], builtin.SelectMany(z => z).ToArray()),
                 "built-in engine outputs for the counterexamples, in sample-index order");
     }
 }

@@ -17,6 +17,9 @@ public static class AdversarialDeclaration
         Why = "A model whose answer flips under changes a person would not notice can be steered by anyone who controls its input.",
         NotCovered = "No blocking adversarial search: robustness to small input perturbations is not tested.",
         UsesDataset = true, NeedsDataset = true, NeedsLabels = true, ClassLabels = true,
+        Units = new("samples", "One attacked sample (the first N or the listed indices, in order): every method at every ε of the sweep, " +
+            "on random streams keyed by the policy seed and the sample's index. A shard gets its share of the query budget in proportion to its samples; " +
+            "the wall-time budget applies to each shard."),
         Options =
         [
             Opt.Samples("Samples to attack (the first N of the dataset)."),
