@@ -132,6 +132,7 @@ public static class MechanisticData
         Pooling pooling = Pooling.Flatten)
     {
         int n = inputs.Shape[0];
+        batch = FixedBatch.BatchFor(ctx.Model, batch);
         var parts = layers.ToDictionary(l => l, _ => new List<double[]>());
         var widths = new Dictionary<string, int>();
         string inputName = ctx.Engine.InputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : ctx.Engine.InputNames[0];
@@ -221,6 +222,7 @@ public static class MechanisticData
             runtime = "builtin";
         }
         else { ctx.RequireProduction(); throw new InvalidOperationException("unreachable"); }
+        batch = FixedBatch.BatchFor(ctx.Model, batch);
         int n = inputs.Shape[0];
         var pred = new int[n];
         for (int start = 0; start < n; start += batch)
