@@ -64,14 +64,14 @@ public sealed class GateCheckPipeline
         // Keys and trust are read before anything runs, so a bad key is bad input, not a lost run.
         using var key = req.SigningKeyPath is { } k ? SigningKey.Load(k) : null;
         var trust = req.Trust ?? (req.TrustPath is { } t ? TrustPolicy.Load(t) : null);
-        var record = await RunAsync(req with { OutDir = output.WorkDir, Trust = trust }, progress, ct).ConfigureAwait(false);
+        var record = await RunAsync(req with { OutDir = output.WorkDir, Trust = trust }, progress, ct, notice).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested(); // cancelled after the last check: still no decision
         // The private key is used only here, on the host, after the sandbox has returned.
         var written = output.Commit(record, key);
         return new GateCheckOutcome(record, written, key?.KeyId);
     }
 
-    public async Task<DecisionRecord> RunAsync(GateCheckRequest req, IProgress<ProgressUpdate>? progress = null, CancellationToken ct = default)
+    public async Task<DecisionRecord> RunAsync(GateCheckRequest req, IProgress<ProgressUpdate>? progress = null, CancellationToken ct = default, Action<string>? notice = null)
     {
         var started = DateTimeOffset.UtcNow;
         progress ??= new Progress<ProgressUpdate>();
@@ -80,6 +80,7 @@ public sealed class GateCheckPipeline
         var approvals = req.Trust?.RequireApprovals(policy, req.ApprovalsFolder) ?? [];
         var model = OnnxModelLoader.Load(req.ModelPath);
         var plan = CheckPlan.Create(policy, model);
+        foreach (var note in plan.Notes) notice?.Invoke(note);
 
         var sandboxChecks = plan.SandboxChecks.ToList();
         // Chosen before anything runs, so a host that cannot meet the policy's floor fails early with the reason;
@@ -135,6 +136,10 @@ public sealed class GateCheckPipeline
                 }
             }
         }
+        // What the plan noted about how the model is run belongs to every measurement on data it qualifies.
+        foreach (var note in plan.Notes)
+            foreach (var pc in sandboxChecks.Where(c => c.Spec.Dataset is not null && results.ContainsKey(c.Spec.Id)))
+                results[pc.Spec.Id].Coverage = string.IsNullOrEmpty(results[pc.Spec.Id].Coverage) ? note : $"{results[pc.Spec.Id].Coverage}; {note}";
         foreach (var pc in plan.Checks.Where(c => !c.Runnable))
             results[pc.Spec.Id] = await CheckExecutor.RunOneAsync(hostCtx, pc, ct).ConfigureAwait(false);
 

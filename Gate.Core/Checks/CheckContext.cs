@@ -98,7 +98,14 @@ public sealed class CheckContext
                     throw new GateInputException($"{spec.LabelsPath}: labels must be a vector of {x.Shape[0]} entries (one per input sample), got shape {lt.ShapeString}");
                 y = lt.ToLongArray();
             }
-            if (x.Type != DType.Float32)
+            // Token ids for an integer input (an embedding lookup) stay integers, in the input's own type; every
+            // other dataset is float32, as the white-box engine and the attacks compute in it.
+            var input = Model.Graph.Inputs.FirstOrDefault(i => i.Name == PrimaryInput.Name);
+            if (input is { ElementType: var it } && it is not (DType.Undefined or DType.Complex64 or DType.Complex128) && it.IsInteger() && x.Type.IsInteger())
+            {
+                if (x.Type != it) x = Tensor.FromLongs(x.Shape, x.ToLongArray(), it);
+            }
+            else if (x.Type != DType.Float32)
                 x = Tensor.FromFloats(x.Shape, x.ToFloatArray());
             return _datasets[name] = new Dataset(name, x, y);
         }

@@ -6,6 +6,12 @@ using Gate.Core.Tensors;
 
 namespace Gate.Core.Checks;
 
+/// <summary>Which layers a white-box check reads: named tensors, the residual stream, or (neither) auto.</summary>
+public sealed record LayerChoice(IReadOnlyList<string>? Named, bool Residual = false);
+
+/// <summary>How activations with a token-position axis become one vector per sample (the <c>pooling</c> option).</summary>
+public enum Pooling { Flatten, Cls, Mean, Last }
+
 /// <summary>Shared plumbing of the white-box checks: layer selection, activation capture, seeded sampling, model predictions.</summary>
 public static class MechanisticData
 {
@@ -13,36 +19,120 @@ public static class MechanisticData
     public static readonly IReadOnlySet<string> ActivationOps = new HashSet<string>(StringComparer.Ordinal)
     { "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid", "Tanh", "Softplus", "Softsign", "HardSwish", "Mish" };
 
-    /// <summary>The <c>layers</c> option: null means <c>auto</c> (also when absent).</summary>
-    public static IReadOnlyList<string>? BindLayers(PolicyMapping node) =>
-        node["layers"] is PolicySequence s ? s.Items.Select(i => ((PolicyScalar)i).Value).ToList() : null;
+    /// <summary>The <c>layers</c> option: a list of tensors, <c>residual</c>, or null for <c>auto</c> (also when absent).</summary>
+    public static LayerChoice BindLayers(PolicyMapping node) => node["layers"] switch
+    {
+        PolicySequence s => new LayerChoice(s.Items.Select(i => ((PolicyScalar)i).Value).ToList()),
+        PolicyScalar { Value: "residual" } => new LayerChoice(null, Residual: true),
+        _ => new LayerChoice(null),
+    };
+
+    /// <summary>The <c>pooling</c> option over token positions (declared once in <see cref="PoolingOption"/>).</summary>
+    public static Pooling BindPooling(PolicyMapping node) => PolicyLoader.Str(node["pooling"]) switch
+    {
+        "cls" => Pooling.Cls, "mean" => Pooling.Mean, "last" => Pooling.Last, _ => Pooling.Flatten,
+    };
+
+    /// <summary>The shared <c>pooling</c> option of the white-box checks that read activations.</summary>
+    public static OptionDecl PoolingOption => Opt.Enum("pooling",
+        "How a layer of a sequence model ([samples, positions, width]) becomes one vector per sample: flatten (every position, " +
+        "concatenated), cls (position 0, the classification token), mean (the average over positions) or last (the final position). " +
+        "Layers without a position axis are used as they are.", "flatten", "cls", "mean", "last") with { Default = "flatten", Strength = Strength.Neutral };
 
     /// <summary>
-    /// Resolves the layers to capture: the named tensors (each must exist in the graph), or for auto every output of
-    /// an activation node that is not a graph output (the hidden representations, in graph order).
+    /// Resolves the layers to capture: the named tensors (each must exist in the graph); for <c>residual</c> the
+    /// residual stream of an attention model (<see cref="ResidualStream"/>); for auto every output of an activation
+    /// node, or of a GELU written out as an Erf expression, that is not a graph output (in graph order).
     /// </summary>
-    public static IReadOnlyList<string> ResolveLayers(OnnxModel model, IReadOnlyList<string>? named)
+    public static IReadOnlyList<string> ResolveLayers(OnnxModel model, LayerChoice choice)
     {
         var graph = model.Graph;
+        var named = choice.Named;
+        if (choice.Residual)
+        {
+            var stream = ResidualStream(model);
+            if (stream.Count == 0)
+                throw new GateInputException($"{model.FileName}: layers: residual found no residual stream (no tensor that enters a layer normalisation, " +
+                                             "as LayerNormalization or as ReduceMean/Sub); name the layers explicitly");
+            return stream;
+        }
         if (named is not null)
         {
             var known = new HashSet<string>(graph.Nodes.SelectMany(n => n.Outputs).Concat(graph.Inputs.Select(i => i.Name)));
             var missing = named.Where(l => !known.Contains(l)).ToList();
             if (missing.Count > 0)
-                throw new GateInputException($"{model.FileName}: no tensor named {string.Join(", ", missing.Select(m => $"'{m}'"))} in the graph; hidden activations are: {string.Join(", ", ResolveLayers(model, null))}");
+                throw new GateInputException($"{model.FileName}: no tensor named {string.Join(", ", missing.Select(m => $"'{m}'"))} in the graph; hidden activations are: {string.Join(", ", ResolveLayers(model, new LayerChoice(null)))}");
             return named;
         }
         var outputs = new HashSet<string>(graph.Outputs.Select(o => o.Name));
-        var auto = graph.Nodes.Where(n => ActivationOps.Contains(n.OpType)).SelectMany(n => n.Outputs)
+        var gelus = ErfGeluOutputs(model);
+        var auto = graph.Nodes.SelectMany(n => ActivationOps.Contains(n.OpType) ? n.Outputs : n.Outputs.Where(gelus.Contains))
             .Where(o => o.Length > 0 && !outputs.Contains(o)).ToList();
         if (auto.Count == 0) throw new GateInputException($"{model.FileName}: layers: auto found no hidden activation (no {string.Join("/", ActivationOps.Take(4))}… node output that is not a graph output); name the layers explicitly");
         return auto;
     }
 
-    /// <summary>Runs the built-in engine over the inputs in batches and returns each layer's activations, flattened per sample.</summary>
-    public static Dictionary<string, SampleMatrix> CaptureActivations(CheckContext ctx, Tensor inputs, IReadOnlyList<string> layers, CancellationToken ct, int batch = 256)
+    /// <summary>
+    /// The outputs of GELUs that exporters write out as x·½(1 + erf(x/√2)) (torch before opset 20, ViTs, BERTs):
+    /// an Erf whose result passes through Add and Mul, the output being the last Mul of the chain (a trailing Mul by
+    /// ½ included). Each is a hidden activation as a Gelu node's output would be.
+    /// </summary>
+    public static HashSet<string> ErfGeluOutputs(OnnxModel model)
+    {
+        var consumers = Consumers(model);
+        Node? Only(string tensor, string op) => consumers.TryGetValue(tensor, out var c) && c.Count == 1 && c[0].OpType == op ? c[0] : null;
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var erf in model.Graph.Nodes.Where(n => n.OpType == "Erf"))
+        {
+            if (Only(erf.Outputs[0], "Add") is not { } add || Only(add.Outputs[0], "Mul") is not { } mul) continue;
+            var last = mul;
+            if (Only(mul.Outputs[0], "Mul") is { } half && half.Inputs.Any(i => IsConstant(model, i))) last = half;
+            found.Add(last.Outputs[0]);
+        }
+        return found;
+    }
+
+    /// <summary>
+    /// The residual stream of an attention model: every tensor that enters a layer normalisation (a LayerNormalization
+    /// node, or the ReduceMean/Sub pair exporters emit for it before opset 17), in graph order. In a post-norm block
+    /// these are the sums x + attention(x) and x + mlp(x); in a pre-norm block the stream before each sublayer.
+    /// </summary>
+    public static IReadOnlyList<string> ResidualStream(OnnxModel model)
+    {
+        var graph = model.Graph;
+        var consumers = Consumers(model);
+        var inputs = graph.Inputs.Select(i => i.Name).ToHashSet();
+        var stream = new List<string>();
+        foreach (var n in graph.Nodes)
+            foreach (var o in n.Outputs.Where(o => o.Length > 0 && consumers.ContainsKey(o)))
+            {
+                var c = consumers[o];
+                bool entersNorm = c.Any(x => x.OpType == "LayerNormalization" && x.Inputs[0] == o)
+                                  || (c.Any(x => x.OpType == "ReduceMean") && c.Any(x => x.OpType == "Sub" && x.Inputs[0] == o));
+                if (entersNorm && !inputs.Contains(o) && !stream.Contains(o)) stream.Add(o);
+            }
+        return stream;
+    }
+
+    private static Dictionary<string, List<Node>> Consumers(OnnxModel model)
+    {
+        var map = new Dictionary<string, List<Node>>(StringComparer.Ordinal);
+        foreach (var n in model.Graph.Nodes)
+            foreach (var i in n.Inputs.Where(i => i.Length > 0))
+                (map.TryGetValue(i, out var l) ? l : map[i] = []).Add(n);
+        return map;
+    }
+
+    private static bool IsConstant(OnnxModel model, string tensor) =>
+        model.Graph.Initializers.ContainsKey(tensor) || model.Graph.Nodes.Any(n => n.OpType == "Constant" && n.Outputs.Contains(tensor));
+
+    /// <summary>Runs the built-in engine over the inputs in batches and returns each layer's activations, pooled over
+    /// token positions as declared and flattened per sample.</summary>
+    public static Dictionary<string, SampleMatrix> CaptureActivations(CheckContext ctx, Tensor inputs, IReadOnlyList<string> layers, CancellationToken ct, int batch = 256,
+        Pooling pooling = Pooling.Flatten)
     {
         int n = inputs.Shape[0];
+        batch = FixedBatch.BatchFor(ctx.Model, batch);
         var parts = layers.ToDictionary(l => l, _ => new List<double[]>());
         var widths = new Dictionary<string, int>();
         string inputName = ctx.Engine.InputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : ctx.Engine.InputNames[0];
@@ -56,11 +146,32 @@ public static class MechanisticData
                 var t = pass[l];
                 if (t.Rank == 0 || t.Shape[0] != count)
                     throw new GateInputException($"{ctx.Model.FileName}: tensor '{l}' has shape {t.ShapeString}; a layer to analyse must keep the batch axis first");
-                widths[l] = t.Length / count;
-                parts[l].Add(t.ToDoubleArray());
+                var pooled = Pool(t.ToDoubleArray(), t.Shape, pooling);
+                widths[l] = pooled.Length / count;
+                parts[l].Add(pooled);
             }
         }
         return layers.ToDictionary(l => l, l => new SampleMatrix(parts[l].SelectMany(p => p).ToArray(), n, n == 0 ? 0 : widths[l]));
+    }
+
+    /// <summary>
+    /// Pools a [samples, positions, width] activation over its position axis (axis 1). Other ranks have no position
+    /// axis and are returned as they are: pooling a convolution's [N, C, H, W] over channels would mean nothing.
+    /// </summary>
+    public static double[] Pool(double[] a, int[] shape, Pooling pooling)
+    {
+        if (pooling == Pooling.Flatten || shape.Length != 3) return a;
+        int n = shape[0], t = shape[1], d = shape[2];
+        var r = new double[n * d];
+        for (int s = 0; s < n; s++)
+            for (int j = 0; j < d; j++)
+                r[s * d + j] = pooling switch
+                {
+                    Pooling.Cls => a[(s * t) * d + j],
+                    Pooling.Last => a[(s * t + t - 1) * d + j],
+                    _ => Enumerable.Range(0, t).Sum(p => a[(s * t + p) * d + j]) / t,
+                };
+        return r;
     }
 
     /// <summary>A deterministic generator from a 64-bit check seed (System.Random with an int seed is stable across runs).</summary>
@@ -70,13 +181,20 @@ public static class MechanisticData
     public static int[] ChooseRows(int count, int? samples, Random rng) =>
         samples is int s && s < count ? Permutation.Of(count, rng).Take(s).Order().ToArray() : Enumerable.Range(0, count).ToArray();
 
+    /// <summary>The chosen samples, in the tensor's own element type (token ids stay integers).</summary>
     public static Tensor Rows(Tensor t, IReadOnlyList<int> rows)
     {
         int per = t.Length / Math.Max(1, t.Shape[0]);
+        var shape = (int[])t.Shape.Clone(); shape[0] = rows.Count;
+        if (t.Type.Storage() == StorageKind.Long)
+        {
+            var l = new long[rows.Count * per];
+            for (int i = 0; i < rows.Count; i++) Array.Copy(t.Longs!, rows[i] * per, l, i * per, per);
+            return Tensor.FromLongs(shape, l, t.Type);
+        }
         var src = t.ToFloatArray();
         var dst = new float[rows.Count * per];
         for (int i = 0; i < rows.Count; i++) Array.Copy(src, rows[i] * per, dst, i * per, per);
-        var shape = (int[])t.Shape.Clone(); shape[0] = rows.Count;
         return Tensor.FromFloats(shape, dst);
     }
 
@@ -96,6 +214,7 @@ public static class MechanisticData
             runtime = "builtin";
         }
         else { ctx.RequireProduction(); throw new InvalidOperationException("unreachable"); }
+        batch = FixedBatch.BatchFor(ctx.Model, batch);
         int n = inputs.Shape[0];
         var pred = new int[n];
         for (int start = 0; start < n; start += batch)

@@ -162,39 +162,64 @@ internal static class ExoticTensorCodec
 {
     public static Tensor Decode(DType type, int[] shape, int n, byte[]? raw, TensorProto tp, string where)
     {
-        int perByte = type switch
-        {
-            DType.Int4 or DType.UInt4 or DType.Float4E2M1 => 2,
-            DType.Int2 or DType.UInt2 => 4,
-            DType.Float8E4M3FN or DType.Float8E4M3FNUZ or DType.Float8E5M2 or DType.Float8E5M2FNUZ or DType.Float8E8M0 => 1,
-            _ => throw new GateInputException($"{where}: tensor '{tp.Name}' has element type {type}, which Gate does not read"),
-        };
-        // Packed types put element 0 in the lowest bits of byte 0. Without raw_data, each int32_data entry holds one byte.
+        int perByte = PerByte(type) ?? throw new GateInputException($"{where}: tensor '{tp.Name}' has element type {type}, which Gate does not read");
+        // Without raw_data, each int32_data entry holds one byte.
         int bytes = (n + perByte - 1) / perByte;
         var packed = raw ?? tp.Int32Data.Select(v => (byte)v).ToArray();
         if (packed.Length < bytes) throw new GateInputException($"{where}: tensor '{tp.Name}' has {packed.Length} bytes of {type} data, shape needs {bytes}");
-        int bitsEach = 8 / perByte, mask = (1 << bitsEach) - 1;
-        int Code(int i) => (packed[i / perByte] >> (i % perByte * bitsEach)) & mask;
+        return FromPacked(type, shape, n, packed);
+    }
+
+    /// <summary>Elements per byte of a narrow type (1 for float8, 2 for 4-bit, 4 for 2-bit types); null for any other type.</summary>
+    internal static int? PerByte(DType type) => type switch
+    {
+        DType.Int4 or DType.UInt4 or DType.Float4E2M1 => 2,
+        DType.Int2 or DType.UInt2 => 4,
+        DType.Float8E4M3FN or DType.Float8E4M3FNUZ or DType.Float8E5M2 or DType.Float8E5M2FNUZ or DType.Float8E8M0 => 1,
+        _ => null,
+    };
+
+    /// <summary>
+    /// Reads <paramref name="n"/> elements of a narrow type from ONNX's packed layout (also ONNX Runtime's tensor
+    /// memory): element 0 in the lowest bits of byte 0.
+    /// </summary>
+    internal static Tensor FromPacked(DType type, int[] shape, int n, ReadOnlySpan<byte> packed)
+    {
+        int perByte = PerByte(type)!.Value, bitsEach = 8 / perByte, mask = (1 << bitsEach) - 1;
         switch (type)
         {
             case DType.Int4 or DType.Int2:
             {
                 var a = new long[n];
-                for (int i = 0; i < n; i++) { int c = Code(i); a[i] = c >= (1 << (bitsEach - 1)) ? c - (1 << bitsEach) : c; }
+                for (int i = 0; i < n; i++) { int c = Code(packed, i); a[i] = c >= (1 << (bitsEach - 1)) ? c - (1 << bitsEach) : c; }
                 return Tensor.FromLongs(shape, a, type);
             }
             case DType.UInt4 or DType.UInt2:
             {
                 var a = new long[n];
-                for (int i = 0; i < n; i++) a[i] = Code(i);
+                for (int i = 0; i < n; i++) a[i] = Code(packed, i);
                 return Tensor.FromLongs(shape, a, type);
             }
             default:
             {
                 var a = new float[n];
-                for (int i = 0; i < n; i++) a[i] = NarrowFloats.Decode(type, Code(i));
+                for (int i = 0; i < n; i++) a[i] = NarrowFloats.Decode(type, Code(packed, i));
                 return Tensor.FromFloats(shape, a, type);
             }
+        }
+        int Code(ReadOnlySpan<byte> p, int i) => (p[i / perByte] >> (i % perByte * bitsEach)) & mask;
+    }
+
+    /// <summary>Writes a narrow-typed tensor in the packed layout <see cref="FromPacked"/> reads (the inverse).</summary>
+    internal static void ToPacked(Tensor t, Span<byte> packed)
+    {
+        int perByte = PerByte(t.Type)!.Value, bitsEach = 8 / perByte, mask = (1 << bitsEach) - 1;
+        packed.Clear();
+        for (int i = 0; i < t.Length; i++)
+        {
+            // Values are already representable (see DTypeInfo.Storage), so encoding a float is exact.
+            int code = t.Type.IsFloating() ? NarrowFloats.Encode(t.Type, t.Floats![i]) : (int)t.Longs![i];
+            packed[i / perByte] |= (byte)((code & mask) << (i % perByte * bitsEach));
         }
     }
 }

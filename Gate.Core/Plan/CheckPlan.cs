@@ -28,6 +28,8 @@ public sealed class CheckPlan
     public required IReadOnlyList<PlannedCheck> Checks { get; init; }
     /// <summary>The datasets the checks use, validated and digested: what decision.json records as evaluated.</summary>
     public required IReadOnlyList<DatasetRecord> Datasets { get; init; }
+    /// <summary>How the checks will treat this model where it departs from the usual (a batch fixed at 1), for the plan's reader.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 
     public IEnumerable<PlannedCheck> HostChecks => Checks.Where(c => c.Runnable && c.Placement == CheckPlacement.Host);
     public IEnumerable<PlannedCheck> SandboxChecks => Checks.Where(c => c.Runnable && c.Placement == CheckPlacement.Sandbox);
@@ -56,7 +58,8 @@ public sealed class CheckPlan
             catch (PolicyException e) { errors.AddRange(e.Errors); }
         }
         if (errors.Count > 0) throw new PolicyException(errors);
-        return new CheckPlan { Policy = policy, Model = model, Checks = planned, Datasets = datasets };
+        var notes = new[] { Runtime.FixedBatch.Note(model) }.OfType<string>().ToList();
+        return new CheckPlan { Policy = policy, Model = model, Checks = planned, Datasets = datasets, Notes = notes };
     }
 
     /// <summary>The policy's declared inputs must exist in the model with compatible ranks and fixed dimensions.</summary>

@@ -141,6 +141,12 @@ public static class DatasetValidation
             return;
         }
 
+        if (vi is { ElementType: not (DType.Undefined or DType.Complex64 or DType.Complex128) } && vi.ElementType.IsInteger() && x.Type.IsFloating())
+        {
+            error($"{path}: {x.Type.OnnxName()} array where model input '{inputName}' is {vi.ElementType.OnnxName()} (token ids or indices); save the inputs as integers");
+            return;
+        }
+
         // Each sample must have the shape the policy declares (else the model's), batch axis aside.
         long?[]? expected = declared is not null ? declared.Shape.Select(d => d >= 0 ? d : (long?)null).ToArray()
             : vi?.Shape?.Select(d => d.Value).ToArray();

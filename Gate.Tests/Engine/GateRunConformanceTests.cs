@@ -16,14 +16,13 @@ namespace Gate.Tests.Engine;
 /// covers `gate run` as a process, including the dtypes added for this measurement and the input-less Constant case.
 /// Nothing is skipped: a case that cannot be read, run or written counts as a failure and is listed with its reason.
 /// Built-in engine: ≥ 97% (measured 571/573; the two failures are an optional and a sequence input, not tensors).
-/// ONNX Runtime: the target is 99%, not met. Through the official managed API (Microsoft.ML.OnnxRuntime
-/// 1.31.1) 513/573 (89.5%) pass: Gate does not yet marshal the narrow types (float8, float4e2m1, int4/uint4,
-/// int2/uint2) to it, and the managed API refuses to describe such outputs ("Unregistered TensorElementType"), so
-/// this guards 89% until that is done. With Gate's former C-API binding the same run passed 551/573 (96.2%).
-/// The 22 failures: 10 cases ONNX Runtime 1.30 has no kernel for (float4e2m1 Cast, int16 Max/Min, int8 Where,
-/// Pow with unsigned exponents); 6 Cast outputs to int2/uint2/float8e8m0 whose element type ORT reports one code
-/// off (inputs of those types are accepted with ONNX's numbering); 2 string inputs (Gate's own C-API binding has
-/// no string tensors; the official managed package that replaces it does); 2 optional/sequence values.
+/// ONNX Runtime: the target is 99%; ONNX Runtime 1.31.1 itself makes it unreachable. Measured 561/573
+/// (97.9%), this guards that. The managed API (Microsoft.ML.OnnxRuntime.Managed) cannot even open a model with a
+/// float8/float4/int4/int2 input or output ("Unregistered TensorElementType"), so Gate opens those through ORT's C
+/// API (OrtNativeSession), as the official managed package would if its type table knew them. The 12 failures:
+/// 10 cases ORT 1.31.1 has no CPU kernel for (Cast to/from float4e2m1 ×4, int16/uint16 Max/Min ×4, Pow with a
+/// uint32/uint64 exponent ×2: "Could not find an implementation"), and 2 optional/sequence values, which .npy
+/// (and so `gate run`) does not carry. 561 + 0 of those 12 = 97.9% is the ceiling on this ORT release.
 /// </summary>
 public class GateRunConformanceTests(ITestOutputHelper output)
 {
@@ -31,10 +30,10 @@ public class GateRunConformanceTests(ITestOutputHelper output)
     public void Builtin_engine_through_npy_passes_at_least_97_percent() => Measure("builtin", 0.97);
 
     [Fact]
-    public void Onnxruntime_through_npy_passes_at_least_89_percent()
+    public void Onnxruntime_through_npy_passes_at_least_97_9_percent()
     {
         OrtTestSupport.RequireOrt();
-        Measure("onnxruntime", 0.89);
+        Measure("onnxruntime", 0.979);
     }
 
     private void Measure(string runtime, double target)

@@ -112,6 +112,24 @@ public class RunCommandDTypeTests
         RunCase(caseName, "onnxruntime");
     }
 
+    /// <summary>
+    /// Narrow element types (float8, int4, uint2, float8e8m0) in and out of ONNX Runtime: the managed API cannot
+    /// describe them, so Gate opens such models through ORT's C API (OrtNativeSession). uint2 and float8e8m0 also
+    /// check the C API's own numbering of the last three types (it differs from ONNX's).
+    /// </summary>
+    [Theory]
+    [InlineData("test_cast_FLOAT_to_FLOAT8E4M3FN")]
+    [InlineData("test_cast_FLOAT8E5M2_to_FLOAT")]
+    [InlineData("test_cast_INT4_to_FLOAT")]
+    [InlineData("test_cast_FLOAT_to_UINT2")]
+    [InlineData("test_cast_INT2_to_INT8")]
+    [InlineData("test_cast_e8m0_FLOAT8E8M0_to_FLOAT")]
+    public void Gate_run_on_onnxruntime_carries_the_narrow_types(string caseName)
+    {
+        Gate.Tests.Runtime.OrtTestSupport.RequireOrt();
+        RunCase(caseName, "onnxruntime");
+    }
+
     [Fact]
     public void Gate_run_names_a_missing_input_with_exit_3()
     {

@@ -7,7 +7,7 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.LinearProbe;
 
-public sealed record LinearProbeOptions(string Dataset, string? Concept, IReadOnlyList<string>? Layers, int Folds, double Regularization);
+public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerChoice Layers, int Folds, double Regularization, Pooling Pooling = Pooling.Flatten);
 
 /// <summary>One layer's cross-validated probe result.</summary>
 public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, int Correct, int Samples, double CiLow, double CiHigh, double[] FoldAccuracies);
@@ -29,7 +29,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         var n = spec.Node;
         if (spec.Dataset is null) throw PolicyException.At(n, "linear-probe needs a dataset (inputs and concept labels)");
         return new LinearProbeOptions(spec.Dataset, PolicyLoader.Str(n["concept"]), MechanisticData.BindLayers(n),
-            Declaration.Value(n, "folds").Int!.Value, Declaration.Value(n, "regularization").Number!.Value);
+            Declaration.Value(n, "folds").Int!.Value, Declaration.Value(n, "regularization").Number!.Value, MechanisticData.BindPooling(n));
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, CancellationToken ct)
@@ -44,7 +44,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
             return Task.FromResult(CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe"));
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
         var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct);
+        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct, pooling: o.Pooling);
         var folds = StratifiedKFold.Assign(labels, o.Folds, rng);
 
         var results = new List<ProbeLayerResult>();
@@ -72,7 +72,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         }).ToArray());
         var json = new JsonObject
         {
-            ["concept"] = o.Concept, ["dataset"] = o.Dataset, ["folds"] = o.Folds, ["regularization"] = o.Regularization,
+            ["concept"] = o.Concept, ["dataset"] = o.Dataset, ["folds"] = o.Folds, ["pooling"] = o.Pooling.ToString().ToLowerInvariant(), ["regularization"] = o.Regularization,
             ["seed"] = ctx.SeedFor(spec.Id).ToString(CultureInfo.InvariantCulture), ["samples"] = rows.Length,
             ["classLabels"] = new JsonArray(classesSeen.Select(c => (JsonNode)c).ToArray()),
             ["layers"] = r.Details["layers"]!.DeepClone(),
@@ -84,10 +84,12 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         Requirements.Apply(r, spec.Require);
         string concept = o.Concept is null ? "the concept" : $"'{o.Concept}'";
         r.Summary = $"{concept} is best decoded at {best.Layer}: accuracy {best.Accuracy:F2} (95% CI {best.CiLow:F2}–{best.CiHigh:F2}, chance {r.Metrics["chance"]:F2}) over {layers.Count} layer(s), {o.Folds}-fold CV";
-        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}; linear decodability only (a non-linear read-out may still find the concept)";
+        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept)";
         r.Runtime = "builtin";
         return Task.FromResult(r);
     }
+
+    internal static string PoolingNote(Pooling p) => p == Pooling.Flatten ? "" : $" (token positions pooled: {p.ToString().ToLowerInvariant()})";
 
     /// <summary>Cross-validates one layer. Exposed for tests.</summary>
     public static ProbeLayerResult Probe(string layer, SampleMatrix x, int[] labels, int classes, int[] folds, int k, double c)

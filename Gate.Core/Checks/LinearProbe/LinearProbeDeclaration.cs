@@ -1,5 +1,6 @@
 using Gate.Core.Policy;
 using static Gate.Core.Policy.ReviewWords;
+using Gate.Core.Checks;
 
 namespace Gate.Core.Checks.LinearProbe;
 
@@ -16,7 +17,8 @@ public static class LinearProbeDeclaration
         Options =
         [
             Opt.Text("concept", "Plain-language name of the concept the labels encode.") with { Strength = Strength.Neutral },
-            Opt.Shared("layers", "The activations probed: named tensors, or auto (every hidden activation).", "layers"),
+            Opt.Shared("layers", "The activations probed: named tensors, auto (every hidden activation, GELUs written out as Erf included) or residual (the residual stream of an attention model: every tensor entering a layer normalisation).", "layers"),
+            MechanisticData.PoolingOption,
             Opt.Int("folds", "Cross-validation folds.", min: 2, max: 50) with { Default = 5, Strength = Strength.Neutral },
             Opt.Number("regularization", "Inverse L2 strength C, as in scikit-learn.", exclusiveMin: 0) with { Default = 1.0, Strength = Strength.Neutral },
         ],

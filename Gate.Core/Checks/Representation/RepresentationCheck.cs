@@ -5,7 +5,7 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.Representation;
 
-public sealed record RepresentationOptions(string Dataset, int? Samples, IReadOnlyList<string>? Layers, double SparsityThreshold, double CodingRateEpsilon);
+public sealed record RepresentationOptions(string Dataset, int? Samples, LayerChoice Layers, double SparsityThreshold, double CodingRateEpsilon, Pooling Pooling = Pooling.Flatten);
 
 /// <summary>
 /// Per-layer statistics of the hidden representations on a dataset: activation sparsity, effective rank and coding
@@ -25,7 +25,7 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
         var d = Declaration; // explicit values, else the declared defaults
         return new RepresentationOptions(spec.Dataset ?? throw PolicyException.At(n, "representation needs a dataset"),
             d.Value(n, "samples").Int, MechanisticData.BindLayers(n),
-            d.Value(n, "sparsityThreshold").Number!.Value, d.Value(n, "codingRateEpsilon").Number!.Value);
+            d.Value(n, "sparsityThreshold").Number!.Value, d.Value(n, "codingRateEpsilon").Number!.Value, MechanisticData.BindPooling(n));
     }
 
     public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, RepresentationOptions o, CancellationToken ct)
@@ -34,7 +34,7 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
         var ds = ctx.LoadDataset(o.Dataset);
         var rows = MechanisticData.ChooseRows(ds.Count, o.Samples, MechanisticData.Rng(ctx.SeedFor(spec.Id)));
         var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct);
+        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct, pooling: o.Pooling);
         var results = new List<LayerRepresentation>();
         foreach (var l in layers)
         {
@@ -77,7 +77,7 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
         Requirements.Apply(r, spec.Require, judged);
         r.Summary = string.Join("; ", results.Select(x => $"{x.Layer}: sparsity {x.Sparsity:F2}, effective rank {x.EffectiveRank:F1}/{x.Units}, coding rate {x.CodingRate:F1}"))
                     + (spec.Require.Count == 0 ? " (informational)" : "");
-        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s)";
+        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s){LinearProbe.LinearProbeCheck.PoolingNote(o.Pooling)}";
         r.Runtime = "builtin";
         return Task.FromResult(r);
     }

@@ -1,5 +1,6 @@
 using Gate.Core.Policy;
 using static Gate.Core.Policy.ReviewWords;
+using Gate.Core.Checks;
 
 namespace Gate.Core.Checks.Representation;
 
@@ -16,7 +17,8 @@ public static class RepresentationDeclaration
         Options =
         [
             Opt.Samples("Samples whose activations are measured (a seeded choice from the dataset).", defaultCap: 512),
-            Opt.Shared("layers", "The activations measured: named tensors, or auto (every hidden activation).", "layers"),
+            Opt.Shared("layers", "The activations measured: named tensors, auto (every hidden activation, GELUs written out as Erf included) or residual (the residual stream of an attention model: every tensor entering a layer normalisation).", "layers"),
+            MechanisticData.PoolingOption,
             Opt.Number("sparsityThreshold", "An activation at or below this magnitude counts as silent.", min: 0) with { Default = 0.000001, Strength = Strength.Neutral },
             Opt.Number("codingRateEpsilon", "Distortion ε of the coding rate.", exclusiveMin: 0) with { Default = 0.5, Strength = Strength.Neutral },
         ],

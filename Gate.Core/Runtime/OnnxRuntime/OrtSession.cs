@@ -27,7 +27,9 @@ public sealed class OrtSession : IDisposable
     public const string CpuProvider = "CPUExecutionProvider";
     public const string CudaProvider = "CUDAExecutionProvider";
 
-    private readonly InferenceSession session;
+    /// <summary>The managed API's session, or null when the model needed <see cref="native"/>.</summary>
+    private readonly InferenceSession? session;
+    private readonly OrtNativeSession? native;
 
     public IReadOnlyList<OrtValueInfo> Inputs { get; }
     public IReadOnlyList<OrtValueInfo> Outputs { get; }
@@ -43,6 +45,15 @@ public sealed class OrtSession : IDisposable
         FallbackReason = fallback;
         Inputs = session.InputNames.Select(n => Info(n, session.InputMetadata[n])).ToList();
         Outputs = session.OutputNames.Select(n => Info(n, session.OutputMetadata[n])).ToList();
+    }
+
+    private OrtSession(OrtNativeSession native, string? fallback)
+    {
+        this.native = native;
+        Provider = CpuProvider;
+        FallbackReason = fallback;
+        Inputs = native.Inputs;
+        Outputs = native.Outputs;
     }
 
     private static OrtValueInfo Info(string name, NodeMetadata m) =>
@@ -74,11 +85,28 @@ public sealed class OrtSession : IDisposable
         }
         using var cpuOptions = Options(settings);
         try { return new OrtSession(Open(modelBytes, modelPath, cpuOptions), CpuProvider, fallback); }
+        catch (OnnxRuntimeException e) when (e.Message.Contains(UnregisteredType, StringComparison.Ordinal))
+        {
+            // An input or output of a narrow type (float8, float4, int4, int2): the managed API cannot describe it,
+            // ORT itself can. Such models run through ORT's C API, on the CPU.
+            try
+            {
+                return new OrtSession(new OrtNativeSession(modelBytes, modelPath, settings),
+                    settings.UseCuda ? $"{CudaProvider} not used: the model has inputs or outputs of a narrow element type, which Gate passes to ONNX Runtime through its C API on the CPU" : fallback);
+            }
+            catch (OrtCallException n)
+            {
+                throw new GateInputException($"{displayName}: ONNX Runtime {OrtLibrary.Version} rejected the model: {n.Message}", n);
+            }
+        }
         catch (OnnxRuntimeException e)
         {
             throw new GateInputException($"{displayName}: ONNX Runtime {OrtLibrary.Version} rejected the model: {e.Message}", e);
         }
     }
+
+    /// <summary>The managed API's words for an element type outside its table (float8 and the packed types).</summary>
+    private const string UnregisteredType = "Unregistered TensorElementType";
 
     private static InferenceSession Open(byte[] modelBytes, string? modelPath, SessionOptions options) =>
         modelPath is not null ? new InferenceSession(modelPath, options) : new InferenceSession(modelBytes, options);
@@ -124,18 +152,19 @@ public sealed class OrtSession : IDisposable
     {
         // The managed API does not guard a disposed session: running one would reach freed native memory.
         ObjectDisposedException.ThrowIf(disposed, this);
-        outputNames ??= session.OutputNames;
+        outputNames ??= Outputs.Select(o => o.Name).ToList();
         foreach (var name in inputs.Keys)
             if (!Inputs.Any(i => i.Name == name))
                 throw new GateInputException($"input '{name}' is not an input of the model (inputs: {string.Join(", ", Inputs.Select(i => i.Name))})");
 
+        if (native is not null) return native.Run(inputs, outputNames);
         var values = new List<OrtValue>(inputs.Count);
         try
         {
             foreach (var (name, t) in inputs) values.Add(OrtTensorMarshal.ToOrtValue(name, t));
             using var runOptions = new RunOptions();
             IDisposableReadOnlyCollection<OrtValue> outputs;
-            try { outputs = session.Run(runOptions, inputs.Keys.ToList(), values, outputNames.ToList()); }
+            try { outputs = session!.Run(runOptions, inputs.Keys.ToList(), values, outputNames.ToList()); }
             catch (OnnxRuntimeException e) when (e.Message.Contains("[ErrorCode:InvalidArgument]", StringComparison.Ordinal))
             {
                 // Wrong input names, shapes or types are the caller's input error, reported with ORT's words.
@@ -159,6 +188,7 @@ public sealed class OrtSession : IDisposable
     public void Dispose()
     {
         disposed = true;
-        session.Dispose();
+        session?.Dispose();
+        native?.Dispose();
     }
 }

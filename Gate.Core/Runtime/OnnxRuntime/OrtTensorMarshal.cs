@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Gate.Core.Model;
 using Gate.Core.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
@@ -25,13 +26,31 @@ internal static class OrtTensorMarshal
         _ => null,
     };
 
-    public static bool IsSupported(DType t) => t == DType.String || ElementSize(t) is not null;
+    /// <summary>Types Gate exchanges with ORT: strings, the types of <see cref="ElementSize"/>, and the narrow packed
+    /// types (float8, float4e2m1, int4/uint4, int2/uint2), which only <see cref="OrtNativeSession"/> can pass.</summary>
+    public static bool IsSupported(DType t) => t == DType.String || ElementSize(t) is not null || ExoticTensorCodec.PerByte(t) is not null;
+
+    /// <summary>Bytes that <paramref name="count"/> elements occupy in ORT's (= ONNX raw_data's) layout, packed types included.</summary>
+    public static long ByteLength(DType t, long count) =>
+        Model.TensorProtoCodec.RawByteLength(t, count) ?? throw new ArgumentException($"{t} has no raw layout");
+
+    /// <summary>An ORT shape as Gate's, each dimension checked to fit.</summary>
+    public static int[] CheckedShape(IReadOnlyList<long> dims, string name)
+    {
+        var shape = new int[dims.Count];
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (dims[i] is < 0 or > int.MaxValue) throw new GateInputException($"tensor '{name}': dimension {dims[i]} is out of range");
+            shape[i] = (int)dims[i];
+        }
+        return shape;
+    }
 
     /// <summary>An input tensor as an OrtValue (the caller disposes it after the run).</summary>
     public static OrtValue ToOrtValue(string name, Tensor t)
     {
-        if (!IsSupported(t.Type))
-            throw new GateInputException($"input '{name}': element type {t.Type.OnnxName()} cannot be passed to ONNX Runtime by Gate");
+        if (t.Type != DType.String && ElementSize(t.Type) is null)
+            throw new GateInputException($"input '{name}': element type {t.Type.OnnxName()} cannot be passed to ONNX Runtime's managed API by Gate");
         var shape = t.Shape.Select(d => (long)d).ToArray();
         switch (t.Type)
         {
@@ -57,12 +76,7 @@ internal static class OrtTensorMarshal
         if (!value.IsTensor) throw new GateInputException($"output '{name}' is not a tensor ({value.OnnxType}); Gate reads tensors only");
         var info = value.GetTensorTypeAndShape();
         var type = (DType)(int)info.ElementDataType;
-        var shape = new int[info.Shape.Length];
-        for (int i = 0; i < shape.Length; i++)
-        {
-            if (info.Shape[i] is < 0 or > int.MaxValue) throw new GateInputException($"tensor '{name}': dimension {info.Shape[i]} is out of range");
-            shape[i] = (int)info.Shape[i];
-        }
+        var shape = CheckedShape(info.Shape, name);
         if (type == DType.String) return Tensor.FromStrings(shape, value.GetStringTensorAsArray());
         if (ElementSize(type) is null)
             throw new GateInputException($"output '{name}': element type {type.OnnxName()} cannot be read from ONNX Runtime by Gate");
@@ -72,6 +86,7 @@ internal static class OrtTensorMarshal
     /// <summary>Writes <paramref name="t"/>'s elements into <paramref name="raw"/> in ORT's layout.</summary>
     internal static void Encode(Tensor t, Span<byte> raw)
     {
+        if (ExoticTensorCodec.PerByte(t.Type) is not null) { ExoticTensorCodec.ToPacked(t, raw); return; }
         int n = t.Length, size = ElementSize(t.Type)!.Value;
         for (int i = 0; i < n; i++)
         {
@@ -95,6 +110,7 @@ internal static class OrtTensorMarshal
     /// <summary>Reads elements of <paramref name="type"/> in ORT's layout into a new tensor of that type.</summary>
     internal static Tensor Decode(DType type, int[] shape, ReadOnlySpan<byte> raw)
     {
+        if (ExoticTensorCodec.PerByte(type) is not null) return ExoticTensorCodec.FromPacked(type, shape, Tensor.ElementCount(shape), raw);
         int n = Tensor.ElementCount(shape), size = ElementSize(type)!.Value;
         switch (type)
         {
