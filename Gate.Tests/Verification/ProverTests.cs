@@ -210,4 +210,33 @@ public class ProverTests
         var e = Assert.Throws<Gate.Core.GateInputException>(() => new Prover(model, confirm, Quick).Prove(DiffProperty([0, 0], [1, 1], 2, 0), TestContext.Current.CancellationToken));
         Assert.Contains("3 elements", e.Message);
     }
+
+    [Fact]
+    public void Pooling_cnns_and_tiny_transformers_get_proofs_and_counterexamples_not_unknown()
+    {
+        // Before their bound rules these graphs (MaxPool, AveragePool, Softmax, LayerNormalization, Gelu...) could
+        // only ever be "unknown". Now a property with a clear margin is proved, and a violated one is found.
+        var rng = new Random(12);
+        for (int trial = 0; trial < 4; trial++)
+        {
+            var model = trial % 2 == 0 ? BoundRuleTests.PoolingCnn(rng, trial % 4) : BoundRuleTests.TinyTransformer(rng, trial % 3);
+            int n = new BoundNetwork(model).InputSize;
+            var centre = Enumerable.Range(0, n).Select(_ => rng.NextDouble() - 0.5).ToArray();
+            double[] lo = centre.Select(v => v - 0.002).ToArray(), hi = centre.Select(v => v + 0.002).ToArray();
+            var diffs = SampledDiffs(model, lo, hi, rng, 200);
+            // A clear margin: the interval-only rules (Softmax, LayerNormalization, Gelu) are loose, not useless.
+            double span = 5 * (diffs.Max() - diffs.Min()) + 0.01;
+            using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
+            var prover = new Prover(model, confirm, Quick with { Timeout = TimeSpan.FromSeconds(10) });
+            var holds = DiffProperty(lo, hi, 3, diffs.Min() - span);
+            var r = prover.Prove(holds, TestContext.Current.CancellationToken);
+            CheckAnswer(model, holds, r, diffs.Min());
+            Assert.True(r.Status == ProofStatus.Unsat, $"trial {trial}: {r.Status} ({r.Detail})");
+            Assert.True(SampledDiffs(model, lo, hi, rng, 4000).Min() > holds.Cases[0].Constraints[0].D);
+            var violated = DiffProperty(lo, hi, 3, diffs.Max());
+            var r2 = prover.Prove(violated, TestContext.Current.CancellationToken);
+            CheckAnswer(model, violated, r2, diffs.Min());
+            Assert.True(r2.Status == ProofStatus.Sat, $"trial {trial}: {r2.Status} ({r2.Detail})");
+        }
+    }
 }
