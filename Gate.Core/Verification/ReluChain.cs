@@ -386,7 +386,8 @@ public sealed class ReluChain
         var rec = new Relaxation[top];
         for (int k = 0; k < top; k++) rec[k] = new Relaxation(_layers[k].Out);
         double best = BackLower(b, top, bias, lam, next, zLower, zUpper, wa, xl, xu, null, rec);
-        if (steps <= 0) return best;
+        // A row CROWN already proves needs no tighter bound (most boxes deep in the search): skip the steps.
+        if (steps <= 0 || best > 0) return best;
         var bestLam = lam.AsSpan(0, n0).ToArray();
         // Start from CROWN's own choice (1 where u > −l, else 0) on the unstable neurons.
         var alpha = new double[top][];
