@@ -73,6 +73,17 @@ public abstract class Operator
     /// <summary>True for element-wise nonlinearities whose CROWN relaxation depends on the input's bounds (ReLU,
     /// Sigmoid, Tanh): the bound propagator tightens those inputs' bounds before relaxing them.</summary>
     public virtual bool RelaxesNonlinearity => false;
+
+    /// <summary>
+    /// Float32 forward error through this operator, for operators that are neither affine nor a monotone
+    /// 1-Lipschitz element-wise function (the two cases <c>BoundNetwork.Float32Error</c> handles generically):
+    /// a bound, per element of output 0, on |f₃₂(x̃) − f(x)| where x and x̃ lie in <paramref name="inputs"/> (exact
+    /// bounds already widened by the error) and |x̃ − x| ≤ <paramref name="errors"/> element-wise (null for
+    /// constants): the carried error plus this operator's own float32 rounding. Null = the generic rule applies,
+    /// which treats the operator as affine (or as relaxed, see <see cref="RelaxesNonlinearity"/>); every nonlinear
+    /// operator with bound rules must therefore override this.
+    /// </summary>
+    public virtual double[]? FloatError(OpContext ctx, IntervalBounds?[] inputs, double[]?[] errors) => null;
 }
 
 public sealed class NotDifferentiableException(string message) : Exception(message);

@@ -225,10 +225,21 @@ public sealed class BoundNetwork
         const double u32 = 1.0 / (1 << 24);
         var err = new Dictionary<string, double[]> { [InputName] = new double[InputSize] };
         var rounding = new double[_nodes.Length][];
+        var ownRule = new bool[_nodes.Length];
         for (int k = 0; k < _nodes.Length; k++)
         {
             var node = _nodes[k];
             var args = Args(k, ibp);
+            // Nonlinear operators (MaxPool, Softmax, Erf, ...) state their own error rule on the widened region.
+            var errs = node.Inputs.Select((name, i) => args[i] is { IsConstant: false } ? err[name] : null).ToArray();
+            var widenedArgs = args.Select((a, i) => a is null || a.IsConstant ? a : Widen(a, errs[i]!)).ToArray();
+            if (_ops[k].FloatError(_ctx[k], widenedArgs, errs) is { } own)
+            {
+                err[node.Outputs[0]] = own;
+                rounding[k] = own;
+                ownRule[k] = true;
+                continue;
+            }
             // Accumulation length: at most the largest variable operand (a dense or convolution layer sums over
             // its input; a convolution kernel larger than its padded input is the one case this would miss).
             int n = args.Where(a => a is { IsConstant: false }).Max(a => a!.Length) + 2;
@@ -267,9 +278,12 @@ public sealed class BoundNetwork
             rounding[k] = local;
         }
         var coarse = err[OutputName];
-        var fine = JacobianError(ibp, err, rounding);
+        var fine = JacobianError(ibp, err, rounding, ownRule);
         return coarse.Select((v, j) => Math.Min(v, fine[j])).ToArray();
     }
+
+    private static IntervalBounds Widen(IntervalBounds b, double[] e) =>
+        IntervalBounds.Box(b.Shape, b.Lower.Select((v, j) => Math.BitDecrement(v - e[j])).ToArray(), b.Upper.Select((v, j) => Math.BitIncrement(v + e[j])).ToArray());
 
     /// <summary>
     /// A tighter bound on the same error: writing the float32 model as the exact one with a rounding perturbation
@@ -280,14 +294,15 @@ public sealed class BoundNetwork
     /// through the same rule with |constants|), and through a relaxed nonlinearity as a derivative in [0, 1]
     /// (all of ReLU, Sigmoid and Tanh are monotone and 1-Lipschitz), exactly 1 or 0 for a ReLU of fixed sign.
     /// </summary>
-    private double[] JacobianError(IReadOnlyDictionary<string, IntervalBounds> ibp, Dictionary<string, double[]> coarse, double[][] rounding)
+    private double[] JacobianError(IReadOnlyDictionary<string, IntervalBounds> ibp, Dictionary<string, double[]> coarse, double[][] rounding, bool[] ownRule)
     {
+        // Only affine operators and ReLU/Sigmoid/Tanh have the Jacobian rules below; past any other operator the
+        // coarse bound stands alone.
+        if (ownRule.Any(v => v)) return Enumerable.Repeat(double.PositiveInfinity, OutputSize).ToArray();
         int rows = OutputSize;
         var widened = new Dictionary<string, IntervalBounds>();
         foreach (var (name, b) in ibp)
-            widened[name] = coarse.TryGetValue(name, out var e)
-                ? IntervalBounds.Box(b.Shape, b.Lower.Select((v, j) => v - e[j]).ToArray(), b.Upper.Select((v, j) => v + e[j]).ToArray())
-                : b;
+            widened[name] = coarse.TryGetValue(name, out var e) ? Widen(b, e) : b;
         var eye = new double[rows * rows];
         for (int j = 0; j < rows; j++) eye[j * rows + j] = 1;
         var centre = new Dictionary<string, double[]> { [OutputName] = eye };

@@ -343,9 +343,7 @@ public sealed class ReluChain
                 }
                 for (int j = 0; j < n0; j++) fine += rho[j] * eIn[j];
                 double rowError = Math.Min(coarse, fine) * 1.001 + 1e-300;
-                Array.Clear(lam);
-                for (int j = 0; j < last.Out; j++) lam[j] = c[r * last.Out + j];
-                double lb = BackLower(b, _layers.Length - 1, -d[r], lam, next, zLower, zUpper, wa, xl, xu);
+                double lb = AlphaLower(b, c.AsSpan(r * last.Out, last.Out), -d[r], lam, next, zLower, zUpper, wa, xl, xu, AlphaSteps);
                 result[b * rows + r] = Outward.Down(lb - rowError, rowError + Math.Abs(lb), 2);
                 lam.AsSpan(0, n0).CopyTo(inLambda.AsSpan((b * rows + r) * n0, n0));
             }
@@ -367,12 +365,98 @@ public sealed class ReluChain
         return v;
     }
 
+    /// <summary>Projected-gradient steps on the ReLU lower slopes (α-CROWN) for each specification row's bound.</summary>
+    public int AlphaSteps { get; set; } = 6;
+
+    /// <summary>
+    /// α-CROWN for one specification row <paramref name="row"/> of box <paramref name="b"/>: the CROWN bound with
+    /// the lower ReLU slopes α ∈ [0, 1] (one per unstable neuron; any value is sound) optimised by projected
+    /// gradient ascent. The bound is, locally, Λ⁽ᵏ⁾·v⁽ᵏ⁾ + const at every layer k, v the relaxed network (each ReLU
+    /// replaced by the line the backward pass chose for it) evaluated at the minimising input vertex x*; so
+    /// ∂bound/∂α_p = a_p·z_p, a_p the coefficient on the ReLU's output and z_p its input in that relaxed network at
+    /// x*. Steps move α by a shrinking amount in the gradient's sign; the best bound seen is returned (and its
+    /// input coefficients left in <paramref name="lam"/>).
+    /// </summary>
+    private double AlphaLower(int b, ReadOnlySpan<double> row, double bias, double[] lam, double[] next, double[][] zLower, double[][] zUpper, double[][] wa, double[] xl, double[] xu, int steps)
+    {
+        int top = _layers.Length - 1, n0 = InputSize;
+        var spec = row.ToArray();
+        void Start() { Array.Clear(lam); spec.CopyTo(lam, 0); }
+        Start();
+        var rec = new Relaxation[top];
+        for (int k = 0; k < top; k++) rec[k] = new Relaxation(_layers[k].Out);
+        double best = BackLower(b, top, bias, lam, next, zLower, zUpper, wa, xl, xu, null, rec);
+        // A row CROWN already proves needs no tighter bound (most boxes deep in the search): skip the steps.
+        if (steps <= 0 || best > 0) return best;
+        var bestLam = lam.AsSpan(0, n0).ToArray();
+        // Start from CROWN's own choice (1 where u > −l, else 0) on the unstable neurons.
+        var alpha = new double[top][];
+        bool any = false;
+        for (int k = 0; k < top; k++)
+        {
+            alpha[k] = new double[_layers[k].Out];
+            for (int p = 0; p < alpha[k].Length; p++)
+            {
+                double l = zLower[k][b * alpha[k].Length + p], u = zUpper[k][b * alpha[k].Length + p];
+                alpha[k][p] = u < -l ? 0 : 1;
+                any |= _layers[k].Relu && l < 0 && u > 0;
+            }
+        }
+        if (!any) return best;
+        var v = new double[_layers.Max(l => Math.Max(l.In, l.Out))];
+        for (int step = 0; step < steps; step++)
+        {
+            // Relaxed forward pass at x* (the vertex minimising the last bound) and the gradient's sign.
+            var a = new double[n0];
+            for (int j = 0; j < n0; j++) a[j] = lam[j] >= 0 ? xl[b * n0 + j] : xu[b * n0 + j];
+            double eta = 0.5 / (1 + step);
+            for (int k = 0; k < top; k++)
+            {
+                var L = _layers[k];
+                var z = new double[L.Out];
+                for (int i = 0; i < L.Out; i++)
+                {
+                    double sum = L.B[i];
+                    for (int q = 0; q < L.In; q++) sum += L.W[i * L.In + q] * a[q];
+                    z[i] = sum;
+                }
+                if (L.Relu)
+                    for (int i = 0; i < L.Out; i++)
+                    {
+                        if (rec[k].Lowered[i] && rec[k].Coefficient[i] > 0 && z[i] != 0)
+                            alpha[k][i] = Math.Clamp(alpha[k][i] + eta * Math.Sign(z[i]), 0, 1);
+                        z[i] = rec[k].Slope[i] * z[i] + rec[k].Intercept[i];
+                    }
+                a = z;
+            }
+            Start();
+            double lb = BackLower(b, top, bias, lam, next, zLower, zUpper, wa, xl, xu, alpha, rec);
+            if (lb > best) { best = lb; lam.AsSpan(0, n0).CopyTo(bestLam); }
+        }
+        Array.Clear(lam);
+        bestLam.CopyTo(lam, 0);
+        return best;
+    }
+
+    /// <summary>What the backward pass chose for each ReLU of one layer: the line (slope, intercept) standing for
+    /// it, whether that line is the free lower one, and the coefficient it received.</summary>
+    private sealed class Relaxation(int n)
+    {
+        public readonly double[] Slope = new double[n], Intercept = new double[n], Coefficient = new double[n];
+        public readonly bool[] Lowered = new bool[n];
+    }
+
     /// <summary>
     /// CROWN: a sound lower bound of Λ·z_top + bias over box <paramref name="b"/>, back through layers top..0 with
     /// the ReLU relaxations given by the bounds of the layers below. Rounding of every product is accounted for
-    /// (see the class comment). On return <paramref name="lam"/> holds the input coefficients.
+    /// (see the class comment). On return <paramref name="lam"/> holds the input coefficients. With
+    /// <paramref name="alpha"/>, an unstable ReLU with a positive coefficient a takes the lower line α·z: the
+    /// rounded product fl(a·α) equals a·α' for an α' that is still in [0, 1] (fl(a·α) ≤ a when α ≤ 1, since a is
+    /// representable), so the bound is exactly CROWN's for a valid slope and needs no further margin.
+    /// <paramref name="record"/>, when given, receives the lines chosen (for α's gradient).
     /// </summary>
-    private double BackLower(int b, int top, double bias, double[] lam, double[] next, double[][] zLower, double[][] zUpper, double[][] wa, double[] xl, double[] xu)
+    private double BackLower(int b, int top, double bias, double[] lam, double[] next, double[][] zLower, double[][] zUpper, double[][] wa, double[] xl, double[] xu,
+        double[][]? alpha = null, Relaxation[]? record = null)
     {
         int n0 = InputSize;
         double margin = 0;
@@ -395,16 +479,25 @@ public sealed class ReluChain
             if (!_layers[k - 1].Relu) continue;
             int cur = L.In;
             var zl = zLower[k - 1]; var zu = zUpper[k - 1];
+            var rec = record?[k - 1];
             for (int p = 0; p < cur; p++)
             {
                 double l = zl[b * cur + p], u = zu[b * cur + p], a = lam[p];
+                if (rec is not null) { rec.Coefficient[p] = a; rec.Lowered[p] = false; rec.Intercept[p] = 0; rec.Slope[p] = l >= 0 ? 1 : 0; }
                 if (l >= 0 || a == 0) continue;
                 if (u <= 0) { lam[p] = 0; continue; }
-                if (a > 0) { if (u < -l) lam[p] = 0; continue; }
+                if (a > 0)
+                {
+                    double slope = alpha is not null ? alpha[k - 1][p] : u < -l ? 0 : 1;
+                    lam[p] = slope == 1 ? a : a * slope;
+                    if (rec is not null) { rec.Slope[p] = slope; rec.Lowered[p] = true; }
+                    continue;
+                }
                 double s = UpperSlope(l, u);
                 bias += -a * s * l; // a·s·(z − l): the constant −a·s·l
                 margin += 4 * U * Math.Abs(a) * s * (Math.Max(Math.Abs(l), Math.Abs(u)) + Math.Abs(l)) + 2 * U * Math.Abs(bias);
                 lam[p] = a * s;
+                if (rec is not null) { rec.Slope[p] = s; rec.Intercept[p] = -s * l; }
             }
         }
         var (lb, _) = Concretise(lam.AsSpan(0, n0), xl.AsSpan(b * n0, n0), xu.AsSpan(b * n0, n0), bias, true);

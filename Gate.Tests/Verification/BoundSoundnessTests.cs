@@ -43,7 +43,7 @@ public class BoundSoundnessTests
         return b.Build(b.Dense(skip, 6, 3, rng), [1, 3]);
     }
 
-    private static (double[] lo, double[] hi) RandomBox(Random rng, int n, double maxWidth)
+    internal static (double[] lo, double[] hi) RandomBox(Random rng, int n, double maxWidth)
     {
         var lo = new double[n]; var hi = new double[n];
         for (int i = 0; i < n; i++) { double c = rng.NextDouble() * 2 - 1, w = rng.NextDouble() * maxWidth; lo[i] = c - w; hi[i] = c + w; }
@@ -78,7 +78,7 @@ public class BoundSoundnessTests
         return (c, new double[2 * m]);
     }
 
-    private static void AssertInside(OnnxModel model, BoundNetwork net, double[] lo, double[] hi, Random rng, int alphaSteps)
+    internal static void AssertInside(OnnxModel model, BoundNetwork net, double[] lo, double[] hi, Random rng, int alphaSteps)
     {
         var engine = CompiledModel.Compile(model);
         int m = net.OutputSize;

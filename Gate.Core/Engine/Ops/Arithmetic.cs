@@ -1,5 +1,6 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Gate.Core.Tensors;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -13,6 +14,9 @@ public sealed class DivOp : BinaryArithmetic
     protected override (double, double) Partials(double a, double b, double y) => (1 / b, -a / (b * b));
     protected override bool HasFastFloat => true;
     protected override void FastFloat(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y) => TensorPrimitives.Divide(a, b, y);
+    // Bounds only for division by a non-zero constant (affine; the generic float32 error rule applies).
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.Product(ctx, inputs[0]!, inputs[1]!, divide: true);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.ProductBackward(r, divide: true);
 }
 
 /// <summary>PRelu: x where x ≥ 0, slope·x elsewhere; the slope broadcasts to x.</summary>

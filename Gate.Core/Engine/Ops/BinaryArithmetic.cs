@@ -131,4 +131,9 @@ public sealed class MulOp : BinaryArithmetic
     protected override (double, double) Partials(double a, double b, double y) => (b, a);
     protected override bool HasFastFloat => true;
     protected override void FastFloat(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y) => TensorPrimitives.Multiply(a, b, y);
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.Product(ctx, inputs[0]!, inputs[1]!, divide: false);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.ProductBackward(r, divide: false);
+    // By a constant the map is affine (the generic error rule); two variables need the product rule.
+    public override double[]? FloatError(OpContext ctx, IntervalBounds?[] inputs, double[]?[] errors) =>
+        errors[0] is { } ea && errors[1] is { } eb ? BoundRules.ProductError(ctx, inputs[0]!, inputs[1]!, ea, eb) : null;
 }

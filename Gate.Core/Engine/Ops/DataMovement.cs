@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -24,6 +25,27 @@ public abstract class IndexMapOp : Operator
         var r = new Tensor?[inputs.Length];
         r[0] = TensorIndexing.ScatterAdd(g[0]!, idx, inputs[0]!.Shape);
         return r;
+    }
+
+    /// <summary>Bounds move with the elements (exactly: nothing is computed); only input 0 may be variable.</summary>
+    private BoundRules.SparseMap? BoundMap(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        if (inputs.Skip(1).Any(t => t is { IsConstant: false })) return null;
+        var ts = BoundRules.StandIns(inputs);
+        var (shape, idx) = Map(ctx, ts);
+        return BoundRules.SparseMap.Gather(shape, idx, Fill(ctx, ts) is { Length: > 0 } f ? f.GetDouble(0) : 0);
+    }
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        BoundMap(ctx, inputs) is { } m ? BoundRules.Sparse(m, inputs[0]) : null;
+
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        if (BoundMap(ctx, r.Inputs) is not { } m) return null;
+        var res = BoundRules.SparseBackward(r with { Inputs = [r.Inputs[0]] }, m);
+        var all = new double[]?[r.Inputs.Length];
+        all[0] = res.InputLambdas[0];
+        return new LinearBackward(all, res.Bias);
     }
 
     /// <summary>Index map built from output coordinates: <paramref name="source"/> maps coordinates to an input offset.</summary>
@@ -251,6 +273,15 @@ public sealed class ConcatOp : Operator
         return (shape, idx);
     }
 
+    // Bounds move with the elements; constant inputs are part of the same map.
+    private static BoundRules.SparseMap BoundMap(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        var (shape, idx) = Map(ctx, BoundRules.StandIns(inputs).Select(t => t!).ToArray());
+        return BoundRules.SparseMap.Gather(shape, idx, 0);
+    }
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.Sparse(BoundMap(ctx, inputs), inputs);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.SparseBackward(r, BoundMap(ctx, r.Inputs));
+
     public override Tensor[] Forward(OpContext ctx, Tensor?[] inputs)
     {
         var ts = inputs.Select(t => t!).ToArray();
@@ -343,6 +374,8 @@ public sealed class SqueezeOp : Operator
         var shape = s.Where((d, i) => axes is { Count: > 0 } ? !axes.Contains(i) : d != 1).ToArray();
         return [inputs[0]!.Reshape(shape)];
     }
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => inputs[0]!.Reshape(Forward(ctx, BoundRules.StandIns(inputs))[0].Shape);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.Passthrough(r);
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g) => [g[0]!.Reshape(inputs[0]!.Shape), null];
 }
 
@@ -362,6 +395,8 @@ public sealed class UnsqueezeOp : Operator
         for (int i = 0; i < r; i++) shape[i] = axes.Contains(i) ? 1 : s[k++];
         return [inputs[0]!.Reshape(shape)];
     }
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => inputs[0]!.Reshape(Forward(ctx, BoundRules.StandIns(inputs))[0].Shape);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.Passthrough(r);
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g) => [g[0]!.Reshape(inputs[0]!.Shape), null];
 }
 
@@ -379,4 +414,7 @@ public sealed class DropoutOp : Operator
         return ctx.Node.Outputs.Length > 1 ? [x, mask] : [x];
     }
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g) => [g[0], null, null];
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        inputs.Length > 2 && inputs[2] is { } tm && (!tm.IsConstant || tm.Lower[0] != 0) ? null : inputs[0];
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.Passthrough(r);
 }

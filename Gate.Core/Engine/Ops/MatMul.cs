@@ -117,8 +117,16 @@ public sealed class MatMulOp : Operator
         return (b.Lower, a.Length / k, k, n);
     }
 
+    // Two variable operands (attention): a sum of products per output, see BoundRules.BilinearTerms.
+    private static (int[] Shape, int K, int[] A, int[] B)? Bilinear(IntervalBounds?[] inputs) =>
+        inputs[0] is { IsConstant: false } a && inputs[1] is { IsConstant: false } b ? BoundRules.BilinearTerms(a.Shape, b.Shape) : null;
+
+    public override double[]? FloatError(OpContext ctx, IntervalBounds?[] inputs, double[]?[] errors) =>
+        Bilinear(inputs) is var (_, k, ta, tb) ? BoundRules.BilinearError(k, ta, tb, inputs[0]!, inputs[1]!, errors[0]!, errors[1]!) : null;
+
     public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs)
     {
+        if (Bilinear(inputs) is var (bs, bk, ta, tb)) return BoundRules.Bilinear(bs, bk, ta, tb, inputs[0]!, inputs[1]!);
         if (DenseForm(inputs) is not var (w, m, k, n)) return null;
         var shape = MakePlan(ctx, inputs[0]!.Shape, inputs[1]!.Shape).OutShape;
         return BoundRules.Dense(inputs[0]!, m, k, w, n, null, shape);
@@ -126,6 +134,7 @@ public sealed class MatMulOp : Operator
 
     public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
     {
+        if (Bilinear(r.Inputs) is var (_, bk, ta, tb)) return BoundRules.BilinearBackward(r, bk, ta, tb);
         if (DenseForm(r.Inputs) is not var (w, m, k, n)) return null;
         var (lx, b) = BoundRules.DenseBackward(r.Rows, r.Lambda, m, k, w, n, null, r.Inputs[0]!.Length);
         return new LinearBackward([lx, null], b);

@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -14,6 +15,12 @@ public sealed class MaxPoolOp : Operator
     {
         return PoolWindows.Geometry(ctx, x);
     }
+
+    // Bounds of the values (output 0): a window max over the same windows as the N-D kernel.
+    private static BoundRules.SparseMap BoundMap(OpContext ctx, int[] x) => PoolWindows.Build(Geometry(ctx, x)).AsSparse(x, null);
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.WindowMax(BoundMap(ctx, inputs[0]!.Shape), inputs[0]!);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.WindowMaxBackward(r, BoundMap(ctx, r.Inputs[0]!.Shape));
+    public override double[]? FloatError(OpContext ctx, IntervalBounds?[] inputs, double[]?[] errors) => BoundRules.WindowMaxError(BoundMap(ctx, inputs[0]!.Shape), errors[0]!);
 
     public override int[]?[] InferShapes(OpContext ctx, int[]?[] s)
     {

@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -58,6 +59,23 @@ internal sealed class PoolWindows
 
     public int[] OutShape(int[] x) => [x[0], x[1], .. OutSpatial];
 
+    /// <summary>Every window of every plane as a <see cref="BoundRules.SparseMap"/> over the whole input, weighted
+    /// by <paramref name="weight"/>(window) (null: weight 1), for bound rules.</summary>
+    public BoundRules.SparseMap AsSparse(int[] x, Func<int, double>? weight)
+    {
+        int planes = x[0] * x[1];
+        var start = new int[planes * OutPlane + 1]; var src = new int[planes * Offsets.Length];
+        var w = weight is null ? null : new double[src.Length];
+        int t = 0;
+        for (int p = 0; p < planes; p++)
+            for (int o = 0; o < OutPlane; o++)
+            {
+                for (int j = Start[o]; j < Start[o + 1]; j++) { if (w is not null) w[t] = weight!(o); src[t++] = p * InPlane + Offsets[j]; }
+                start[p * OutPlane + o + 1] = t;
+            }
+        return new BoundRules.SparseMap(OutShape(x), start, src, w);
+    }
+
     /// <summary>Max of every window, first maximum wins (NaN propagates); argmax as an offset in the full input, -1 for an empty window.</summary>
     public (double[] Y, int[] Arg) Max(Tensor x)
     {
@@ -111,6 +129,16 @@ public sealed class AveragePoolOp : Operator
         });
         return [TensorIndexing.FromDoublesAs(x.Type, pw.OutShape(x.Shape), y)];
     }
+
+    // Linear with non-negative weights 1/divisor: an exact sparse map (the weight 1/d is rounded once, covered
+    // by the outward rounding's few extra operations).
+    private static BoundRules.SparseMap BoundMap(OpContext ctx, int[] x)
+    {
+        var pw = PoolWindows.Build(PoolWindows.Geometry(ctx, x));
+        return pw.AsSparse(x, w => 1.0 / Divisor(ctx, pw, w));
+    }
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) => BoundRules.Sparse(BoundMap(ctx, inputs[0]!.Shape), inputs[0]);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) => BoundRules.SparseBackward(r, BoundMap(ctx, r.Inputs[0]!.Shape));
 
     public override Tensor?[] Backward(OpContext ctx, Tensor?[] inputs, Tensor[] outputs, Tensor?[] g)
     {
@@ -166,6 +194,20 @@ public abstract class GlobalPoolOp : Operator
         }
         return [TensorIndexing.FromDoublesAs(x.Type == DType.Float64 ? DType.Float64 : DType.Float32, x.Shape, dx)];
     }
+
+    // One window per (sample, channel) plane: averaging is a sparse linear map, the max a window max.
+    private BoundRules.SparseMap BoundMap(int[] x)
+    {
+        int planes = x[0] * x[1], inner = Tensor.ElementCount(x) / Math.Max(1, planes);
+        var map = BoundRules.SparseMap.Reduce(x.Select((d, i) => i < 2 ? d : 1).ToArray(), Enumerable.Range(0, planes * inner).Select(i => i / inner).ToArray(), 1.0 / inner);
+        return IsMax ? map with { Weight = null } : map;
+    }
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        inputs[0]!.Shape.Length < 3 ? null : IsMax ? BoundRules.WindowMax(BoundMap(inputs[0]!.Shape), inputs[0]!) : BoundRules.Sparse(BoundMap(inputs[0]!.Shape), inputs[0]);
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r) =>
+        IsMax ? BoundRules.WindowMaxBackward(r, BoundMap(r.Inputs[0]!.Shape)) : BoundRules.SparseBackward(r, BoundMap(r.Inputs[0]!.Shape));
+    public override double[]? FloatError(OpContext ctx, IntervalBounds?[] inputs, double[]?[] errors) =>
+        IsMax ? BoundRules.WindowMaxError(BoundMap(inputs[0]!.Shape), errors[0]!) : null;
 }
 
 public sealed class GlobalAveragePoolOp : GlobalPoolOp { public override string OpType => "GlobalAveragePool"; protected override bool IsMax => false; }

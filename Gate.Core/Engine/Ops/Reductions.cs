@@ -1,4 +1,5 @@
 using Gate.Core.Tensors;
+using Gate.Core.Engine.Bounds;
 
 namespace Gate.Core.Engine.Ops;
 
@@ -54,6 +55,33 @@ public abstract class ReduceOp : Operator
         return [TensorIndexing.FromDoublesAs(x.Type, p.OutShape, acc)];
     }
 
+    /// <summary>Weight of each input in its output for linear reductions (Sum 1, Mean 1/count); null = not linear.</summary>
+    protected virtual double? LinearWeight(Plan p) => null;
+    protected virtual bool IsMax => false;
+
+    private BoundRules.SparseMap? BoundMap(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        if (inputs.Skip(1).Any(t => t is { IsConstant: false })) return null;
+        var p = MakePlan(ctx, BoundRules.StandIns(inputs));
+        if (p.Noop) return BoundRules.SparseMap.Reduce(p.OutShape, p.Map, 1);
+        return IsMax ? BoundRules.SparseMap.Reduce(p.OutShape, p.Map, 1) : LinearWeight(p) is { } w ? BoundRules.SparseMap.Reduce(p.OutShape, p.Map, w) : null;
+    }
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        BoundMap(ctx, inputs) is not { } m ? null : IsMax ? BoundRules.WindowMax(m, inputs[0]!) : BoundRules.Sparse(m, inputs[0]);
+
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        if (BoundMap(ctx, r.Inputs) is not { } m) return null;
+        var res = IsMax ? BoundRules.WindowMaxBackward(r, m) : BoundRules.SparseBackward(r with { Inputs = [r.Inputs[0]] }, m);
+        var all = new double[]?[r.Inputs.Length];
+        all[0] = res.InputLambdas[0];
+        return new LinearBackward(all, res.Bias);
+    }
+
+    public override double[]? FloatError(OpContext ctx, IntervalBounds?[] inputs, double[]?[] errors) =>
+        IsMax && BoundMap(ctx, inputs) is { } m ? BoundRules.WindowMaxError(m, errors[0]!) : null;
+
     /// <summary>d(out)/d(x_i) given x_i and the output it fed (Sum: 1, Mean: 1/count, Max: 1 at the first maximum).</summary>
     protected abstract void Distribute(Tensor x, Tensor y, Tensor gy, Plan p, double[] dx);
 
@@ -71,6 +99,7 @@ public abstract class ReduceOp : Operator
 public sealed class ReduceSumOp : ReduceOp
 {
     public override string OpType => "ReduceSum";
+    protected override double? LinearWeight(Plan p) => 1;
     protected override long AxesInputOpset => 13;
     protected override double Init => 0;
     protected override double Step(double acc, double v) => acc + v;
@@ -83,6 +112,7 @@ public sealed class ReduceSumOp : ReduceOp
 public sealed class ReduceMeanOp : ReduceOp
 {
     public override string OpType => "ReduceMean";
+    protected override double? LinearWeight(Plan p) => 1.0 / p.Count;
     protected override long AxesInputOpset => 18;
     protected override double Init => 0;
     protected override double Step(double acc, double v) => acc + v;
@@ -96,6 +126,7 @@ public sealed class ReduceMeanOp : ReduceOp
 public sealed class ReduceMaxOp : ReduceOp
 {
     public override string OpType => "ReduceMax";
+    protected override bool IsMax => true;
     protected override long AxesInputOpset => 18;
     protected override double Init => double.NegativeInfinity;
     protected override double Step(double acc, double v) => double.IsNaN(acc) || double.IsNaN(v) ? double.NaN : Math.Max(acc, v);
