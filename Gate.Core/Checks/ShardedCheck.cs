@@ -1,5 +1,4 @@
 using Gate.Core.Evidence;
-using Gate.Core.Plan;
 using Gate.Core.Policy;
 
 namespace Gate.Core.Checks;

@@ -64,11 +64,23 @@ public static class PolicyReview
             ? "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the model is REJECTED (decision.onInconclusive: reject)."
             : "If any blocking check cannot reach a verdict (a missing component, an exhausted budget, a sandbox fault), the decision is INCONCLUSIVE; it is never rounded up to APPROVE. The release pipeline decides what INCONCLUSIVE means for it."));
 
+        var prepared = s.Model.Inputs.Where(i => i.Preprocess is not null).ToList();
+        if (prepared.Count > 0)
+        {
+            d.Add(new Heading(2, "Preprocessing"));
+            d.Add(new Bullets(prepared.Select(i =>
+                $"Input '{i.Name}': {i.Preprocess!.Describe()}. Resizing and cropping happen when images are decoded (on the host, before the sandbox); " +
+                "channel order, scale, mean and std are composed into the model graph, so the model as judged takes RGB pixels in [0, 1], " +
+                "attacks perturb those pixels, and every ε below is per pixel. Changing any of this changes what every check measures.").ToList()));
+        }
+
         var used = s.Datasets.Values.Where(ds => s.Checks.Any(c => c.Dataset == ds.Name)).ToList();
         if (used.Count > 0)
         {
             d.Add(new Heading(2, "Data"));
-            d.Add(new Bullets(used.Select(PinWords).ToList()));
+            d.Add(new Bullets(used.Select(ds => Tensors.ImageDataset.IsImageSource(ds.InputsPath)
+                ? $"Dataset '{ds.Name}' is images ({(Directory.Exists(ds.InputsPath) ? "one folder per class; sorted folder names give the labels" : "a manifest of paths and labels")}), decoded on the host; the recorded digests are those of the decoded pixels and labels. " + PinWords(ds).Replace("any other file is refused", "any other images are refused")
+                : PinWords(ds)).ToList()));
         }
 
         d.Add(new Heading(2, "Checks"));

@@ -32,6 +32,9 @@ public sealed record Preprocessing
     public double[]? Mean { get; init; }
     public double[]? Std { get; init; }
 
+    /// <summary>What decoding applies (resize, centre crop); the rest happens in the graph.</summary>
+    public Tensors.ImageGeometry Geometry => new(Resize, CenterCrop);
+
     /// <summary>Whether anything happens inside the graph (otherwise <see cref="Compose"/> returns the model unchanged).</summary>
     public bool ChangesGraph => Channels == "bgr" || Scale != 1 || Mean is not null || Std is not null;
 

@@ -73,7 +73,7 @@ public static class DatasetValidation
     private static (ReadResult Inputs, ReadResult Labels) ReadImages(DeploymentPolicy policy, DatasetSpec ds, Action<string, string> error)
     {
         DecodedImages decoded;
-        try { decoded = ImageDataset.Read(ds.InputsPath, policy.Spec.Model.Inputs.FirstOrDefault()?.Preprocess); }
+        try { decoded = ImageDataset.Read(ds.InputsPath, policy.Spec.Model.Inputs.FirstOrDefault()?.Preprocess?.Geometry); }
         catch (GateInputException e) { error("inputs", ds.InputsOverridden ? $"{e.Message} (given with --data)" : e.Message); return default; }
         var inputs = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Inputs), ds.InputsPin, ds.InputsOverridden, "inputs", error, decoded);
         var labels = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Labels), ds.LabelsPin, ds.LabelsOverridden, "labels", error, decoded);

@@ -16,9 +16,9 @@ namespace Gate.Core.Sandbox;
 /// </summary>
 /// <param name="EvidenceDir">The host folder holding this shard's collected evidence (paths as the results list them).</param>
 /// <param name="Node">The machine that ran it (Slurm node), or null for this host.</param>
-/// <param name="ExitCode">The exit status of its last attempt, when known.</param>
+/// <param name="ExitStatus">The exit status of its last attempt, when known.</param>
 /// <param name="Attempts">How many times it was started (retries included).</param>
-public sealed record ShardRun(int Index, SandboxOutcome Outcome, string EvidenceDir, string? Node = null, int? ExitCode = null, int Attempts = 1);
+public sealed record ShardRun(int Index, SandboxOutcome Outcome, string EvidenceDir, string? Node = null, int? ExitStatus = null, int Attempts = 1);
 
 /// <summary>
 /// Where the shards of a job run. <c>local</c> runs them as sandbox jobs on this host; <c>slurm</c> as one job array
@@ -65,7 +65,7 @@ public static class ShardJobs
 public sealed class LocalShardExecutor(int shards, int? parallel = null) : IShardExecutor
 {
     public string Name => "local";
-    public int Shards { get; } = shards >= 1 ? shards : throw new GateInputException($"--shards must be at least 1 (got {shards})");
+    public int Shards { get; } = shards >= 1 ? shards : throw new GateInputException($"the shard count must be at least 1 (got {shards})");
     public bool UsesHostSandbox => true;
 
     public async Task<IReadOnlyList<ShardRun>> RunAsync(SandboxJob job, ISandboxBackend? sandbox, IsolationLevel floor, string workDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
@@ -84,7 +84,7 @@ public sealed class LocalShardExecutor(int shards, int? parallel = null) : IShar
                 try { outcome = await sandbox.RunAsync(ShardJobs.For(job, i, Shards), dir, ShardJobs.Progress(progress, i, Shards), ct).ConfigureAwait(false); }
                 catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested))
                 { outcome = new SandboxOutcome(false, $"sandbox failed: {e.Message}", [], sandbox.AchievedIsolation, null); }
-                return new ShardRun(i, outcome, dir, ExitCode: outcome.Completed ? 0 : null);
+                return new ShardRun(i, outcome, dir, ExitStatus: outcome.Completed ? 0 : null);
             }
             finally { slots.Release(); }
         }).ToList();
@@ -208,7 +208,7 @@ public static class ShardMerge
             results[id] = merged;
         }
 
-        var records = byShard.Select((r, i) => new ShardRecord(i, unitRanges[i], r.Node, r.ExitCode, r.Attempts,
+        var records = byShard.Select((r, i) => new ShardRecord(i, unitRanges[i], r.Node, r.ExitStatus, r.Attempts,
             shardResults[i] is null ? null : ShardDigest.Of(r.Outcome.Results), Fault(r)) { Budgets = budgets[i] }).ToList();
         var unsharded = checks.Where(c => !CheckExecutor.IsSharded(c)).Select(c => c.Spec.Id).ToList();
         return (results, new ExecutionInfo(executor, n, records, ShardDigest.MerkleRoot(records.Select(x => x.ResultSha256).ToList())) { Unsharded = unsharded });

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Gate.Core.Checks;
 using Gate.Core.Evidence;
 using Gate.Core.Model;
 using Gate.Core.Plan;

@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Gate.Core.IO;
-using Gate.Core.Model;
 using SkiaSharp;
 
 namespace Gate.Core.Tensors;
@@ -40,7 +39,7 @@ public static class ImageDataset
     public static bool IsImageSource(string path) =>
         Directory.Exists(path) || ManifestExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase);
 
-    public static DecodedImages Read(string path, Preprocessing? prep, ImageLimits? limits = null)
+    public static DecodedImages Read(string path, ImageGeometry? prep, ImageLimits? limits = null)
     {
         limits ??= ImageLimits.Default;
         var (kind, samples, classes) = Directory.Exists(path) ? ("image-folder", FromFolder(path, limits, out var c), c) : ("image-manifest", FromManifest(path, limits), null);
@@ -216,7 +215,7 @@ public static class ImageDataset
     }
 
     /// <summary>Resize (bilinear; [s]: shorter side to s, torchvision's rounding) then centre crop (torchvision's offsets).</summary>
-    private static SKBitmap Geometry(SKBitmap image, Preprocessing? prep, string file)
+    private static SKBitmap Geometry(SKBitmap image, ImageGeometry? prep, string file)
     {
         if (prep?.Resize is { } r)
         {
@@ -262,3 +261,11 @@ public static class ImageDataset
             }
     }
 }
+
+/// <summary>
+/// The geometry a declared preprocessing block applies when images are decoded (see <c>Model.Preprocessing</c>):
+/// it decides which pixel grid exists, so it belongs to decoding, not to the graph.
+/// </summary>
+/// <param name="Resize">[size]: shorter side to size (aspect kept); [h, w]: exactly. Bilinear.</param>
+/// <param name="CenterCrop">[h, w] cut from the centre after resizing.</param>
+public sealed record ImageGeometry(int[]? Resize, int[]? CenterCrop);

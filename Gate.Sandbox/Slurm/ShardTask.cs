@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core;
+using Gate.Core.Checks;
 using Gate.Core.Evidence;
 using Gate.Core.Plan;
 using Gate.Core.Policy;

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Gate.Core;
+using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Plan;
@@ -166,7 +167,7 @@ public sealed class ShardTests
     {
         OrtTestSupport.RequireOrt();
         var record = await RunAsync(Policy(samples: 9), new SpoilingExecutor(3, r => r.Index == 1
-            ? r with { Outcome = r.Outcome with { Completed = false, FaultReason = "node lost" }, ExitCode = null } : r), TestContext.Current.CancellationToken);
+            ? r with { Outcome = r.Outcome with { Completed = false, FaultReason = "node lost" }, ExitStatus = null } : r), TestContext.Current.CancellationToken);
         var robustness = record.Checks.Single(c => c.Id == "robustness");
         Assert.Equal(Verdict.Inconclusive, robustness.Verdict);
         Assert.Contains("shard 1: node lost", robustness.Summary);

@@ -46,7 +46,7 @@ public sealed class SlurmExecutorTests
         var slurm = await ShardTests.RunAsync(policy, new SlurmExecutor(options), TestContext.Current.CancellationToken);
         Assert.Equal(ShardTests.Content(local), ShardTests.Content(slurm));
         Assert.Equal("slurm", slurm.Execution!.Executor);
-        Assert.All(slurm.Execution.ShardList, s => { Assert.Equal(0, s.ExitCode); Assert.False(string.IsNullOrEmpty(s.Node)); Assert.Equal(1, s.Attempts); });
+        Assert.All(slurm.Execution.ShardList, s => { Assert.Equal(0, s.ExitStatus); Assert.False(string.IsNullOrEmpty(s.Node)); Assert.Equal(1, s.Attempts); });
         Assert.StartsWith("slurm/", slurm.Sandbox.Backend);
         Assert.Empty(Directory.EnumerateFileSystemEntries(options.SharedDir));
     }

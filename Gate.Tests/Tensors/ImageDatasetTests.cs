@@ -147,7 +147,7 @@ public class ImageDatasetTests
         Assert.Contains("resize/centerCrop", e.Message);
 
         // Shorter side to 12 (wide: 24×12, tall: 12×36), then the centre 8×8.
-        var d = ImageDataset.Read(root, new Preprocessing { Resize = [12], CenterCrop = [8, 8] });
+        var d = ImageDataset.Read(root, new Preprocessing { Resize = [12], CenterCrop = [8, 8] }.Geometry);
         Assert.Equal([2, 3, 8, 8], d.Inputs.Shape);
         Assert.All(d.Inputs.Floats!.ToArray().Where((_, i) => i % 192 < 64), v => Assert.Equal(1f, v)); // red plane stays red
     }

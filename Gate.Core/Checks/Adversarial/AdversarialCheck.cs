@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gate.Core.Checks;
 using Gate.Core.Evidence;
-using Gate.Core.Plan;
 using Gate.Core.Policy;
 using Gate.Core.Report;
 using Gate.Core.Runtime;

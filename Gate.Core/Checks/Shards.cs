@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Gate.Core.Evidence;
 
-namespace Gate.Core.Plan;
+namespace Gate.Core.Checks;
 
 /// <summary>
 /// Which part of a job one shard executes: shard <see cref="Index"/> of <see cref="Count"/>. A check that declares
