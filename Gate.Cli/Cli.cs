@@ -62,7 +62,7 @@ public static class Cli
         {
             // Messages quote names from the model or policy: one inert line each, so no name can start a line of its own.
             case PolicyException pe:
-                foreach (var error in pe.Errors) Console.Error.WriteLine($"error: {SafeText.Line(error.ToString())}");
+                foreach (var error in pe.Errors) Console.Error.WriteLine($"error: {SafeText.Line(error.ToString(o => FlagOf(UserInput.DataOverride) + o))}");
                 return ExitCodes.BadInput;
             case PolicyNotApprovedException pna:
                 Console.Error.WriteLine($"error: {SafeText.Line(pna.Message)} Approve it with: gate policy approve {SafeText.Line(pna.PolicyPath)} --key KEY.pem");
@@ -89,6 +89,8 @@ public static class Cli
     {
         UserInput.OutputFolder => "--out ",
         UserInput.PolicyHistory => "--policies: ",
+        UserInput.DataOverride => "--data ",
+        UserInput.ShardCount => "--shards: ",
         _ => "",
     };
 

@@ -12,7 +12,7 @@ public class GateInputException(string message, Exception? inner = null) : Excep
 }
 
 /// <summary>Values a caller of Gate.Core supplies from outside the policy (a front end spells each its own way, e.g. a CLI flag).</summary>
-public enum UserInput { Unspecified, OutputFolder, PolicyHistory }
+public enum UserInput { Unspecified, OutputFolder, PolicyHistory, DataOverride, ShardCount }
 
 /// <summary>A component Gate needs is not available (library, engine, GPU). Checks that need it become INCONCLUSIVE.</summary>
 public class GateComponentMissingException(string message, Exception? inner = null) : Exception(message, inner);

@@ -12,7 +12,7 @@ namespace Gate.Core.Decision;
 
 public sealed record ArtifactRef(string Name, string Path, string Sha256, long Bytes);
 
-/// <summary>One dataset file as evaluated: where it was read, its SHA-256, size, element type and shape, and whether <c>--data</c> supplied it.</summary>
+/// <summary>One dataset file as evaluated: where it was read, its SHA-256, size, element type and shape, and whether a data override supplied it.</summary>
 public sealed record DatasetFile(string Path, string Sha256, long Bytes, string Dtype, int[] Shape, bool Overridden)
 {
     /// <summary>
@@ -30,7 +30,7 @@ public sealed record DatasetFile(string Path, string Sha256, long Bytes, string 
 /// </summary>
 public sealed record DatasetRecord(string Name, int Samples, DatasetFile Inputs, DatasetFile? Labels, bool Pinned, IReadOnlyList<string> UsedBy)
 {
-    /// <summary>A file of this dataset came from <c>gate check --data</c> instead of the policy: flagged in the report.</summary>
+    /// <summary>A file of this dataset came from a data override at check time instead of the policy: flagged in the report.</summary>
     public bool Overridden => Inputs.Overridden || Labels?.Overridden == true;
 }
 public sealed record GateInfo(string Version, string Commit);

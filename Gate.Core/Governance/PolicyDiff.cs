@@ -99,7 +99,7 @@ public static class PolicyDiff
         var (kind, why) = (a, b) switch
         {
             (null, _) => (ChangeKind.Strengthening, "dataset pinned by sha256: only the approved files are accepted"),
-            (_, null) => (ChangeKind.Weakening, "dataset pin removed: any file at the path, or given with --data, is accepted"),
+            (_, null) => (ChangeKind.Weakening, "dataset pin removed: any file at the path, or given as a data override at check time, is accepted"),
             _ => (ChangeKind.Weakening, "pinned digest changed: the approved data is different (review the new files)"),
         };
         changes.Add(new PolicyChange(kind, path, Text(a), Text(b), why, a?.Location, b?.Location));

@@ -97,15 +97,15 @@ public static class PolicyLint
                     warnings.Add(new PolicyError(bound.Location, $"{c.Path}.require.{metric}", $"bound: {bound.Bound.ToString().ToLowerInvariant()} judges the optimistic end of the interval " +
                         $"against a {(bound.Min is null ? "max" : "min")}: the requirement is easier to meet than on the point estimate", IsWarning: true));
         }
-        // Data a release is judged on should be the approved data: pinned, and not replaceable with --data.
+        // Data a release is judged on should be the approved data: pinned, and not replaceable by a data override.
         if (release && spec0["datasets"] is PolicyMapping dsNodes)
             foreach (var (name, node) in dsNodes.Entries)
             {
                 if (!policy.Spec.Checks.Any(c => c.Dataset == name.Value && c.Enforcement == Enforcement.Blocking)) continue;
                 if (node is PolicyMapping m && m["sha256"] is null)
-                    Warn(node, $"dataset '{name.Value}' is not pinned (sha256): gate check --data can swap it for other samples; pin it so only the approved files are judged");
+                    Warn(node, $"dataset '{name.Value}' is not pinned (sha256): a data override at check time can swap it for other samples; pin it so only the approved files are judged");
                 else if (node is PolicyMapping m2 && m2["allowOverride"] is PolicyScalar ao && ao.AsBool())
-                    Warn(ao, $"allowOverride lets gate check --data replace the pinned dataset '{name.Value}' in a release (each replacement is flagged in the decision)");
+                    Warn(ao, $"allowOverride lets a data override at check time replace the pinned dataset '{name.Value}' in a release (each replacement is flagged in the decision)");
             }
         return new LintResult(errors, warnings.OrderBy(w => w.Location.Line).ThenBy(w => w.Location.Column).ToList(), policy);
     }

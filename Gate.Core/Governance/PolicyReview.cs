@@ -125,11 +125,11 @@ public static class PolicyReview
         };
     }
 
-    /// <summary>Whether the data is the approved data: pinned by digest, and whether <c>--data</c> may replace it.</summary>
+    /// <summary>Whether the data is the approved data: pinned by digest, and whether a data override may replace it.</summary>
     private static string PinWords(DatasetSpec ds) => !ds.Pinned
-        ? $"Dataset '{ds.Name}' is not pinned by sha256, so gate check --data can replace it (each replacement is flagged in the decision)."
+        ? $"Dataset '{ds.Name}' is not pinned by sha256, so a data override (other files named when gate check runs) can replace it (each replacement is flagged in the decision)."
         : $"Dataset '{ds.Name}' is pinned by sha256 (inputs {ds.InputsPin}{(ds.LabelsPin is { } lp ? $", labels {lp}" : "")}); " +
-          (ds.AllowOverride ? "--data may replace it (allowOverride: true), and each replacement is flagged in the decision." : "any other file is refused.");
+          (ds.AllowOverride ? "a data override (other files named when gate check runs) may still replace it (allowOverride: true), and each replacement is flagged in the decision." : "any other file is refused.");
 
     private static string BoundWords(MetricBound b) => (b.Min, b.Max) switch
     {

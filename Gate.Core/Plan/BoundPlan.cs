@@ -33,7 +33,7 @@ public sealed record BoundPlan
     public required ModelSpec Model { get; init; }
     public required string Runtime { get; init; }
     public required ulong Seed { get; init; }
-    /// <summary>The datasets these checks read (after <c>--data</c>), by name.</summary>
+    /// <summary>The datasets these checks read (after data overrides), by name.</summary>
     public required IReadOnlyDictionary<string, BoundDataset> Datasets { get; init; }
     public required IReadOnlyList<BoundCheck> Checks { get; init; }
     /// <summary>Which shard of the job this plan runs (<see cref="ShardSelection.Whole"/> unless split).</summary>

@@ -24,7 +24,9 @@ public static class DatasetValidation
             var users = policy.Spec.Checks.Where(c => c.Dataset == ds.Name).ToList();
             if (users.Count == 0) continue;
             var before = errors.Count;
-            void Error(string what, string message) => errors.Add(new PolicyError(ds.Location, $"spec.datasets.{ds.Name}.{what}", message));
+            // A problem with a file the caller gave (a data override) is about that override: it names it.
+            void Error(string what, string message) => errors.Add(new PolicyError(ds.Location, $"spec.datasets.{ds.Name}.{what}", message)
+                { Override = what == "labels" ? ds.LabelsOverride : ds.InputsOverride });
 
             ReadResult inputs, labels;
             if (ImageDataset.IsImageSource(ds.InputsPath))
@@ -52,7 +54,7 @@ public static class DatasetValidation
     public static string? Shortfall(CheckSpec check, IReadOnlyList<DatasetRecord> datasets)
     {
         if (check.Dataset is null || datasets.FirstOrDefault(d => d.Name == check.Dataset) is not { } ds) return null;
-        string source = ds.Overridden ? $"{ds.Inputs.Path}, given with --data" : ds.Inputs.Path;
+        string source = ds.Overridden ? $"{ds.Inputs.Path}, given as a data override" : ds.Inputs.Path;
         if (check.Node.Keys.Contains("samples") && check.Node["samples"] is PolicyScalar { IsNumber: true } s && s.AsLong() > ds.Samples)
             return $"the policy asks for {s.AsLong()} samples (samples at line {s.Location.Line}) but dataset '{ds.Name}' has only {ds.Samples} ({source}); " +
                    "the check was not run on fewer";
@@ -74,7 +76,7 @@ public static class DatasetValidation
     {
         DecodedImages decoded;
         try { decoded = ImageDataset.Read(ds.InputsPath, policy.Spec.Model.Inputs.FirstOrDefault()?.Preprocess?.Geometry); }
-        catch (GateInputException e) { error("inputs", ds.InputsOverridden ? $"{e.Message} (given with --data)" : e.Message); return default; }
+        catch (GateInputException e) { error("inputs", e.Message); return default; }
         var inputs = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Inputs), ds.InputsPin, ds.InputsOverridden, "inputs", error, decoded);
         var labels = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Labels), ds.LabelsPin, ds.LabelsOverridden, "labels", error, decoded);
         return (inputs, labels);
@@ -84,19 +86,19 @@ public static class DatasetValidation
     {
         byte[] bytes;
         try { bytes = Npy.ReadBytes(path); }
-        catch (GateInputException e) { error(what, overridden ? $"{e.Message} (given with --data)" : e.Message); return default; }
+        catch (GateInputException e) { error(what, e.Message); return default; }
         return Digested(ds, path, bytes, pin, overridden, what, error, null);
     }
 
     private static ReadResult Digested(DatasetSpec ds, string path, byte[] bytes, string? pin, bool overridden, string what, Action<string, string> error, DecodedImages? images)
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        // A pinned dataset is exactly the approved bytes, unless the policy lets --data replace it (then it is flagged).
+        // A pinned dataset is exactly the approved bytes, unless the policy lets a data override replace it (then it is flagged).
         if (pin is not null || (overridden && ds.Pinned))
         {
             if (overridden && !ds.AllowOverride && sha != pin)
             {
-                error(what, $"--data {ds.Name}{(what == "labels" ? ".labels" : "")}={path}: dataset '{ds.Name}' is pinned by sha256 and the policy does not allow overrides " +
+                error(what, $"dataset '{ds.Name}' is pinned by sha256 and the policy does not allow overrides " +
                             $"(allowOverride: true); the file's sha256 is {sha}, the policy pins {pin ?? "no " + what + " file"}");
                 return default;
             }

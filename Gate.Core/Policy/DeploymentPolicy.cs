@@ -20,8 +20,8 @@ public sealed record ResourceLimits(long MemoryBytes, double Cpus, TimeSpan Time
 public sealed record SandboxSpec(IsolationLevel Isolation, GpuMode Gpu, ResourceLimits Limits);
 
 /// <summary>
-/// A dataset: .npy inputs and optional labels, paths already resolved (relative to the policy, or overridden by
-/// <c>--data</c>). A policy may pin the files by SHA-256; a pinned dataset may be overridden only where the policy
+/// A dataset: .npy inputs and optional labels, paths already resolved (relative to the policy, or replaced by a
+/// <see cref="DataOverride"/>). A policy may pin the files by SHA-256; a pinned dataset may be overridden only where the policy
 /// says <c>allowOverride: true</c> (checked with the digests at plan time, <see cref="Plan.DatasetValidation"/>).
 /// </summary>
 public sealed record DatasetSpec(string Name, string InputsPath, string? LabelsPath, SourceLocation Location)
@@ -30,9 +30,11 @@ public sealed record DatasetSpec(string Name, string InputsPath, string? LabelsP
     public string? InputsPin { get; init; }
     public string? LabelsPin { get; init; }
     public bool AllowOverride { get; init; }
-    /// <summary>The path came from <c>--data</c> rather than from the policy.</summary>
-    public bool InputsOverridden { get; init; }
-    public bool LabelsOverridden { get; init; }
+    /// <summary>The data override that gave the path instead of the policy, as the caller gave it; null for the policy's file.</summary>
+    public DataOverride? InputsOverride { get; init; }
+    public DataOverride? LabelsOverride { get; init; }
+    public bool InputsOverridden => InputsOverride is not null;
+    public bool LabelsOverridden => LabelsOverride is not null;
     public bool Pinned => InputsPin is not null || LabelsPin is not null;
 }
 

@@ -3,8 +3,17 @@ namespace Gate.Core.Policy;
 /// <summary>One problem in a policy, printed as <c>file:line:col: path: message</c>.</summary>
 public sealed record PolicyError(SourceLocation Location, string Path, string Message, bool IsWarning = false)
 {
-    public override string ToString() =>
-        string.IsNullOrEmpty(Path) ? $"{Location}: {(IsWarning ? "warning: " : "")}{Message}" : $"{Location}: {(IsWarning ? "warning: " : "")}{Path}: {Message}";
+    /// <summary>The data override the problem is about, if any: named in front of the message (a front end names it by its flag).</summary>
+    public DataOverride? Override { get; init; }
+
+    public override string ToString() => ToString(o => $"data override {o}");
+
+    /// <param name="nameOverride">How the caller names <see cref="Override"/> (the CLI: as its flag and value).</param>
+    public string ToString(Func<DataOverride, string> nameOverride)
+    {
+        string message = Override is { } o ? $"{nameOverride(o)}: {Message}" : Message;
+        return string.IsNullOrEmpty(Path) ? $"{Location}: {(IsWarning ? "warning: " : "")}{message}" : $"{Location}: {(IsWarning ? "warning: " : "")}{Path}: {message}";
+    }
 }
 
 /// <summary>A policy that cannot be used; carries every error found, not just the first.</summary>

@@ -12,7 +12,7 @@ namespace Gate.Core.Policy;
 /// </summary>
 public static partial class PolicyLoader
 {
-    /// <param name="dataOverrides">dataset name → inputs path (and optionally labels as "x.npy,y.npy"), from <c>--data</c>.</param>
+    /// <param name="dataOverrides">data overrides (<see cref="DataOverride"/>): key <c>NAME</c> → inputs path, <c>NAME.labels</c> → labels path.</param>
     public static DeploymentPolicy Load(string path, IReadOnlyDictionary<string, string>? dataOverrides = null)
     {
         using var fs = RegularFile.OpenRead(path, "policy file");
@@ -97,24 +97,22 @@ public static partial class PolicyLoader
                 };
             }
         if (overrides is not null)
-            foreach (var (key, value) in overrides)
+            foreach (var o in overrides.Select(kv => DataOverride.Parse(kv.Key, kv.Value)))
             {
-                // "--data test=x.npy" replaces the inputs, "--data test.labels=y.npy" the labels. Whether a pinned
-                // dataset may be replaced is decided with the file's digest at plan time (DatasetValidation).
-                bool labels = key.EndsWith(".labels", StringComparison.Ordinal);
-                string name = labels ? key[..^7] : key;
+                // Whether a pinned dataset may be replaced is decided with the file's digest at plan time (DatasetValidation).
+                string name = o.Dataset;
                 if (!datasets.TryGetValue(name, out var existing))
                 {
                     var at = (PolicyNode?)spec["datasets"] ?? spec;
-                    errors.Add(new PolicyError(at.Location, at.Path, $"--data {key}={value}: the policy defines no dataset '{name}' " +
-                        (datasets.Count > 0 ? $"(datasets: {string.Join(", ", datasets.Keys)})" : "(spec.datasets defines none)")));
+                    errors.Add(new PolicyError(at.Location, at.Path, $"the policy defines no dataset '{name}' " +
+                        (datasets.Count > 0 ? $"(datasets: {string.Join(", ", datasets.Keys)})" : "(spec.datasets defines none)")) { Override = o });
                     continue;
                 }
-                var full = Path.GetFullPath(value);
-                datasets[name] = labels ? existing with { LabelsPath = full, LabelsOverridden = true }
-                    // Images bring their labels: an image source given with --data replaces both.
-                    : Tensors.ImageDataset.IsImageSource(full) ? existing with { InputsPath = full, InputsOverridden = true, LabelsPath = full, LabelsOverridden = true }
-                    : existing with { InputsPath = full, InputsOverridden = true };
+                var full = Path.GetFullPath(o.Path);
+                datasets[name] = o.Labels ? existing with { LabelsPath = full, LabelsOverride = o }
+                    // Images bring their labels: an image source given as an override replaces both.
+                    : Tensors.ImageDataset.IsImageSource(full) ? existing with { InputsPath = full, InputsOverride = o, LabelsPath = full, LabelsOverride = o }
+                    : existing with { InputsPath = full, InputsOverride = o };
             }
 
         var checks = new List<CheckSpec>();

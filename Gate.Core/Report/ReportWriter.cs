@@ -83,7 +83,7 @@ public static class ReportWriter
         Row(sb, "model", $"{r.Model.Name}", $"sha256 {r.Model.Sha256}");
         Row(sb, "policy", $"{r.PolicyName} ({Path.GetFileName(r.Policy.Path)})", $"sha256 {r.Policy.Sha256}");
         foreach (var d in r.Datasets)
-            Row(sb, $"dataset {d.Name}", $"{d.Samples} samples{(d.Overridden ? " · OVERRIDDEN with --data" : "")}{(d.Pinned ? " · pinned by the policy" : "")} · used by {string.Join(", ", d.UsedBy)}",
+            Row(sb, $"dataset {d.Name}", $"{d.Samples} samples{(d.Overridden ? " · OVERRIDDEN at check time (data override)" : "")}{(d.Pinned ? " · pinned by the policy" : "")} · used by {string.Join(", ", d.UsedBy)}",
                 string.Join("; ", new[] { d.Inputs, d.Labels }.OfType<DatasetFile>().Select(f => $"{f.Path} {f.Dtype}[{string.Join(",", f.Shape)}] sha256 {f.Sha256}")));
         Row(sb, "approvals", r.Approvals.Count == 0 ? "none recorded" : $"{r.Approvals.Count} recorded", null);
         Row(sb, "gate", $"{r.Gate.Version}", $"commit {r.Gate.Commit}");
@@ -243,7 +243,7 @@ public static class ReportWriter
             sb.Append("\n## Data evaluated\n\n| dataset | samples | file | sha256 | source |\n|---|---|---|---|---|\n");
             foreach (var d in r.Datasets)
                 foreach (var f in new[] { d.Inputs, d.Labels }.OfType<DatasetFile>())
-                    sb.Append($"| {MdCell(d.Name)} | {d.Samples} | {MdCell(f.Path)} | `{f.Sha256}` | {(f.Overridden ? "**--data override**" : d.Pinned ? "policy (pinned)" : "policy")} |\n");
+                    sb.Append($"| {MdCell(d.Name)} | {d.Samples} | {MdCell(f.Path)} | `{f.Sha256}` | {(f.Overridden ? "**data override**" : d.Pinned ? "policy (pinned)" : "policy")} |\n");
         }
         sb.Append("\n## Reasons\n\n");
         foreach (var reason in r.Reasons) sb.Append($"- {MdCell(reason)}\n");
@@ -264,7 +264,7 @@ public static class ReportWriter
 
     /// <summary>The flag an overridden dataset carries in every view of the decision.</summary>
     public static string OverrideText(DatasetRecord d) =>
-        $"Dataset '{d.Name}' was overridden with --data: " +
+        $"Dataset '{d.Name}' was replaced by a data override at check time: " +
         string.Join("; ", new[] { ("inputs", d.Inputs), ("labels", d.Labels) }.Where(f => f.Item2?.Overridden == true).Select(f => $"{f.Item1} {f.Item2!.Path} (sha256 {f.Item2.Sha256})")) +
         " instead of the policy's file" + (d.Pinned ? "; the policy pins this dataset and allows overrides" : "; the policy does not pin this dataset");
 

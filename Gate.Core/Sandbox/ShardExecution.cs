@@ -65,7 +65,7 @@ public static class ShardJobs
 public sealed class LocalShardExecutor(int shards, int? parallel = null) : IShardExecutor
 {
     public string Name => "local";
-    public int Shards { get; } = shards >= 1 ? shards : throw new GateInputException($"the shard count must be at least 1 (got {shards})");
+    public int Shards { get; } = shards >= 1 ? shards : throw new GateInputException($"the shard count must be at least 1 (got {shards})") { Input = UserInput.ShardCount };
     public bool UsesHostSandbox => true;
 
     public async Task<IReadOnlyList<ShardRun>> RunAsync(SandboxJob job, ISandboxBackend? sandbox, IsolationLevel floor, string workDir, IProgress<ProgressUpdate> progress, CancellationToken ct)

@@ -26,10 +26,14 @@ internal sealed class CgroupLimits : IDisposable
         return probe is not null;
     }
 
+    /// <summary>Every sandbox cgroup this process makes starts with this.</summary>
+    public static string NamePrefix => $"gate-sandbox-{Environment.ProcessId}-";
+
     /// <summary>A new cgroup with these limits, or null when this host does not let us make one.</summary>
     public static CgroupLimits? TryCreate(long memoryBytes, int pids)
     {
-        var name = $"gate-sandbox-{Guid.NewGuid():N}";
+        // The owner's pid in the name: leftovers can be told apart per gate process (other runs share the hierarchy).
+        var name = $"{NamePrefix}{Guid.NewGuid():N}";
         var made = new List<string>();
         try
         {

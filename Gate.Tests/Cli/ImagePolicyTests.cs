@@ -101,7 +101,9 @@ public class ImagePolicyTests
         Assert.Equal(root, loaded.Spec.Datasets["test"].LabelsPath);
         var (exit, _, stderr) = GateCli.Run("check", "--model", Model, "--policy", policy, "--data", $"test={root}", "--out", TestPaths.TempDir("image-policy-override-out"), "--sandbox", "process");
         Assert.Equal(3, exit);
-        Assert.Contains("pinned by sha256 and the policy does not allow overrides", stderr);
+        // Both the pixels and the labels are refused, each naming the one override that replaced them as typed.
+        Assert.Contains($"spec.datasets.test.inputs: --data test={root}: dataset 'test' is pinned by sha256 and the policy does not allow overrides", stderr);
+        Assert.Contains($"spec.datasets.test.labels: --data test={root}: dataset 'test' is pinned by sha256", stderr);
     }
 
     [Theory]

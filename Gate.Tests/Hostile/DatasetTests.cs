@@ -168,6 +168,29 @@ public class DatasetTests
         Assert.Contains($"--data tset={Path.Combine(dir, "x.npy")}: the policy defines no dataset 'tset' (datasets: test)", r.Stderr);
     }
 
+    /// <summary>
+    /// Core carries the override an error is about as a value (no flag in its wording); the CLI names it as the user
+    /// typed it, relative path and all, so they can find the argument on their command line.
+    /// </summary>
+    [Fact]
+    public void Override_errors_name_the_override_in_Core_and_the_flag_as_typed_in_the_CLI()
+    {
+        var dir = Swap30(Dir(DigitsX, DigitsY));
+        var e = Assert.Throws<PolicyException>(() => PolicyLoader.Load(WritePolicy(dir), new Dictionary<string, string> { ["tset.labels"] = "y.npy" }));
+        var error = Assert.Single(e.Errors);
+        Assert.Equal(new DataOverride("tset", true, "y.npy"), error.Override);
+        Assert.Contains("data override tset.labels=y.npy: the policy defines no dataset 'tset' (datasets: test)", e.Message);
+        Assert.DoesNotContain("--", e.Message);
+
+        // Relative paths, from the folder they are relative to: the refusal of a pinned dataset quotes them unresolved.
+        var r = GateProcess.Run(["check", "--model", Cnn, "--policy", ReleasePolicy, "--out", Path.Combine(dir, "out"),
+            "--data", "test=x30.npy", "--data", "test.labels=./y30.npy"], null, TimeSpan.FromSeconds(90), workingDirectory: dir);
+        Assert.True(r.ExitCode == 3, r.All);
+        Assert.Contains("spec.datasets.test.inputs: --data test=x30.npy: dataset 'test' is pinned by sha256 and the policy does not allow overrides", r.Stderr);
+        Assert.Contains("spec.datasets.test.labels: --data test.labels=./y30.npy: dataset 'test' is pinned by sha256", r.Stderr);
+        Assert.Contains(Sha256Sum(Path.Combine(dir, "x30.npy")), r.Stderr);
+    }
+
     // ---------------------------------------------------------------- item 2: pins, overrides, the record
 
     [Fact]
@@ -242,7 +265,7 @@ public class DatasetTests
         Assert.Equal([30], ds["labels"]!["shape"]!.AsArray().Select(v => v!.GetValue<int>()));
         // Flagged in the report and the CI summary too.
         Assert.Contains("data-overridden-dataset=\"test\"", File.ReadAllText(Path.Combine(outDir, "report.html")));
-        Assert.Contains("Dataset 'test' was overridden with --data", File.ReadAllText(Path.Combine(outDir, "summary.md")));
+        Assert.Contains("Dataset 'test' was replaced by a data override at check time", File.ReadAllText(Path.Combine(outDir, "summary.md")));
     }
 
     [Fact]
@@ -257,7 +280,7 @@ public class DatasetTests
         Assert.True(ds.Inputs.Overridden);
         Assert.True(ds.Labels!.Overridden);
         Assert.Equal(30, ds.Samples);
-        Assert.Contains($"Dataset 'test' was overridden with --data: inputs {Path.Combine(dir, "x30.npy")}", Gate.Core.Report.ReportWriter.RenderMarkdown(record));
+        Assert.Contains($"Dataset 'test' was replaced by a data override at check time: inputs {Path.Combine(dir, "x30.npy")}", Gate.Core.Report.ReportWriter.RenderMarkdown(record));
 
         // The same override without allowOverride is refused: the pin stands.
         var strict = WritePolicy(dir, $"      sha256: {{ inputs: {Sha256Sum(Path.Combine(dir, "x.npy"))}, labels: {Sha256Sum(Path.Combine(dir, "y.npy"))} }}");
@@ -372,7 +395,7 @@ public class DatasetTests
         string Review(string yaml) => PolicyReview.Render(ParsePolicy(yaml), "md", _ => null);
         Assert.Contains("must be at least 0.5, judged on the point estimate", Review(BoundPolicy));
         Assert.Contains("must be at least 0.5, judged on the lower end of its 95% confidence interval", Review(BoundPolicy.Replace("{ min: 0.5 }", "{ min: 0.5, bound: lower }")));
-        Assert.Contains("Dataset 'test' is not pinned by sha256, so gate check --data can replace it", Review(BoundPolicy));
+        Assert.Contains("Dataset 'test' is not pinned by sha256, so a data override (other files named when gate check runs) can replace it", Review(BoundPolicy));
     }
 
     [Theory]

@@ -26,7 +26,12 @@ public sealed class BubblewrapFixture
     }
 }
 
-/// <summary>The backend contract (<see cref="BackendContract"/>) and bubblewrap's own guarantees.</summary>
+[CollectionDefinition(nameof(BubblewrapBackendTests), DisableParallelization = true)]
+public sealed class BubblewrapBackendCollection;
+
+/// <summary>The backend contract (<see cref="BackendContract"/>) and bubblewrap's own guarantees. Alone: "nothing left
+/// behind" would see the cgroups of sandboxes other tests run at the same time.</summary>
+[Collection(nameof(BubblewrapBackendTests))]
 public sealed class BubblewrapBackendTests(BubblewrapFixture fixture) : BackendContract, IClassFixture<BubblewrapFixture>
 {
     protected override RunnerBackend Backend => fixture.Require();
@@ -41,10 +46,10 @@ public sealed class BubblewrapBackendTests(BubblewrapFixture fixture) : BackendC
 
     protected override void AssertNothingLeftBehind()
     {
-        // No sandbox cgroup survives its run.
+        // No sandbox cgroup of this process survives its run (the class runs alone, so none is in use).
         foreach (var root in new[] { "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup" })
             if (Directory.Exists(root))
-                Assert.DoesNotContain(Directory.EnumerateDirectories(root, "gate-sandbox-*", SearchOption.AllDirectories), d => !d.Contains("/unified/", StringComparison.Ordinal));
+                Assert.DoesNotContain(Directory.EnumerateDirectories(root, CgroupLimits.NamePrefix + "*", SearchOption.AllDirectories), d => !d.Contains("/unified/", StringComparison.Ordinal));
     }
 
     [Fact]
