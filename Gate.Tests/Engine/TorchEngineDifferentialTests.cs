@@ -1,0 +1,199 @@
+using Gate.Core.Engine;
+using Gate.Core.Model;
+using Gate.Core.Runtime.OnnxRuntime;
+using Gate.Core.Sandbox;
+using Gate.Core.Tensors;
+using Gate.Sandbox.Bubblewrap;
+using Gate.Tests.Support;
+
+namespace Gate.Tests.Engine;
+
+/// <summary>
+/// The torch engine against the built-in engine (outputs and input gradients) and ONNX Runtime (outputs). libtorch
+/// loads only in the runner's Debian 13 rootfs, so the torch side runs as <c>gate run --runtime torch
+/// --input-gradients --sandbox bubblewrap</c>: the sandbox path users take. A missing bubblewrap or rootfs skips
+/// locally and fails in CI (GATE_REQUIRE_BWRAP=1); a torch engine that does not load in the rootfs always fails.
+/// Tolerances (float32 both sides, different summation orders): outputs within 1e-4 × (1 + max |y|), gradients
+/// within 1e-3 × (1 + max |g|) elementwise. Inputs are random (seeded), not the digits images, whose flat regions
+/// make MaxPool windows tie and ReLUs sit on their kink, where either engine's choice of subgradient is right.
+/// </summary>
+public class TorchEngineDifferentialTests
+{
+    private const double OutputTolerance = 1e-4, GradientTolerance = 1e-3;
+
+    private static void NeedSandbox()
+    {
+        var why = BubblewrapBackend.WhyNotAvailable();
+        if (why is null)
+        {
+            try { Gate.Sandbox.Rootfs.RunnerRootfs.Locate(); }
+            catch (Gate.Core.GateComponentMissingException e) { why = e.Message; }
+        }
+        Need.Component("GATE_REQUIRE_BWRAP", why is null, $"the torch engine runs in the bubblewrap sandbox: {why}");
+    }
+
+    /// <summary>The torch engine's outputs and gradients for these inputs, computed in the sandbox.</summary>
+    private static Dictionary<string, Tensor> RunTorch(string modelPath, IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string> names, params string[] extra)
+    {
+        var dir = TestPaths.TempDir();
+        var args = new List<string> { "run", "--model", modelPath, "--runtime", "torch", "--input-gradients", "--sandbox", "bubblewrap", "--output-dir", Path.Combine(dir, "out") };
+        foreach (var (name, t) in inputs)
+        {
+            var p = Path.Combine(dir, ModelRunExecutor.SafeName(name) + ".in.npy");
+            Npy.Write(p, t);
+            args.AddRange(["--input", $"{name}={p}"]);
+        }
+        args.AddRange(extra);
+        var r = GateCli.Run(args, TimeSpan.FromMinutes(3));
+        Assert.True(r.ExitCode == 0, $"gate run --runtime torch exited {r.ExitCode}\n{r.All}");
+        // Read from this run's own folder by name (stdout lists the same files).
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var name in names)
+        {
+            var file = Path.Combine(dir, "out", ModelRunExecutor.SafeName(name) + ".npy");
+            if (File.Exists(file)) result[name] = Npy.Read(file);
+        }
+        return result;
+    }
+
+    private static void AssertClose(Tensor expected, Tensor actual, double tolerance, string what)
+    {
+        Assert.True(expected.Shape.SequenceEqual(actual.Shape), $"{what}: shape {actual.ShapeString}, expected {expected.ShapeString}");
+        var e = expected.ToDoubleArray();
+        var a = actual.ToDoubleArray();
+        double scale = 1 + e.Select(Math.Abs).DefaultIfEmpty(0).Max();
+        int worst = -1;
+        double worstDiff = 0;
+        for (int i = 0; i < e.Length; i++)
+        {
+            double d = Math.Abs(e[i] - a[i]);
+            if (double.IsNaN(d) || d > worstDiff) { worstDiff = double.IsNaN(d) ? double.PositiveInfinity : d; worst = i; }
+        }
+        var off = Enumerable.Range(0, e.Length).Where(i => !(Math.Abs(e[i] - a[i]) <= tolerance * scale)).ToList();
+        Assert.True(worstDiff <= tolerance * scale,
+            $"{what}: element {worst} is {(worst < 0 ? 0 : a[worst])}, expected {(worst < 0 ? 0 : e[worst])} (|diff| {worstDiff:g3} > {tolerance:g1} × {scale:g3}); " +
+            $"{off.Count} of {e.Length} elements off, first at {string.Join(", ", off.Take(8))}");
+    }
+
+    /// <summary>Compares torch with the built-in engine (outputs, input gradients) and, where ORT loads, ONNX Runtime (outputs).</summary>
+    private static void Differential(string modelPath, IReadOnlyDictionary<string, Tensor> inputs)
+    {
+        NeedSandbox();
+        var model = OnnxModelLoader.Load(modelPath);
+        var builtin = ModelRunExecutor.Run(model, inputs, [], "builtin", inputGradients: true);
+        var torch = RunTorch(modelPath, inputs, builtin.Keys);
+        foreach (var (name, expected) in builtin)
+        {
+            Assert.True(torch.ContainsKey(name), $"{model.FileName}: the torch run returned no '{name}' (got {string.Join(", ", torch.Keys)})");
+            AssertClose(expected, torch[name], name.StartsWith("grad:", StringComparison.Ordinal) ? GradientTolerance : OutputTolerance, $"{model.FileName}: {name}, torch vs builtin");
+        }
+        if (OrtLibrary.TryLoad(out _))
+            foreach (var (name, expected) in ModelRunExecutor.Run(model, inputs, [], "onnxruntime"))
+                AssertClose(expected, torch[name], OutputTolerance, $"{model.FileName}: {name}, torch vs onnxruntime");
+    }
+
+    /// <summary>Seeded uniform inputs in [lo, hi) for each graph input, symbolic dimensions as <paramref name="batch"/>.</summary>
+    private static Dictionary<string, Tensor> RandomInputs(OnnxModel model, int batch, int seed, float lo = -1, float hi = 1)
+    {
+        var rng = new Random(seed);
+        var inputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var vi in model.Graph.Inputs.Where(i => !model.Graph.Initializers.ContainsKey(i.Name)))
+        {
+            var shape = vi.Shape!.Select(d => (int)(d.Value ?? batch)).ToArray();
+            inputs[vi.Name] = Tensor.FromFloats(shape, Enumerable.Range(0, Tensor.ElementCount(shape)).Select(_ => lo + (float)rng.NextDouble() * (hi - lo)).ToArray());
+        }
+        return inputs;
+    }
+
+    /// <summary>The differential on a model file with seeded random inputs (symbolic dimensions as <paramref name="batch"/>).</summary>
+    internal static void Check(string modelPath, int batch, int seed = 7) =>
+        Differential(modelPath, RandomInputs(OnnxModelLoader.Load(modelPath), batch, seed));
+
+    /// <summary>
+    /// Every fixture model without a Conv. Convolutions are left out on purpose, not skipped: on this project's CI
+    /// hosts libtorch 2.10's CPU convolution gradients (autograd and conv_transpose2d alike) differed from run to run
+    /// and from a hand-written reference, while the built-in engine matched the reference; until that is understood
+    /// the torch engine is opt-in only (auto never picks it, <see cref="WhiteBoxEngines.TorchTrusted"/>).
+    /// </summary>
+    public static TheoryData<string> Fixtures() => new(Directory.GetFiles(Path.Combine(TestPaths.Fixtures, "models"), "*.onnx")
+        .Where(f => !OnnxModelLoader.Load(f).Graph.Nodes.Any(n => n.OpType == "Conv")).Select(Path.GetFileName).Order(StringComparer.Ordinal)!);
+
+    [Fact]
+    public void The_fixture_list_is_not_empty() => Assert.True(Fixtures().Count >= 3, "fewer than three convolution-free fixtures: the differential would prove little");
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Torch_matches_the_builtin_engine_and_onnxruntime_on_every_convolution_free_fixture(string fixture)
+    {
+        var path = TestPaths.FixtureModel(fixture);
+        Differential(path, RandomInputs(OnnxModelLoader.Load(path), batch: 5, seed: fixture.Length, lo: 0, hi: 16));
+    }
+}
+
+/// <summary>Generated graphs for <see cref="TorchEngineDifferentialTests"/>: pooling, then a ViT-like network (no Conv: see the fixtures' note).</summary>
+public class TorchEngineGeneratedGraphTests
+{
+    private static void Check(string modelPath, int batch) => TorchEngineDifferentialTests.Check(modelPath, batch);
+
+    private static float[] Rand(Random rng, int n, double scale) => Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
+
+    private static string Save(OnnxBuilder b, string output, int[] outputShape)
+    {
+        b.Build(output, outputShape);
+        return b.Save(Path.Combine(TestPaths.TempDir(), "generated.onnx"));
+    }
+
+    [Fact]
+    public void MaxPool_alone()
+    {
+        var b = new OnnxBuilder([1, 2, 6, 6]);
+        var y = b.Node("MaxPool", [b.InputName], ("kernel_shape", new long[] { 2, 2 }), ("strides", new long[] { 2, 2 }));
+        Check(Save(b, y, [1, 2, 3, 3]), 3);
+    }
+
+    [Fact]
+    public void Pools_with_pads()
+    {
+        var b = new OnnxBuilder([1, 2, 6, 6]);
+        var avg = b.Node("AveragePool", [b.InputName], ("kernel_shape", new long[] { 2, 2 }), ("strides", new long[] { 1, 1 }), ("pads", new long[] { 0, 0, 1, 1 }), ("count_include_pad", 1));
+        var max = b.Node("MaxPool", [avg], ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }));
+        Check(Save(b, max, [1, 2, 3, 3]), 3);
+    }
+
+    /// <summary>Patch embedding (MatMul over reshaped patches), a class token (Shape/Gather/Concat/Expand), position embeddings, one pre-norm
+    /// encoder layer (LayerNormalization, two-head attention with MatMul/Transpose/Reshape/Softmax, Gelu MLP) and a
+    /// head on the class token (Gather): the operators of a small ViT.</summary>
+    [Fact]
+    public void ViT_like_graph()
+    {
+        const int d = 8, heads = 2, tokens = 5; // 2×2 patches of a 8×8 image, plus the class token
+        var rng = new Random(12);
+        var b = new OnnxBuilder([1, 3, 8, 8], opset: 20);
+        // Patches by Reshape/Transpose and a MatMul embedding ([N,3,2,4,2,4] → [N,4,48] → [N,4,d]).
+        var split = b.Node("Transpose", [b.Node("Reshape", [b.InputName, b.InitLong([0, 3, 2, 4, 2, 4], 6)])], ("perm", new long[] { 0, 2, 4, 1, 3, 5 }));
+        var flat = b.Node("Reshape", [split, b.InitLong([0, 4, 48], 3)]);
+        var seq = b.Node("Add", [b.Node("MatMul", [flat, b.Init(Rand(rng, 48 * d, 0.2), 48, d)]), b.Init(Rand(rng, d, 0.1), d)]); // [N,4,d]
+        var batch = b.Node("Gather", [b.Node("Shape", [b.InputName]), b.InitLong([0], 1)], ("axis", 0)); // [1]
+        var clsShape = b.Node("Concat", [batch, b.InitLong([1, d], 2)], ("axis", 0));
+        var cls = b.Node("Expand", [b.Init(Rand(rng, d, 0.5), 1, 1, d), clsShape]);
+        var x = b.Node("Add", [b.Node("Concat", [cls, seq], ("axis", 1)), b.Init(Rand(rng, tokens * d, 0.1), 1, tokens, d)]);
+        string Ln(string v) => b.Node("LayerNormalization", [v, b.Init(Enumerable.Range(0, d).Select(_ => 0.8f + 0.4f * (float)rng.NextDouble()).ToArray(), d), b.Init(Rand(rng, d, 0.1), d)], ("axis", -1), ("epsilon", 1e-5f));
+        string Proj(string v, int k, int n) => b.Node("Add", [b.Node("MatMul", [v, b.Init(Rand(rng, k * n, Math.Sqrt(1.0 / k)), k, n)]), b.Init(Rand(rng, n, 0.05), n)]);
+        string Heads(string v) => b.Node("Transpose", [b.Node("Reshape", [v, b.InitLong([0, tokens, heads, d / heads], 4)])], ("perm", new long[] { 0, 2, 1, 3 }));
+        var h = Ln(x);
+        var q = Heads(Proj(h, d, d));
+        var kT = b.Node("Transpose", [Heads(Proj(h, d, d))], ("perm", new long[] { 0, 1, 3, 2 }));
+        var v = Heads(Proj(h, d, d));
+        var scores = b.Node("Div", [b.Node("MatMul", [q, kT]), b.Init([MathF.Sqrt(d / heads)], 1)]);
+        var attn = b.Node("MatMul", [b.Node("Softmax", [scores], ("axis", -1)), v]);
+        var merged = b.Node("Reshape", [b.Node("Transpose", [attn], ("perm", new long[] { 0, 2, 1, 3 })), b.InitLong([0, tokens, d], 3)]);
+        x = b.Node("Add", [x, Proj(merged, d, d)]);
+        var mlp = Proj(b.Node("Gelu", [Proj(Ln(x), d, 2 * d)]), 2 * d, d);
+        x = b.Node("Add", [x, mlp]);
+        // Where/Sigmoid/Tanh/Erf on the residual stream, so the table's other elementwise operators are covered too.
+        var gated = b.Node("Where", [b.Node("Greater", [x, b.Init([0f], 1)]), b.Node("Tanh", [x]), b.Node("Mul", [b.Node("Sigmoid", [x]), b.Node("Erf", [x])])]);
+        var clsOut = b.Node("Gather", [Ln(gated), b.InitLong([0], 1)], ("axis", 1)); // [N,1,d]
+        var logits = b.Node("Sub", [Proj(b.Node("Flatten", [clsOut], ("axis", 1)), d, 4), b.Init([0.25f], 1)]);
+        Check(Save(b, logits, [1, 4]), 3);
+    }
+}
