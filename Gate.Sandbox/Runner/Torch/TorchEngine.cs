@@ -54,6 +54,7 @@ internal sealed class TorchEngine : IWhiteBoxEngine
             // which the bubblewrap backend sets from the policy's cpus; libtorch's own default counts host cores.
             torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
             torch.set_num_interop_threads(1);
+            OneDnn.Disable();
             Denormals.FlushOnThisThread();
             return null;
         }
@@ -244,6 +245,38 @@ internal sealed class TorchEngine : IWhiteBoxEngine
 }
 
 /// <summary>
+/// libtorch 2.10's oneDNN (3.7.1) convolutions are switched off (at::globalContext().setUserEnabledMkldnn(false), which
+/// TorchSharp does not bind); ATen's own im2col + GEMM convolutions run instead. On this project's hosts oneDNN's
+/// jit:avx512_core (and jit:avx2) backward_data kernel returns wrong input gradients whenever the batch is 2 or more and
+/// the output channels are not a multiple of its SIMD block (16 on AVX-512, 8 on AVX2): in a sweep of 720 conv2d shapes
+/// 96 were wrong by up to 2.3 with one thread, forward outputs always right; with oneDNN off none were
+/// (docs/torch-onednn-defect.md has the reproduction). Gradients are what the engine is for, so it is off for all.
+/// </summary>
+internal static partial class OneDnn
+{
+    [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
+    private static partial IntPtr GlobalContext();
+
+    [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+    private static partial void SetUserEnabledMkldnn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool on);
+
+    [LibraryImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private static partial bool UserEnabledMkldnn(IntPtr context);
+
+    /// <summary>Process-wide (a global flag of libtorch's context, read at every convolution).</summary>
+    public static void Disable()
+    {
+        var context = GlobalContext();
+        SetUserEnabledMkldnn(context, false);
+        if (UserEnabledMkldnn(context)) throw new InvalidOperationException("libtorch kept oneDNN enabled; its convolution gradients are wrong on this CPU");
+    }
+
+    /// <summary>Whether libtorch would use oneDNN now (false once <see cref="Disable"/> ran).</summary>
+    public static bool Enabled => UserEnabledMkldnn(GlobalContext());
+}
+
+/// <summary>
 /// Flush-to-zero and denormals-are-zero for libtorch's kernels (at::globalContext().setFlushDenormal, which
 /// TorchSharp does not bind). The x86 MXCSR bits it sets are per thread and inherited by threads created later
 /// (libtorch's OpenMP pool is started by a thread that already has them), so every thread that calls into
@@ -251,12 +284,11 @@ internal sealed class TorchEngine : IWhiteBoxEngine
 /// </summary>
 internal static partial class Denormals
 {
-    [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
-    private static partial IntPtr GlobalContext();
-
+    // A static member (its code reads `on` from the first argument register): no context pointer is passed, or the
+    // pointer's low byte would be read as `on`.
     [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at7Context16setFlushDenormalEb")]
     [return: MarshalAs(UnmanagedType.U1)]
-    private static partial bool SetFlushDenormal(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool on);
+    private static partial bool SetFlushDenormal([MarshalAs(UnmanagedType.U1)] bool on);
 
     [ThreadStatic] private static bool _done;
 
@@ -266,7 +298,7 @@ internal static partial class Denormals
     public static void FlushOnThisThread()
     {
         if (_done) return;
-        Supported = SetFlushDenormal(GlobalContext(), true);
+        Supported = SetFlushDenormal(true);
         _done = true;
     }
 }
