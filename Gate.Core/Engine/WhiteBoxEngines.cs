@@ -73,13 +73,14 @@ public static class WhiteBoxEngines
             return (builtin, new WhiteBoxChoice("auto", "builtin", $"torch engine unavailable for this model: {e.Message}", tb));
         }
         double tt = Measure(torch, inputs);
-        // Held back: on this project's CI hosts libtorch 2.10's CPU convolution gradients came out different from run
-        // to run (and from the built-in engine and a hand-written reference), so auto never picks torch for now; a
-        // wrong gradient would only weaken an attack, which fails open. engine: torch remains an explicit opt-in.
+        // Held back: libtorch's oneDNN convolutions gave wrong input gradients (docs/torch-onednn-defect.md); the torch
+        // engine now runs with oneDNN off and matches the built-in engine on the differential set, but that set is
+        // small and oneDNN off costs convolution speed, so auto waits for the wider ResNet/ViT differential; a wrong
+        // gradient would only weaken an attack, which fails open. engine: torch remains an explicit opt-in.
         bool useTorch = TorchTrusted && tt * AutoSpeedup <= tb;
         var why = $"measured one forward + input-gradient pass at batch 1: builtin {tb:0.###} ms, torch {tt:0.###} ms; " +
                   (useTorch ? $"torch is ≥ {AutoSpeedup}× faster"
-                   : !TorchTrusted ? "auto does not choose torch yet (its convolution gradients are not reproducible on CPU here; engine: torch opts in)"
+                   : !TorchTrusted ? "auto does not choose torch yet (verified on a small differential set only; engine: torch opts in)"
                    : $"torch is not ≥ {AutoSpeedup}× faster, so the built-in engine stays");
         return useTorch
             ? (torch, new WhiteBoxChoice("auto", "torch", why, tb, tt, FlushDenormals: true))

@@ -249,7 +249,7 @@ internal sealed class TorchEngine : IWhiteBoxEngine
 /// TorchSharp does not bind); ATen's own im2col + GEMM convolutions run instead. On this project's hosts oneDNN's
 /// jit:avx512_core (and jit:avx2) backward_data kernel returns wrong input gradients whenever the batch is 2 or more and
 /// the output channels are not a multiple of its SIMD block (16 on AVX-512, 8 on AVX2): in a sweep of 720 conv2d shapes
-/// 96 were wrong by up to 2.3 with one thread, forward outputs always right; with oneDNN off none were
+/// 96–110 were wrong by up to 2.3 with one thread, forward outputs always right; with oneDNN off none were
 /// (docs/torch-onednn-defect.md has the reproduction). Gradients are what the engine is for, so it is off for all.
 /// </summary>
 internal static partial class OneDnn
