@@ -105,7 +105,7 @@ public abstract class RunnerBackend : ISandboxBackend
         try
         {
             // Names first (nothing is copied yet if one is foreign), then the validated copy into outputDir.
-            var allowed = new HashSet<string>(job.Outputs.Concat(job.Captures), StringComparer.Ordinal);
+            var allowed = new HashSet<string>(job.ReturnableNames, StringComparer.Ordinal);
             // Read the way Collect reads it: no link followed at any depth, size capped.
             var claimed = System.Text.Json.JsonSerializer.Deserialize<RunnerResults>(
                 UntrustedFiles.ReadAll(staged.TrustedParent, staged.ResultsRelative(RunnerResults.FileName), JobStaging.MaxResultsBytes), JobProtocol.Json)

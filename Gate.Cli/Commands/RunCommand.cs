@@ -20,7 +20,8 @@ public static class RunCommand
         var input = new Option<string[]>("--input", "-i") { Description = "A model input: NAME=x.npy (any standard NumPy dtype). Repeat for each input; a model without inputs needs none." };
         var outDir = new Option<DirectoryInfo>("--output-dir", "-o") { Description = "Where to write one .npy per output and captured tensor (default: ./gate-run)." };
         var capture = new Option<string[]>("--capture") { Description = "Also write this intermediate tensor (by name). Repeatable." };
-        var runtime = new Option<string>("--runtime") { Description = "builtin (default) or onnxruntime." };
+        var runtime = new Option<string>("--runtime") { Description = "builtin (default), onnxruntime, or torch (libtorch: runs only in the bubblewrap or Docker sandbox, whose rootfs has the C++ runtime it needs)." };
+        var gradients = new Option<bool>("--input-gradients") { Description = "Also write grad_<input>.npy: the gradient of Σ w·y over the first output y, w[i] = ((i mod 7) - 3)/3 (builtin and torch only)." };
         var sandbox = new Option<string>("--sandbox") { Description = $"Sandbox backend: {string.Join(", ", Backends)} (default: auto, the strongest available). The model never runs in gate's own process." };
         var timeout = new Option<string>("--timeout") { Description = "Wall-clock deadline for the run, e.g. 30s, 5m (default: 5m). Past it the sandbox is killed (exit 2)." };
         var cmd = new Command("run", """
@@ -31,7 +32,7 @@ public static class RunCommand
             Exit codes: 0 outputs written, 2 the sandbox could not run it (crash, deadline, memory; reason printed),
             3 bad input or usage (also a model the runtime rejects), 130/143 cancelled by SIGINT/SIGTERM.
             Example: gate run -m model.onnx -i input=evidence/robustness/cex-0003.npy --capture /net/net.1/Relu_output_0
-            """) { model, input, outDir, capture, runtime, sandbox, timeout };
+            """) { model, input, outDir, capture, runtime, gradients, sandbox, timeout };
         cmd.SetAction((pr, ct) => Cli.Guard(async () =>
         {
             // Parsing the model is not executing it: the host reads it for its digest, names and a clear exit 3.
@@ -58,7 +59,7 @@ public static class RunCommand
 
             var dir = pr.GetValue(outDir)?.FullName ?? Path.GetFullPath("gate-run");
             var job = new ModelRunJob(modelPath, m.Sha256, inputs.ToDictionary(kv => kv.Key, kv => Path.GetFullPath(kv.Value)),
-                pr.GetValue(capture) ?? [], m.Graph.Outputs.Select(o => o.Name).ToList(), runtimeName, ModelRunJob.LimitsWith(deadline));
+                pr.GetValue(capture) ?? [], m.Graph.Outputs.Select(o => o.Name).ToList(), runtimeName, ModelRunJob.LimitsWith(deadline)) { InputGradients = pr.GetValue(gradients) };
             var outcome = await backend.RunModelAsync(job, dir, ct);
             if (outcome.Failure is { } why)
             {

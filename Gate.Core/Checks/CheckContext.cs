@@ -17,7 +17,7 @@ public sealed record Dataset(string Name, Tensor Inputs, long[]? Labels)
 public sealed class CheckContext
 {
     private readonly Dictionary<string, Dataset> _datasets;
-    private readonly Lazy<CompiledModel> _engine;
+    private readonly Lazy<(IWhiteBoxEngine Engine, WhiteBoxChoice Choice)> _engine;
 
     public CheckContext(OnnxModel model, DeploymentPolicy policy, IInferenceSession? production, string? productionUnavailableReason,
         EvidenceWriter evidence, IProgress<ProgressUpdate>? progress = null)
@@ -28,7 +28,7 @@ public sealed class CheckContext
         ProductionUnavailableReason = productionUnavailableReason;
         Evidence = evidence;
         Progress = progress ?? new Progress<ProgressUpdate>();
-        _engine = new Lazy<CompiledModel>(() => CompiledModel.Compile(model));
+        _engine = new(() => WhiteBoxEngines.Choose(model, policy.Spec.Engine));
         _datasets = new();
     }
 
@@ -45,8 +45,12 @@ public sealed class CheckContext
 
     public OnnxModel Model { get; }
     public DeploymentPolicy Policy { get; }
-    /// <summary>The built-in engine: gradients and activations (white-box work).</summary>
-    public CompiledModel Engine => _engine.Value;
+    /// <summary>The white-box engine the policy's <c>engine</c> chose: gradients and activations. Chosen (and, for
+    /// auto, measured) on first use; a torch engine that cannot run throws, which makes the check INCONCLUSIVE.</summary>
+    public IWhiteBoxEngine Engine => _engine.Value.Engine;
+
+    /// <summary>What <see cref="Engine"/> chose and why; null while no check has used it.</summary>
+    public WhiteBoxChoice? EngineChoice => _engine.IsValueCreated ? _engine.Value.Choice : null;
     /// <summary>The production runtime (ONNX Runtime), or null with <see cref="ProductionUnavailableReason"/>.</summary>
     public IInferenceSession? Production { get; }
     public string? ProductionUnavailableReason { get; }

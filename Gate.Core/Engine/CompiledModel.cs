@@ -15,6 +15,8 @@ public sealed class ForwardPass : IDisposable
     internal Tensor[][]? TapeOutputs { get; init; }
     internal PassBuffers? TapeBuffers { get; init; }
     internal bool Disposed { get; private set; }
+    /// <summary>Another engine's tape (the TorchSharp autograd graph): released with the pass.</summary>
+    public IDisposable? EngineTape { get; init; }
     public Tensor this[string name] => Values.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"tensor '{name}' was not requested from this forward pass");
 
     public void Dispose()
@@ -22,14 +24,16 @@ public sealed class ForwardPass : IDisposable
         if (Disposed) return;
         Disposed = true;
         TapeBuffers?.ReleaseAll(Values.Values);
+        EngineTape?.Dispose();
     }
 }
 
 /// <summary>
 /// A model bound to the built-in engine's kernels. Thread-safe: compile once, run from many threads.
 /// </summary>
-public sealed class CompiledModel
+public sealed class CompiledModel : IWhiteBoxEngine
 {
+    public string Name => "builtin";
     private readonly Operator[] _ops;
     private readonly OpContext[] _ctx;
     private readonly Dictionary<string, int> _lastUse = new();

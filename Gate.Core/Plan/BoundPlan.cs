@@ -32,6 +32,8 @@ public sealed record BoundPlan
     public required string ModelSha256 { get; init; }
     public required ModelSpec Model { get; init; }
     public required string Runtime { get; init; }
+    /// <summary>The policy's white-box engine (auto, builtin, torch).</summary>
+    public string Engine { get; init; } = "auto";
     public required ulong Seed { get; init; }
     /// <summary>The datasets these checks read (after data overrides), by name.</summary>
     public required IReadOnlyDictionary<string, BoundDataset> Datasets { get; init; }
@@ -84,7 +86,7 @@ public sealed record BoundPlan
         return new BoundPlan
         {
             PolicySha256 = plan.Policy.Sha256, PolicyName = plan.Policy.Metadata.Name, ModelSha256 = plan.Model.Sha256,
-            Model = plan.Policy.Spec.Model, Runtime = plan.Policy.Spec.Runtime, Seed = plan.Policy.Spec.Seed,
+            Model = plan.Policy.Spec.Model, Runtime = plan.Policy.Spec.Runtime, Engine = plan.Policy.Spec.Engine, Seed = plan.Policy.Spec.Seed,
             Datasets = datasets,
             Checks = list.Select(c => new BoundCheck(c.Spec.Id, c.Spec.Type, c.Spec.Enforcement, c.Spec.Dataset, c.Spec.Description,
                 c.Spec.Require, c.Spec.Location, c.Spec.Path, c.NotRunReason,
@@ -148,7 +150,7 @@ public sealed record BoundPlan
         var policy = new DeploymentPolicy("gate/v1", "DeploymentPolicy",
             new PolicyMetadata(PolicyName, null, null, false, new Dictionary<string, string>()),
             new PolicySpec(Model, Runtime, new SandboxSpec(IsolationLevel.Container, GpuMode.None, new ResourceLimits(0, 0, TimeSpan.Zero, 0)),
-                Seed, datasets, specs, new DecisionSpec(InconclusiveHandling.Inconclusive)))
+                Seed, datasets, specs, new DecisionSpec(InconclusiveHandling.Inconclusive)) { Engine = Engine })
         {
             SourcePath = "(bound plan)", Sha256 = PolicySha256, Bytes = [],
             Root = new PolicyMapping { Entries = [], Location = new SourceLocation("(bound plan)", 1, 1), Path = "" },

@@ -86,7 +86,11 @@ public sealed record MetricBound(double? Min, double? Max, SourceLocation Locati
 public sealed record DecisionSpec(InconclusiveHandling OnInconclusive);
 
 public sealed record PolicySpec(ModelSpec Model, string Runtime, SandboxSpec Sandbox, ulong Seed,
-    IReadOnlyDictionary<string, DatasetSpec> Datasets, IReadOnlyList<CheckSpec> Checks, DecisionSpec Decision);
+    IReadOnlyDictionary<string, DatasetSpec> Datasets, IReadOnlyList<CheckSpec> Checks, DecisionSpec Decision)
+{
+    /// <summary>The white-box engine (gradients, activations): auto, builtin or torch (<see cref="Engine.WhiteBoxEngines"/>).</summary>
+    public string Engine { get; init; } = "auto";
+}
 
 /// <summary>A validated, bound deployment policy. Produced only by <see cref="PolicyLoader"/>.</summary>
 public sealed record DeploymentPolicy(string ApiVersion, string Kind, PolicyMetadata Metadata, PolicySpec Spec)

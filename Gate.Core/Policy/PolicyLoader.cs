@@ -162,7 +162,7 @@ public static partial class PolicyLoader
         var decision = new DecisionSpec(Str(decisionNode?["onInconclusive"]) == "reject" ? InconclusiveHandling.Reject : InconclusiveHandling.Inconclusive);
         ulong seed = spec["seed"] is PolicyScalar seedNode ? (ulong)seedNode.AsLong() : 0;
         var pspec = new PolicySpec(new ModelSpec(Str(model["format"])!, inputs, Str(model["output"])), Str(spec["runtime"]) ?? "onnxruntime",
-            sandbox, seed, datasets, checks, decision);
+            sandbox, seed, datasets, checks, decision) { Engine = Str(spec["engine"]) ?? "auto" };
         return new DeploymentPolicy(Str(root["apiVersion"])!, Str(root["kind"])!, metadata, pspec)
         {
             SourcePath = path, Sha256 = "", Root = root, Bytes = [],

@@ -14,7 +14,7 @@ public sealed class BuiltinRuntime : IInferenceRuntime
 
     private sealed class Session(CompiledModel compiled) : IInferenceSession
     {
-        public RuntimeInfo Info { get; } = new("builtin", Version, "cpu", "cpu");
+        public RuntimeInfo Info { get; } = new("builtin", Version, "cpu", "cpu") { FlushDenormals = WhiteBoxEngines.BuiltinFlushesDenormals };
         public IReadOnlyList<string> InputNames => compiled.InputNames;
         public IReadOnlyList<string> OutputNames => compiled.OutputNames;
         public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputs = null) =>

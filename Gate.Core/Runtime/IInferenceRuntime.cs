@@ -4,7 +4,13 @@ using Gate.Core.Tensors;
 namespace Gate.Core.Runtime;
 
 /// <summary>What actually executed a model: recorded in every decision so that evidence names its runtime.</summary>
-public sealed record RuntimeInfo(string Name, string Version, string Provider, string Device, string? FallbackReason = null);
+public sealed record RuntimeInfo(string Name, string Version, string Provider, string Device, string? FallbackReason = null)
+{
+    /// <summary>Whether this runtime flushes subnormal numbers to zero (ONNX Runtime: session.set_denormal_as_zero).</summary>
+    public bool? FlushDenormals { get; init; }
+    /// <summary>The engine that did the white-box work (gradients, activations) and why; null when no check needed one.</summary>
+    public Gate.Core.Engine.WhiteBoxChoice? WhiteBox { get; init; }
+}
 
 /// <summary>A loaded model that can be queried. Implementations must be safe to call from several threads.</summary>
 public interface IInferenceSession : IDisposable

@@ -38,7 +38,9 @@ public static class SandboxJobExecutor
         {
             var ctx = new CheckContext(model, policy, session, reason, new EvidenceWriter(evidenceDir), progress);
             var results = await CheckExecutor.RunAllAsync(ctx, checks, ct, plan.Shard).ConfigureAwait(false);
-            return (results, session?.Info);
+            // The white-box engine is recorded beside the production runtime (the host has no other way to learn it).
+            var info = session?.Info ?? (ctx.EngineChoice is null ? null : new RuntimeInfo("none", "", "", "", reason));
+            return (results, info is null ? null : info with { WhiteBox = ctx.EngineChoice });
         }
         finally { session?.Dispose(); }
     }

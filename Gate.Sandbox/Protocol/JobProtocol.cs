@@ -42,8 +42,10 @@ public sealed record JobManifest
     public Dictionary<string, string> Inputs { get; init; } = new(StringComparer.Ordinal);
     /// <summary>Run jobs: intermediate tensors to return besides the outputs.</summary>
     public List<string> Captures { get; init; } = [];
-    /// <summary>Run jobs: builtin or onnxruntime.</summary>
+    /// <summary>Run jobs: builtin, onnxruntime or torch.</summary>
     public string Runtime { get; init; } = "builtin";
+    /// <summary>Run jobs: also return each float input's gradient (<see cref="Gate.Core.Sandbox.ModelRunJob.InputGradients"/>).</summary>
+    public bool InputGradients { get; init; }
 }
 
 /// <summary>

@@ -29,7 +29,7 @@ public static class ModelRunStaging
             var manifest = new JobManifest
             {
                 Kind = JobManifest.KindRun, Model = modelRel, ModelSha256 = job.ModelSha256,
-                Inputs = inputs, Captures = [.. job.Captures], Runtime = job.Runtime,
+                Inputs = inputs, Captures = [.. job.Captures], Runtime = job.Runtime, InputGradients = job.InputGradients,
             };
             JobStaging.WriteFile(Path.Combine(staged.JobDir, JobManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, JobProtocol.Json));
             JobStaging.HandOver(staged, root);

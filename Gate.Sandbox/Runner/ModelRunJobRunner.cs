@@ -21,7 +21,7 @@ internal static class ModelRunJobRunner
         var model = OnnxModelLoader.Load(inJob(manifest.Model));
         if (model.Sha256 != manifest.ModelSha256) throw new InvalidDataException($"model digest changed between planning and execution ({manifest.ModelSha256} → {model.Sha256})");
         var inputs = manifest.Inputs.ToDictionary(kv => kv.Key, kv => Npy.Read(inJob(kv.Value)));
-        var values = ModelRunExecutor.Run(model, inputs, manifest.Captures, manifest.Runtime);
+        var values = ModelRunExecutor.Run(model, inputs, manifest.Captures, manifest.Runtime, manifest.InputGradients);
         Directory.CreateDirectory(evidenceDir);
         var result = new CheckResult { Id = ResultId, Type = ResultId, Verdict = Verdict.Pass };
         var used = new HashSet<string>(StringComparer.Ordinal);

@@ -20,6 +20,8 @@ if (jobDir is null || outDir is null)
 }
 
 var resultsPath = Path.Combine(outDir, RunnerResults.FileName);
+// The torch engine exists here only (libtorch loads in the runner's rootfs); engine: auto|torch finds it through this.
+Gate.Core.Engine.WhiteBoxEngines.TorchFactory = Gate.Sandbox.Runner.Torch.TorchEngine.Load;
 try
 {
     var manifest = JobProtocol.ReadJson<JobManifest>(Path.Combine(jobDir, JobManifest.FileName));

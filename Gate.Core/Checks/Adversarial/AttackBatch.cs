@@ -7,7 +7,7 @@ namespace Gate.Core.Checks.Adversarial;
 /// How the search reaches the model: logits from a session (production runtime for black-box methods) and, for
 /// white-box methods, loss gradients from the built-in engine.
 /// </summary>
-public sealed class ModelOracle(Func<Tensor, Tensor> logits, CompiledModel? engine, string inputName, string outputName, int[] sampleShape)
+public sealed class ModelOracle(Func<Tensor, Tensor> logits, IWhiteBoxEngine? engine, string inputName, string outputName, int[] sampleShape)
 {
     public int[] SampleShape { get; } = sampleShape;
     public bool HasGradients => engine is not null;

@@ -42,7 +42,7 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
             this.settings = settings;
             this.main = main;
             Info = new RuntimeInfo(RuntimeName, OrtLibrary.Version, main.Provider,
-                main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason);
+                main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason) { FlushDenormals = true };
             InputNames = main.Inputs.Select(i => i.Name).ToList();
             OutputNames = main.Outputs.Select(o => o.Name).ToList();
         }

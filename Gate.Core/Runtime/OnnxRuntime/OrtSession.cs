@@ -111,11 +111,17 @@ public sealed class OrtSession : IDisposable
     private static InferenceSession Open(byte[] modelBytes, string? modelPath, SessionOptions options) =>
         modelPath is not null ? new InferenceSession(modelPath, options) : new InferenceSession(modelBytes, options);
 
+    /// <summary>ONNX Runtime's session option that flushes subnormals to zero (FTZ + DAZ on its worker threads).</summary>
+    public const string DenormalAsZeroKey = "session.set_denormal_as_zero";
+
     private static SessionOptions Options(OrtSessionSettings settings)
     {
         var options = new SessionOptions { GraphOptimizationLevel = (GraphOptimizationLevel)(int)settings.Optimization, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
         if (settings.IntraOpThreads > 0) options.IntraOpNumThreads = settings.IntraOpThreads;
         if (settings.InterOpThreads > 0) options.InterOpNumThreads = settings.InterOpThreads;
+        // Subnormal numbers cost 5-20x per operation on x86 (a digits CNN with 227 subnormal weights: 4.4 vs 0.33 ms
+        // per batch); flush-to-zero changes results by at most ~1.2e-38 per value. Recorded as runtime.flushDenormals.
+        options.AddSessionConfigEntry(DenormalAsZeroKey, "1");
         return options;
     }
 
