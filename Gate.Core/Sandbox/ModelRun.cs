@@ -54,7 +54,7 @@ public static class ModelRunExecutor
         bool inputGradients = false)
     {
         if (inputGradients && runtime == "onnxruntime")
-            throw new GateInputException("--input-gradients: ONNX Runtime computes no gradients; use --runtime builtin or torch");
+            throw new GateInputException("input gradients: ONNX Runtime computes no gradients; use the builtin or torch runtime");
         switch (runtime)
         {
             case "builtin":
