@@ -6,7 +6,8 @@ namespace Gate.Core.Runtime;
 /// <summary>What actually executed a model: recorded in every decision so that evidence names its runtime.</summary>
 public sealed record RuntimeInfo(string Name, string Version, string Provider, string Device, string? FallbackReason = null)
 {
-    /// <summary>Whether this runtime flushes subnormal numbers to zero (ONNX Runtime: session.set_denormal_as_zero).</summary>
+    /// <summary>Whether this runtime is guaranteed to flush subnormal numbers to zero on every thread that computes
+    /// (ONNX Runtime: no — its session.set_denormal_as_zero covers only its own pool threads).</summary>
     public bool? FlushDenormals { get; init; }
     /// <summary>The engine that did the white-box work (gradients, activations) and why; null when no check needed one.</summary>
     public Gate.Core.Engine.WhiteBoxChoice? WhiteBox { get; init; }

@@ -58,29 +58,15 @@ public class WhiteBoxEngineChoiceTests
     }
 
     [Fact]
-    public void Onnx_runtime_flushes_subnormals_and_records_it()
+    public void Runtimes_record_flush_to_zero_only_where_it_is_guaranteed()
     {
+        // ONNX Runtime's set_denormal_as_zero reaches only its pool threads; the calling thread computes too, and a
+        // run there came out unflushed (1e-40 * 0.5 = 5e-41) about once in ten, even on a fresh thread. So neither
+        // ONNX Runtime nor the built-in engine (.NET cannot set the CPU mode) may claim it in the decision.
         OrtTestSupport.RequireOrt();
         using var s = new OnnxRuntimeInference().Load(Digits, new RuntimeOptions());
-        Assert.True(s.Info.FlushDenormals);
+        Assert.False(s.Info.FlushDenormals);
         using var b = new BuiltinRuntime().Load(Digits, new RuntimeOptions());
         Assert.False(b.Info.FlushDenormals);
-
-        // And does it: a subnormal times 0.5 comes out as zero (without the session option it stays subnormal).
-        var half = new OnnxBuilder([1, 4]);
-        var y = half.Node("Mul", [half.InputName, half.Init([0.5f], 1)]);
-        var model = half.Build(y, [1, 4]);
-        // On a thread of its own: ONNX Runtime sets FTZ/DAZ on the threads it owns and on the thread that opens the
-        // session; a test-runner thread that other tests' native code ran on could carry any mode.
-        float[]? outp = null;
-        var t = new Thread(() =>
-        {
-            using var m = new OnnxRuntimeInference().Load(model, new RuntimeOptions(IntraOpThreads: 1));
-            var x = Gate.Core.Tensors.Tensor.FromFloats([1, 4], [1e-40f, -3e-39f, 1e-30f, 2f]);
-            outp = m.RunSingle(x).ToFloatArray();
-        });
-        t.Start();
-        t.Join();
-        Assert.Equal([0f, 0f, 5e-31f, 1f], outp!);
     }
 }

@@ -41,8 +41,11 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
             this.model = model;
             this.settings = settings;
             this.main = main;
+            // session.set_denormal_as_zero is asked for (OrtSession.Options), but ORT sets FTZ/DAZ on its own pool
+            // threads only: the calling thread computes too and keeps its mode (a test saw unflushed outputs, rarely,
+            // even on a fresh thread). What is not guaranteed is not recorded as done.
             Info = new RuntimeInfo(RuntimeName, OrtLibrary.Version, main.Provider,
-                main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason) { FlushDenormals = true };
+                main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason) { FlushDenormals = false };
             InputNames = main.Inputs.Select(i => i.Name).ToList();
             OutputNames = main.Outputs.Select(o => o.Name).ToList();
         }
