@@ -41,11 +41,10 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
             this.model = model;
             this.settings = settings;
             this.main = main;
-            // session.set_denormal_as_zero is asked for (OrtSession.Options), but ORT sets FTZ/DAZ on its own pool
-            // threads only: the calling thread computes too and keeps its mode (a test saw unflushed outputs, rarely,
-            // even on a fresh thread). What is not guaranteed is not recorded as done.
+            // Pool threads flush by ORT's session option, the calling thread by OrtSession.Run; on a GPU, or where
+            // the thread's mode cannot be set, flushing is not guaranteed and so not recorded as done.
             Info = new RuntimeInfo(RuntimeName, OrtLibrary.Version, main.Provider,
-                main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason) { FlushDenormals = false };
+                main.Provider == OrtSession.CudaProvider ? $"cuda:{settings.CudaDeviceId}" : "cpu", main.FallbackReason) { FlushDenormals = main.FlushesDenormals };
             InputNames = main.Inputs.Select(i => i.Name).ToList();
             OutputNames = main.Outputs.Select(o => o.Name).ToList();
         }

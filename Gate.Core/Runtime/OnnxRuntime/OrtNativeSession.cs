@@ -23,7 +23,8 @@ internal static unsafe class OrtCApi
         CastTypeInfoToTensorInfoSlot = 55, GetOnnxTypeFromTypeInfoSlot = 56, GetTensorElementTypeSlot = 60, GetDimensionsCountSlot = 61,
         GetDimensionsSlot = 62, GetTensorTypeAndShapeSlot = 65, GetValueTypeSlot = 67, CreateCpuMemoryInfoSlot = 69, AllocatorFreeSlot = 76,
         GetAllocatorWithDefaultOptionsSlot = 78, ReleaseStatusSlot = 93, ReleaseMemoryInfoSlot = 94, ReleaseSessionSlot = 95,
-        ReleaseValueSlot = 96, ReleaseTypeInfoSlot = 98, ReleaseTensorTypeAndShapeInfoSlot = 99, ReleaseSessionOptionsSlot = 100;
+        ReleaseValueSlot = 96, ReleaseTypeInfoSlot = 98, ReleaseTensorTypeAndShapeInfoSlot = 99, ReleaseSessionOptionsSlot = 100,
+        AddSessionConfigEntrySlot = 130;
 
     /// <summary>The API version requested: old enough for any ORT Gate accepts, new enough for every slot above.</summary>
     private const uint ApiVersion = 16;
@@ -71,6 +72,10 @@ internal static unsafe class OrtCApi
             Check(((delegate* unmanaged[Cdecl]<nint, int, nint>)T[SetGraphOptimizationLevelSlot])(options, (int)settings.Optimization));
             if (settings.IntraOpThreads > 0) Check(((delegate* unmanaged[Cdecl]<nint, int, nint>)T[SetIntraOpNumThreadsSlot])(options, settings.IntraOpThreads));
             if (settings.InterOpThreads > 0) Check(((delegate* unmanaged[Cdecl]<nint, int, nint>)T[SetInterOpNumThreadsSlot])(options, settings.InterOpThreads));
+            // As the managed path (OrtSession.Options): pool threads flush subnormals.
+            var key = Encoding.UTF8.GetBytes(OrtSession.DenormalAsZeroKey + "\0");
+            var one = "1\0"u8.ToArray();
+            fixed (byte* k = key) fixed (byte* v = one) Check(((delegate* unmanaged[Cdecl]<nint, byte*, byte*, nint>)T[AddSessionConfigEntrySlot])(options, k, v));
             if (modelPath is not null)
             {
                 var path = Encoding.UTF8.GetBytes(modelPath + "\0");
@@ -208,7 +213,7 @@ internal sealed class OrtNativeSession : IDisposable
     public OrtNativeSession(byte[] modelBytes, string? modelPath, OrtSessionSettings settings)
     {
         handle = new SessionHandle();
-        handle.Set(OrtCApi.CreateSession(modelBytes, modelPath, settings));
+        handle.Set(FloatingPointEnvironment.Preserving(() => OrtCApi.CreateSession(modelBytes, modelPath, settings)));
         Inputs = OrtCApi.Describe(handle.DangerousGetHandle(), inputs: true);
         Outputs = OrtCApi.Describe(handle.DangerousGetHandle(), inputs: false);
     }

@@ -108,11 +108,18 @@ public sealed class OrtSession : IDisposable
     /// <summary>The managed API's words for an element type outside its table (float8 and the packed types).</summary>
     private const string UnregisteredType = "Unregistered TensorElementType";
 
+    /// <summary>Creates the session without letting ORT's first-session flush-to-zero leak into this thread (see
+    /// <see cref="FloatingPointEnvironment"/>).</summary>
     private static InferenceSession Open(byte[] modelBytes, string? modelPath, SessionOptions options) =>
-        modelPath is not null ? new InferenceSession(modelPath, options) : new InferenceSession(modelBytes, options);
+        FloatingPointEnvironment.Preserving(() => modelPath is not null ? new InferenceSession(modelPath, options) : new InferenceSession(modelBytes, options));
 
-    /// <summary>ONNX Runtime's session option that flushes subnormals to zero (FTZ + DAZ on its worker threads).</summary>
+    /// <summary>ONNX Runtime's session option that flushes subnormals to zero (FTZ + DAZ on its worker threads; the
+    /// calling thread, which computes too, is flushed by <see cref="Run"/> for the call).</summary>
     public const string DenormalAsZeroKey = "session.set_denormal_as_zero";
+
+    /// <summary>Whether every thread that computes a CPU run flushes subnormals: ORT's pool threads by the session
+    /// option, the calling thread by <see cref="Run"/>. Recorded as runtime.flushDenormals.</summary>
+    public bool FlushesDenormals => Provider == CpuProvider && FloatingPointEnvironment.CanFlushDenormals;
 
     private static SessionOptions Options(OrtSessionSettings settings)
     {
@@ -163,7 +170,12 @@ public sealed class OrtSession : IDisposable
             if (!Inputs.Any(i => i.Name == name))
                 throw new GateInputException($"input '{name}' is not an input of the model (inputs: {string.Join(", ", Inputs.Select(i => i.Name))})");
 
-        if (native is not null) return native.Run(inputs, outputNames);
+        // The calling thread computes its share of the run: flushed like ORT's pool threads, for this call only.
+        return FloatingPointEnvironment.WithDenormalsFlushed(() => native is not null ? native.Run(inputs, outputNames) : RunManaged(inputs, outputNames));
+    }
+
+    private IReadOnlyDictionary<string, Tensor> RunManaged(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames)
+    {
         var values = new List<OrtValue>(inputs.Count);
         try
         {
