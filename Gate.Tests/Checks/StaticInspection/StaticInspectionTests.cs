@@ -77,6 +77,27 @@ public class StaticInspectionTests
     }
 
     [Fact]
+    public void Denormals_are_judged_in_each_tensors_own_precision_and_their_cost_is_said()
+    {
+        var model = OnnxModelLoader.Load(TestPaths.FixtureModel("digits-mlp.onnx"));
+        int before = StaticInspectionCheck.InspectWeights(model.Graph).Denormal.Sum(t => t.Count);
+        // 1e-5 is subnormal in float16 only (its smallest normal is 2^-14 = 6.1e-5); 1e-40 is normal in float64,
+        // 1e-310 is not. One of each per tensor besides normal values and zero.
+        var withHalf = WithInitializer(model, "half_weights", Tensor.FromFloats([3], [1e-5f, 0.5f, 0f], DType.Float16));
+        var withBoth = WithInitializer(withHalf, "double_weights", Tensor.FromDoubles([3], [1e-40, 1e-310, 0]));
+        var report = StaticInspectionCheck.InspectWeights(withBoth.Graph);
+        Assert.Equal(before + 2, report.Denormal.Sum(t => t.Count));
+        Assert.Contains(("half_weights", 1), report.Denormal);
+        Assert.Contains(("double_weights", 1), report.Denormal);
+
+        var (r, _) = MechanisticHarness.Run(withHalf, MechanisticHarness.DigitsPolicy(Check));
+        var warning = r.Details["warnings"]!.AsArray().Select(w => (string)w!).Single(w => w.StartsWith("denormal weights", StringComparison.Ordinal));
+        Assert.Contains("half_weights (1)", warning);
+        Assert.Contains("5-20x slower", warning);
+        Assert.Contains("runtime.flushDenormals", warning);
+    }
+
+    [Fact]
     public void Unused_initializers_and_dead_nodes_are_found()
     {
         var model = OnnxModelLoader.Load(TestPaths.FixtureModel("digits-mlp.onnx"));
