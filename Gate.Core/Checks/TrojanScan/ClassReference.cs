@@ -96,7 +96,7 @@ public sealed class ClassReference
     /// pooled over both families a class's reference spread is two to three times either family's, so a trigger on a
     /// class that one family finds easy hides inside the other family's values (the CNN misses of the previous round,
     /// docs/benchmarks/mechanistic.md). The nearest profiles are, in practice, the models of the same family (on the 60
-    /// digits references 98% of the 20 nearest share the architecture), without the check having to recognise
+    /// digits references 97% of the 20 nearest share the architecture), without the check having to recognise
     /// architectures. Leaving the most different classes out keeps a trojan's target — the one class it alters, or two
     /// for a two-target trojan — from choosing the references it is then compared with.</para>
     /// <para>Misses: a model whose family has no reference models gets the nearest other family, like the pooled reference did.</para>
