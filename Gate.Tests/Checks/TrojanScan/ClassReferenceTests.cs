@@ -93,6 +93,22 @@ public class ClassReferenceTests
     }
 
     [Fact]
+    public void A_two_target_trojan_cannot_choose_the_references_it_is_judged_against()
+    {
+        // Family B with both targets 2 and 5 made as easy as family A finds them: over all ten classes this profile is
+        // nearer family A (2 classes differ from B by ln 1.5, 4 from A by ln 9/7 or ln 4/3), so judged against A its
+        // targets would look normal. The altered classes are left out of the likeness, so B is chosen and both stand out.
+        var reference = TwoFamilies();
+        var threshold = reference.CleanConsensus(Nc).ThresholdFor(0.05);
+        double[] trojan = [7, 12, 6, 9, 9, 6, 9, 9, 9, 7];
+        var c = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = trojan }, Nc);
+        Assert.All(c.References, i => Assert.StartsWith("b", reference.Models[i], StringComparison.Ordinal));
+        Assert.True(c.Score > threshold, $"two-target model scored {c.Score} <= {threshold}");
+        Assert.Contains(c.Class, new[] { 2, 5 });
+        Assert.True(c.PerClass[2] > threshold && c.PerClass[5] > threshold, $"class 2 {c.PerClass[2]}, class 5 {c.PerClass[5]}");
+    }
+
+    [Fact]
     public void Reference_applies_only_to_the_task_it_was_made_on()
     {
         var reference = EasyClassTwo();
