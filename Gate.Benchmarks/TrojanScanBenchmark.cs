@@ -43,7 +43,7 @@ public static class TrojanScanBenchmark
                 - id: trojan
                   type: trojan-scan
                   dataset: test
-            {{string.Join("\n", extra.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "          " + l))}}
+            {{string.Join("\n", extra.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "      " + l))}}
             """);
         var policy = PolicyLoader.Load(policyPath);
         // Resumable: models already in the output are skipped, so a run can follow a generator that is still writing.

@@ -18,10 +18,12 @@ namespace Gate.Core.Checks.TrojanScan;
 /// outlier against its own class on clean models.</para>
 /// <para>Statistic: per detector d and class t, u_t = s_d·(ln v_t − median_t' ln v_t') — the model's own scale removed
 /// (architectures differ by a constant factor), s_d = −1 where small is suspicious (mask sizes), +1 where large is
-/// (margins); z_t = (u_t − median of u_t over the reference models) / max(1.4826·MAD, 0.05). The consensus per class is
+/// (margins); z_t = (u_t − median of u_t over the nearest reference models) / max(1.4826·MAD, 0.05), the nearest being
+/// the third of the reference models whose per-class profile is most like the model's (<see cref="Nearest"/>: in
+/// practice its own architecture family). The consensus per class is
 /// Σ_d z_{d,t} / √k over the k detectors that ran; its maximum is the model's score, its argmax the suspect class, so
 /// detectors that agree on a class reinforce each other and a lone detector's noise is diluted. The threshold is the
-/// conformal quantile of the same score on the reference models, each scored leave-one-out against the others.</para>
+/// conformal quantile of the same score on the reference models, each scored leave-one-out against its nearest among the others.</para>
 /// <para>Applies only to the task the reference was made on (same clean dataset content, class count and input shape);
 /// elsewhere the check falls back to the within-model detectors alone and says so. Misses what every detector misses
 /// (a trigger none of the searches recovers) and is only as good as the reference set is like the model under test:
@@ -33,6 +35,10 @@ public sealed class ClassReference
     public const string Name = "class-reference";
     /// <summary>Floor on the per-class spread: below it a class's reference values are identical to rounding, and z would explode.</summary>
     public const double MinSpread = 0.05;
+    /// <summary>The fewest nearest reference models a class is compared with (a robust median and spread need about this many).</summary>
+    public const int MinNeighbours = 15;
+    /// <summary>Classes a trojan may alter (its targets: up to two), left out when judging which reference models are alike.</summary>
+    public const int AlteredClasses = 2;
 
     public required string DatasetSha256 { get; init; }
     public required int Classes { get; init; }
@@ -81,11 +87,48 @@ public sealed class ClassReference
         return logs.Select(l => s * (l - median)).ToArray();
     }
 
-    /// <summary>z per class against the reference models (leaving model <paramref name="exclude"/> out, for calibration).</summary>
-    public double[] ZScores(string detector, IReadOnlyList<double> perClass, int exclude = -1)
+    /// <summary>
+    /// The reference models a scanned model is compared with: the <see cref="Neighbours"/> whose class-difficulty profile
+    /// (every detector's normalised per-class values) is nearest to its own, the <see cref="AlteredClasses"/> most
+    /// different classes left out of the distance.
+    /// <para>Why: class difficulty is a property of the architecture as much as of the task. On 8×8 digits a clean MLP's
+    /// "5" is among its easiest classes for Neural Cleanse while a clean CNN's is average, and a CNN's "1" is its hardest;
+    /// pooled over both families a class's reference spread is two to three times either family's, so a trigger on a
+    /// class that one family finds easy hides inside the other family's values (the CNN misses of the previous round,
+    /// docs/benchmarks/mechanistic.md). The nearest profiles are, in practice, the models of the same family (on the 60
+    /// digits references 97% of the 20 nearest share the architecture), without the check having to recognise
+    /// architectures. Leaving the most different classes out keeps a trojan's target — the one class it alters, or two
+    /// for a two-target trojan — from choosing the references it is then compared with.</para>
+    /// <para>Misses: a model whose family has no reference models gets the nearest other family, like the pooled reference did.</para>
+    /// </summary>
+    public int[] Nearest(IReadOnlyDictionary<string, double[]> normalised, IReadOnlyList<string> detectors, int exclude = -1)
+    {
+        var pool = Enumerable.Range(0, Models.Count).Where(i => i != exclude).ToArray();
+        // The same count for a scanned model and for each reference scored leave-one-out, so the calibration matches the use.
+        int k = Math.Min(pool.Length, Neighbours(Models.Count));
+        var distance = pool.Select(i =>
+        {
+            var perClass = new double[Classes];
+            foreach (var d in detectors)
+            {
+                var r = Normalise(d, PerClass[d][i]);
+                for (int t = 0; t < Classes; t++) perClass[t] += (normalised[d][t] - r[t]) * (normalised[d][t] - r[t]);
+            }
+            Array.Sort(perClass);
+            return perClass.Take(Math.Max(1, Classes - AlteredClasses)).Sum();
+        }).ToArray();
+        // Ties (identical profiles) keep the reference order, so the choice is deterministic.
+        return pool.Select((i, j) => (i, distance[j])).OrderBy(p => p.Item2).ThenBy(p => p.i).Take(k).Select(p => p.i).ToArray();
+    }
+
+    /// <summary>How many nearest reference models a class is compared with: a third of those available, at least <see cref="MinNeighbours"/> (or all of them).</summary>
+    public static int Neighbours(int available) => Math.Min(available, Math.Max(MinNeighbours, available / 3));
+
+    /// <summary>z per class against the given reference models (their median and spread of the same class).</summary>
+    public double[] ZScores(string detector, IReadOnlyList<double> perClass, IReadOnlyList<int> references)
     {
         var u = Normalise(detector, perClass);
-        var refs = PerClass[detector].Where((_, i) => i != exclude).Select(m => Normalise(detector, m)).ToArray();
+        var refs = references.Select(i => Normalise(detector, PerClass[detector][i])).ToArray();
         var z = new double[u.Length];
         for (int t = 0; t < u.Length; t++)
         {
@@ -96,17 +139,18 @@ public sealed class ClassReference
         return z;
     }
 
-    /// <summary>Σ_d z_{d,t} / √k per class over <paramref name="detectors"/>, its maximum and argmax.</summary>
-    public (double Score, int Class, double[] PerClass, Dictionary<string, double[]> Z) Consensus(IReadOnlyDictionary<string, IReadOnlyList<double>> perClass,
+    /// <summary>Σ_d z_{d,t} / √k per class over <paramref name="detectors"/> against the nearest reference models (leaving model <paramref name="exclude"/> out, for calibration), its maximum and argmax.</summary>
+    public (double Score, int Class, double[] PerClass, Dictionary<string, double[]> Z, int[] References) Consensus(IReadOnlyDictionary<string, IReadOnlyList<double>> perClass,
         IReadOnlyList<string> detectors, int exclude = -1)
     {
-        var z = detectors.ToDictionary(d => d, d => ZScores(d, perClass[d], exclude));
+        var nearest = Nearest(detectors.ToDictionary(d => d, d => Normalise(d, perClass[d])), detectors, exclude);
+        var z = detectors.ToDictionary(d => d, d => ZScores(d, perClass[d], nearest));
         var sum = new double[Classes];
         foreach (var zs in z.Values)
             for (int t = 0; t < Classes; t++) sum[t] += zs[t] / Math.Sqrt(detectors.Count);
         int arg = 0;
         for (int t = 1; t < Classes; t++) if (sum[t] > sum[arg]) arg = t;
-        return (sum[arg], arg, sum, z);
+        return (sum[arg], arg, sum, z, nearest);
     }
 
     /// <summary>The consensus score of every reference model, each against the others (leave-one-out): its clean distribution.</summary>

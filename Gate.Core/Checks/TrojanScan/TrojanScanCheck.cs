@@ -64,7 +64,8 @@ public sealed record DetectorOutcome(string Name, string Statistic, string PerCl
 /// reproduces. (TABOR's other terms — pattern outside the mask, trigger-alone loss — are not implemented.)</item>
 /// <item><b>mm-bd</b>: <see cref="MaxMarginDetector"/> — data-free, pattern-agnostic; misses weak backdoors and multi-target ones.</item>
 /// <item><b>class-reference</b>: <see cref="ClassReference"/> — not a search of its own but the consensus of the detectors
-/// above, each class compared with the same class on clean reference models of the same task. It detects what the
+/// above, each class compared with the same class on the clean reference models of the same task whose class profile is
+/// nearest (in practice: the same architecture family). It detects what the
 /// searches recover but the within-model statistics dismiss: on small tasks a patch, checkerboard or line trigger
 /// makes its target's mask as small as an easy clean class's, which is no outlier among the model's classes but a large
 /// one against that class on clean models. Only where the calibration holds reference models of the scanned task; it
@@ -279,7 +280,7 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
     /// <summary>The class-referenced consensus over the detectors that ran (<see cref="ClassReference"/>), as one more outcome.</summary>
     private static DetectorOutcome ReferenceOutcome(ClassReference reference, List<DetectorOutcome> outcomes, IReadOnlyList<string> detectors, double alpha, CheckResult r)
     {
-        var (score, suspect, perClass, z) = reference.Consensus(outcomes.ToDictionary(d => d.Name, d => (IReadOnlyList<double>)d.PerClass), detectors);
+        var (score, suspect, perClass, z, nearest) = reference.Consensus(outcomes.ToDictionary(d => d.Name, d => (IReadOnlyList<double>)d.PerClass), detectors);
         var clean = reference.CleanConsensus(detectors);
         double threshold = clean.ThresholdFor(alpha);
         // A detector cut short leaves the consensus incomplete: it may not flag (and the cut-short detector already makes the scan inconclusive).
@@ -287,9 +288,11 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
         r.Details["classReference"] = new JsonObject
         {
             ["applies"] = true, ["referenceModels"] = reference.Models.Count,
+            // The reference models this model's classes were compared with (the nearest class-difficulty profiles).
+            ["comparedWith"] = new JsonArray(nearest.Select(i => (JsonNode)reference.Models[i]).ToArray()),
             ["zPerDetector"] = new JsonObject(z.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonArray(kv.Value.Select(v => (JsonNode)Math.Round(v, 3)).ToArray())))),
         };
-        return new DetectorOutcome(ClassReference.Name, "maximum over classes of Σ_d z_d,t/√k: each detector's per-class value against the same class on clean reference models of this task",
+        return new DetectorOutcome(ClassReference.Name, "maximum over classes of Σ_d z_d,t/√k: each detector's per-class value against the same class on the clean reference models of this task most like this model",
             "consensus z", perClass, score, suspect, threshold, $"calibrated at FPR {alpha:P0} on {clean.Models} clean reference models (leave-one-out)",
             clean.FalsePositiveRate(threshold), clean.Models, exhausted);
     }

@@ -57,6 +57,57 @@ public class ClassReferenceTests
         Assert.Equal(a.Score, b.Score, 9);
     }
 
+    /// <summary>
+    /// Two architecture families of 30 clean models each, with different easy and hard classes: family A finds 2 and 5
+    /// easy and 8 hard, family B finds 0 and 9 easy and 1 hard (the MLP/CNN picture on digits, simplified).
+    /// </summary>
+    private static ClassReference TwoFamilies()
+    {
+        var rng = new Random(11);
+        double[] A = [9, 9, 6, 9, 9, 6, 9, 9, 12, 9], B = [7, 12, 9, 9, 9, 9, 9, 9, 9, 7];
+        var models = Enumerable.Range(0, 60).Select(i => (i < 30 ? A : B).Select(v => v * (1 + 0.04 * (rng.NextDouble() - 0.5))).ToArray()).ToArray();
+        return new ClassReference
+        {
+            DatasetSha256 = "abc", Classes = 10, InputShape = [1, 8, 8], Models = models.Select((_, i) => (i < 30 ? "a" : "b") + i).ToList(),
+            PerClass = new Dictionary<string, double[][]> { [TrojanScanCheck.NeuralCleanse] = models },
+        };
+    }
+
+    [Fact]
+    public void A_trigger_on_a_class_another_family_finds_easy_is_flagged_against_the_models_of_its_own_family()
+    {
+        var reference = TwoFamilies();
+        var threshold = reference.CleanConsensus(Nc).ThresholdFor(0.05);
+        // A family-B model whose class 2 is as small as family A's: a trigger on class 2. Pooled over both families, its
+        // class 2 looks like any family-A model's (the pooled threshold is set by exactly those), so it would pass.
+        double[] trojan = [7, 12, 6, 9, 9, 9, 9, 9, 9, 7];
+        var c = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = trojan }, Nc);
+        Assert.True(c.Score > threshold, $"family-B model with a small class 2 scored {c.Score} <= {threshold}");
+        Assert.Equal(2, c.Class);
+        // Compared with family B only: the altered class is left out of the likeness, so it cannot pull in family A.
+        Assert.Equal(ClassReference.Neighbours(60), c.References.Length);
+        Assert.All(c.References, i => Assert.StartsWith("b", reference.Models[i], StringComparison.Ordinal));
+        // And a clean model of either family stays below the threshold.
+        foreach (var clean in new[] { new double[] { 9, 9, 6, 9, 9, 6, 9, 9, 12, 9 }, [7, 12, 9, 9, 9, 9, 9, 9, 9, 7] })
+            Assert.True(reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = clean }, Nc).Score <= threshold);
+    }
+
+    [Fact]
+    public void A_two_target_trojan_cannot_choose_the_references_it_is_judged_against()
+    {
+        // Family B with both targets 2 and 5 made as easy as family A finds them: over all ten classes this profile is
+        // nearer family A (2 classes differ from B by ln 1.5, 4 from A by ln 9/7 or ln 4/3), so judged against A its
+        // targets would look normal. The altered classes are left out of the likeness, so B is chosen and both stand out.
+        var reference = TwoFamilies();
+        var threshold = reference.CleanConsensus(Nc).ThresholdFor(0.05);
+        double[] trojan = [7, 12, 6, 9, 9, 6, 9, 9, 9, 7];
+        var c = reference.Consensus(new Dictionary<string, IReadOnlyList<double>> { [Nc[0]] = trojan }, Nc);
+        Assert.All(c.References, i => Assert.StartsWith("b", reference.Models[i], StringComparison.Ordinal));
+        Assert.True(c.Score > threshold, $"two-target model scored {c.Score} <= {threshold}");
+        Assert.Contains(c.Class, new[] { 2, 5 });
+        Assert.True(c.PerClass[2] > threshold && c.PerClass[5] > threshold, $"class 2 {c.PerClass[2]}, class 5 {c.PerClass[5]}");
+    }
+
     [Fact]
     public void Reference_applies_only_to_the_task_it_was_made_on()
     {

@@ -38,6 +38,21 @@ public sealed class TrojanEnsembleScans
     });
 
     public (CheckResult Result, string EvidenceDir) Checkerboard => _checkerboard.Value;
+
+    /// <summary>
+    /// A 3×3 checkerboard (target 1) on a CNN: development seed 201 (outside calibration 0–29 and every benchmark range).
+    /// Class 1 is the hardest class of a clean CNN but not of a clean MLP, so against the pooled reference the trigger
+    /// was unremarkable (consensus 2.7, the model passed); against the nearest (CNN) reference models it is not.
+    /// </summary>
+    public static string CnnCheckerboardModel => Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "trojan", "cnn-checkerboard-s201.onnx");
+
+    private readonly Lazy<(CheckResult Result, string EvidenceDir)> _cnnCheckerboard = new(() =>
+    {
+        OrtTestSupport.RequireOrt();
+        return MechanisticHarness.Run(OnnxModelLoader.Load(CnnCheckerboardModel), MechanisticHarness.DigitsPolicy(TrojanScans.Check, runtime: "onnxruntime"));
+    });
+
+    public (CheckResult Result, string EvidenceDir) CnnCheckerboard => _cnnCheckerboard.Value;
 }
 
 public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<TrojanEnsembleScans>
@@ -120,6 +135,34 @@ public class TrojanEnsembleTests(TrojanEnsembleScans scans) : IClassFixture<Troj
             var z = r.Details["classReference"]!["zPerDetector"]![d]!.AsArray().Select(v => (double)v!).ToArray();
             Assert.Equal(0, Array.IndexOf(z, z.Max()));
         }
+    }
+
+    [Fact]
+    public void Committed_cnn_checkerboard_model_has_the_documented_ground_truth()
+    {
+        var truth = File.ReadLines(Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "trojan", "models.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Single(t => (string)t["file"]! == "cnn-checkerboard-s201.onnx");
+        Assert.Equal(("cnn", "checkerboard"), ((string)truth["arch"]!, (string)truth["kind"]!));
+        Assert.Equal(1, (int)truth["triggers"]![0]!["target"]!);
+    }
+
+    [Fact]
+    public void Cnn_trigger_on_a_class_only_mlps_find_easy_is_flagged_against_the_nearest_reference_models()
+    {
+        // Before the nearest-reference selection this model passed: pooled over MLPs and CNNs, class 1's reference spread
+        // hid the trigger. Compared with the CNN references alone it is far out, and the replay confirms it.
+        var (r, _) = scans.CnnCheckerboard;
+        Assert.Equal(Verdict.Fail, r.Verdict);
+        Assert.Equal(1, (int)r.Details["flaggedClass"]!);
+        var reference = r.Details["detectors"]!.AsArray().Single(d => (string)d!["name"]! == ClassReference.Name)!;
+        Assert.True((bool)reference["flagged"]!, $"class-reference {reference["score"]} <= {reference["threshold"]}");
+        Assert.Equal(1, (int)reference["suspectClass"]!);
+        Assert.True((double)reference["productionAttackSuccess"]! >= TrojanScanCheck.ConfirmationTarget);
+        // The evidence names the reference models it was compared with: mostly CNNs, found from the class profile alone
+        // (the check is never told the architecture; one clean MLP with a CNN-like profile may be among them).
+        var comparedWith = r.Details["classReference"]!["comparedWith"]!.AsArray().Select(m => (string)m!).ToList();
+        Assert.Equal(ClassReference.Neighbours(TrojanCalibration.Embedded.Reference!.Models.Count), comparedWith.Count);
+        Assert.True(comparedWith.Count(m => m.StartsWith("cnn-", StringComparison.Ordinal)) >= 3 * comparedWith.Count / 4, string.Join(", ", comparedWith));
     }
 
     [Fact]
