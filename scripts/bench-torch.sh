@@ -66,7 +66,9 @@ def find(o, key):
         for v in o:
             r = find(v, key)
             if r is not None: return r
-ms, grads = find(c, "wallTimeMs"), find(c, "gradients")
+# decision.json has the check's queries, not its gradients: PGD spends steps gradients + 1 forward per sample.
+ms, queries = find(c, "wallTimeMs"), find(c, "queries")
+grads = queries - 32 if queries else None
 print(json.dumps({"runtime": "gate check, engine: " + engine, "verdict": c.get("verdict"), "whiteBox": find(d, "whiteBox"),
                   "pgd": {"checkWallMs": ms, "gradients": grads, "msPerSampleGradient": round(ms / grads, 3) if ms and grads else None,
                           "gateCheckWallS": round(end - start, 2)}}))
