@@ -7,6 +7,12 @@ using Gate.Sandbox.Runner;
 // The in-sandbox runner: reads <job>/job.json (read-only), runs it, streams progress as JSON lines on stdout and
 // writes <out>/results.json (temp file + rename, last) plus <out>/evidence/. Exit 0 = results written,
 // 1 = failure recorded in results.json, 2 = usage. Anything else (signal, crash) the host treats as a fault.
+// A benchmark aid (scripts/bench-torch.sh), not a job: times one model's passes and prints one JSON line.
+if (args.Length > 0 && args[0] == "--bench")
+{
+    Gate.Core.Engine.WhiteBoxEngines.TorchFactory = Gate.Sandbox.Runner.Torch.TorchEngine.Load;
+    return EngineBench.Run(args);
+}
 string? jobDir = null, outDir = null;
 for (int i = 0; i + 1 < args.Length; i += 2)
 {

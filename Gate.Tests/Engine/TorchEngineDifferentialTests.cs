@@ -202,6 +202,27 @@ public class TorchEngineGeneratedGraphTests
         Check(Save(b, head, [1, 6]), 4);
     }
 
+    /// <summary>
+    /// The same network with 16 and 32 channels, batch 4: every convolution's output channels fill oneDNN's 16-wide
+    /// block, so the torch engine keeps oneDNN on for it (OneDnn.UnverifiedConvolution); its input gradients must still
+    /// match the built-in engine's.
+    /// </summary>
+    [Fact]
+    public void ResNet_like_graph_with_full_channel_blocks()
+    {
+        var rng = new Random(19);
+        var b = new OnnxBuilder([1, 3, 8, 8]);
+        string Conv(string v, int cin, int cout, int k, int stride) => b.Node("Conv", [v, b.Init(Rand(rng, cout * cin * k * k, Math.Sqrt(2.0 / (cin * k * k))), cout, cin, k, k), b.Init(Rand(rng, cout, 0.05), cout)],
+            ("kernel_shape", new long[] { k, k }), ("strides", new long[] { stride, stride }), ("pads", Enumerable.Repeat((long)(k / 2), 4).ToArray()));
+        string Relu(string v) => b.Node("Relu", [v]);
+        var stem = Relu(Conv(b.InputName, 3, 16, 3, 1));
+        var block = Relu(b.Node("Add", [Conv(Relu(Conv(stem, 16, 16, 3, 1)), 16, 16, 3, 1), stem]));
+        var down = Conv(Relu(Conv(block, 16, 32, 3, 2)), 32, 32, 3, 1);
+        var merged = Relu(b.Node("Add", [down, Conv(block, 16, 32, 1, 2)]));
+        var head = b.Node("Gemm", [b.Node("Flatten", [b.Node("GlobalAveragePool", [merged])], ("axis", 1)), b.Init(Rand(rng, 6 * 32, 0.3), 6, 32), b.Init(Rand(rng, 6, 0.1), 6)], ("transB", 1));
+        Check(Save(b, head, [1, 6]), 4);
+    }
+
     /// <summary>Patch embedding (MatMul over reshaped patches), a class token (Shape/Gather/Concat/Expand), position embeddings, one pre-norm
     /// encoder layer (LayerNormalization, two-head attention with MatMul/Transpose/Reshape/Softmax, Gelu MLP) and a
     /// head on the class token (Gather): the operators of a small ViT.</summary>

@@ -50,11 +50,12 @@ internal sealed class TorchEngine : IWhiteBoxEngine
     {
         try
         {
+            OpenMpWait.Passive();
             // .NET's processor count already honours the container's CPU quota (cgroup) and DOTNET_PROCESSOR_COUNT,
             // which the bubblewrap backend sets from the policy's cpus; libtorch's own default counts host cores.
             torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
             torch.set_num_interop_threads(1);
-            OneDnn.Disable();
+            Nnpack.Disable();
             Denormals.FlushOnThisThread();
             return null;
         }
@@ -85,6 +86,8 @@ internal sealed class TorchEngine : IWhiteBoxEngine
             if (vi.Kind != "tensor")
                 throw new GateInputException($"{model.FileName}: graph value '{vi.Name}' is a {vi.Kind}; the torch engine computes on tensors only");
         if (WhyUnavailable() is { } why) throw new GateComponentMissingException($"torch engine: {why}");
+        // Off for good once any model of this process has a convolution outside the shapes oneDNN was verified on.
+        if (OneDnn.UnverifiedConvolution(model) is not null) OneDnn.Disable();
         return new TorchEngine(model);
     }
 
@@ -246,7 +249,8 @@ internal sealed class TorchEngine : IWhiteBoxEngine
 
 /// <summary>
 /// libtorch 2.10's oneDNN (3.7.1) convolutions are switched off (at::globalContext().setUserEnabledMkldnn(false), which
-/// TorchSharp does not bind); ATen's own im2col + GEMM convolutions run instead. On this project's hosts oneDNN's
+/// TorchSharp does not bind) for any model with a convolution outside the verified shapes (<see cref="UnverifiedConvolution"/>);
+/// ATen's own im2col + GEMM convolutions run instead, 1.8× (batch 32, ResNet-18: several times) slower. On this project's hosts oneDNN's
 /// jit:avx512_core (and jit:avx2) backward_data kernel returns wrong input gradients whenever the batch is 2 or more and
 /// the output channels are not a multiple of its SIMD block (16 on AVX-512, 8 on AVX2): in a sweep of 720 conv2d shapes
 /// 96–110 were wrong by up to 2.3 with one thread, forward outputs always right; with oneDNN off none were
@@ -264,6 +268,25 @@ internal static partial class OneDnn
     [return: MarshalAs(UnmanagedType.U1)]
     private static partial bool UserEnabledMkldnn(IntPtr context);
 
+    /// <summary>
+    /// The first convolution of <paramref name="model"/> that oneDNN's input gradient is not trusted on, or null. Trusted:
+    /// 2-D, one group, no dilation, a weight initializer whose output channels are a multiple of 16 (the AVX-512 block;
+    /// AVX2's 8 divides it). Every wrong shape of the sweep had output channels off that block; multiples of 16 are
+    /// checked against the built-in engine by TorchEngineGeneratedGraphTests.ResNet_like_graph_with_full_channel_blocks
+    /// (16 and 32 channels, stride 2, 1×1 projection, batch 4).
+    /// </summary>
+    public static string? UnverifiedConvolution(OnnxModel model)
+    {
+        foreach (var n in model.Graph.Nodes.Where(n => n.OpType == "Conv"))
+        {
+            bool trusted = n.Inputs.Length > 1 && model.Graph.Initializers.TryGetValue(n.Inputs[1], out var w)
+                && w.Shape.Length == 4 && w.Shape[0] % 16 == 0 && n.GetInt("group", 1) == 1
+                && (n.GetInts("dilations") ?? []).All(d => d == 1);
+            if (!trusted) return n.DisplayName;
+        }
+        return null;
+    }
+
     /// <summary>Process-wide (a global flag of libtorch's context, read at every convolution).</summary>
     public static void Disable()
     {
@@ -274,6 +297,53 @@ internal static partial class OneDnn
 
     /// <summary>Whether libtorch would use oneDNN now (false once <see cref="Disable"/> ran).</summary>
     public static bool Enabled => UserEnabledMkldnn(GlobalContext());
+}
+
+/// <summary>
+/// libtorch's OpenMP (libgomp) threads sleep between parallel regions instead of spinning (OMP_WAIT_POLICY=PASSIVE,
+/// unless the environment already says otherwise). libgomp sizes its spinning from the host's CPU count, not the
+/// sandbox's quota, so on a shared or throttled host a spinning thread burns the time slices its partner needs: on
+/// this project's 2-CPU host under load, a batch-1 ResNet-18 forward took 3–4× longer with two threads than with one,
+/// and as long as one with PASSIVE (docs/benchmarks/torch.md; Debian's PyTorch behaves the same). libgomp reads the
+/// variable once, when libtorch is loaded, so it is set in the native environment before the first libtorch call
+/// (.NET's Environment.SetEnvironmentVariable does not reach native code on Linux).
+/// </summary>
+internal static partial class OpenMpWait
+{
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+
+    public static void Passive() => SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
+}
+
+/// <summary>
+/// libtorch's NNPACK convolutions are switched off (at::globalContext().setUserEnabledNNPACK(false), which TorchSharp
+/// does not bind). With oneDNN off, ATen asks NNPACK first for every eligible convolution; NNPACK does not initialise
+/// on these CPUs ("Unsupported hardware"), and libtorch 2.10 retries the initialisation and logs a warning on stderr
+/// at every such call: the torch engine spent most of a batch-1 ResNet-18 pass there (docs/benchmarks/torch.md).
+/// </summary>
+internal static partial class Nnpack
+{
+    [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
+    private static partial IntPtr GlobalContext();
+
+    [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
+    private static partial void SetUserEnabledNnpack(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool on);
+
+    [LibraryImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private static partial bool UserEnabledNnpack(IntPtr context);
+
+    /// <summary>Process-wide (a global flag of libtorch's context, read at every convolution).</summary>
+    public static void Disable()
+    {
+        var context = GlobalContext();
+        SetUserEnabledNnpack(context, false);
+        if (UserEnabledNnpack(context)) throw new InvalidOperationException("libtorch kept NNPACK enabled");
+    }
+
+    /// <summary>Whether libtorch would try NNPACK now (false once <see cref="Disable"/> ran).</summary>
+    public static bool Enabled => UserEnabledNnpack(GlobalContext());
 }
 
 /// <summary>

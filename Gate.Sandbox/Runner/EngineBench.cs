@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Globalization;
+using Gate.Core;
+using Gate.Core.Engine;
+using Gate.Core.Model;
+using Gate.Core.Runtime;
+using Gate.Core.Sandbox;
+using Gate.Core.Tensors;
+
+namespace Gate.Sandbox.Runner;
+
+/// <summary>
+/// <c>Gate.Sandbox.Runner --bench MODEL --runtime builtin|torch|onnxruntime --batch N --repeat K</c>: times forward
+/// passes (and, on builtin/torch, forward + input-gradient passes) of a model on seeded uniform [0, 1) inputs, inside
+/// whatever the runner runs in (scripts/bench-torch.sh starts it in the runner's rootfs under bubblewrap, with the
+/// sandbox's environment). A benchmark aid only: it judges nothing and writes nothing but one JSON line on stdout.
+/// </summary>
+internal static class EngineBench
+{
+    public static int Run(string[] args)
+    {
+        string? model = null, runtime = null;
+        int batch = 1, repeat = 5;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+            switch (args[i])
+            {
+                case "--bench": model = args[i + 1]; break;
+                case "--runtime": runtime = args[i + 1]; break;
+                case "--batch": batch = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+                case "--repeat": repeat = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+            }
+        if (model is null || runtime is not ("builtin" or "torch" or "onnxruntime") || batch < 1 || repeat < 1)
+        {
+            Console.Error.WriteLine("usage: Gate.Sandbox.Runner --bench MODEL.onnx --runtime builtin|torch|onnxruntime [--batch N] [--repeat K]");
+            return 2;
+        }
+        var m = OnnxModelLoader.Load(model);
+        var vi = m.Graph.Inputs.Single(i => !m.Graph.Initializers.ContainsKey(i.Name));
+        int[] shape = [batch, .. vi.Shape!.Skip(1).Select(d => (int)(d.Value ?? 1))];
+        var rng = new Random(20261126);
+        var x = Tensor.FromFloats(shape, Enumerable.Range(0, Tensor.ElementCount(shape)).Select(_ => rng.NextSingle()).ToArray());
+        var inputs = new Dictionary<string, Tensor> { [vi.Name] = x };
+
+        List<double> forward = [], gradient = [];
+        if (runtime == "onnxruntime")
+        {
+            using var s = (ProductionRuntime.OnnxRuntimeFactory ?? throw new GateComponentMissingException("ONNX Runtime is not available in this build"))().Load(m, new RuntimeOptions());
+            for (int i = 0; i <= repeat; i++) Time(forward, i, () => s.Run(inputs, s.OutputNames));
+        }
+        else
+        {
+            var engine = WhiteBoxEngines.Choose(m, runtime).Engine;
+            var output = engine.OutputNames[0];
+            for (int i = 0; i <= repeat; i++) Time(forward, i, () => engine.Forward(inputs, [output]).Dispose());
+            for (int i = 0; i <= repeat; i++)
+                Time(gradient, i, () =>
+                {
+                    using var pass = engine.Forward(inputs, [output], recordForBackward: true);
+                    engine.Backward(pass, new Dictionary<string, Tensor> { [output] = ModelRunExecutor.GradientSeed(pass[output].Shape) }, [vi.Name]);
+                });
+        }
+        static string Stats(List<double> t) => t.Count == 0 ? "null"
+            : string.Create(CultureInfo.InvariantCulture, $"{{\"min\":{t.Min():0.###},\"median\":{t.Order().ElementAt(t.Count / 2):0.###},\"n\":{t.Count}}}");
+        Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)}}}"));
+        return 0;
+    }
+
+    /// <summary>Runs <paramref name="pass"/>; iteration 0 is a warm-up and not recorded.</summary>
+    private static void Time(List<double> into, int iteration, Action pass)
+    {
+        var sw = Stopwatch.StartNew();
+        pass();
+        if (iteration > 0) into.Add(sw.Elapsed.TotalMilliseconds);
+    }
+}
