@@ -28,7 +28,12 @@ public sealed class CheckContext
         ProductionUnavailableReason = productionUnavailableReason;
         Evidence = evidence;
         Progress = progress ?? new Progress<ProgressUpdate>();
-        _engine = new(() => WhiteBoxEngines.Choose(model, policy.Spec.Engine));
+        _engine = new(() =>
+        {
+            var (engine, choice) = WhiteBoxEngines.Choose(model, policy.Spec.Engine);
+            // A batch fixed at 1 is fed one sample per pass, gradients included (the plan says so: FixedBatch.Note).
+            return (FixedBatch.IsFixedAtOne(model) ? FixedBatch.SampleBySample(engine) : engine, choice);
+        });
         _datasets = new();
     }
 
