@@ -7,10 +7,23 @@ using Gate.Core.Tensors;
 
 namespace Gate.Core.Checks;
 
-/// <summary>A dataset as loaded: inputs (first axis = samples) and optional integer labels.</summary>
+/// <summary>
+/// A dataset as loaded: the primary input's array (first axis = samples), optional integer labels and, for a model
+/// with several inputs (an .npz with one array per input, e.g. input_ids, token_type_ids, attention_mask), every
+/// input's array by name in <see cref="Feeds"/>; for a single-input model Feeds holds only the primary input.
+/// </summary>
 public sealed record Dataset(string Name, Tensor Inputs, long[]? Labels)
 {
     public int Count => Inputs.Shape[0];
+    public IReadOnlyDictionary<string, Tensor> Feeds { get; init; } = new Dictionary<string, Tensor>();
+
+    /// <summary>Samples [start, start+count) of every input, as a model feed.</summary>
+    public Dictionary<string, Tensor> Batch(int start, int count) =>
+        Feeds.ToDictionary(kv => kv.Key, kv => kv.Value.SliceBatch(start, count), StringComparer.Ordinal);
+
+    /// <summary>The chosen samples of every input, in each input's own element type.</summary>
+    public Dictionary<string, Tensor> Select(IReadOnlyList<int> rows) =>
+        Feeds.ToDictionary(kv => kv.Key, kv => MechanisticData.Rows(kv.Value, rows), StringComparer.Ordinal);
 }
 
 /// <summary>Everything a running check may use. Built by the executor (in the sandbox runner or on the host).</summary>
@@ -28,7 +41,12 @@ public sealed class CheckContext
         ProductionUnavailableReason = productionUnavailableReason;
         Evidence = evidence;
         Progress = progress ?? new Progress<ProgressUpdate>();
-        _engine = new(() => WhiteBoxEngines.Choose(model, policy.Spec.Engine));
+        _engine = new(() =>
+        {
+            var (engine, choice) = WhiteBoxEngines.Choose(model, policy.Spec.Engine);
+            // A batch fixed at 1 is fed one sample per pass, gradients included (the plan says so: FixedBatch.Note).
+            return (FixedBatch.IsFixedAtOne(model) ? FixedBatch.SampleBySample(engine) : engine, choice);
+        });
         _datasets = new();
     }
 
@@ -92,7 +110,13 @@ public sealed class CheckContext
         {
             if (_datasets.TryGetValue(name, out var d)) return d;
             if (!Policy.Spec.Datasets.TryGetValue(name, out var spec)) throw new GateInputException($"dataset '{name}' is not defined in the policy");
-            var x = Npy.Read(spec.InputsPath);
+            // An .npz holds one array per model input (validated at plan time: DatasetValidation); an .npy the primary input.
+            var bytes = Npy.ReadBytes(spec.InputsPath);
+            var arrays = Npy.IsNpz(bytes) ? Npy.ParseNpz(bytes, spec.InputsPath)
+                : new Dictionary<string, Tensor> { [PrimaryInput.Name] = Npy.Parse(bytes, spec.InputsPath) };
+            var feeds = arrays.ToDictionary(kv => kv.Key, kv => AsFed(kv.Key, kv.Value), StringComparer.Ordinal);
+            if (!feeds.TryGetValue(PrimaryInput.Name, out var x))
+                throw new GateInputException($"{spec.InputsPath}: no array named '{PrimaryInput.Name}' (the primary input); arrays: {string.Join(", ", feeds.Keys)}");
             if (x.Rank == 0) throw new GateInputException($"{spec.InputsPath}: dataset inputs must have a sample axis");
             long[]? y = null;
             if (spec.LabelsPath is not null)
@@ -102,16 +126,19 @@ public sealed class CheckContext
                     throw new GateInputException($"{spec.LabelsPath}: labels must be a vector of {x.Shape[0]} entries (one per input sample), got shape {lt.ShapeString}");
                 y = lt.ToLongArray();
             }
-            // Token ids for an integer input (an embedding lookup) stay integers, in the input's own type; every
-            // other dataset is float32, as the white-box engine and the attacks compute in it.
-            var input = Model.Graph.Inputs.FirstOrDefault(i => i.Name == PrimaryInput.Name);
-            if (input is { ElementType: var it } && it is not (DType.Undefined or DType.Complex64 or DType.Complex128) && it.IsInteger() && x.Type.IsInteger())
-            {
-                if (x.Type != it) x = Tensor.FromLongs(x.Shape, x.ToLongArray(), it);
-            }
-            else if (x.Type != DType.Float32)
-                x = Tensor.FromFloats(x.Shape, x.ToFloatArray());
-            return _datasets[name] = new Dataset(name, x, y);
+            return _datasets[name] = new Dataset(name, x, y) { Feeds = feeds };
         }
+    }
+
+    /// <summary>
+    /// Token ids for an integer input (an embedding lookup, an attention mask) stay integers, in the input's own
+    /// type; every other array is float32, as the white-box engine and the attacks compute in it.
+    /// </summary>
+    private Tensor AsFed(string inputName, Tensor x)
+    {
+        var input = Model.Graph.Inputs.FirstOrDefault(i => i.Name == inputName);
+        if (input is { ElementType: var it } && it is not (DType.Undefined or DType.Complex64 or DType.Complex128) && it.IsInteger() && x.Type.IsInteger())
+            return x.Type == it ? x : Tensor.FromLongs(x.Shape, x.ToLongArray(), it);
+        return x.Type == DType.Float32 ? x : Tensor.FromFloats(x.Shape, x.ToFloatArray());
     }
 }

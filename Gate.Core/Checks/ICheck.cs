@@ -42,6 +42,15 @@ public interface IReadsInputFiles
     IReadOnlyList<string> InputFiles { get; }
 }
 
+/// <summary>
+/// Implemented by a check type that must judge its bound options against the model before anything runs (e.g. the
+/// adversarial check refuses to perturb integer token ids): problems are policy errors, exit 3, at plan time.
+/// </summary>
+public interface IRefusesModels
+{
+    void Refuse(CheckSpec spec, object options, DeploymentPolicy policy, Model.OnnxModel model, List<PolicyError> errors);
+}
+
 /// <summary>Typed convenience base: options are bound once and handed back typed.</summary>
 public abstract class Check<TOptions> : ICheck where TOptions : class
 {

@@ -129,18 +129,22 @@ public static class MechanisticData
     /// <summary>Runs the built-in engine over the inputs in batches and returns each layer's activations, pooled over
     /// token positions as declared and flattened per sample.</summary>
     public static Dictionary<string, SampleMatrix> CaptureActivations(CheckContext ctx, Tensor inputs, IReadOnlyList<string> layers, CancellationToken ct, int batch = 256,
+        Pooling pooling = Pooling.Flatten) =>
+        CaptureActivations(ctx, new Dictionary<string, Tensor> { [ctx.PrimaryInput.Name] = inputs }, layers, ct, batch, pooling);
+
+    /// <summary>As above, for a model fed several inputs (one array per input, samples on the first axis).</summary>
+    public static Dictionary<string, SampleMatrix> CaptureActivations(CheckContext ctx, IReadOnlyDictionary<string, Tensor> feeds, IReadOnlyList<string> layers, CancellationToken ct, int batch = 256,
         Pooling pooling = Pooling.Flatten)
     {
-        int n = inputs.Shape[0];
+        int n = feeds.Values.First().Shape[0];
         batch = FixedBatch.BatchFor(ctx.Model, batch);
         var parts = layers.ToDictionary(l => l, _ => new List<double[]>());
         var widths = new Dictionary<string, int>();
-        string inputName = ctx.Engine.InputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : ctx.Engine.InputNames[0];
         for (int start = 0; start < n; start += batch)
         {
             ct.ThrowIfCancellationRequested();
             int count = Math.Min(batch, n - start);
-            var pass = ctx.Engine.Forward(new Dictionary<string, Tensor> { [inputName] = inputs.SliceBatch(start, count) }, outputs: [], capture: layers);
+            var pass = ctx.Engine.Forward(Feed(ctx, ctx.Engine.InputNames, feeds, start, count), outputs: [], capture: layers);
             foreach (var l in layers)
             {
                 var t = pass[l];
@@ -203,25 +207,21 @@ public static class MechanisticData
     /// when the policy names one that is missing, this throws so that the check is INCONCLUSIVE rather than silently
     /// measured on a different runtime.
     /// </summary>
-    public static (int[] Predictions, string Runtime) Predict(CheckContext ctx, Tensor inputs, CancellationToken ct, int batch = 256)
+    public static (int[] Predictions, string Runtime) Predict(CheckContext ctx, Tensor inputs, CancellationToken ct, int batch = 256) =>
+        Predict(ctx, new Dictionary<string, Tensor> { [ctx.PrimaryInput.Name] = inputs }, ct, batch);
+
+    /// <summary>As above, for a model fed several inputs.</summary>
+    public static (int[] Predictions, string Runtime) Predict(CheckContext ctx, IReadOnlyDictionary<string, Tensor> feeds, CancellationToken ct, int batch = 256)
     {
-        Func<Tensor, Tensor> run;
-        string runtime;
-        if (ctx.Production is { } session) { run = x => session.RunSingle(x, ctx.PrimaryOutput); runtime = session.Info.Name; }
-        else if (ctx.Policy.Spec.Runtime == "builtin")
-        {
-            run = x => ctx.Engine.Run(new Dictionary<string, Tensor> { [ctx.Engine.InputNames[0]] = x }, [ctx.PrimaryOutput])[ctx.PrimaryOutput];
-            runtime = "builtin";
-        }
-        else { ctx.RequireProduction(); throw new InvalidOperationException("unreachable"); }
+        var (run, runtime) = Runner(ctx, feeds);
         batch = FixedBatch.BatchFor(ctx.Model, batch);
-        int n = inputs.Shape[0];
+        int n = feeds.Values.First().Shape[0];
         var pred = new int[n];
         for (int start = 0; start < n; start += batch)
         {
             ct.ThrowIfCancellationRequested();
             int count = Math.Min(batch, n - start);
-            var logits = run(inputs.SliceBatch(start, count)).ToFloatArray();
+            var logits = run(start, count).ToFloatArray();
             int k = logits.Length / count;
             for (int i = 0; i < count; i++)
             {
@@ -231,5 +231,35 @@ public static class MechanisticData
             }
         }
         return (pred, runtime);
+    }
+
+    /// <summary>
+    /// How a behavioural check runs the model on samples [start, start+count) of <paramref name="feeds"/>: the
+    /// production runtime, else (runtime: builtin) the built-in engine; when the policy names a runtime that is
+    /// missing this throws, so the check is INCONCLUSIVE rather than measured on a different runtime.
+    /// </summary>
+    public static (Func<int, int, Tensor> Run, string Runtime) Runner(CheckContext ctx, IReadOnlyDictionary<string, Tensor> feeds)
+    {
+        string output = ctx.PrimaryOutput;
+        if (ctx.Production is { } session)
+            return ((start, count) => session.Run(Feed(ctx, session.InputNames, feeds, start, count), [output])[output], session.Info.Name);
+        if (ctx.Policy.Spec.Runtime == "builtin")
+            return ((start, count) => ctx.Engine.Run(Feed(ctx, ctx.Engine.InputNames, feeds, start, count), [output])[output], "builtin");
+        ctx.RequireProduction();
+        throw new InvalidOperationException("unreachable");
+    }
+
+    /// <summary>
+    /// Samples [start, start+count) as the model's feed. One array is the primary input (named as the runtime knows
+    /// it, as before multi-input datasets); several are fed by name, each being one of the model's inputs.
+    /// </summary>
+    public static Dictionary<string, Tensor> Feed(CheckContext ctx, IReadOnlyList<string> inputNames, IReadOnlyDictionary<string, Tensor> feeds, int start, int count)
+    {
+        if (feeds.Count == 1)
+        {
+            string name = inputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : inputNames[0];
+            return new Dictionary<string, Tensor> { [name] = feeds.Values.First().SliceBatch(start, count) };
+        }
+        return feeds.ToDictionary(kv => kv.Key, kv => kv.Value.SliceBatch(start, count), StringComparer.Ordinal);
     }
 }

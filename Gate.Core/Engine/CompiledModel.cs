@@ -64,11 +64,13 @@ public sealed class CompiledModel : IWhiteBoxEngine
     {
         var ops = new Operator[model.Graph.Nodes.Count];
         var missing = new SortedSet<string>();
+        var unsupported = new List<string>();
         for (int i = 0; i < ops.Length; i++)
         {
             var n = model.Graph.Nodes[i];
             var op = OperatorRegistry.Find(n.Domain, n.OpType);
             if (op is null) missing.Add(string.IsNullOrEmpty(n.Domain) ? n.OpType : $"{n.Domain}:{n.OpType}");
+            else if (op.Unsupported(n) is { } why) unsupported.Add($"{n.DisplayName}: {why}");
             else ops[i] = op;
         }
         foreach (var vi in model.Graph.Inputs.Concat(model.Graph.Outputs))
@@ -76,6 +78,8 @@ public sealed class CompiledModel : IWhiteBoxEngine
                 throw new GateInputException($"{model.SourcePath}: graph value '{vi.Name}' is a {vi.Kind}; the built-in engine computes on tensors only");
         if (missing.Count > 0)
             throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing.Select(OperatorRegistry.WithReason))}");
+        if (unsupported.Count > 0)
+            throw new GateInputException($"{model.SourcePath}: the built-in engine cannot run {string.Join("; ", unsupported)}");
         return new CompiledModel(model, ops);
     }
 

@@ -42,6 +42,12 @@ public abstract class Operator
     /// </summary>
     public virtual int[]?[] InferShapes(OpContext ctx, int[]?[] inputShapes) => new int[]?[ctx.Node.Outputs.Length];
 
+    /// <summary>
+    /// Why this node cannot be run although the operator is implemented (an attribute value the kernel does not
+    /// support), or null. Asked when the model is compiled, so such a model is refused up front with the reason.
+    /// </summary>
+    public virtual string? Unsupported(Node node) => null;
+
     /// <summary>Forward kernel. <paramref name="inputs"/>[i] is null where an optional input is omitted.</summary>
     public abstract Tensor[] Forward(OpContext ctx, Tensor?[] inputs);
 

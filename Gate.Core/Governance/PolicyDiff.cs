@@ -288,8 +288,10 @@ public static class PolicyDiff
     /// <summary>Lists of names compared as sets: for higher-is-stronger (denyOps, layers) adding is strengthening; for lower-is-stronger (allowOps) the reverse. An absent allow-list allows everything.</summary>
     private static void SetChange(PolicySequence? a, PolicySequence? b, string strength, string path, string key, List<PolicyChange> changes)
     {
-        var sa = a?.Items.Select(i => (i as PolicyScalar)?.Value ?? Text(i)).ToHashSet() ;
-        var sb = b?.Items.Select(i => (i as PolicyScalar)?.Value ?? Text(i)).ToHashSet();
+        // Operator names compare in one spelling: com.microsoft.FusedGemm is com.microsoft:FusedGemm, ai.onnx.Relu is Relu.
+        Func<string, string> spelling = key is "allowOps" or "denyOps" ? Checks.StaticInspection.StaticInspectionCheck.QualifiedOp : x => x;
+        var sa = a?.Items.Select(i => (i as PolicyScalar)?.Value is { } v ? spelling(v) : Text(i)).ToHashSet();
+        var sb = b?.Items.Select(i => (i as PolicyScalar)?.Value is { } v ? spelling(v) : Text(i)).ToHashSet();
         if (strength == "lower-is-stronger" && (sa is null || sb is null))
         {
             // No allow-list means anything is allowed: introducing one restricts, dropping one opens everything.

@@ -175,7 +175,12 @@ public static class PolicyLint
     private static long? DatasetRows(DeploymentPolicy policy, string? dataset)
     {
         if (dataset is null || !policy.Spec.Datasets.TryGetValue(dataset, out var ds) || !File.Exists(ds.InputsPath)) return null;
-        try { return Npy.Read(ds.InputsPath).Shape is { Length: > 0 } shape ? shape[0] : null; }
+        try
+        {
+            var bytes = Npy.ReadBytes(ds.InputsPath);
+            var x = Npy.IsNpz(bytes) ? Npy.ParseNpz(bytes, ds.InputsPath).Values.First() : Npy.Parse(bytes, ds.InputsPath);
+            return x.Shape is { Length: > 0 } shape ? shape[0] : null;
+        }
         catch (GateInputException) { return null; }
     }
 }

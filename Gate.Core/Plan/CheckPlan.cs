@@ -54,7 +54,12 @@ public sealed class CheckPlan
         {
             var impl = CheckRegistry.Find(spec.Type);
             if (impl is null) { planned.Add(new PlannedCheck(spec, null, null)); continue; }
-            try { planned.Add(new PlannedCheck(spec, impl, impl.Bind(spec, policy)) { NotRunReason = DatasetValidation.Shortfall(spec, datasets) }); }
+            try
+            {
+                var options = impl.Bind(spec, policy);
+                (impl as IRefusesModels)?.Refuse(spec, options, policy, model, errors);
+                planned.Add(new PlannedCheck(spec, impl, options) { NotRunReason = DatasetValidation.Shortfall(spec, datasets) });
+            }
             catch (PolicyException e) { errors.AddRange(e.Errors); }
         }
         if (errors.Count > 0) throw new PolicyException(errors);

@@ -33,12 +33,13 @@ public static class DatasetValidation
                 (inputs, labels) = ReadImages(policy, ds, Error);
             else
             {
-                inputs = ReadFile(ds, ds.InputsPath, ds.InputsPin, ds.InputsOverridden, "inputs", Error);
+                inputs = ReadFile(ds, ds.InputsPath, ds.InputsPin, ds.InputsOverridden, "inputs", Error, PrimaryInput(policy, model) is var (d, m) ? d?.Name ?? m?.Name ?? "" : "");
                 labels = ds.LabelsPath is null ? default : ReadFile(ds, ds.LabelsPath, ds.LabelsPin, ds.LabelsOverridden, "labels", Error);
             }
             if (inputs.Tensor is null || (ds.LabelsPath is not null && labels.Tensor is null)) continue;
 
-            CheckInputs(policy, model, ds.InputsPath, inputs.Tensor, m => Error("inputs", m));
+            if (inputs.Arrays is { } arrays) CheckArrays(policy, model, ds.InputsPath, arrays, m => Error("inputs", m));
+            else CheckInputs(policy, model, ds.InputsPath, inputs.Tensor, m => Error("inputs", m));
             if (labels.Tensor is not null && errors.Count == before) // labels are judged against valid inputs only
                 CheckLabels(policy, model, ds, inputs.Tensor, labels.Tensor, users.Any(c => CheckTypes.Declaration(c.Type)?.ClassLabels == true), m => Error("labels", m));
             if (errors.Count > before) continue;
@@ -65,7 +66,8 @@ public static class DatasetValidation
         return null;
     }
 
-    private readonly record struct ReadResult(Tensor? Tensor, DatasetFile? Ref);
+    /// <summary>A read file: the primary input's array (what the record describes) and, for an .npz, every array by name.</summary>
+    private readonly record struct ReadResult(Tensor? Tensor, DatasetFile? Ref, IReadOnlyDictionary<string, Tensor>? Arrays = null);
 
     /// <summary>
     /// An image folder or manifest, decoded here on the host with the input's declared geometry into pixels and
@@ -82,15 +84,16 @@ public static class DatasetValidation
         return (inputs, labels);
     }
 
-    private static ReadResult ReadFile(DatasetSpec ds, string path, string? pin, bool overridden, string what, Action<string, string> error)
+    private static ReadResult ReadFile(DatasetSpec ds, string path, string? pin, bool overridden, string what, Action<string, string> error, string primaryInput = "")
     {
         byte[] bytes;
         try { bytes = Npy.ReadBytes(path); }
         catch (GateInputException e) { error(what, e.Message); return default; }
-        return Digested(ds, path, bytes, pin, overridden, what, error, null);
+        return Digested(ds, path, bytes, pin, overridden, what, error, null, primaryInput);
     }
 
-    private static ReadResult Digested(DatasetSpec ds, string path, byte[] bytes, string? pin, bool overridden, string what, Action<string, string> error, DecodedImages? images)
+    private static ReadResult Digested(DatasetSpec ds, string path, byte[] bytes, string? pin, bool overridden, string what, Action<string, string> error, DecodedImages? images,
+        string primaryInput = "")
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         // A pinned dataset is exactly the approved bytes, unless the policy lets a data override replace it (then it is flagged).
@@ -111,13 +114,25 @@ public static class DatasetValidation
             }
         }
         Tensor t;
-        try { t = images is null ? Npy.Parse(bytes, path) : what == "labels" ? images.Labels : images.Inputs; }
+        Dictionary<string, Tensor>? arrays = null;
+        try
+        {
+            // An .npz: one array per model input, named after it (BERT-style input_ids, token_type_ids, attention_mask).
+            if (images is null && Npy.IsNpz(bytes))
+            {
+                arrays = Npy.ParseNpz(bytes, path);
+                t = arrays.TryGetValue(primaryInput, out var primary) ? primary
+                    : throw new GateInputException($"{path}: no array named '{primaryInput}' (the model input the dataset feeds first); " +
+                                                   $"the archive holds {string.Join(", ", arrays.Keys.Select(k => $"'{k}'"))}: name each array after the model input it feeds");
+            }
+            else t = images is null ? Npy.Parse(bytes, path) : what == "labels" ? images.Labels : images.Inputs;
+        }
         catch (GateInputException e) { error(what, e.Message); return default; }
         return new ReadResult(t, new DatasetFile(path, sha, bytes.LongLength, t.Type.OnnxName(), t.Shape, overridden)
         {
             DecodedFrom = images?.Source,
             Materialized = images is null ? null : DecodedFiles.Write(bytes, sha, what),
-        });
+        }, arrays);
     }
 
     /// <summary>The input a dataset feeds: the policy's first declared input, else the model's first graph input.</summary>
@@ -129,12 +144,37 @@ public static class DatasetValidation
         return (declared, vi);
     }
 
-    private static void CheckInputs(DeploymentPolicy policy, OnnxModel model, string path, Tensor x, Action<string> error)
+    /// <summary>
+    /// An .npz feeds every data input of the model, each array named after its input and holding the same samples;
+    /// each is judged as a single-input dataset would be against its own input (dtype, shape, declared range).
+    /// </summary>
+    private static void CheckArrays(DeploymentPolicy policy, OnnxModel model, string path, IReadOnlyDictionary<string, Tensor> arrays, Action<string> error)
+    {
+        var graphInputs = model.Graph.Inputs.Where(i => !model.Graph.Initializers.ContainsKey(i.Name)).ToList();
+        var unknown = arrays.Keys.Where(k => graphInputs.All(i => i.Name != k)).ToList();
+        if (unknown.Count > 0)
+        { error($"{path}: array {string.Join(", ", unknown.Select(k => $"'{k}'"))} names no input of the model (inputs: {string.Join(", ", graphInputs.Select(i => i.Name))}); name each array after the input it feeds"); return; }
+        var missing = graphInputs.Where(i => !arrays.ContainsKey(i.Name)).ToList();
+        if (missing.Count > 0)
+        { error($"{path}: no array for model input {string.Join(", ", missing.Select(i => $"'{i.Name}' ({i.ElementType.OnnxName()}{i.ShapeString})"))}; an .npz dataset feeds every input"); return; }
+        var (primary, first) = (arrays.First().Key, arrays.First().Value);
+        foreach (var (name, x) in arrays)
+        {
+            if (x.Rank > 0 && first.Rank > 0 && x.Shape[0] != first.Shape[0])
+            { error($"{path}: array '{name}' has {x.Shape[0]} samples (shape {x.ShapeString}) but '{primary}' has {first.Shape[0]}; every input needs one entry per sample"); return; }
+            bool failed = false;
+            CheckInputs(policy, model, $"{path}:{name}", x, m => { failed = true; error(m); }, name);
+            if (failed) return;
+        }
+    }
+
+    private static void CheckInputs(DeploymentPolicy policy, OnnxModel model, string path, Tensor x, Action<string> error, string? inputName = null)
     {
         if (x.Rank == 0) { error($"{path}: a scalar; dataset inputs need a sample axis (shape [samples, ...])"); return; }
         if (x.Shape[0] == 0) { error($"{path}: 0 samples (shape {x.ShapeString}); a dataset needs at least one"); return; }
-        var (declared, vi) = PrimaryInput(policy, model);
-        string inputName = declared?.Name ?? vi?.Name ?? "?";
+        var (declared, vi) = inputName is null ? PrimaryInput(policy, model)
+            : (policy.Spec.Model.Inputs.FirstOrDefault(i => i.Name == inputName), model.Graph.Inputs.FirstOrDefault(i => i.Name == inputName));
+        inputName = declared?.Name ?? vi?.Name ?? "?";
 
         bool floatDeclared = declared is not null && DeclaredDType(policy, declared.Name) == "float32" || vi?.ElementType.IsFloating() == true;
         if (floatDeclared && !x.Type.IsFloating())

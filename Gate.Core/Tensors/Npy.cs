@@ -297,24 +297,43 @@ public static partial class Npy
     }
 
     /// <summary>Reads every array of an .npz archive (stored or deflated), keyed by name without ".npy".</summary>
-    public static Dictionary<string, Tensor> ReadNpz(string path)
+    public static Dictionary<string, Tensor> ReadNpz(string path) => ParseNpz(ReadBytes(path), path);
+
+    /// <summary>
+    /// Whether file bytes are an .npz archive (a zip: one .npy per array) rather than one .npy, judged by content
+    /// because the sandbox stages a dataset under a name of its own.
+    /// </summary>
+    public static bool IsNpz(ReadOnlySpan<byte> bytes) => bytes.StartsWith("PK\x03\x04"u8) || bytes.StartsWith("PK\x05\x06"u8);
+
+    /// <summary>The arrays of an .npz archive held in memory (the bytes that were digested), keyed by name without ".npy".</summary>
+    public static Dictionary<string, Tensor> ParseNpz(byte[] bytes, string path)
     {
         try
         {
-            using var zip = ZipFile.OpenRead(path);
-            var result = new Dictionary<string, Tensor>();
+            using var zip = new ZipArchive(new MemoryStream(bytes, writable: false), ZipArchiveMode.Read);
+            var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             foreach (var e in zip.Entries)
             {
                 if (!e.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
                 if (e.Length > MaxElements * 8) throw new GateInputException($"{path}:{e.FullName}: entry too large");
                 using var es = e.Open();
                 using var ms = new MemoryStream();
-                es.CopyTo(ms);
+                // The declared length may lie: copy at most one byte past the cap.
+                CopyCapped(es, ms, MaxElements * 8 + 1);
+                if (ms.Length > MaxElements * 8) throw new GateInputException($"{path}:{e.FullName}: entry too large");
                 result[e.FullName[..^4]] = Parse(ms.ToArray(), $"{path}:{e.FullName}");
             }
+            if (result.Count == 0) throw new GateInputException($"{path}: the .npz archive holds no .npy arrays");
             return result;
         }
         catch (InvalidDataException e) { throw new GateInputException($"{path}: not a valid .npz archive: {e.Message}"); }
+    }
+
+    private static void CopyCapped(Stream from, Stream to, long cap)
+    {
+        var buf = new byte[81920];
+        int read;
+        while (to.Length < cap && (read = from.Read(buf, 0, (int)Math.Min(buf.Length, cap - to.Length))) > 0) to.Write(buf, 0, read);
     }
 
     public static void WriteNpz(string path, IReadOnlyDictionary<string, Tensor> arrays)

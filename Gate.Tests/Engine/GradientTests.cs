@@ -180,7 +180,11 @@ public class GradientTests
         // QuantizeLinear/DequantizeLinear: their gradient is a straight-through estimator by design, not the derivative
         // of a step function, so finite differences cannot check it; QuantizationTests checks it against its definition.
         string[] straightThrough = ["QuantizeLinear", "DequantizeLinear"];
-        var missing = OperatorRegistry.Operators.Where(o => o.IsDifferentiable && !Cases.ContainsKey(o.OpType) && !straightThrough.Contains(o.OpType)).Select(o => o.OpType).OrderBy(n => n).ToList();
+        // com.microsoft FusedGemm lives outside the default domain these single-node cases build; FusedGemmTests checks
+        // its gradient against central finite differences for every activation it fuses.
+        string[] ownFiniteDifferences = ["FusedGemm"];
+        var missing = OperatorRegistry.Operators.Where(o => o.IsDifferentiable && !Cases.ContainsKey(o.OpType) && !straightThrough.Contains(o.OpType)
+            && !ownFiniteDifferences.Contains(o.OpType)).Select(o => o.OpType).OrderBy(n => n).ToList();
         Assert.True(missing.Count == 0, "no finite-difference case for: " + string.Join(", ", missing));
     }
 

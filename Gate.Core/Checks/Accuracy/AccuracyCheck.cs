@@ -22,26 +22,18 @@ public sealed class AccuracyCheck : Check<AccuracyOptions>
         var r = NewResult(spec);
         var ds = ctx.LoadDataset(o.Dataset);
         int n = Math.Min(o.Samples ?? ds.Count, ds.Count);
-        var session = ctx.Production ?? null;
-        string runtimeName;
-        Func<Tensor, Tensor> run;
-        if (session is not null) { run = x => session.RunSingle(x, ctx.PrimaryOutput); runtimeName = session.Info.Name; }
-        else
-        {
-            // Accuracy is a behavioural measurement; when the policy names onnxruntime and it is missing, the
-            // measurement would not be of the production model, so it is inconclusive rather than substituted.
-            if (ctx.Policy.Spec.Runtime == "onnxruntime")
-                return Task.FromResult(CheckResult.Inconclusive(spec, ctx.ProductionUnavailableReason ?? "production runtime unavailable"));
-            run = x => ctx.Engine.Run(new Dictionary<string, Tensor> { [ctx.Engine.InputNames[0]] = x }, [ctx.PrimaryOutput])[ctx.PrimaryOutput];
-            runtimeName = "builtin";
-        }
+        // Accuracy is a behavioural measurement; when the policy names onnxruntime and it is missing, the
+        // measurement would not be of the production model, so it is inconclusive rather than substituted.
+        if (ctx.Production is null && ctx.Policy.Spec.Runtime == "onnxruntime")
+            return Task.FromResult(CheckResult.Inconclusive(spec, ctx.ProductionUnavailableReason ?? "production runtime unavailable"));
+        var (run, runtimeName) = MechanisticData.Runner(ctx, ds.Feeds);
         int correct = 0;
         const int batch = 256;
         for (int start = 0; start < n; start += batch)
         {
             ct.ThrowIfCancellationRequested();
             int count = Math.Min(batch, n - start);
-            var logits = run(ds.Inputs.SliceBatch(start, count));
+            var logits = run(start, count);
             int classes = logits.Length / count;
             var lf = logits.ToFloatArray();
             for (int i = 0; i < count; i++)

@@ -16,7 +16,7 @@ namespace Gate.Core.Checks.Adversarial;
 /// it; a sample is robust only if every method spent its full budget on it; anything else is undecided, and
 /// undecided samples make the check INCONCLUSIVE (or FAIL when even counting them robust would fail).
 /// </summary>
-public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>
+public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefusesModels
 {
     private const int ChunkSize = 64;
 
@@ -24,6 +24,38 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
 
     public override AdversarialOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) => AdversarialOptions.Bind(spec, policy);
+
+    /// <summary>
+    /// The input the search perturbs (threat.input, else the first declared, else the model's first) must be a
+    /// continuous one and, for now, the model's only data input: refused at plan time with the reason, rather than
+    /// every sample ending undecided.
+    /// </summary>
+    public void Refuse(CheckSpec spec, object options, DeploymentPolicy policy, Model.OnnxModel model, List<PolicyError> errors)
+    {
+        var o = (AdversarialOptions)options;
+        var graph = model.Graph;
+        var dataInputs = graph.Inputs.Where(i => !graph.Initializers.ContainsKey(i.Name)).ToList();
+        string name = o.Input ?? policy.Spec.Model.Inputs.FirstOrDefault()?.Name ?? dataInputs.FirstOrDefault()?.Name ?? "";
+        var threat = (PolicyMapping)spec.Node["threat"]!;
+        PolicyNode at = threat["input"] ?? threat;
+        var vi = dataInputs.FirstOrDefault(i => i.Name == name);
+        if (vi is null)
+        { errors.Add(new PolicyError(at.Location, at.Path, $"the model has no input '{name}' to perturb (inputs: {string.Join(", ", dataInputs.Select(i => i.Name))})")); return; }
+        if (vi.ElementType.IsInteger())
+        {
+            var floats = dataInputs.Where(i => i.ElementType.IsFloating()).Select(i => i.Name).ToList();
+            errors.Add(new PolicyError(at.Location, at.Path,
+                $"the adversarial check would perturb input '{name}', which is {vi.ElementType.OnnxName()} (token ids or indices): an Lp ball of radius ε " +
+                "around integers is not a continuous threat model, so this search cannot be run on it. " +
+                (floats.Count > 0 ? $"Name a float input in threat.input ({string.Join(", ", floats)})" : "The model has no float input to perturb: remove the check") +
+                " (robustness of a text model to token substitutions is not measured by this check)"));
+            return;
+        }
+        if (dataInputs.Count > 1)
+            errors.Add(new PolicyError(at.Location, at.Path,
+                $"the model has {dataInputs.Count} inputs ({string.Join(", ", dataInputs.Select(i => i.Name))}); the adversarial search perturbs one input of a " +
+                "single-input model, and holding the others at each sample's values is not implemented"));
+    }
 
     private enum State { Open, CleanError, Broken, Robust, Undecided }
 

@@ -44,7 +44,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
             return Task.FromResult(CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe"));
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
         var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct, pooling: o.Pooling);
+        var acts = MechanisticData.CaptureActivations(ctx, ds.Select(rows), layers, ct, pooling: o.Pooling);
         var folds = StratifiedKFold.Assign(labels, o.Folds, rng);
 
         var results = new List<ProbeLayerResult>();

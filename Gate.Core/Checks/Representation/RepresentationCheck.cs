@@ -34,7 +34,7 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
         var ds = ctx.LoadDataset(o.Dataset);
         var rows = MechanisticData.ChooseRows(ds.Count, o.Samples, MechanisticData.Rng(ctx.SeedFor(spec.Id)));
         var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct, pooling: o.Pooling);
+        var acts = MechanisticData.CaptureActivations(ctx, ds.Select(rows), layers, ct, pooling: o.Pooling);
         var results = new List<LayerRepresentation>();
         foreach (var l in layers)
         {

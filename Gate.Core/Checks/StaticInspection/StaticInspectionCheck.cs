@@ -27,11 +27,16 @@ public sealed class StaticInspectionCheck : Check<StaticInspectionOptions>
     /// </summary>
     public static string QualifiedOp(string domain, string opType) => domain is "" or "ai.onnx" ? opType : $"{domain}:{opType}";
 
-    /// <summary>A policy's operator name in the spelling of <see cref="QualifiedOp(string, string)"/>.</summary>
+    /// <summary>
+    /// A policy's operator name in the spelling of <see cref="QualifiedOp(string, string)"/>: "domain:Op" or the
+    /// dotted "com.microsoft.FusedGemm" / "ai.onnx.ml.TreeEnsembleClassifier" (operator names have no dots, so the
+    /// domain is everything before the last one).
+    /// </summary>
     public static string QualifiedOp(string policyName)
     {
-        int colon = policyName.LastIndexOf(':');
-        return colon < 0 ? policyName : QualifiedOp(policyName[..colon], policyName[(colon + 1)..]);
+        int at = policyName.LastIndexOf(':');
+        if (at < 0) at = policyName.LastIndexOf('.');
+        return at < 0 ? policyName : QualifiedOp(policyName[..at], policyName[(at + 1)..]);
     }
 
     private static readonly HashSet<string> ControlFlow = ["If", "Loop", "Scan"];
