@@ -32,6 +32,14 @@ public sealed record ProverOptions
     public int ChainAttackRestarts { get; init; } = 200;
     /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>
     public int SubdomainAttackSteps { get; init; } = 6;
+    /// <summary>ReLU-split branch and bound on a plain dense/ReLU chain uses β-CROWN (<see cref="ReluChain.BoundSplit"/>);
+    /// false: the general bound propagator's ReLU splitting.</summary>
+    public bool ChainReluSplit { get; init; } = true;
+    /// <summary>α/β steps at the root of ReLU-split branch and bound, and per sub-domain (warm-started).</summary>
+    public int ReluSplitRootSteps { get; init; } = 20;
+    public int ReluSplitSteps { get; init; } = 4;
+    /// <summary>Random restarts of the float64 descent attack before ReLU-split branch and bound on a chain.</summary>
+    public int ReluSplitAttackRestarts { get; init; } = 4;
     /// <summary>Open sub-domains kept at most; beyond it the search stops with "unknown" (memory bound).</summary>
     public int MaxOpenDomains { get; init; } = 2_000_000;
 }
@@ -252,6 +260,7 @@ public sealed partial class Prover
         }
 
         if (_chain is not null && _net.InputSize <= _o.InputSplitMaxDims) return DecideByInputSplit(c, _chain, ct);
+        if (_chain is not null && _o.ChainReluSplit) return DecideByReluSplit(c, _chain, ct);
 
         var stack = new ConcurrentStack<Domain>();
         stack.Push(new Domain(c.InputLower, c.InputUpper, []));
