@@ -12,7 +12,8 @@ public sealed partial class Prover
     /// unstable neuron with the largest BaBSR-style score. A sub-domain with every unstable neuron split that is
     /// still not proved is left undecided (the answer is then unknown, never unsat).
     /// </summary>
-    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByReluSplit(VnnCase c, ReluChain chain, CancellationToken ct)
+    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByReluSplit(VnnCase c, ReluChain chain, CancellationToken ct,
+        IReadOnlyList<VnnCase> siblings, Dictionary<VnnCase, ReluChain.SplitRoot> roots)
     {
         var (cm, d) = Spec(c, chain.OutputSize);
         int n = chain.InputSize;
@@ -26,7 +27,7 @@ public sealed partial class Prover
         }
         if (ct.IsCancellationRequested) return (ProofStatus.Timeout, null, 0, "");
 
-        var root = chain.PrepareSplits(c.InputLower, c.InputUpper, cm, d);
+        var root = SplitRootOf(c, chain, siblings, roots);
         var stack = new ConcurrentStack<ReluChain.SplitDomain>();
         stack.Push(chain.RootDomain(root));
         long domains = 0; int busy = 0, unknown = 0;
@@ -92,5 +93,23 @@ public sealed partial class Prover
         if (unknown > 0) return (ProofStatus.Unknown, null, domains, why);
         if (ct.IsCancellationRequested || !stack.IsEmpty) return (ProofStatus.Timeout, null, domains, "");
         return (ProofStatus.Unsat, null, domains, "");
+    }
+
+    /// <summary>The root of <paramref name="c"/>, computed once for all of <paramref name="siblings"/> with the same
+    /// input box (their rows stacked into one specification; each case then takes its own rows).</summary>
+    private static ReluChain.SplitRoot SplitRootOf(VnnCase c, ReluChain chain, IReadOnlyList<VnnCase> siblings, Dictionary<VnnCase, ReluChain.SplitRoot> roots)
+    {
+        if (roots.TryGetValue(c, out var mine)) return mine;
+        var same = siblings.Where(s => s.Constraints.Count > 0 && s.InputLower.AsSpan().SequenceEqual(c.InputLower) && s.InputUpper.AsSpan().SequenceEqual(c.InputUpper)).ToList();
+        if (!same.Contains(c)) same.Add(c);
+        var specs = same.Select(s => Spec(s, chain.OutputSize)).ToList();
+        var all = chain.PrepareSplits(c.InputLower, c.InputUpper, [.. specs.SelectMany(s => s.c)], [.. specs.SelectMany(s => s.d)]);
+        int first = 0;
+        for (int i = 0; i < same.Count; i++)
+        {
+            roots[same[i]] = chain.SelectRows(all, first, specs[i].d.Length);
+            first += specs[i].d.Length;
+        }
+        return roots[c];
     }
 }

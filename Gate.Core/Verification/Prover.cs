@@ -141,9 +141,10 @@ public sealed partial class Prover
         long domains = 0;
         bool unknown = false;
         string unknownWhy = "";
+        var splitRoots = new Dictionary<VnnCase, ReluChain.SplitRoot>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < p.Cases.Count; i++)
         {
-            var (status, cex, n, why) = Decide(p.Cases[i], token);
+            var (status, cex, n, why) = Decide(p.Cases[i], token, p.Cases, splitRoots);
             domains += n;
             switch (status)
             {
@@ -248,7 +249,8 @@ public sealed partial class Prover
 
     private sealed record Domain(double[] Lower, double[] Upper, NeuronSplit[] Splits);
 
-    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) Decide(VnnCase c, CancellationToken ct)
+    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) Decide(VnnCase c, CancellationToken ct,
+        IReadOnlyList<VnnCase> siblings, Dictionary<VnnCase, ReluChain.SplitRoot> splitRoots)
     {
         if (c.Constraints.Count == 0) return (ProofStatus.Unknown, null, 0, "a case without output constraints is violated by any input, yet the attack could not confirm one");
         var (cm, d) = Spec(c, _net.OutputSize);
@@ -260,7 +262,7 @@ public sealed partial class Prover
         }
 
         if (_chain is not null && _net.InputSize <= _o.InputSplitMaxDims) return DecideByInputSplit(c, _chain, ct);
-        if (_chain is not null && _o.ChainReluSplit) return DecideByReluSplit(c, _chain, ct);
+        if (_chain is not null && _o.ChainReluSplit) return DecideByReluSplit(c, _chain, ct, siblings, splitRoots);
 
         var stack = new ConcurrentStack<Domain>();
         stack.Push(new Domain(c.InputLower, c.InputUpper, []));

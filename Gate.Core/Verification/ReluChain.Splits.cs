@@ -48,7 +48,7 @@ public sealed partial class ReluChain
     public sealed class SplitRoot
     {
         internal BoxState State = null!;
-        internal double[] C = [], Bias = [];
+        internal double[] C = [], Bias = [], RowError = [];
         internal double[] Lower = [], Upper = [];
         /// <summary>Offset of hidden layer k's neurons in a sub-domain's flat arrays.</summary>
         internal int[] Offset = [];
@@ -78,10 +78,19 @@ public sealed partial class ReluChain
         for (int k = 0; k < top; k++) offset[k + 1] = offset[k] + _layers[k].Out;
         return new SplitRoot
         {
-            State = state, C = (double[])c.Clone(), Bias = d.Select(v => -v).ToArray(), Lower = (double[])lower.Clone(),
+            State = state, C = (double[])c.Clone(), Bias = d.Select(v => -v).ToArray(), RowError = state.RowError, Lower = (double[])lower.Clone(),
             Upper = (double[])upper.Clone(), Offset = offset, Neurons = offset[top],
         };
     }
+
+    /// <summary>The same root for rows <paramref name="first"/>..first+count−1 of its specification only: the
+    /// intermediate bounds depend on the box alone, so the cases of a property that share a box (a robustness
+    /// property's one case per other class) share one root computation.</summary>
+    public SplitRoot SelectRows(SplitRoot root, int first, int count) => new()
+    {
+        State = root.State, C = root.C.AsSpan(first * OutputSize, count * OutputSize).ToArray(), Bias = root.Bias.AsSpan(first, count).ToArray(),
+        RowError = root.RowError.AsSpan(first, count).ToArray(), Lower = root.Lower, Upper = root.Upper, Offset = root.Offset, Neurons = root.Neurons,
+    };
 
     /// <summary>The unsplit root sub-domain.</summary>
     public SplitDomain RootDomain(SplitRoot root) => new(new sbyte[root.Neurons], null, null, 0);
@@ -141,7 +150,7 @@ public sealed partial class ReluChain
             {
                 Array.Clear(lam); spec.CopyTo(lam, 0);
                 double lb = BackLower(0, top, root.Bias[r], lam, next, zl, zu, st.Wa, st.Xl, st.Xu, alpha, rec, splits);
-                double e = st.RowError[r];
+                double e = root.RowError[r];
                 return Outward.Down(lb - e, e + Math.Abs(lb), 2);
             }
             double best = Pass();
