@@ -32,6 +32,14 @@ public sealed record ProverOptions
     public int ChainAttackRestarts { get; init; } = 200;
     /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>
     public int SubdomainAttackSteps { get; init; } = 6;
+    /// <summary>ReLU-split branch and bound on a plain dense/ReLU chain uses β-CROWN (<see cref="ReluChain.BoundSplit"/>);
+    /// false: the general bound propagator's ReLU splitting.</summary>
+    public bool ChainReluSplit { get; init; } = true;
+    /// <summary>α/β steps at the root of ReLU-split branch and bound, and per sub-domain (warm-started).</summary>
+    public int ReluSplitRootSteps { get; init; } = 20;
+    public int ReluSplitSteps { get; init; } = 4;
+    /// <summary>Random restarts of the float64 descent attack before ReLU-split branch and bound on a chain.</summary>
+    public int ReluSplitAttackRestarts { get; init; } = 4;
     /// <summary>Open sub-domains kept at most; beyond it the search stops with "unknown" (memory bound).</summary>
     public int MaxOpenDomains { get; init; } = 2_000_000;
 }
@@ -133,9 +141,10 @@ public sealed partial class Prover
         long domains = 0;
         bool unknown = false;
         string unknownWhy = "";
+        var splitRoots = new Dictionary<VnnCase, ReluChain.SplitRoot>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < p.Cases.Count; i++)
         {
-            var (status, cex, n, why) = Decide(p.Cases[i], token);
+            var (status, cex, n, why) = Decide(p.Cases[i], token, p.Cases, splitRoots);
             domains += n;
             switch (status)
             {
@@ -240,7 +249,8 @@ public sealed partial class Prover
 
     private sealed record Domain(double[] Lower, double[] Upper, NeuronSplit[] Splits);
 
-    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) Decide(VnnCase c, CancellationToken ct)
+    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) Decide(VnnCase c, CancellationToken ct,
+        IReadOnlyList<VnnCase> siblings, Dictionary<VnnCase, ReluChain.SplitRoot> splitRoots)
     {
         if (c.Constraints.Count == 0) return (ProofStatus.Unknown, null, 0, "a case without output constraints is violated by any input, yet the attack could not confirm one");
         var (cm, d) = Spec(c, _net.OutputSize);
@@ -252,6 +262,7 @@ public sealed partial class Prover
         }
 
         if (_chain is not null && _net.InputSize <= _o.InputSplitMaxDims) return DecideByInputSplit(c, _chain, ct);
+        if (_chain is not null && _o.ChainReluSplit) return DecideByReluSplit(c, _chain, ct, siblings, splitRoots);
 
         var stack = new ConcurrentStack<Domain>();
         stack.Push(new Domain(c.InputLower, c.InputUpper, []));

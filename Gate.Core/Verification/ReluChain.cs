@@ -21,7 +21,7 @@ namespace Gate.Core.Verification;
 /// above the ReLU on [l, u]); lower slopes are 0 or 1 (exact). The float32 execution of the model is covered by a
 /// forward error bound per sub-box (see <see cref="Bound"/>), small because the sub-box's own magnitudes are used.
 /// </summary>
-public sealed class ReluChain
+public sealed partial class ReluChain
 {
     private sealed record Layer(double[] W, double[] B, int In, int Out, bool Relu);
 
@@ -158,7 +158,11 @@ public sealed class ReluChain
     /// Lower bounds of C·y − d over each of <paramref name="count"/> boxes, for the model as it runs in float32 (<paramref name="lower"/>/<paramref name="upper"/>: count × InputSize,
     /// in the model's own input coordinates). Returns count × rows bounds and count × rows × InputSize coefficients.
     /// </summary>
-    public BatchBounds Bound(int count, double[] lower, double[] upper, double[] c, double[] d)
+    public BatchBounds Bound(int count, double[] lower, double[] upper, double[] c, double[] d) => Bound(count, lower, upper, c, d, null);
+
+    /// <summary><see cref="Bound(int, double[], double[], double[], double[])"/>, also leaving box 0's intermediate
+    /// bounds and float32 row errors in <paramref name="capture"/> (the root of ReLU-split branch and bound).</summary>
+    private BatchBounds Bound(int count, double[] lower, double[] upper, double[] c, double[] d, BoxState? capture)
     {
         int n0 = InputSize, cols = n0 + 1, rows = d.Length;
         // Shifted boxes, rounded outward.
@@ -292,6 +296,14 @@ public sealed class ReluChain
         // CROWN backward from the specification rows, per box.
         var last = _layers[^1];
         wa[^1] = AbsProduct(last, aMag[_layers.Length - 1], count);
+        if (capture is not null)
+        {
+            capture.Xl = xl.AsSpan(0, n0).ToArray(); capture.Xu = xu.AsSpan(0, n0).ToArray();
+            capture.ZLower = zLower.Select(z => z is null ? null! : z.AsSpan(0, z.Length / count).ToArray()).ToArray();
+            capture.ZUpper = zUpper.Select(z => z is null ? null! : z.AsSpan(0, z.Length / count).ToArray()).ToArray();
+            capture.Wa = wa.Select((w, k) => w.AsSpan(0, _layers[k].Out).ToArray()).ToArray();
+            capture.RowError = new double[rows];
+        }
         var result = new double[count * rows];
         var inLambda = new double[count * rows * n0];
         for (int b = 0; b < count; b++)
@@ -345,6 +357,7 @@ public sealed class ReluChain
                 double rowError = Math.Min(coarse, fine) * 1.001 + 1e-300;
                 double lb = AlphaLower(b, c.AsSpan(r * last.Out, last.Out), -d[r], lam, next, zLower, zUpper, wa, xl, xu, AlphaSteps);
                 result[b * rows + r] = Outward.Down(lb - rowError, rowError + Math.Abs(lb), 2);
+                if (capture is not null && b == 0) capture.RowError[r] = rowError;
                 lam.AsSpan(0, n0).CopyTo(inLambda.AsSpan((b * rows + r) * n0, n0));
             }
         }
@@ -453,10 +466,11 @@ public sealed class ReluChain
     /// <paramref name="alpha"/>, an unstable ReLU with a positive coefficient a takes the lower line α·z: the
     /// rounded product fl(a·α) equals a·α' for an α' that is still in [0, 1] (fl(a·α) ≤ a when α ≤ 1, since a is
     /// representable), so the bound is exactly CROWN's for a valid slope and needs no further margin.
-    /// <paramref name="record"/>, when given, receives the lines chosen (for α's gradient).
+    /// <paramref name="record"/>, when given, receives the lines chosen (for α's gradient). <paramref name="splits"/>
+    /// adds the β-CROWN Lagrangian terms of a ReLU-split sub-domain (see <see cref="SplitConstraints"/>).
     /// </summary>
     private double BackLower(int b, int top, double bias, double[] lam, double[] next, double[][] zLower, double[][] zUpper, double[][] wa, double[] xl, double[] xu,
-        double[][]? alpha = null, Relaxation[]? record = null)
+        double[][]? alpha = null, Relaxation[]? record = null, SplitConstraints? splits = null)
     {
         int n0 = InputSize;
         double margin = 0;
@@ -499,6 +513,7 @@ public sealed class ReluChain
                 lam[p] = a * s;
                 if (rec is not null) { rec.Slope[p] = s; rec.Intercept[p] = -s * l; }
             }
+            if (splits is not null) splits.AddLagrangian(k - 1, lam.AsSpan(0, cur));
         }
         var (lb, _) = Concretise(lam.AsSpan(0, n0), xl.AsSpan(b * n0, n0), xu.AsSpan(b * n0, n0), bias, true);
         return Outward.Down(lb - margin * 1.001, margin + Math.Abs(lb), 2);
@@ -562,8 +577,7 @@ public sealed class ReluChain
                 var L = _layers[k]; var z = new double[L.Out];
                 for (int i = 0; i < L.Out; i++)
                 {
-                    double s = L.B[i];
-                    for (int p = 0; p < L.In; p++) s += L.W[i * L.In + p] * a[p];
+                    double s = L.B[i] + Dot(L.W.AsSpan(i * L.In, L.In), a);
                     z[i] = L.Relu ? Math.Max(0, s) : s;
                 }
                 acts[k + 1] = a = z;

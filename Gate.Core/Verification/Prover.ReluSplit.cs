@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+
+namespace Gate.Core.Verification;
+
+public sealed partial class Prover
+{
+    /// <summary>
+    /// ReLU-split branch and bound for high-dimensional inputs on a <see cref="ReluChain"/> (β-CROWN, see
+    /// <see cref="ReluChain.BoundSplit"/>): the root's intermediate bounds are computed once; each worker pops a
+    /// sub-domain from a shared depth-first stack, bounds it with α/β warm-started from its parent, tries the
+    /// bound's minimising vertex (a short float64 descent, then the confirming runtime), and splits the free
+    /// unstable neuron with the largest BaBSR-style score. A sub-domain with every unstable neuron split that is
+    /// still not proved is left undecided (the answer is then unknown, never unsat).
+    /// </summary>
+    private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByReluSplit(VnnCase c, ReluChain chain, CancellationToken ct,
+        IReadOnlyList<VnnCase> siblings, Dictionary<VnnCase, ReluChain.SplitRoot> roots)
+    {
+        var (cm, d) = Spec(c, chain.OutputSize);
+        int n = chain.InputSize;
+        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + 11);
+        for (int r = 0; r < _o.ReluSplitAttackRestarts && !ct.IsCancellationRequested; r++)
+        {
+            var x = new double[n];
+            for (int j = 0; j < n; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
+            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex0)
+                return (ProofStatus.Sat, cex0, 0, "");
+        }
+        if (ct.IsCancellationRequested) return (ProofStatus.Timeout, null, 0, "");
+
+        var root = SplitRootOf(c, chain, siblings, roots);
+        var stack = new ConcurrentStack<ReluChain.SplitDomain>();
+        stack.Push(chain.RootDomain(root));
+        long domains = 0; int busy = 0, unknown = 0;
+        (float[] x, float[] y)? found = null;
+        Exception? failure = null;
+        string why = "";
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+
+        void Work()
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref busy);
+                if (!stack.TryPop(out var dom))
+                {
+                    Interlocked.Decrement(ref busy);
+                    if (Volatile.Read(ref busy) == 0 && stack.IsEmpty) return;
+                    Thread.Sleep(1);
+                    continue;
+                }
+                try
+                {
+                    Interlocked.Increment(ref domains);
+                    var sb = chain.BoundSplit(root, dom, dom.Depth == 0 ? _o.ReluSplitRootSteps : _o.ReluSplitSteps);
+                    // Nothing left to split: the relaxation is exact and only the multipliers can still improve.
+                    if (sb.Branch < 0 && !sb.Infeasible && sb.Lower <= 0)
+                        sb = chain.BoundSplit(root, dom with { Alpha = sb.Alpha, Beta = sb.Beta }, 10 * _o.ReluSplitRootSteps);
+                    if (sb.Infeasible || sb.Lower > 0) continue;
+                    var cand = sb.Minimiser;
+                    if (chain.Descend(cand, c.InputLower, c.InputUpper, cm, d, Math.Min(3, _o.SubdomainAttackSteps)) <= 1e-6
+                        && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
+                    { found = cex; stop.Cancel(); return; }
+                    if (sb.Branch < 0)
+                    {
+                        // The exact bound of this region is ≤ 0: a counterexample may well lie in it; look harder.
+                        var far = sb.Minimiser;
+                        if (chain.Descend(far, c.InputLower, c.InputUpper, cm, d, 40) <= 1e-6 && Confirm(c, ToBoxFloat(c, far)) is { } cex2)
+                        { found = cex2; stop.Cancel(); return; }
+                        Interlocked.Increment(ref unknown);
+                        why = "a sub-domain with every unstable ReLU split was not proved";
+                        continue;
+                    }
+                    if (stack.Count >= _o.MaxOpenDomains)
+                    {
+                        Interlocked.Increment(ref unknown);
+                        why = $"more than {_o.MaxOpenDomains} open sub-domains (memory bound)";
+                        stop.Cancel();
+                        return;
+                    }
+                    var (active, inactive) = ReluChain.Children(dom, sb, sb.Branch);
+                    stack.Push(active); stack.Push(inactive);
+                }
+                catch (Exception e) when (e is not OperationCanceledException) { failure ??= e; stop.Cancel(); return; }
+                finally { Interlocked.Decrement(ref busy); }
+            }
+        }
+
+        var threads = Enumerable.Range(0, Math.Max(1, _o.Workers)).Select(_ => new Thread(Work) { IsBackground = true }).ToList();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        if (found is not null) return (ProofStatus.Sat, found, domains, "");
+        if (failure is not null) throw new InvalidOperationException($"branch and bound failed: {failure.Message}", failure);
+        if (unknown > 0) return (ProofStatus.Unknown, null, domains, why);
+        if (ct.IsCancellationRequested || !stack.IsEmpty) return (ProofStatus.Timeout, null, domains, "");
+        return (ProofStatus.Unsat, null, domains, "");
+    }
+
+    /// <summary>The root of <paramref name="c"/>, computed once for all of <paramref name="siblings"/> with the same
+    /// input box (their rows stacked into one specification; each case then takes its own rows).</summary>
+    private static ReluChain.SplitRoot SplitRootOf(VnnCase c, ReluChain chain, IReadOnlyList<VnnCase> siblings, Dictionary<VnnCase, ReluChain.SplitRoot> roots)
+    {
+        if (roots.TryGetValue(c, out var mine)) return mine;
+        var same = siblings.Where(s => s.Constraints.Count > 0 && s.InputLower.AsSpan().SequenceEqual(c.InputLower) && s.InputUpper.AsSpan().SequenceEqual(c.InputUpper)).ToList();
+        if (!same.Contains(c)) same.Add(c);
+        var specs = same.Select(s => Spec(s, chain.OutputSize)).ToList();
+        var all = chain.PrepareSplits(c.InputLower, c.InputUpper, [.. specs.SelectMany(s => s.c)], [.. specs.SelectMany(s => s.d)]);
+        int first = 0;
+        for (int i = 0; i < same.Count; i++)
+        {
+            roots[same[i]] = chain.SelectRows(all, first, specs[i].d.Length);
+            first += specs[i].d.Length;
+        }
+        return roots[c];
+    }
+}
