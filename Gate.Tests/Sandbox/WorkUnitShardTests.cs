@@ -96,7 +96,7 @@ public sealed class WorkUnitShardTests
         return (TestPaths.FixtureModel("absent-supervisor-deceptive.onnx"), path);
     }
 
-    private static async Task<DecisionRecord> RunAsync(string model, string policy, IShardExecutor? executor) =>
+    internal static async Task<DecisionRecord> RunAsync(string model, string policy, IShardExecutor? executor) =>
         await new GateCheckPipeline(new ProcessBackend()).RunAsync(new GateCheckRequest(model, policy, TestPaths.TempDir("gate-units-out"), Executor: executor),
             ct: TestContext.Current.CancellationToken);
 
