@@ -87,7 +87,14 @@ public sealed class FormalCheck : ShardedCheck<FormalOptions>
                 units.Add(new JsonObject { ["property"] = name, ["status"] = res.Status.ToString().ToLowerInvariant(), ["durationSeconds"] = res.Seconds, ["domains"] = res.Domains, ["detail"] = res.Detail });
                 ctx.Progress.Report(new ProgressUpdate(spec.Id, "properties", i + 1, properties.Count, "properties"));
             }
-            var part = Partial(spec, shard, total, units, new JsonObject(), confirm.Info.Name);
+            // The shard's own budget: each property's share of the timeout, and whether any of this shard's ran out of it.
+            int timeouts = units.Count(u => u["status"]!.GetValue<string>() == "timeout");
+            var state = new JsonObject
+            {
+                ["timeoutPerPropertySeconds"] = PerProperty(o, total).TotalSeconds,
+                ["exhausted"] = timeouts > 0 ? $"{timeouts} of {units.Count} properties ran out of their {PerProperty(o, total).TotalSeconds:G4} s" : null,
+            };
+            var part = Partial(spec, shard, total, units, state, confirm.Info.Name);
             part.Evidence.AddRange(files);
             return Task.FromResult(part);
         }
