@@ -5,7 +5,9 @@
 # the load before each pair, and whether each decision's content equals the 1-shard local run's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo="$(pwd)"; work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+repo="$(pwd)"
+# GATE_BENCH_KEEP=DIR keeps the runs' decisions (for per-unit costs) in DIR; otherwise a temporary folder is removed.
+if [ -n "${GATE_BENCH_KEEP:-}" ]; then work="$GATE_BENCH_KEEP"; mkdir -p "$work"; else work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT; fi
 gate=(dotnet "$repo/Gate.Cli/bin/Release/net10.0/gate.dll")
 sed -e "s#../examples/#$repo/examples/#g" -e "s#isolation: container#isolation: process#" policies/digits-release.yaml > "$work/release.yaml"
 mkdir -p "$work/shared"

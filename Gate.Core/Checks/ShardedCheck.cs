@@ -43,7 +43,11 @@ public abstract class ShardedCheck<TOptions> : Check<TOptions>, IShardedCheck wh
         ShardParts parts;
         try { parts = new ShardParts(partials.Select(ShardPart.From)); }
         catch (InvalidDataException e) { return CheckResult.Inconclusive(spec, $"the shards' results cannot be merged: {e.Message}"); }
-        var r = MergeUnits(context, spec, (TOptions)options, parts, partials.Select(p => p.Runtime).FirstOrDefault(x => x is not null));
+        CheckResult r;
+        // The unit records came out of sandboxes: a record the merge cannot read makes the check INCONCLUSIVE, never a crash or a pass.
+        try { r = MergeUnits(context, spec, (TOptions)options, parts, partials.Select(p => p.Runtime).FirstOrDefault(x => x is not null)); }
+        catch (Exception e) when (e is InvalidDataException or GateInputException or InvalidOperationException or FormatException or KeyNotFoundException or NullReferenceException or ArgumentException)
+        { return CheckResult.Inconclusive(spec, $"the shards' results cannot be merged: a unit record is malformed ({e.Message})"); }
         // Per-unit evidence first, in shard (= unit) order, then what the merge wrote: the same list for any N.
         var unitFiles = partials.OrderBy(p => ShardPart.From(p).Index).SelectMany(p => p.Evidence).ToList();
         var merged = r.Evidence.ToList();

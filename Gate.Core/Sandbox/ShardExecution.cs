@@ -197,7 +197,12 @@ public static class ShardMerge
                 unitRanges[i][id] = $"{part["start"]}..{part["end"]} of {part["total"]}";
                 // A shard's budget is its own (split in proportion to its units): report it, and its exhaustion, per shard.
                 if (part["state"] is JsonObject st && (st.ContainsKey("queryLimit") || st.ContainsKey("exhausted")))
-                    budgets[i][id] = new JsonObject { ["used"] = st["queries"]?.DeepClone(), ["limit"] = st["queryLimit"]?.DeepClone(), ["exhausted"] = st["exhausted"]?.DeepClone() };
+                    budgets[i][id] = new JsonObject
+                    {
+                        // Queries where the check counts them, else its search steps (trojan scan).
+                        ["used"] = (st["queries"] ?? st["steps"])?.DeepClone(), ["unit"] = st["queries"] is not null ? "queries" : st["steps"] is not null ? "steps" : null,
+                        ["limit"] = st["queryLimit"]?.DeepClone(), ["wallTimeMs"] = st["wallTimeMs"]?.DeepClone(), ["exhausted"] = st["exhausted"]?.DeepClone(),
+                    };
             }
             if (copyFault is not null) { results[id] = CheckResult.Inconclusive(pc.Spec, $"shard evidence refused: {copyFault}"); continue; }
             var writer = hostCtx.Evidence.ForCheck(id);

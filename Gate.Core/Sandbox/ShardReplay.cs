@@ -34,6 +34,17 @@ public static class ShardReplay
         var digests = list.Select(s => s?["resultSha256"]?.GetValue<string>()).ToList();
         string root = execution["merkleRoot"]?.GetValue<string>() ?? throw new GateInputException("the decision's execution record has no Merkle root");
         bool rootHolds = ShardDigest.MerkleRoot(digests) == root;
+        // Refused before anything runs: a record whose digests do not hash to its root was altered after the run, and
+        // a shard that failed in the recorded run has no digest to check a replay against.
+        if (!rootHolds)
+            return new ShardReplayReport(index, shards, digests[index], null, root, false,
+                "the recorded shard digests do not hash to the recorded Merkle root, so the execution record was altered after the run; nothing was replayed");
+        if (digests[index] is null)
+        {
+            string fault = list[index]?["fault"]?.GetValue<string>() is { } f ? $" ({Report.SafeText.Line(f)})" : "";
+            throw new GateInputException($"shard {index} failed in the recorded run{fault}: it returned no results, so there is no digest to check a replay against " +
+                "(the checks it carried are INCONCLUSIVE in that decision); nothing was replayed");
+        }
 
         var policy = PolicyLoader.Load(policyPath, data);
         var model = OnnxModelLoader.Load(modelPath);

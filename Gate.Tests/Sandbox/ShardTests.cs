@@ -179,6 +179,62 @@ public sealed class ShardTests
     }
 
     [Fact]
+    public async Task A_shard_whose_sandbox_is_below_the_isolation_floor_is_inconclusive_never_a_pass()
+    {
+        OrtTestSupport.RequireOrt();
+        // Shard 1's node ran it (and returned a complete, plausible part) without isolation, under a policy that asks for 'process'.
+        var record = await RunAsync(Policy(samples: 9), new SpoilingExecutor(3, r => r.Index == 1
+            ? r with { Outcome = r.Outcome with { Isolation = IsolationLevel.None } } : r), TestContext.Current.CancellationToken);
+        var robustness = record.Checks.Single(c => c.Id == "robustness");
+        Assert.Equal(Verdict.Inconclusive, robustness.Verdict);
+        Assert.Contains("shard 1 ran at isolation 'none', below the policy's 'process'", robustness.Summary);
+        Assert.NotEqual(GateDecision.Approve, record.Decision);
+        Assert.Null(record.Execution!.ShardList[1].ResultSha256);
+        Assert.Contains("below the policy's", record.Execution.ShardList[1].Fault);
+        // The decision reports the weakest isolation any shard ran at.
+        Assert.Equal(IsolationLevel.None, record.Sandbox.Isolation);
+    }
+
+    /// <summary>A decision's execution record: shard 1 failed (no digest), the root over the list as recorded.</summary>
+    private static System.Text.Json.Nodes.JsonObject DecisionWithFailedShard(bool forgeRoot)
+    {
+        string?[] digests = [new string('a', 64), null, new string('b', 64)];
+        return new System.Text.Json.Nodes.JsonObject
+        {
+            ["execution"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["executor"] = "slurm", ["shards"] = 3,
+                ["merkleRoot"] = forgeRoot ? new string('0', 64) : ShardDigest.MerkleRoot(digests),
+                ["shardList"] = new System.Text.Json.Nodes.JsonArray(digests.Select((d, i) => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+                {
+                    ["index"] = i, ["resultSha256"] = d, ["fault"] = d is null ? "task 1 (attempt 3 on vm) ended without an exit status: killed, cancelled or its node failed" : null,
+                }).ToArray()),
+            },
+        };
+    }
+
+    [Fact]
+    public async Task Replaying_a_shard_that_failed_in_the_recorded_run_is_refused_before_anything_runs()
+    {
+        // No model, policy or sandbox is touched: the refusal comes from the record alone (a null sandbox would throw if used).
+        var e = await Assert.ThrowsAsync<GateInputException>(() => ShardReplay.RunAsync(DecisionWithFailedShard(forgeRoot: false), "/nonexistent/model.onnx",
+            "/nonexistent/policy.yaml", 1, null!, null, null, TestContext.Current.CancellationToken));
+        Assert.Contains("shard 1 failed in the recorded run (task 1 (attempt 3 on vm) ended without an exit status", e.Message);
+        Assert.Contains("nothing was replayed", e.Message);
+    }
+
+    [Fact]
+    public async Task Replaying_from_a_record_whose_digests_do_not_hash_to_its_root_is_refused_before_anything_runs()
+    {
+        var report = await ShardReplay.RunAsync(DecisionWithFailedShard(forgeRoot: true), "/nonexistent/model.onnx", "/nonexistent/policy.yaml", 2, null!, null, null,
+            TestContext.Current.CancellationToken);
+        Assert.False(report.RootHolds);
+        Assert.False(report.Holds);
+        Assert.Null(report.Replayed);
+        Assert.Contains("execution record was altered", report.Fault);
+    }
+
+    [Fact]
     public async Task A_shard_part_that_claims_other_units_is_refused()
     {
         OrtTestSupport.RequireOrt();
@@ -217,6 +273,7 @@ public sealed class ShardTests
         var bad = GateCli.Run("shard", "replay", "--decision", forged, "--model", Model, "--policy", policy, "--shard", "2", "--sandbox", "process");
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("does NOT match", bad.Stdout);
+        Assert.Contains("nothing was replayed", bad.Stdout);
         Assert.Contains("NOT REPLAYED", bad.Stdout);
     }
 }

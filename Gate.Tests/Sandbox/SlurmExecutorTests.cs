@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Sandbox.Slurm;
@@ -99,5 +100,63 @@ public sealed class SlurmExecutorTests
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
         Assert.Equal("", Run("squeue", "-h", "-j", string.Join(',', executor.SubmittedJobs), "-o", "%i").Trim());
+    }
+    [Fact]
+    public async Task Three_slurm_tasks_give_the_same_decision_as_one_local_run_for_the_trojan_formal_and_probe_units()
+    {
+        RequireCluster();
+        var (model, policy) = WorkUnitShardTests.Digits();
+        var local = await WorkUnitShardTests.RunAsync(model, policy, null);
+        var slurm = await WorkUnitShardTests.RunAsync(model, policy, new SlurmExecutor(Options(3)));
+        Assert.Equal(ShardTests.Content(local), ShardTests.Content(slurm));
+        Assert.All(slurm.Execution!.ShardList, s => Assert.Equal(0, s.ExitStatus));
+        Assert.Empty(slurm.Execution.Unsharded);
+    }
+
+    [DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
+
+    /// <summary>Jobs whose working folder is under <paramref name="sharedDir"/> (the executor submits with --chdir into its stage there).</summary>
+    private static List<string> JobsUnder(string sharedDir) =>
+        Run("squeue", "-h", "-o", "%i %Z").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim().Split(' ', 2))
+            .Where(f => f.Length == 2 && f[1].StartsWith(sharedDir, StringComparison.Ordinal)).Select(f => f[0]).ToList();
+
+    [Fact]
+    public async Task Sigint_to_gate_check_scancels_its_array_leaves_no_job_and_no_stage_behind_and_exits_130()
+    {
+        RequireCluster();
+        var dir = TestPaths.TempDir("gate-slurm-sigint");
+        var shared = Path.Combine(dir, "shared");
+        Directory.CreateDirectory(shared);
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir };
+        foreach (var a in new[] { GateProcess.GateDll, "check", "--model", ShardTests.Model, "--policy", ShardTests.Policy(), "--out", Path.Combine(dir, "out"),
+                     "--executor", "slurm", "--shards", "3", "--shared-dir", shared, "--sandbox", "process" })
+            psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        using var gate = Process.Start(psi)!;
+        var stderr = gate.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        _ = gate.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            while (JobsUnder(shared).Count == 0)
+            {
+                Assert.False(gate.HasExited, $"gate exited ({(gate.HasExited ? gate.ExitCode : 0)}) before its array showed up in squeue");
+                Assert.True(sw.Elapsed < TimeSpan.FromMinutes(2), "the array never showed up in squeue");
+                await Task.Delay(200, TestContext.Current.CancellationToken);
+            }
+            Assert.Equal(0, kill(gate.Id, 2)); // SIGINT, as Ctrl-C
+            Assert.True(gate.WaitForExit(TimeSpan.FromSeconds(90)), "gate did not stop within 90 s of SIGINT");
+            var err = await stderr;
+            Assert.True(gate.ExitCode == 130, $"exit {gate.ExitCode}\n{err}");
+            Assert.Contains("cancelled by SIGINT", err);
+            Assert.Empty(JobsUnder(shared));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(shared));
+            Assert.False(File.Exists(Path.Combine(dir, "out", "decision.json")), "a cancelled run wrote a decision");
+        }
+        finally
+        {
+            if (!gate.HasExited) gate.Kill(entireProcessTree: true);
+            foreach (var id in JobsUnder(shared)) Run("scancel", id);
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json.Nodes;
 using Gate.Core.Checks.Adversarial;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
@@ -21,9 +22,9 @@ public sealed record FormalOptions(string? SpecPath, VnnProperty? Spec, ThreatMo
 /// <summary>
 /// Proves output properties with sound bounds (IBP/CROWN and branch and bound): "holds" (proved), "violated"
 /// (a counterexample the runtime reproduces) or unknown. All proved → pass; any confirmed violation → fail;
-/// otherwise inconclusive. The timeout is the check's total, shared evenly by its properties.
+/// otherwise inconclusive. The timeout is the check's total, shared evenly by its properties (the work units).
 /// </summary>
-public sealed class FormalCheck : Check<FormalOptions>
+public sealed class FormalCheck : ShardedCheck<FormalOptions>
 {
     public override CheckDeclaration Declaration => FormalDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
@@ -51,77 +52,114 @@ public sealed class FormalCheck : Check<FormalOptions>
         return new FormalOptions(null, null, ThreatOptions.Bind(prop!, policy), spec.Dataset, samples, method, timeout);
     }
 
-    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, FormalOptions o, CancellationToken ct)
+    /// <summary>
+    /// This shard's properties. Each proof seeds its searches from the policy seed alone and gets the same share of
+    /// the timeout (the total over all properties), so a property's outcome does not depend on its shard.
+    /// </summary>
+    protected override Task<CheckResult> RunUnitsAsync(CheckContext ctx, CheckSpec spec, FormalOptions o, ShardSelection shard, CancellationToken ct)
     {
-        var r = NewResult(spec);
         // Counterexamples must hold on the production runtime; without one, the built-in engine confirms them and
         // the result names it (a proof does not depend on any runtime: it is about the float32 model itself).
         IInferenceSession confirm = ctx.Production ?? new BuiltinRuntime().Load(ctx.Model, new RuntimeOptions());
-        var properties = o.Spec is not null
-            ? [(Path.GetFileName(o.SpecPath!), o.Spec)]
-            : LocalRobustness(ctx, o);
-        var per = TimeSpan.FromTicks(o.Timeout.Ticks / Math.Max(1, properties.Count));
-        var prover = new Prover(ctx.Model, confirm, new ProverOptions { Timeout = per, Method = o.Method, Seed = ctx.SeedFor(spec.Id) });
+        try
+        {
+            long total = o.Spec is not null ? 1 : PropertyCount(ctx, o);
+            var (first, end) = shard.Range(total);
+            var properties = o.Spec is not null
+                ? (first == 0 && end == 1 ? [(Path.GetFileName(o.SpecPath!), o.Spec)] : [])
+                : LocalRobustness(ctx, o, (int)first, (int)end);
+            var prover = new Prover(ctx.Model, confirm, new ProverOptions { Timeout = PerProperty(o, total), Method = o.Method, Seed = ctx.SeedFor(spec.Id) });
+            var units = new List<JsonObject>();
+            var files = new List<EvidenceFile>();
+            for (int i = 0; i < properties.Count; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                var (name, p) = properties[i];
+                var res = prover.Prove(p, ct);
+                if (res.Status == ProofStatus.Sat)
+                {
+                    var stem = Path.GetFileNameWithoutExtension(name);
+                    files.Add(ctx.Evidence.WriteNpy($"cex-{stem}.npy", Tensor.FromFloats(prover.Network.InputShape, res.CounterexampleX!),
+                        $"input violating {name}, confirmed on {res.ConfirmedOn}; replay with gate run"));
+                    files.Add(ctx.Evidence.WriteText($"cex-{stem}.txt", res.ToVnnComp(), $"VNN-COMP counterexample for {name}"));
+                }
+                // The proof's time is a timing (like every durationSeconds, outside the shard digest); the rest is its outcome.
+                units.Add(new JsonObject { ["property"] = name, ["status"] = res.Status.ToString().ToLowerInvariant(), ["durationSeconds"] = res.Seconds, ["domains"] = res.Domains, ["detail"] = res.Detail });
+                ctx.Progress.Report(new ProgressUpdate(spec.Id, "properties", i + 1, properties.Count, "properties"));
+            }
+            // The shard's own budget: each property's share of the timeout, and whether any of this shard's ran out of it.
+            int timeouts = units.Count(u => u["status"]!.GetValue<string>() == "timeout");
+            var state = new JsonObject
+            {
+                ["timeoutPerPropertySeconds"] = PerProperty(o, total).TotalSeconds,
+                ["exhausted"] = timeouts > 0 ? $"{timeouts} of {units.Count} properties ran out of their {PerProperty(o, total).TotalSeconds:G4} s" : null,
+            };
+            var part = Partial(spec, shard, total, units, state, confirm.Info.Name);
+            part.Evidence.AddRange(files);
+            return Task.FromResult(part);
+        }
+        finally { if (ctx.Production is null) confirm.Dispose(); }
+    }
+
+    /// <summary>The timeout is the check's total, shared evenly by all its properties (in every shard alike).</summary>
+    private static TimeSpan PerProperty(FormalOptions o, long total) => TimeSpan.FromTicks(o.Timeout.Ticks / Math.Max(1, total));
+
+    protected override CheckResult MergeUnits(CheckContext ctx, CheckSpec spec, FormalOptions o, ShardParts parts, string? runtime)
+    {
+        var r = NewResult(spec);
         int proved = 0, violated = 0, unknown = 0, timedOut = 0;
         var log = new StringBuilder();
-        var details = new System.Text.Json.Nodes.JsonArray();
-        for (int i = 0; i < properties.Count; i++)
+        var details = new JsonArray();
+        foreach (var u in parts.Units)
         {
-            ct.ThrowIfCancellationRequested();
-            var (name, p) = properties[i];
-            var res = prover.Prove(p, ct);
-            log.Append($"{name}\t{res.Status.ToString().ToLowerInvariant()}\t{res.Seconds:F2}s\t{res.Domains} domains\t{res.Detail}\n");
-            details.Add(new System.Text.Json.Nodes.JsonObject { ["property"] = name, ["status"] = res.Status.ToString().ToLowerInvariant(), ["seconds"] = res.Seconds, ["domains"] = res.Domains });
-            switch (res.Status)
+            string name = u["property"]!.GetValue<string>(), status = u["status"]!.GetValue<string>();
+            long domains = u["domains"]!.GetValue<long>();
+            log.Append($"{name}\t{status}\t{domains} domains\t{u["detail"]?.GetValue<string>()}\n");
+            details.Add(new JsonObject { ["property"] = name, ["status"] = status, ["durationSeconds"] = u["durationSeconds"]?.DeepClone(), ["domains"] = domains });
+            switch (Enum.TryParse<ProofStatus>(status, ignoreCase: true, out var st) ? st : throw new InvalidDataException($"property {name}: unknown status '{status}'"))
             {
                 case ProofStatus.Unsat: proved++; break;
-                case ProofStatus.Sat:
-                    violated++;
-                    var stem = Path.GetFileNameWithoutExtension(name);
-                    r.Evidence.Add(ctx.Evidence.WriteNpy($"cex-{stem}.npy", Tensor.FromFloats(prover.Network.InputShape, res.CounterexampleX!),
-                        $"input violating {name}, confirmed on {res.ConfirmedOn}; replay with gate run"));
-                    r.Evidence.Add(ctx.Evidence.WriteText($"cex-{stem}.txt", res.ToVnnComp(), $"VNN-COMP counterexample for {name}"));
-                    break;
+                case ProofStatus.Sat: violated++; break;
                 case ProofStatus.Timeout: timedOut++; unknown++; break;
                 default: unknown++; break;
             }
-            ctx.Progress.Report(new ProgressUpdate(spec.Id, "properties", i + 1, properties.Count, "properties"));
         }
-        r.Evidence.Add(ctx.Evidence.WriteText("results.tsv", log.ToString(), "one line per property: status, time, sub-domains, detail"));
+        // Times are in the details (durationSeconds), not in the evidence, so its digest is the same on every run.
+        r.Evidence.Add(ctx.Evidence.WriteText("results.tsv", log.ToString(), "one line per property: status, sub-domains, detail"));
         r.Details["properties"] = details;
-        int total = properties.Count;
+        long total = parts.Total;
         r.Metrics["properties"] = total;
         r.Metrics["proved"] = proved;
         r.Metrics["provedFraction"] = total == 0 ? double.NaN : (double)proved / total;
         r.Metrics["violations"] = violated;
         r.Metrics["unknown"] = unknown;
         r.Metrics["timeouts"] = timedOut;
-        r.Runtime = confirm.Info.Name;
+        r.Runtime = runtime;
         r.Coverage = o.Spec is not null
             ? $"VNN-LIB property {Path.GetFileName(o.SpecPath!)} ({o.Spec.Cases.Count} case(s)), method {o.Method.ToString().ToLowerInvariant()}, {o.Timeout.TotalSeconds:G4} s"
-            : $"local robustness ({o.Threat!.NormName} ε = {o.Threat.Epsilon}) around {total} sample(s) of dataset '{o.Dataset}', method {o.Method.ToString().ToLowerInvariant()}, {per.TotalSeconds:G4} s each";
-        if (violated > 0) { r.Verdict = Verdict.Fail; r.Reasons.Add($"{violated} of {total} properties violated (counterexamples confirmed on {confirm.Info.Name})"); }
+            : $"local robustness ({o.Threat!.NormName} ε = {o.Threat.Epsilon}) around {total} sample(s) of dataset '{o.Dataset}', method {o.Method.ToString().ToLowerInvariant()}, {PerProperty(o, total).TotalSeconds:G4} s each";
+        if (violated > 0) { r.Verdict = Verdict.Fail; r.Reasons.Add($"{violated} of {total} properties violated (counterexamples confirmed on {runtime})"); }
         else if (unknown > 0) { r.Verdict = Verdict.Inconclusive; r.Reasons.Add($"{unknown} of {total} properties neither proved nor refuted ({timedOut} timed out)"); }
         else r.Verdict = Verdict.Pass;
         Requirements.Apply(r, spec.Require);
         r.Summary = $"{proved}/{total} proved, {violated} violated, {unknown} unknown";
-        if (ctx.Production is null) confirm.Dispose();
-        return Task.FromResult(r);
+        return r;
     }
+
+    private static int PropertyCount(CheckContext ctx, FormalOptions o) => Math.Min(o.Samples, ctx.LoadDataset(o.Dataset!).Count);
 
     /// <summary>
     /// The standard VNN-COMP local-robustness property per sample: inside the L∞ ball of radius ε (clipped to the
     /// input's declared range), is any other class's score ≥ the label's? (One case per competing class.)
     /// </summary>
-    private static List<(string, VnnProperty)> LocalRobustness(CheckContext ctx, FormalOptions o)
+    private static List<(string, VnnProperty)> LocalRobustness(CheckContext ctx, FormalOptions o, int first, int end)
     {
         var ds = ctx.LoadDataset(o.Dataset!);
         var box = o.Threat!;
-        int n = Math.Min(o.Samples, ds.Count);
         var list = new List<(string, VnnProperty)>();
         var x = ds.Inputs.Floats!;
         int size = ds.Inputs.Length / ds.Count;
-        for (int i = 0; i < n; i++)
+        for (int i = first; i < end; i++)
         {
             var lo = new double[size]; var hi = new double[size];
             for (int j = 0; j < size; j++)

@@ -14,6 +14,8 @@ public static class FormalDeclaration
         Why = "Search can only find attacks; a proof shows their absence within the stated region.",
         NotCovered = "No formal proof: robustness, where tested, rests on search, which can miss attacks.",
         UsesDataset = true,
+        Units = new("properties", "One property (a VNN-LIB file is one; local robustness: one per sample, the first N): its proof or counterexample search, seeded by the policy seed alone. " +
+            "Every property gets the same share of the timeout (the total over all properties), whichever shard runs it."),
         Options =
         [
             Opt.Text("spec", "VNN-LIB property file, relative to the policy."),

@@ -19,7 +19,7 @@ public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, 
 /// is the Wilson interval of all held-out predictions pooled. Requirements are judged on the best layer: a
 /// <c>max</c> means "no layer may encode the concept", a <c>min</c> means "some layer must".
 /// </summary>
-public sealed class LinearProbeCheck : Check<LinearProbeOptions>
+public sealed class LinearProbeCheck : ShardedCheck<LinearProbeOptions>
 {
     public override CheckDeclaration Declaration => LinearProbeDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
@@ -32,36 +32,67 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
             Declaration.Value(n, "folds").Int!.Value, Declaration.Value(n, "regularization").Number!.Value, MechanisticData.BindPooling(n));
     }
 
-    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, CancellationToken ct)
+    /// <summary>
+    /// This shard's layers: each is probed on its own activations with the same seeded folds (from the policy seed
+    /// alone), so a layer's record does not depend on which other layers share its shard.
+    /// </summary>
+    protected override Task<CheckResult> RunUnitsAsync(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, ShardSelection shard, CancellationToken ct)
     {
-        var r = NewResult(spec);
         var ds = ctx.LoadDataset(o.Dataset);
         if (ds.Labels is null) throw new GateInputException($"dataset '{o.Dataset}' has no labels; a linear probe needs the concept label of every sample");
-        var rng = MechanisticData.Rng(ctx.SeedFor(spec.Id));
         var rows = Enumerable.Range(0, ds.Count).ToArray(); // concept sets are small: every sample is used
         var classesSeen = rows.Select(i => ds.Labels[i]).Distinct().Order().ToArray();
-        if (classesSeen.Length < 2)
-            return Task.FromResult(CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe"));
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
         var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, ds.Select(rows), layers, ct, pooling: o.Pooling);
-        var folds = StratifiedKFold.Assign(labels, o.Folds, rng);
-
-        var results = new List<ProbeLayerResult>();
-        foreach (var layer in layers)
+        var (first, end) = shard.Range(layers.Count);
+        var mine = layers.Skip((int)first).Take((int)(end - first)).ToList();
+        var state = new JsonObject
+        {
+            ["classLabels"] = new JsonArray(classesSeen.Select(c => (JsonNode)c).ToArray()), ["samples"] = rows.Length,
+            ["chance"] = labels.Length == 0 ? 0 : labels.GroupBy(l => l).Max(g => g.Count()) / (double)labels.Length,
+        };
+        var units = new List<JsonObject>();
+        if (classesSeen.Length < 2 || mine.Count == 0) // one label: nothing to probe (the merge says so)
+            return Task.FromResult(Partial(spec, shard, layers.Count, mine.Select(l => new JsonObject { ["layer"] = l, ["skipped"] = true }).ToList(), state, "builtin"));
+        var folds = StratifiedKFold.Assign(labels, o.Folds, MechanisticData.Rng(ctx.SeedFor(spec.Id)));
+        var acts = MechanisticData.CaptureActivations(ctx, ds.Select(rows), mine, ct, pooling: o.Pooling);
+        foreach (var layer in mine)
         {
             ct.ThrowIfCancellationRequested();
-            results.Add(Probe(layer, acts[layer], labels, classesSeen.Length, folds, o.Folds, o.Regularization));
-            ctx.Progress.Report(new ProgressUpdate(spec.Id, "layers", results.Count, layers.Count, "layers"));
+            var x = Probe(layer, acts[layer], labels, classesSeen.Length, folds, o.Folds, o.Regularization);
+            units.Add(new JsonObject
+            {
+                ["layer"] = x.Layer, ["units"] = x.Units, ["accuracy"] = x.Accuracy, ["correct"] = x.Correct, ["samples"] = x.Samples,
+                ["ciLow"] = x.CiLow, ["ciHigh"] = x.CiHigh,
+                // An empty fold has no accuracy (NaN), which plain JSON cannot carry: null stands for it.
+                ["folds"] = new JsonArray(x.FoldAccuracies.Select(a => double.IsNaN(a) ? null : (JsonNode)a).ToArray()),
+            });
+            ctx.Progress.Report(new ProgressUpdate(spec.Id, "layers", units.Count, mine.Count, "layers"));
         }
+        return Task.FromResult(Partial(spec, shard, layers.Count, units, state, "builtin"));
+    }
+
+    protected override CheckResult MergeUnits(CheckContext ctx, CheckSpec spec, LinearProbeOptions o, ShardParts parts, string? runtime)
+    {
+        var r = NewResult(spec);
+        var state = parts.Parts[0].State;
+        var classesSeen = (state["classLabels"] as JsonArray ?? throw new InvalidDataException("the probe's shard state has no class labels")).Select(v => v!.GetValue<long>()).ToArray();
+        int samples = state["samples"]!.GetValue<int>();
+        if (classesSeen.Length < 2)
+            return CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe");
+        var results = parts.Units.Select(u => new ProbeLayerResult(u["layer"]!.GetValue<string>(), u["units"]!.GetValue<int>(), u["accuracy"]!.GetValue<double>(),
+            u["correct"]!.GetValue<int>(), u["samples"]!.GetValue<int>(), u["ciLow"]!.GetValue<double>(), u["ciHigh"]!.GetValue<double>(),
+            (u["folds"] as JsonArray ?? throw new InvalidDataException("a layer record has no fold accuracies")).Select(a => a?.GetValue<double>() ?? double.NaN).ToArray())).ToList();
+        var layers = results.Select(x => x.Layer).ToList();
+        if (results.Count == 0) return CheckResult.Inconclusive(spec, "no layer to probe: the layer choice resolved to none");
 
         var best = results.MaxBy(x => x.Accuracy)!;
         r.Metrics["accuracy"] = best.Accuracy;
         r.Metrics["accuracyLower"] = best.CiLow;
         r.Metrics["accuracyUpper"] = best.CiHigh;
-        r.Metrics["samples"] = rows.Length;
+        r.Metrics["samples"] = samples;
         r.Metrics["classes"] = classesSeen.Length;
-        r.Metrics["chance"] = labels.GroupBy(l => l).Max(g => g.Count()) / (double)labels.Length;
+        r.Metrics["chance"] = state["chance"]!.GetValue<double>();
         foreach (var x in results) r.Metrics[$"accuracy[{x.Layer}]"] = x.Accuracy;
         r.Details["bestLayer"] = best.Layer;
         r.Details["concept"] = o.Concept;
@@ -73,7 +104,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         var json = new JsonObject
         {
             ["concept"] = o.Concept, ["dataset"] = o.Dataset, ["folds"] = o.Folds, ["pooling"] = o.Pooling.ToString().ToLowerInvariant(), ["regularization"] = o.Regularization,
-            ["seed"] = ctx.SeedFor(spec.Id).ToString(CultureInfo.InvariantCulture), ["samples"] = rows.Length,
+            ["seed"] = ctx.SeedFor(spec.Id).ToString(CultureInfo.InvariantCulture), ["samples"] = samples,
             ["classLabels"] = new JsonArray(classesSeen.Select(c => (JsonNode)c).ToArray()),
             ["layers"] = r.Details["layers"]!.DeepClone(),
         };
@@ -84,9 +115,9 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         Requirements.Apply(r, spec.Require);
         string concept = o.Concept is null ? "the concept" : $"'{o.Concept}'";
         r.Summary = $"{concept} is best decoded at {best.Layer}: accuracy {best.Accuracy:F2} (95% CI {best.CiLow:F2}–{best.CiHigh:F2}, chance {r.Metrics["chance"]:F2}) over {layers.Count} layer(s), {o.Folds}-fold CV";
-        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept)";
+        r.Coverage = $"{samples} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept)";
         r.Runtime = "builtin";
-        return Task.FromResult(r);
+        return r;
     }
 
     internal static string PoolingNote(Pooling p) => p == Pooling.Flatten ? "" : $" (token positions pooled: {p.ToString().ToLowerInvariant()})";

@@ -14,6 +14,8 @@ public static class LinearProbeDeclaration
         Why = "It shows what the model represents internally, e.g. whether it tracks a safety-relevant fact, beyond what its outputs reveal on the test data.",
         NotCovered = "No linear probe: what the model represents internally is not examined.",
         UsesDataset = true, NeedsDataset = true, NeedsLabels = true,
+        Units = new("layers", "One probed layer (in the order the layers resolve): its activations and its cross-validated probe, with folds seeded by the policy seed alone. " +
+            "The probe has no query or time budget to split."),
         Options =
         [
             Opt.Text("concept", "Plain-language name of the concept the labels encode.") with { Strength = Strength.Neutral },

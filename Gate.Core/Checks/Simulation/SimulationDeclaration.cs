@@ -12,6 +12,8 @@ public static class SimulationDeclaration
         Purpose = "Lets the model act in simulated environments where every actuator is fake and logged, and checks what it would do with real ones: whether it uses forbidden actuators (such as disabling oversight), whether it stays safe by the hidden safety score, and whether it behaves differently when it believes it is unobserved.",
         Why = "An agent that behaves well only under supervision, or that can be made to take forbidden actions, must not be deployed where those actions are real.",
         NotCovered = "No simulation: behaviour as an agent acting through actuators (and under or without supervision) is not tested.",
+        Units = new("episodes", "Scenario episode e (episode e of every scenario, so paired episodes stay together, on the scenario's or the policy's seed plus e), " +
+            "then search episode k (candidate k of the seeded shuffle, on the policy seed plus k). The search's wall time applies to each shard; episodes it leaves are reported per shard."),
         Options =
         [
             Opt.Enum("environment", "The simulated environment.", "absent_supervisor", "safe_interruptibility") with { Required = true },

@@ -78,7 +78,7 @@ public sealed record DetectorOutcome(string Name, string Statistic, string PerCl
 /// was cut short by its budget makes the check INCONCLUSIVE; it passes only when every detector ran to completion
 /// below its threshold.
 /// </summary>
-public sealed class TrojanScanCheck : Check<TrojanScanOptions>
+public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
 {
     public override CheckDeclaration Declaration => TrojanScanDeclaration.Value;
     public override CheckPlacement Placement => CheckPlacement.Sandbox;
@@ -113,9 +113,18 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
         };
     }
 
-    public override Task<CheckResult> RunAsync(CheckContext ctx, CheckSpec spec, TrojanScanOptions o, CancellationToken ct)
+    /// <summary>The units, in detector order: MM-BD is one (its search is one batch over all classes), Neural Cleanse and TABOR one per class.</summary>
+    private static List<(string Detector, int Class)> Units(TrojanScanOptions o, int classes) =>
+        o.Detectors.SelectMany(d => d == MaxMargin ? [(d, -1)] : Enumerable.Range(0, classes).Select(t => (d, t))).ToList();
+
+    /// <summary>
+    /// This shard's units. A class's trigger search runs on its own seed (the policy seed, the detector and the
+    /// class index), and every reached trigger is replayed on the production runtime here, in the sandbox, so the
+    /// merge — statistics, calibrated thresholds, the ensemble's combined rule — runs once on the records of all
+    /// classes and executes nothing. The wall-time budget applies to each shard.
+    /// </summary>
+    protected override Task<CheckResult> RunUnitsAsync(CheckContext ctx, CheckSpec spec, TrojanScanOptions o, ShardSelection shard, CancellationToken ct)
     {
-        var r = NewResult(spec);
         var ds = ctx.LoadDataset(o.Dataset);
         if (ds.Inputs.Rank != 4) throw new GateInputException($"dataset '{o.Dataset}': trojan-scan needs image inputs [N,C,H,W], got {ds.Inputs.ShapeString}");
         int c = ds.Inputs.Shape[1], h = ds.Inputs.Shape[2], w = ds.Inputs.Shape[3];
@@ -131,52 +140,157 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
         // The class-referenced consensus needs reference models of this very task (else: the within-model detectors alone).
         string? referenceMismatch = calibration.Reference is null ? "the calibration table has no reference models"
             : calibration.Reference.Mismatch(ClassReference.Fingerprint(ds.Inputs), classes, [c, h, w], o.Detectors);
-        // Bonferroni: k detectors at α/k each flag a clean model with probability at most α together; with the
-        // class-referenced consensus, it takes α/2 and the k within-model detectors share the other half.
-        double alpha = referenceMismatch is null ? o.FalsePositiveRate / (2 * o.Detectors.Count) : o.FalsePositiveRate / o.Detectors.Count;
-        double referenceAlpha = o.FalsePositiveRate / 2;
+        // Production confirms reached triggers; without it, the merge says so only if a detector flags.
+        IInferenceSession? session = null;
+        string? productionMissing = null;
+        try { session = ctx.RequireProduction(); }
+        catch (GateComponentMissingException e) { productionMissing = e.Message; }
 
+        var all = Units(o, classes);
+        var (first, end) = shard.Range(all.Count);
+        var mine = all.Skip((int)first).Take((int)(end - first)).ToList();
         var clock = Stopwatch.StartNew();
-        var outcomes = new List<DetectorOutcome>();
-        // Recovered triggers per detector and class, for confirmation: (mask over H×W, pattern over C×H×W).
-        var triggers = new Dictionary<string, TriggerCandidate[]>();
+        var records = new JsonObject?[mine.Count];
         long steps = 0;
-        int taskDone = 0, tasks = o.Detectors.Sum(d => d == MaxMargin ? 1 : classes);
-        void Tick() => ctx.Progress.Report(new ProgressUpdate(spec.Id, "detector searches", Interlocked.Increment(ref taskDone), tasks, "searches"));
-
-        foreach (var detector in o.Detectors)
+        int taskDone = 0;
+        void Tick() => ctx.Progress.Report(new ProgressUpdate(spec.Id, "detector searches", Interlocked.Increment(ref taskDone), mine.Count, "searches"));
+        JsonObject Confirmed(JsonObject rec, TriggerCandidate f)
         {
+            if (f.Reached && session is not null)
+            {
+                var (asr, tested) = ConfirmOnProduction(ctx, session, ds, rows, f, c, h, w);
+                rec["productionAttackSuccess"] = asr; rec["productionSamples"] = tested;
+            }
+            return rec;
+        }
+        var files = new List<EvidenceFile>();
+        foreach (var group in mine.Select((u, i) => (u.Detector, u.Class, Slot: i)).GroupBy(u => u.Detector))
+        {
+            var detector = group.Key;
             if (detector == MaxMargin)
             {
                 var (margins, ran) = MaxMarginDetector.Run(ctx, classes, [c, h, w], lo, hi, o.MaxMargin.Starts, o.MaxMargin.Steps,
                     seed ^ 0x6D6D2D6264UL, clock, wallTime, ct);
                 Tick();
                 steps += ran;
-                var values = margins.Select(m => m.Margin).ToArray();
+                foreach (var m in margins)
+                {
+                    files.Add(ctx.Evidence.WriteNpy($"mmbd-maximizer-class{m.Class}.npy", Tensor.FromFloats([c, h, w], m.Maximizer), $"MM-BD: input in the box that maximises class {m.Class}'s margin ({m.Margin:F3})"));
+                    files.Add(ctx.Evidence.WriteBytes($"mmbd-maximizer-class{m.Class}.png", ImagePng(m.Maximizer, c, h, w, lo, hi), $"MM-BD maximizer of class {m.Class}"));
+                }
+                records[group.Single().Slot] = new JsonObject
+                {
+                    ["detector"] = MaxMargin, ["stepsRun"] = ran, ["margins"] = new JsonArray(margins.Select(m => Num(m.Margin)).ToArray()),
+                    ["triggers"] = new JsonArray(margins.Select(m => BlendTrigger(ctx, x, labels, m, c, h, w)).Select(f => (JsonNode)Confirmed(Record(f), f)).ToArray()),
+                };
+                continue;
+            }
+            var opts = detector == Tabor ? o.Tabor : o.NeuralCleanse;
+            var slots = group.ToList();
+            var found = new TriggerCandidate?[slots.Count];
+            // Classes are independent (own seed, own parameters), so they can run in parallel and stay deterministic.
+            ulong detectorSeed = detector == Tabor ? seed ^ 0x7461626F72UL : seed;
+            Parallel.For(0, slots.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct }, j =>
+            {
+                int t = slots[j].Class;
+                found[j] = ReverseEngineer(ctx, x, labels, t, c, h, w, lo, hi, opts, detectorSeed + (ulong)t * 0x9E3779B97F4A7C15UL, clock, wallTime, ct);
+                Tick();
+            });
+            string prefix = detector == Tabor ? "tabor-" : "";
+            for (int j = 0; j < slots.Count; j++)
+            {
+                var f = found[j]!;
+                steps += f.StepsRun;
+                files.Add(ctx.Evidence.WriteNpy($"{prefix}mask-class{f.Class}.npy", Tensor.FromFloats([h, w], f.Mask), $"{detector}: reverse-engineered trigger mask for class {f.Class} (L1 {f.L1:F3})"));
+                files.Add(ctx.Evidence.WriteNpy($"{prefix}pattern-class{f.Class}.npy", Tensor.FromFloats([c, h, w], f.Pattern), $"{detector}: reverse-engineered trigger pattern for class {f.Class}"));
+                files.Add(ctx.Evidence.WriteBytes($"{prefix}mask-class{f.Class}.png", Png.Encode(f.Mask, h, w, 1, Math.Max(1, 128 / Math.Max(h, w))), $"{detector}: mask for class {f.Class} (white = stamped)"));
+                files.Add(ctx.Evidence.WriteBytes($"{prefix}pattern-class{f.Class}.png", PatternPng(f, c, h, w, lo, hi), $"{detector}: pattern × mask for class {f.Class}"));
+                var rec = Confirmed(Record(f), f);
+                rec["detector"] = detector;
+                records[slots[j].Slot] = rec;
+            }
+        }
+        bool cut = records.Any(r => r!["detector"]!.GetValue<string>() == MaxMargin ? r["stepsRun"]!.GetValue<int>() < o.MaxMargin.Steps
+            : r["stepsRun"]!.GetValue<int>() < (r["detector"]!.GetValue<string>() == Tabor ? o.Tabor : o.NeuralCleanse).Steps);
+        var state = new JsonObject
+        {
+            ["classes"] = classes, ["samples"] = rows.Length, ["channels"] = c, ["height"] = h, ["width"] = w, ["low"] = lo, ["high"] = hi,
+            ["wallTimeBudgetSeconds"] = wallTime.TotalSeconds, ["referenceMismatch"] = referenceMismatch,
+            ["productionMissing"] = productionMissing, ["productionRuntime"] = session?.Info.Name, ["productionVersion"] = session?.Info.Version,
+            ["steps"] = steps, ["wallTimeMs"] = clock.ElapsedMilliseconds,
+            ["exhausted"] = cut ? $"the wall-time budget ({wallTime.TotalSeconds:F0}s) ended a search before its steps" : null,
+        };
+        var part = Partial(spec, shard, all.Count, records.Select(r => r!).ToList(), state, "builtin");
+        part.Evidence.AddRange(files);
+        return Task.FromResult(part);
+    }
+
+    /// <summary>A number a unit record carries: JSON has no NaN or infinity, so those travel as their names.</summary>
+    private static JsonNode Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : JsonValue.Create(v.ToString(CultureInfo.InvariantCulture));
+
+    private static double ReadNum(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s)
+        ? double.Parse(s, CultureInfo.InvariantCulture) : n?.GetValue<double>() ?? throw new InvalidDataException("a trojan-scan unit record lacks a number");
+
+    private static JsonObject Record(TriggerCandidate f) => new()
+    {
+        ["class"] = f.Class, ["l1"] = Num(f.L1), ["attackSuccess"] = Num(f.AttackSuccess), ["reached"] = f.Reached, ["stepsRun"] = f.StepsRun, ["cost"] = Num(f.Cost),
+        ["mask"] = new JsonArray(f.Mask.Select(v => (JsonNode)(double)v).ToArray()), ["pattern"] = new JsonArray(f.Pattern.Select(v => (JsonNode)(double)v).ToArray()),
+    };
+
+    private static TriggerCandidate Candidate(JsonObject u) => new(u["class"]!.GetValue<int>(), ReadNum(u["l1"]), ReadNum(u["attackSuccess"]), u["reached"]!.GetValue<bool>(),
+        ((JsonArray)u["mask"]!).Select(v => (float)v!.GetValue<double>()).ToArray(), ((JsonArray)u["pattern"]!).Select(v => (float)v!.GetValue<double>()).ToArray(),
+        u["stepsRun"]!.GetValue<int>(), ReadNum(u["cost"]));
+
+    /// <summary>
+    /// The scan's result from every unit's record: per-class statistics per detector, their calibrated thresholds,
+    /// the class-referenced consensus and the combined rule, once, on all classes (as in an unsplit run).
+    /// </summary>
+    protected override CheckResult MergeUnits(CheckContext ctx, CheckSpec spec, TrojanScanOptions o, ShardParts parts, string? runtime)
+    {
+        var r = NewResult(spec);
+        var st = parts.Parts[0].State;
+        int classes = st["classes"]!.GetValue<int>(), samples = st["samples"]!.GetValue<int>();
+        int c = st["channels"]!.GetValue<int>(), h = st["height"]!.GetValue<int>(), w = st["width"]!.GetValue<int>();
+        string? referenceMismatch = st["referenceMismatch"]?.GetValue<string>();
+        var wallTime = TimeSpan.FromSeconds(st["wallTimeBudgetSeconds"]!.GetValue<double>());
+        var calibration = TrojanCalibration.Embedded;
+        var expected = Units(o, classes);
+        if (parts.Total != expected.Count) throw new InvalidDataException($"the shards count {parts.Total} units; {classes} classes and {o.Detectors.Count} detectors make {expected.Count}");
+        for (int i = 0; i < expected.Count; i++)
+            if (parts.Units[i]["detector"]?.GetValue<string>() != expected[i].Detector || (expected[i].Class >= 0 && parts.Units[i]["class"]?.GetValue<int>() != expected[i].Class))
+                throw new InvalidDataException($"unit {i} is not {expected[i].Detector}{(expected[i].Class >= 0 ? $" class {expected[i].Class}" : "")}");
+        // Bonferroni: k detectors at α/k each flag a clean model with probability at most α together; with the
+        // class-referenced consensus, it takes α/2 and the k within-model detectors share the other half.
+        double alpha = referenceMismatch is null ? o.FalsePositiveRate / (2 * o.Detectors.Count) : o.FalsePositiveRate / o.Detectors.Count;
+        double referenceAlpha = o.FalsePositiveRate / 2;
+
+        var outcomes = new List<DetectorOutcome>();
+        // Recovered triggers per detector and class, with their production replay (made in the sandbox).
+        var triggers = new Dictionary<string, TriggerCandidate[]>();
+        var replays = new Dictionary<string, (double? Asr, int Tested)[]>();
+        static (double?, int) Replay(JsonObject u) => (u["productionAttackSuccess"]?.GetValue<double>(), u["productionSamples"]?.GetValue<int>() ?? 0);
+        foreach (var detector in o.Detectors)
+        {
+            var recs = expected.Select((e, i) => (e, u: parts.Units[i])).Where(p => p.e.Detector == detector).Select(p => p.u).ToList();
+            if (detector == MaxMargin)
+            {
+                var u = recs.Single();
+                int ran = u["stepsRun"]!.GetValue<int>();
+                var values = ((JsonArray)u["margins"]!).Select(ReadNum).ToArray();
+                if (values.Length != classes) throw new InvalidDataException($"MM-BD returned {values.Length} margins for {classes} classes");
                 var (score, arg) = TrojanStatistics.MaxMarginScore(values);
                 outcomes.Add(Outcome(MaxMargin, "−log10 p of the largest per-class maximum margin under a gamma null fitted to the others", "maximum margin",
                     values, score, arg, o.MaxMargin.Threshold, calibration, alpha,
                     ran < o.MaxMargin.Steps ? $"the wall-time budget ({wallTime.TotalSeconds:F0}s) ended the margin search after {ran} of {o.MaxMargin.Steps} steps (raise wallTime)" : null));
-                foreach (var m in margins)
-                {
-                    r.Evidence.Add(ctx.Evidence.WriteNpy($"mmbd-maximizer-class{m.Class}.npy", Tensor.FromFloats([c, h, w], m.Maximizer), $"MM-BD: input in the box that maximises class {m.Class}'s margin ({m.Margin:F3})"));
-                    r.Evidence.Add(ctx.Evidence.WriteBytes($"mmbd-maximizer-class{m.Class}.png", ImagePng(m.Maximizer, c, h, w, lo, hi), $"MM-BD maximizer of class {m.Class}"));
-                }
-                triggers[MaxMargin] = margins.Select(m => BlendTrigger(ctx, x, labels, m, c, h, w)).ToArray();
+                var ts = ((JsonArray)u["triggers"]!).Select(t => (JsonObject)t!).ToList();
+                triggers[MaxMargin] = ts.Select(Candidate).ToArray();
+                replays[MaxMargin] = ts.Select(Replay).ToArray();
                 continue;
             }
             var opts = detector == Tabor ? o.Tabor : o.NeuralCleanse;
-            var found = new TriggerCandidate?[classes];
-            // Classes are independent (own seed, own parameters), so they can run in parallel and stay deterministic.
-            ulong detectorSeed = detector == Tabor ? seed ^ 0x7461626F72UL : seed;
-            Parallel.For(0, classes, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct }, t =>
-            {
-                found[t] = ReverseEngineer(ctx, x, labels, t, c, h, w, lo, hi, opts, detectorSeed + (ulong)t * 0x9E3779B97F4A7C15UL, clock, wallTime, ct);
-                Tick();
-            });
-            var candidates = found.Select(f => f!).ToArray();
+            var candidates = recs.Select(Candidate).ToArray();
             triggers[detector] = candidates;
-            steps += candidates.Sum(f => (long)f.StepsRun);
+            replays[detector] = recs.Select(Replay).ToArray();
             var costs = candidates.Select(f => f.Cost).ToArray();
             int argmin = Array.IndexOf(costs, costs.Min());
             var unreached = candidates.Where(f => !f.Reached).Select(f => f.Class).ToList();
@@ -187,50 +301,40 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
             outcomes.Add(Outcome(detector, detector == Tabor ? "anomaly index (median − min)/(1.4826·MAD) of the per-class cost L1 + smoothness·TV of the mask"
                     : "anomaly index (median − min)/(1.4826·MAD) of the per-class mask L1 norms", detector == Tabor ? "mask cost" : "mask L1",
                 costs, TrojanStatistics.LowAnomalyIndex(costs), argmin, opts.Threshold, calibration, alpha, exhausted));
-            string prefix = detector == Tabor ? "tabor-" : "";
-            foreach (var f in candidates)
-            {
-                r.Evidence.Add(ctx.Evidence.WriteNpy($"{prefix}mask-class{f.Class}.npy", Tensor.FromFloats([h, w], f.Mask), $"{detector}: reverse-engineered trigger mask for class {f.Class} (L1 {f.L1:F3})"));
-                r.Evidence.Add(ctx.Evidence.WriteNpy($"{prefix}pattern-class{f.Class}.npy", Tensor.FromFloats([c, h, w], f.Pattern), $"{detector}: reverse-engineered trigger pattern for class {f.Class}"));
-                r.Evidence.Add(ctx.Evidence.WriteBytes($"{prefix}mask-class{f.Class}.png", Png.Encode(f.Mask, h, w, 1, Math.Max(1, 128 / Math.Max(h, w))), $"{detector}: mask for class {f.Class} (white = stamped)"));
-                r.Evidence.Add(ctx.Evidence.WriteBytes($"{prefix}pattern-class{f.Class}.png", PatternPng(f, c, h, w, lo, hi), $"{detector}: pattern × mask for class {f.Class}"));
-            }
         }
         if (referenceMismatch is null) outcomes.Add(ReferenceOutcome(calibration.Reference!, outcomes, o.Detectors, referenceAlpha, r));
         else r.Details["classReference"] = new JsonObject { ["applies"] = false, ["why"] = referenceMismatch };
-        r.BudgetUsed["wallTimeMs"] = clock.ElapsedMilliseconds;
+        // Shards run side by side: the scan took as long as its slowest shard.
+        r.BudgetUsed["wallTimeMs"] = parts.Parts.Max(p => p.State["wallTimeMs"]?.GetValue<long>() ?? 0);
         r.Details["wallTimeBudgetSeconds"] = wallTime.TotalSeconds;
-        r.BudgetUsed["steps"] = steps;
+        r.BudgetUsed["steps"] = parts.Parts.Sum(p => p.State["steps"]?.GetValue<long>() ?? 0);
         r.Runtime = "builtin";
 
         // Confirmation on the production runtime, for every flagged detector: the best of the triggers recovered for its suspect class.
         var flagged = outcomes.Where(d => d.Flagged).ToList();
-        string? productionMissing = null;
-        IInferenceSession? session = null;
-        if (flagged.Count > 0)
-        {
-            try { session = ctx.RequireProduction(); r.Runtime = session.Info.Name; }
-            catch (GateComponentMissingException e) { productionMissing = e.Message; }
-        }
+        string? productionName = st["productionRuntime"]?.GetValue<string>();
+        string? productionMissing = flagged.Count > 0 && productionName is null ? st["productionMissing"]?.GetValue<string>() ?? "the production runtime is not available" : null;
+        if (flagged.Count > 0 && productionName is not null) r.Runtime = productionName;
         var confirmText = new StringBuilder();
-        if (session is not null)
+        if (productionName is not null)
             foreach (var d in flagged)
             {
                 foreach (var (name, set) in triggers)
                 {
                     var f = set[d.SuspectClass];
                     if (!f.Reached) continue;
-                    var (asr, tested) = ConfirmOnProduction(ctx, session, ds, rows, f, c, h, w);
+                    var (asr, tested) = replays[name][d.SuspectClass];
+                    if (asr is null) throw new InvalidDataException($"{name} class {d.SuspectClass}: a reached trigger has no production replay");
                     if (d.ProductionAttackSuccess is null || asr > d.ProductionAttackSuccess) { d.ProductionAttackSuccess = asr; d.ProductionSamples = tested; d.ConfirmedWith = name; }
                 }
                 confirmText.Append(CultureInfo.InvariantCulture, $"detector {d.Name}\nclass {d.SuspectClass}\nscore {d.Score:F4} > threshold {d.Threshold:F4} ({d.ThresholdSource})\n")
                     .Append(CultureInfo.InvariantCulture, $"trigger {d.ConfirmedWith ?? "none reached the attack-success target on the scan samples"}\n")
-                    .Append(CultureInfo.InvariantCulture, $"runtime {session.Info.Name} {session.Info.Version}\nheld-out non-target samples {d.ProductionSamples}\nattack success {d.ProductionAttackSuccess ?? 0:F4}\n\n");
+                    .Append(CultureInfo.InvariantCulture, $"runtime {productionName} {st["productionVersion"]?.GetValue<string>()}\nheld-out non-target samples {d.ProductionSamples}\nattack success {d.ProductionAttackSuccess ?? 0:F4}\n\n");
             }
         if (confirmText.Length > 0) r.Evidence.Add(ctx.Evidence.WriteText("confirmation.txt", confirmText.ToString(), "flagged detectors' triggers replayed on the production runtime"));
 
-        WriteMetricsAndDetails(r, outcomes, triggers, h, w, rows.Length, classes, o);
-        var (verdict, reasons) = Combine(outcomes, o.Confirmation, productionMissing, session?.Info.Name);
+        WriteMetricsAndDetails(r, outcomes, triggers, h, w, samples, classes, o);
+        var (verdict, reasons) = Combine(outcomes, o.Confirmation, productionMissing, flagged.Count > 0 ? productionName : null);
         r.Verdict = verdict;
         r.Reasons.AddRange(reasons);
         var confirmed = outcomes.Where(d => IsConfirmed(d, o.Confirmation)).ToList();
@@ -242,14 +346,14 @@ public sealed class TrojanScanCheck : Check<TrojanScanOptions>
         }
         else if (flagged.Count > 0) r.Details["flaggedClass"] = flagged[0].SuspectClass;
 
-        r.Coverage = $"{string.Join(", ", o.Detectors)} on {classes} classes ({rows.Length} samples of '{o.Dataset}' for the trigger searches; MM-BD needs none). " +
+        r.Coverage = $"{string.Join(", ", o.Detectors)} on {classes} classes ({samples} samples of '{o.Dataset}' for the trigger searches; MM-BD needs none). " +
                      "Each detector has blind spots (see the evidence); a pass means no detector found an anomaly within its budget, not that no backdoor exists.";
         Requirements.Apply(r, spec.Require);
         r.Summary = r.Verdict == Verdict.Fail && confirmed.Count > 0
             ? $"backdoor suspected: class {confirmed[0].SuspectClass} ({string.Join(", ", confirmed.Select(d => $"{d.Name} {d.Score:F2} > {d.Threshold:F2}"))}), confirmed {confirmed[0].ProductionAttackSuccess:P0} on production"
             : r.Verdict == Verdict.Pass ? $"no detector above its threshold: {string.Join("; ", outcomes.Select(d => $"{d.Name} {d.Score:F2} ≤ {d.Threshold:F2} (FPR {d.FalsePositiveRate:P0})"))}"
             : string.Join("; ", r.Reasons);
-        return Task.FromResult(r);
+        return r;
     }
 
     private static bool IsConfirmed(DetectorOutcome d, double confirmation) => d.Flagged && d.ProductionSamples > 0 && d.ProductionAttackSuccess >= confirmation;

@@ -14,6 +14,9 @@ public static class TrojanScanDeclaration
         Why = "A backdoored model behaves normally on clean data and only misbehaves when a secret trigger is present, so accuracy tests cannot find it.",
         NotCovered = "No trojan scan: a backdoor trigger planted in training would go unnoticed.",
         UsesDataset = true, NeedsDataset = true, ClassLabels = true,
+        Units = new("searches", "Per detector in the listed order: MM-BD is one unit (one batched search over all classes), Neural Cleanse and TABOR one per class, " +
+            "each on its own seed (the policy seed, the detector, the class index); a reached trigger is replayed on the production runtime in its unit. " +
+            "The statistics, calibrated thresholds and the ensemble's combined rule run once, on all classes' records. The wall-time budget applies to each shard."),
         Options =
         [
             new OptionDecl("detectors", "Which detectors run (default: all three). A detector flags when its statistic exceeds its threshold; the check fails when a flag is confirmed on the production runtime.")
