@@ -79,7 +79,7 @@ public abstract class RunnerBackend : ISandboxBackend
         {
             try
             {
-                var collected = JobStaging.Collect(staged, job.CheckIds, evidenceDir);
+                var collected = JobStaging.Collect(staged, job, evidenceDir);
                 return new SandboxOutcome(true, null, collected.Results, AchievedIsolation, collected.Runtime, details);
             }
             catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)

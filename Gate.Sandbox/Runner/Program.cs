@@ -5,7 +5,7 @@ using Gate.Sandbox.Protocol;
 using Gate.Sandbox.Runner;
 
 // The in-sandbox runner: reads <job>/job.json (read-only), runs it, streams progress as JSON lines on stdout and
-// writes <out>/results.json (temp file + rename, last) plus <out>/evidence/. Exit 0 = results written,
+// writes <out>/checks/<n>.json (one per check), <out>/evidence/ and <out>/results.json (temp file + rename, last). Exit 0 = results written,
 // 1 = failure recorded in results.json, 2 = usage. Anything else (signal, crash) the host treats as a fault.
 string? jobDir = null, outDir = null;
 for (int i = 0; i + 1 < args.Length; i += 2)
@@ -47,7 +47,9 @@ try
     var plan = manifest.Plan ?? throw new InvalidDataException("a checks job without a plan");
     var (results, runtime) = await SandboxJobExecutor.RunAsync(plan, In(manifest.Model), In, manifest.UseGpu, manifest.RequireGpu,
         Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None);
-    JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Results = results, Runtime = runtime });
+    // Each check's result in a file of its own, under a cap of its own; results.json, last, says the run completed.
+    JobProtocol.WriteCheckResults(outDir, plan.CheckIds, results, JobStaging.MaxCheckResultBytes);
+    JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Runtime = runtime });
     return 0;
 }
 catch (Exception e)
