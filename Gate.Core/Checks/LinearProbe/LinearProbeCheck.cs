@@ -43,8 +43,11 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         if (classesSeen.Length < 2)
             return Task.FromResult(CheckResult.Inconclusive(spec, $"dataset '{o.Dataset}' has only one concept label ({string.Join(",", classesSeen)}); nothing to probe"));
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
-        var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, MechanisticData.Rows(ds.Inputs, rows), layers, ct, pooling: o.Pooling);
+        var samples = MechanisticData.Rows(ds.Inputs, rows);
+        var capture = MechanisticData.BoundCapture(ctx, samples, MechanisticData.ResolveLayers(ctx.Model, o.Layers), o.Layers.Named is not null, o.Pooling,
+            MechanisticData.CaptureBudgetBytes(ctx));
+        var layers = capture.Layers;
+        var acts = MechanisticData.CaptureActivations(ctx, samples, layers, ct, capture.Batch, o.Pooling);
         var folds = StratifiedKFold.Assign(labels, o.Folds, rng);
 
         var results = new List<ProbeLayerResult>();
@@ -84,7 +87,7 @@ public sealed class LinearProbeCheck : Check<LinearProbeOptions>
         Requirements.Apply(r, spec.Require);
         string concept = o.Concept is null ? "the concept" : $"'{o.Concept}'";
         r.Summary = $"{concept} is best decoded at {best.Layer}: accuracy {best.Accuracy:F2} (95% CI {best.CiLow:F2}–{best.CiHigh:F2}, chance {r.Metrics["chance"]:F2}) over {layers.Count} layer(s), {o.Folds}-fold CV";
-        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept)";
+        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept){(capture.Note is null ? "" : "; " + capture.Note)}";
         r.Runtime = "builtin";
         return Task.FromResult(r);
     }
