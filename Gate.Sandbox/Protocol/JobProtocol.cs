@@ -72,6 +72,8 @@ public sealed class RunnerResults
     public List<CheckResult> Results { get; init; } = [];
     public RuntimeInfo? Runtime { get; init; }
     public JsonObject? SelfTest { get; init; }
+    /// <summary>Checks jobs: the pass cost measured before the checks ran, for the host's plan estimate (untrusted; <see cref="CostEstimator.Accept"/>).</summary>
+    public PassCost? PassCost { get; init; }
 }
 
 /// <summary>One line on the runner's stdout. Anything that does not parse as one is treated as a log line.</summary>

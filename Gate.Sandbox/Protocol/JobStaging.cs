@@ -30,7 +30,11 @@ public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir,
 }
 
 /// <summary>What the host accepted from a sandbox after validating results.json and every evidence file.</summary>
-public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest);
+public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest)
+{
+    /// <summary>The sandbox's measured pass cost, once its numbers passed <see cref="CostEstimator.Accept"/>.</summary>
+    public PassCost? PassCost { get; init; }
+}
 
 /// <summary>
 /// Host side of the job protocol: copies exactly what a job needs into a fresh private folder, and reads back what
@@ -311,7 +315,7 @@ public static class JobStaging
                 var reason = $"the sandbox's output for this check was refused: {why}; lower its samples, classes or layers, or split it";
                 accepted.Add(new CheckResult { Id = id, Type = type, Verdict = Verdict.Inconclusive, Summary = reason, Reasons = [reason] });
             }
-        return new CollectedResults(accepted, parsed.Runtime, parsed.SelfTest);
+        return new CollectedResults(accepted, parsed.Runtime, parsed.SelfTest) { PassCost = CostEstimator.Accept(parsed.PassCost) };
     }
 
     /// <summary>Reads a self-test result (results.json of a selftest job, at most 1 MiB); malformed → InvalidDataException.</summary>

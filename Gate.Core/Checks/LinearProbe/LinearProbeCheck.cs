@@ -7,7 +7,12 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.LinearProbe;
 
-public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerChoice Layers, int Folds, double Regularization, Pooling Pooling = Pooling.Flatten);
+public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerChoice Layers, int Folds, double Regularization, Pooling Pooling = Pooling.Flatten)
+    : Gate.Core.Plan.IEstimatesWork
+{
+    /// <summary>Every sample once, forward, capturing its layers (the probes' fitting is not model work).</summary>
+    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(rows, 0);
+}
 
 /// <summary>One layer's cross-validated probe result.</summary>
 public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, int Correct, int Samples, double CiLow, double CiHigh, double[] FoldAccuracies);

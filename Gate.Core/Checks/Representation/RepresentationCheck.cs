@@ -5,7 +5,11 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.Representation;
 
-public sealed record RepresentationOptions(string Dataset, int? Samples, LayerChoice Layers, double SparsityThreshold, double CodingRateEpsilon, Pooling Pooling = Pooling.Flatten);
+public sealed record RepresentationOptions(string Dataset, int? Samples, LayerChoice Layers, double SparsityThreshold, double CodingRateEpsilon, Pooling Pooling = Pooling.Flatten)
+    : Gate.Core.Plan.IEstimatesWork
+{
+    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
+}
 
 /// <summary>
 /// Per-layer statistics of the hidden representations on a dataset: activation sparsity, effective rank and coding
