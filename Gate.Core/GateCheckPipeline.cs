@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Diagnostics;
 using Gate.Core.Attestation;
 using Gate.Core.Checks;
@@ -127,7 +128,9 @@ public sealed class GateCheckPipeline
                 // Cancellation (SIGINT/SIGTERM) is not a sandbox fault: it ends the run with no decision at all.
                 catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested)) { outcome = new SandboxOutcome(false, $"sandbox failed: {e.Message}", [], sandbox!.AchievedIsolation, null); }
                 runtime = outcome.Runtime;
-                sandboxInfo = sandboxInfo with { Isolation = outcome.Isolation, Fault = outcome.FaultReason, SelfTest = outcome.Details?["selfTest"]?.AsObject()?.DeepClone().AsObject(), ImageId = outcome.Details?["imageId"]?.ToString(), Image = outcome.Details?["image"]?.ToString() };
+                sandboxInfo = sandboxInfo with { Isolation = outcome.Isolation, Fault = outcome.FaultReason, SelfTest = outcome.Details?["selfTest"]?.AsObject()?.DeepClone().AsObject(), ImageId = outcome.Details?["imageId"]?.ToString(), Image = outcome.Details?["image"]?.ToString(),
+                    Estimate = EstimateFrom(outcome, plan, sandboxChecks) };
+                if (sandboxInfo.Estimate is { } estimate) foreach (var line in estimate.Lines()) notice?.Invoke($"estimate: {line}");
                 var byId = outcome.Results.ToDictionary(r => r.Id);
                 foreach (var pc in sandboxChecks)
                 {
@@ -167,6 +170,15 @@ public sealed class GateCheckPipeline
             EndedAt = DateTimeOffset.UtcNow,
             Execution = execution,
         };
+    }
+
+    /// <summary>The plan's estimate from the pass cost the sandbox measured (untrusted: only finite, non-negative numbers are used).</summary>
+    private static PlanEstimate? EstimateFrom(SandboxOutcome outcome, CheckPlan plan, IReadOnlyList<PlannedCheck> checks)
+    {
+        PassCost? claimed;
+        try { claimed = outcome.Details?[SandboxOutcomeDetails.PassCost]?.Deserialize<PassCost>(GateJson.Options); }
+        catch (System.Text.Json.JsonException) { return null; }
+        return CostEstimator.Accept(claimed) is { } cost ? CostEstimator.Estimate(plan, checks, cost) : null;
     }
 
     /// <summary>The sandbox job for <paramref name="checks"/> of <paramref name="plan"/>: what every backend and every shard executes.</summary>

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -31,6 +32,9 @@ public sealed record RunnerExit(int? ExitCode, string? Fault, string StderrTail 
 public abstract class RunnerBackend : ISandboxBackend
 {
     private Task<JsonObject>? _selfTest;
+
+    /// <summary>Where an outcome's details carry the sandbox's measured pass cost (<see cref="Gate.Core.Plan.PassCost"/>).</summary>
+    public const string PassCostDetail = Gate.Core.Sandbox.SandboxOutcomeDetails.PassCost;
 
     public abstract string Name { get; }
     public abstract IsolationLevel AchievedIsolation { get; }
@@ -79,7 +83,8 @@ public abstract class RunnerBackend : ISandboxBackend
         {
             try
             {
-                var collected = JobStaging.Collect(staged, job.CheckIds, evidenceDir);
+                var collected = JobStaging.Collect(staged, job, evidenceDir);
+                if (collected.PassCost is { } cost) details[PassCostDetail] = JsonSerializer.SerializeToNode(cost, JobProtocol.Json);
                 return new SandboxOutcome(true, null, collected.Results, AchievedIsolation, collected.Runtime, details);
             }
             catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)

@@ -126,6 +126,79 @@ public static class MechanisticData
     private static bool IsConstant(OnnxModel model, string tensor) =>
         model.Graph.Initializers.ContainsKey(tensor) || model.Graph.Nodes.Any(n => n.OpType == "Constant" && n.Outputs.Contains(tensor));
 
+    /// <summary>
+    /// What the captured activations of a white-box check may occupy, all samples and layers together: a quarter of
+    /// the memory this process may use, so the capture scales with what the policy grants and leaves the rest to the
+    /// model, the engine's working tensors and the analysis. In a sandbox that is the policy's limit (the cgroup, or
+    /// the GC heap limit the process backends set; the bound plan carries no limits); where the policy is at hand
+    /// and stricter than the process's memory, the policy's.
+    /// </summary>
+    public static long CaptureBudgetBytes(CheckContext ctx)
+    {
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long policy = ctx.Policy.Spec.Sandbox.Limits.MemoryBytes;
+        return (policy > 0 ? Math.Min(policy, available) : available) / 4;
+    }
+
+    /// <summary>The layers a capture may hold within its budget, the batch it may run at, and what was left out (null when nothing).</summary>
+    public sealed record BoundedCapture(IReadOnlyList<string> Layers, int Batch, string? Note);
+
+    /// <summary>
+    /// Bounds a capture before it runs: each layer's size per sample is measured on one sample (after pooling, as
+    /// captured), then the layers must fit <paramref name="budgetBytes"/> for all <paramref name="samples"/>. Named
+    /// layers that do not fit are refused with what they need (the user chose them); <c>auto</c> and <c>residual</c>
+    /// keep the largest evenly spaced subset that fits (the deepest layer always among them) and say so. The batch
+    /// shrinks so that one batch's captures take at most a quarter of the budget.
+    /// </summary>
+    public static BoundedCapture BoundCapture(CheckContext ctx, IReadOnlyDictionary<string, Tensor> feeds, IReadOnlyList<string> layers, bool chosenByUser, Pooling pooling,
+        long budgetBytes, int batch = 256)
+    {
+        int n = feeds.Values.First().Shape[0];
+        if (n == 0) return new BoundedCapture(layers, batch, null);
+        int probe = Math.Min(FixedBatch.BatchFor(ctx.Model, 1), n);
+        var pass = ctx.Engine.Forward(feeds.ToDictionary(kv => kv.Key, kv => kv.Value.SliceBatch(0, probe), StringComparer.Ordinal), outputs: [], capture: layers);
+        var perSample = layers.Select(l =>
+        {
+            var t = pass[l];
+            long elements = t.Rank == 3 && pooling != Pooling.Flatten ? (long)t.Shape[0] * t.Shape[2] : t.Length;
+            return (Layer: l, Bytes: elements * sizeof(double) / Math.Max(1, probe));
+        }).ToList();
+        return ChooseWithin(perSample, n, budgetBytes, chosenByUser, FixedBatch.BatchFor(ctx.Model, batch), ctx.Model.FileName);
+    }
+
+    /// <summary>The selection rule of <see cref="BoundCapture"/> on measured sizes (bytes per sample of each layer, in graph order).</summary>
+    public static BoundedCapture ChooseWithin(IReadOnlyList<(string Layer, long Bytes)> perSample, int samples, long budgetBytes, bool chosenByUser,
+        int batch, string modelName)
+    {
+        static string MiB(long b) => $"{b / (1024.0 * 1024):F0} MiB";
+        long Need(IEnumerable<(string Layer, long Bytes)> ls) => ls.Sum(l => l.Bytes) * samples;
+        var chosen = perSample.ToList();
+        string? note = null;
+        if (Need(chosen) > budgetBytes)
+        {
+            if (chosenByUser)
+                throw new InsufficientMemoryException($"{modelName}: the {perSample.Count} named layer(s) need {MiB(Need(perSample))} of activations for {samples} samples, " +
+                    $"over the capture budget of {MiB(budgetBytes)} (a quarter of the sandbox's memory): name fewer or smaller layers, lower samples, " +
+                    "pool a sequence model (pooling: mean|cls) or raise sandbox.limits.memory");
+            chosen = [];
+            for (int k = perSample.Count - 1; k >= 1 && chosen.Count == 0; k--)
+            {
+                // k layers spread evenly over the depth, ending at the deepest.
+                var pick = Enumerable.Range(0, k).Select(i => perSample[k == 1 ? perSample.Count - 1 : (int)Math.Round(i * (perSample.Count - 1) / (double)(k - 1))]).Distinct().ToList();
+                if (Need(pick) <= budgetBytes) chosen = pick;
+            }
+            if (chosen.Count == 0 && perSample.MinBy(l => l.Bytes) is var smallest && Need([smallest]) <= budgetBytes) chosen = [smallest];
+            if (chosen.Count == 0)
+                throw new InsufficientMemoryException($"{modelName}: layers: auto found no layer whose activations for {samples} samples fit the capture budget of {MiB(budgetBytes)} " +
+                    $"(the smallest needs {MiB(Need([perSample.MinBy(l => l.Bytes)]))}): lower samples, name a small layer or raise sandbox.limits.memory");
+            note = $"layers: auto captured {chosen.Count} of {perSample.Count} hidden activations ({MiB(Need(chosen))}; all would need {MiB(Need(perSample))}, " +
+                   $"over the capture budget of {MiB(budgetBytes)}, a quarter of the sandbox's memory)";
+        }
+        long perBatchSample = Math.Max(1, chosen.Sum(l => l.Bytes));
+        int fitted = (int)Math.Clamp(budgetBytes / 4 / perBatchSample, 1, batch);
+        return new BoundedCapture(chosen.Select(l => l.Layer).ToList(), batch == 1 ? 1 : fitted, note);
+    }
+
     /// <summary>Runs the built-in engine over the inputs in batches and returns each layer's activations, pooled over
     /// token positions as declared and flattened per sample.</summary>
     public static Dictionary<string, SampleMatrix> CaptureActivations(CheckContext ctx, Tensor inputs, IReadOnlyList<string> layers, CancellationToken ct, int batch = 256,

@@ -40,6 +40,12 @@ public sealed record SandboxInfo(string Backend, IsolationLevel Isolation, Isola
     public string? Image { get; init; }
     /// <summary>Why <c>--sandbox auto</c> did not use a stronger backend (e.g. no Docker engine answered); null when it did.</summary>
     public string? FallbackReason { get; init; }
+    /// <summary>
+    /// The plan's cost estimate from the pass the sandbox measured before its checks ran: per check, in total, and
+    /// against the wall time. An estimate from a timing, so it lives here, beside the other facts of this host's
+    /// run, never among the checks' results that shards and replays reproduce. Null when nothing was measured.
+    /// </summary>
+    public Gate.Core.Plan.PlanEstimate? Estimate { get; init; }
 }
 
 /// <summary>Where a decision points at the model signature made beside it: the bundle file, its SHA-256, and the signed model digest.</summary>

@@ -74,7 +74,7 @@ public static partial class UntrustedFiles
             {
                 var (mode, size) = Stat(fd, "", AtEmptyPath) ?? throw new UnsafeFileException(relativePath, $"cannot be examined ({Error(Marshal.GetLastPInvokeError())})");
                 if ((mode & SIfMt) != SIfReg) throw new UnsafeFileException(relativePath, $"is {TypeName(mode)}, not a regular file");
-                if (size > maxBytes) throw new UnsafeFileException(relativePath, $"is {size} bytes (limit {maxBytes})");
+                if (size > maxBytes) throw new UnsafeFileException(relativePath, $"is {size} bytes (limit {maxBytes})") { TooLarge = true };
                 length = size;
                 return handle;
             }
@@ -157,4 +157,6 @@ public sealed class UnsafeFileException(string relativePath, string reason) : IO
     public string RelativePath { get; } = relativePath;
     public string Reason { get; } = reason;
     public bool Missing => Reason == "is missing";
+    /// <summary>A regular file refused only for its size: a matter of scale, not of tampering (callers may confine its effect).</summary>
+    public bool TooLarge { get; init; }
 }

@@ -33,6 +33,13 @@ public sealed record SandboxOutcome(
     RuntimeInfo? Runtime,
     JsonObject? Details = null);
 
+/// <summary>Keys of <see cref="SandboxOutcome.Details"/> that the pipeline reads.</summary>
+public static class SandboxOutcomeDetails
+{
+    /// <summary>The pass cost the sandbox measured before its checks ran (<see cref="Gate.Core.Plan.PassCost"/>), for the plan estimate.</summary>
+    public const string PassCost = "passCost";
+}
+
 /// <summary>A way to execute a <see cref="SandboxJob"/> (Docker container, child process, or in-process for tests).</summary>
 public interface ISandboxBackend
 {

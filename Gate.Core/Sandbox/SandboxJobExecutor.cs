@@ -19,13 +19,14 @@ public static class SandboxJobExecutor
     /// job that crosses into a sandbox, so what runs is what a runner would have received.
     /// </summary>
     public static Task<(List<CheckResult> Results, RuntimeInfo? Runtime)> RunAsync(SandboxJob job, string evidenceDir,
-        IProgress<ProgressUpdate> progress, CancellationToken ct) =>
-        RunAsync(BoundPlan.FromJson(job.Plan.ToJson()), job.ModelPath, path => path, job.UseGpu, job.RequireGpu, evidenceDir, progress, ct);
+        IProgress<ProgressUpdate> progress, CancellationToken ct, Action<PassCost>? measured = null) =>
+        RunAsync(BoundPlan.FromJson(job.Plan.ToJson()), job.ModelPath, path => path, job.UseGpu, job.RequireGpu, evidenceDir, progress, ct, measured);
 
     /// <param name="modelPath">The model file as given to the sandbox.</param>
     /// <param name="resolve">Where the plan's data paths are in this sandbox (the job folder for the runner).</param>
+    /// <param name="measured">Told the measured pass cost (<see cref="CostEstimator.TryMeasure"/>) before the checks run, for the host's estimate.</param>
     public static async Task<(List<CheckResult> Results, RuntimeInfo? Runtime)> RunAsync(BoundPlan plan, string modelPath, Func<string, string> resolve,
-        bool useGpu, bool requireGpu, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
+        bool useGpu, bool requireGpu, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct, Action<PassCost>? measured = null)
     {
         var model = OnnxModelLoader.Load(modelPath);
         if (model.Sha256 != plan.ModelSha256) throw new InvalidDataException($"model digest changed between planning and execution ({plan.ModelSha256} → {model.Sha256})");
@@ -37,6 +38,7 @@ public static class SandboxJobExecutor
         try
         {
             var ctx = new CheckContext(model, policy, session, reason, new EvidenceWriter(evidenceDir), progress);
+            if (measured is not null && CostEstimator.TryMeasure(ctx, checks) is { } cost) measured(cost);
             var results = await CheckExecutor.RunAllAsync(ctx, checks, ct, plan.Shard).ConfigureAwait(false);
             // The white-box engine is recorded beside the production runtime (the host has no other way to learn it).
             var info = session?.Info ?? (ctx.EngineChoice is null ? null : new RuntimeInfo("none", "", "", "", reason));

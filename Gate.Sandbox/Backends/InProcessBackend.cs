@@ -17,7 +17,10 @@ public sealed class InProcessBackend : ISandboxBackend
 
     public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {
-        var (results, runtime) = await SandboxJobExecutor.RunAsync(job, evidenceDir, progress, ct).ConfigureAwait(false);
-        return new SandboxOutcome(true, null, results, AchievedIsolation, runtime);
+        Gate.Core.Plan.PassCost? cost = null;
+        var (results, runtime) = await SandboxJobExecutor.RunAsync(job, evidenceDir, progress, ct, c => cost = c).ConfigureAwait(false);
+        var details = new System.Text.Json.Nodes.JsonObject();
+        if (cost is not null) details[SandboxOutcomeDetails.PassCost] = System.Text.Json.JsonSerializer.SerializeToNode(cost, Gate.Core.IO.GateJson.Options);
+        return new SandboxOutcome(true, null, results, AchievedIsolation, runtime, details);
     }
 }

@@ -55,10 +55,16 @@ public sealed record JobManifest
 public sealed record SelfTestRequest(string LoopbackHost, int LoopbackPort, string OutsideHost, int OutsidePort,
     string CanaryName, string CanaryValue, int PidsLimit, string Nonce = "");
 
-/// <summary>results.json: written by the runner (temp file + rename) as its last act.</summary>
+/// <summary>
+/// results.json: written by the runner (temp file + rename) as its last act. A checks job's results are not in it:
+/// each check has a file of its own (<see cref="CheckFile"/>) with a cap of its own, so one check whose result is
+/// too large ends INCONCLUSIVE alone instead of voiding the run. Run and self-test jobs keep their one result here.
+/// </summary>
 public sealed class RunnerResults
 {
     public const string FileName = "results.json";
+    /// <summary>The n-th check of the plan's result, relative to the results folder. Named by position, never by id, so no id becomes a path.</summary>
+    public static string CheckFile(int index) => $"checks/{index}.json";
     public bool Completed { get; init; }
     public string? Error { get; init; }
     /// <summary>The failure was the job's input (model, tensors, names), not the sandbox: <c>gate run</c> exits 3 for it.</summary>
@@ -66,6 +72,8 @@ public sealed class RunnerResults
     public List<CheckResult> Results { get; init; } = [];
     public RuntimeInfo? Runtime { get; init; }
     public JsonObject? SelfTest { get; init; }
+    /// <summary>Checks jobs: the pass cost measured before the checks ran, for the host's plan estimate (untrusted; <see cref="CostEstimator.Accept"/>).</summary>
+    public PassCost? PassCost { get; init; }
 }
 
 /// <summary>One line on the runner's stdout. Anything that does not parse as one is treated as a log line.</summary>
@@ -97,6 +105,50 @@ public static class JobProtocol
             return true;
         }
         catch (JsonException) { return false; }
+    }
+
+    /// <summary>
+    /// Writes each check's result to its own file (<see cref="RunnerResults.CheckFile"/>, by position in
+    /// <paramref name="checkIds"/>), streamed through a cap: a result over <paramref name="maxBytes"/> is never held
+    /// or written whole; an INCONCLUSIVE result saying why takes its place. The host enforces the same cap itself.
+    /// </summary>
+    public static void WriteCheckResults(string resultsDir, IReadOnlyList<string> checkIds, IEnumerable<CheckResult> results, long maxBytes)
+    {
+        var position = checkIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i, StringComparer.Ordinal);
+        foreach (var r in results)
+        {
+            if (!position.TryGetValue(r.Id, out int index)) throw new InvalidOperationException($"a result for check '{r.Id}', which the plan does not hold");
+            var path = Path.Combine(resultsDir, RunnerResults.CheckFile(index));
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var tmp = path + ".tmp";
+            try
+            {
+                using (var capped = new CappedFileStream(tmp, maxBytes)) JsonSerializer.Serialize(capped, r, Json);
+            }
+            catch (CappedFileStream.CapExceededException)
+            {
+                var why = $"its result exceeds the per-check cap of {maxBytes >> 20} MiB: lower the check's samples, classes or layers, or split it";
+                using var capped = new CappedFileStream(tmp, maxBytes);
+                JsonSerializer.Serialize(capped, new CheckResult
+                {
+                    Id = r.Id, Type = r.Type, Enforcement = r.Enforcement, Verdict = Verdict.Inconclusive, Summary = why, Reasons = [why],
+                    Runtime = r.Runtime, DurationSeconds = r.DurationSeconds,
+                }, Json);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+    }
+
+    /// <summary>A new file that refuses to grow past its cap (throws <see cref="CapExceededException"/>), so a huge result is never materialised.</summary>
+    private sealed class CappedFileStream(string path, long cap) : FileStream(path, FileMode.Create, FileAccess.Write)
+    {
+        public sealed class CapExceededException() : IOException("over the cap");
+        public override void Write(ReadOnlySpan<byte> buffer) { Check(buffer.Length); base.Write(buffer); }
+        public override void Write(byte[] buffer, int offset, int count) { Check(count); base.Write(buffer, offset, count); }
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) { Check(buffer.Length); return base.WriteAsync(buffer, ct); }
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) { Check(count); return base.WriteAsync(buffer, offset, count, ct); }
+        public override void WriteByte(byte value) { Check(1); base.WriteByte(value); }
+        private void Check(int more) { if (Position + more > cap) throw new CapExceededException(); }
     }
 
     public static void WriteJsonAtomic<T>(string path, T value) => Gate.Core.IO.AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(value, Json));

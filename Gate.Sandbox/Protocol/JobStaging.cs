@@ -30,7 +30,11 @@ public sealed record StagedJob(string WorkDir, string JobDir, string ResultsDir,
 }
 
 /// <summary>What the host accepted from a sandbox after validating results.json and every evidence file.</summary>
-public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest);
+public sealed record CollectedResults(List<CheckResult> Results, RuntimeInfo? Runtime, JsonObject? SelfTest)
+{
+    /// <summary>The sandbox's measured pass cost, once its numbers passed <see cref="CostEstimator.Accept"/>.</summary>
+    public PassCost? PassCost { get; init; }
+}
 
 /// <summary>
 /// Host side of the job protocol: copies exactly what a job needs into a fresh private folder, and reads back what
@@ -42,6 +46,8 @@ public static class JobStaging
     /// <summary>The unprivileged identity the sandbox runs as (nobody/nogroup; "sandbox" in the image's passwd).</summary>
     public const int SandboxUid = 65534, SandboxGid = 65534;
     public const long MaxResultsBytes = 64L << 20;
+    /// <summary>Each check's own result file (<see cref="RunnerResults.CheckFile"/>), and all of them together.</summary>
+    public const long MaxCheckResultBytes = 64L << 20, MaxCheckResultsTotalBytes = 512L << 20;
     public const long MaxSelfTestBytes = 1L << 20;
     public const long MaxEvidenceFileBytes = 256L << 20, MaxEvidenceTotalBytes = 1L << 30;
     public const int MaxEvidenceFiles = 10_000;
@@ -211,16 +217,22 @@ public static class JobStaging
     [DllImport("libc")] private static extern uint getegid();
 
     /// <summary>
-    /// Reads results.json and validates it against the job: a regular file within size (never a link, FIFO or
-    /// device, at any depth — see <see cref="UntrustedFiles"/>), parseable, only requested check ids and each once,
-    /// every evidence file a regular file inside results/evidence with the recorded size and SHA-256. Each file is
-    /// read once, into memory, and only when all are valid are they written to <paramref name="evidenceDir"/>.
-    /// Throws <see cref="InvalidDataException"/> with the reason.
+    /// Reads results.json and each check's own file (<see cref="RunnerResults.CheckFile"/>) and validates them
+    /// against the job: regular files within size (never a link, FIFO or device, at any depth — see
+    /// <see cref="UntrustedFiles"/>), parseable, only requested check ids and each once, every evidence file a regular
+    /// file inside results/evidence with the recorded size and SHA-256. Each file is read once, into memory, and only
+    /// when all are valid are they written to <paramref name="evidenceDir"/>. Throws <see cref="InvalidDataException"/>
+    /// with the reason. The one exception is size: a check whose result file or evidence is over its cap (or over
+    /// what the run's total leaves) comes back INCONCLUSIVE saying so, and the other checks keep their results.
     /// </summary>
-    public static CollectedResults Collect(StagedJob staged, IReadOnlyCollection<string> requestedIds, string evidenceDir) =>
-        Collect(staged, requestedIds, evidenceDir, MaxResultsBytes);
+    public static CollectedResults Collect(StagedJob staged, SandboxJob job, string evidenceDir) =>
+        Collect(staged, job.Plan.Checks.Select(c => (c.Id, c.Type)).ToList(), evidenceDir, MaxResultsBytes);
 
-    private static CollectedResults Collect(StagedJob staged, IReadOnlyCollection<string> requestedIds, string evidenceDir, long maxResultsBytes)
+    /// <summary><see cref="Collect(StagedJob, SandboxJob, string)"/> for results whose type the host does not know (a run job's one result).</summary>
+    public static CollectedResults Collect(StagedJob staged, IReadOnlyCollection<string> requestedIds, string evidenceDir) =>
+        Collect(staged, requestedIds.Select(id => (id, "unknown")).ToList(), evidenceDir, MaxResultsBytes);
+
+    private static CollectedResults Collect(StagedJob staged, IReadOnlyList<(string Id, string Type)> requested, string evidenceDir, long maxResultsBytes)
     {
         RunnerResults parsed;
         try
@@ -234,37 +246,76 @@ public static class JobStaging
         if (!parsed.Completed) throw new InvalidDataException($"the runner failed: {parsed.Error ?? "no reason given"}");
         if (parsed.Results is null) throw new InvalidDataException("results.json has no results list");
 
-        var wanted = new HashSet<string>(requestedIds, StringComparer.Ordinal);
+        // Each check's own file, capped on its own and against what the run's total leaves; an oversized one makes
+        // only that check INCONCLUSIVE. A missing one is no result (the pipeline says so for that check alone).
+        var results = new List<CheckResult>(parsed.Results);
+        var oversized = new Dictionary<string, string>(StringComparer.Ordinal);
+        long resultsTotal = 0;
+        for (int i = 0; i < requested.Count; i++)
+        {
+            var (id, _) = requested[i];
+            var rel = RunnerResults.CheckFile(i);
+            byte[] bytes;
+            try { bytes = UntrustedFiles.ReadAll(staged.TrustedParent, staged.ResultsRelative(rel), Math.Min(MaxCheckResultBytes, MaxCheckResultsTotalBytes - resultsTotal)); }
+            catch (UnsafeFileException e) when (e.Missing) { continue; }
+            catch (UnsafeFileException e) when (e.TooLarge) { oversized[id] = $"its result file {e.Reason.Replace("limit", "cap", StringComparison.Ordinal)}"; continue; }
+            catch (UnsafeFileException e) { throw new InvalidDataException($"check '{id}': {rel} refused: {e.Reason}"); }
+            resultsTotal += bytes.Length;
+            CheckResult r;
+            try { r = JsonSerializer.Deserialize<CheckResult>(bytes, JobProtocol.Json) ?? throw new InvalidDataException($"check '{id}': {rel} is empty (null)"); }
+            catch (JsonException e) { throw new InvalidDataException($"check '{id}': {rel} is malformed: {e.Message}"); }
+            if (r.Id != id) throw new InvalidDataException($"{rel} holds a result for '{r.Id}', not for check '{id}'");
+            results.Add(r);
+        }
+
+        var wanted = requested.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var copies = new List<(string Rel, byte[] Bytes)>();
         var taken = new HashSet<string>(StringComparer.Ordinal);
         long total = 0;
-        foreach (var r in parsed.Results)
+        foreach (var r in results)
         {
             if (r is null || r.Id is null || r.Type is null) throw new InvalidDataException("results.json has a result without id/type");
             if (!wanted.Contains(r.Id)) throw new InvalidDataException($"results.json has a result for check '{r.Id}' that was not requested");
             if (!seen.Add(r.Id)) throw new InvalidDataException($"results.json has two results for check '{r.Id}'");
+            var mine = new List<(string Rel, byte[] Bytes)>();
+            long before = total;
             foreach (var ev in r.Evidence)
             {
                 if (ev?.Path is null || Path.IsPathRooted(ev.Path)) throw new InvalidDataException($"check '{r.Id}': evidence path must be relative");
-                if (copies.Count >= MaxEvidenceFiles) throw new InvalidDataException($"results.json lists more than {MaxEvidenceFiles} evidence files");
+                if (copies.Count + mine.Count >= MaxEvidenceFiles) throw new InvalidDataException($"results.json lists more than {MaxEvidenceFiles} evidence files");
                 var rel = ev.Path.Replace('\\', '/');
                 if (!taken.Add(rel)) throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' is listed twice");
                 byte[] bytes;
                 try { bytes = UntrustedFiles.ReadAll(staged.TrustedParent, staged.ResultsRelative("evidence/" + rel), Math.Min(MaxEvidenceFileBytes, MaxEvidenceTotalBytes - total)); }
+                catch (UnsafeFileException e) when (e.TooLarge)
+                {
+                    // Too much evidence is this check's problem alone: none of its files is kept, the others' are.
+                    oversized[r.Id] = $"its evidence file '{ev.Path}' {e.Reason.Replace("limit", "cap", StringComparison.Ordinal)}";
+                    break;
+                }
                 catch (UnsafeFileException e) { throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' refused: {e.Reason}"); }
                 total += bytes.Length;
                 if (bytes.Length != ev.Bytes) throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' has {bytes.Length} bytes, results say {ev.Bytes}");
                 if (!string.Equals(Convert.ToHexStringLower(SHA256.HashData(bytes)), ev.Sha256, StringComparison.OrdinalIgnoreCase))
                     throw new InvalidDataException($"check '{r.Id}': evidence file '{ev.Path}' does not match its recorded SHA-256");
-                copies.Add((rel, bytes));
+                mine.Add((rel, bytes));
             }
+            if (oversized.ContainsKey(r.Id)) total = before;
+            else copies.AddRange(mine);
         }
         foreach (var (rel, bytes) in copies)
         {
             Gate.Core.IO.AtomicFile.Write(Path.Combine(evidenceDir, rel), bytes);
         }
-        return new CollectedResults(parsed.Results, parsed.Runtime, parsed.SelfTest);
+        var accepted = results.Where(r => !oversized.ContainsKey(r.Id)).ToList();
+        foreach (var (id, type) in requested)
+            if (oversized.TryGetValue(id, out var why))
+            {
+                var reason = $"the sandbox's output for this check was refused: {why}; lower its samples, classes or layers, or split it";
+                accepted.Add(new CheckResult { Id = id, Type = type, Verdict = Verdict.Inconclusive, Summary = reason, Reasons = [reason] });
+            }
+        return new CollectedResults(accepted, parsed.Runtime, parsed.SelfTest) { PassCost = CostEstimator.Accept(parsed.PassCost) };
     }
 
     /// <summary>Reads a self-test result (results.json of a selftest job, at most 1 MiB); malformed → InvalidDataException.</summary>

@@ -5,7 +5,7 @@ using Gate.Sandbox.Protocol;
 using Gate.Sandbox.Runner;
 
 // The in-sandbox runner: reads <job>/job.json (read-only), runs it, streams progress as JSON lines on stdout and
-// writes <out>/results.json (temp file + rename, last) plus <out>/evidence/. Exit 0 = results written,
+// writes <out>/checks/<n>.json (one per check), <out>/evidence/ and <out>/results.json (temp file + rename, last). Exit 0 = results written,
 // 1 = failure recorded in results.json, 2 = usage. Anything else (signal, crash) the host treats as a fault.
 // A benchmark aid (scripts/bench-torch.sh), not a job: times one model's passes and prints one JSON line.
 if (args.Length > 0 && args[0] == "--bench")
@@ -51,9 +51,12 @@ try
     // The plan as the host bound it: no policy is parsed here. Its model and data digests are re-verified first.
     // (Limits are enforced from outside — cgroups, rlimits; the runner itself has no use for them.)
     var plan = manifest.Plan ?? throw new InvalidDataException("a checks job without a plan");
+    Gate.Core.Plan.PassCost? passCost = null;
     var (results, runtime) = await SandboxJobExecutor.RunAsync(plan, In(manifest.Model), In, manifest.UseGpu, manifest.RequireGpu,
-        Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None);
-    JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Results = results, Runtime = runtime });
+        Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None, measured: c => passCost = c);
+    // Each check's result in a file of its own, under a cap of its own; results.json, last, says the run completed.
+    JobProtocol.WriteCheckResults(outDir, plan.CheckIds, results, JobStaging.MaxCheckResultBytes);
+    JobProtocol.WriteJsonAtomic(resultsPath, new RunnerResults { Completed = true, Runtime = runtime, PassCost = passCost });
     return 0;
 }
 catch (Exception e)

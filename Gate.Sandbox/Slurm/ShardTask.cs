@@ -64,7 +64,7 @@ public sealed record StagedShardJob(string Model, string ModelSha256, BoundPlan 
 
 /// <summary>
 /// What one array task does on its node (<c>gate shard run</c>): pick this node's sandbox (at least the policy's
-/// floor, the same hardening as a local run), run the shard in it, and write <c>results/results.json</c>,
+/// floor, the same hardening as a local run), run the shard in it, and write <c>results/results.json</c>, <c>results/checks/</c>,
 /// <c>results/evidence/</c> and <c>results/shard.json</c> (node, backend, isolation) for the submitting host, which
 /// reads them as untrusted input. Exit 0: the shard completed; 1: it did not (the host may retry it).
 /// </summary>
@@ -92,9 +92,10 @@ public static class ShardTask
         };
         Gate.Core.IO.AtomicFile.WriteText(Path.Combine(results, InfoFileName), info.ToJsonString());
         // Written last: its presence means the shard's evidence is in place.
+        JobProtocol.WriteCheckResults(results, job.CheckIds, outcome.Completed ? outcome.Results : [], JobStaging.MaxCheckResultBytes);
         JobProtocol.WriteJsonAtomic(Path.Combine(results, RunnerResults.FileName), new RunnerResults
         {
-            Completed = outcome.Completed, Error = outcome.FaultReason, Results = [.. outcome.Results], Runtime = outcome.Runtime,
+            Completed = outcome.Completed, Error = outcome.FaultReason, Runtime = outcome.Runtime,
         });
         return outcome.Completed ? 0 : 1;
     }

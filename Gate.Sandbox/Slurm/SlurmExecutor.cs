@@ -217,7 +217,7 @@ public sealed class SlurmExecutor(SlurmOptions options) : IShardExecutor
         {
             try
             {
-                var collected = JobStaging.Collect(staged, job.CheckIds, evidence);
+                var collected = JobStaging.Collect(staged, job, evidence);
                 outcome = new SandboxOutcome(true, null, collected.Results, isolation, collected.Runtime, details);
             }
             catch (InvalidDataException e)

@@ -127,6 +127,97 @@ public class JobStagingTests
         Assert.False(Directory.Exists(ev) && Directory.EnumerateFiles(ev, "*", SearchOption.AllDirectories).Any(), "nothing may be copied from rejected results");
     }
 
+    /// <summary>Each check's result in its own file, as the runner writes them (completed envelope, no results in it).</summary>
+    private static void WriteCheckFiles(StagedJob s, string[] ids, params CheckResult[] results)
+    {
+        JobProtocol.WriteCheckResults(s.ResultsDir, ids, results, JobStaging.MaxCheckResultBytes);
+        JobProtocol.WriteJsonAtomic(Path.Combine(s.ResultsDir, RunnerResults.FileName), new RunnerResults { Completed = true });
+    }
+
+    [Fact]
+    public void One_oversized_check_result_is_inconclusive_alone_and_the_others_keep_their_verdicts_and_evidence()
+    {
+        var (s, ev) = Setup();
+        using var _ = s;
+        var file = WriteEvidence(s, "accuracy/confusion.txt", "1 2 3"u8.ToArray());
+        string[] ids = ["big", "accuracy"];
+        WriteCheckFiles(s, ids, Result("big"), Result("accuracy", file));
+        // The big check's file is over its cap (sparse: claimed, not written): refused from its size, never read.
+        using (var f = File.OpenWrite(Path.Combine(s.ResultsDir, RunnerResults.CheckFile(0)))) f.SetLength(JobStaging.MaxCheckResultBytes + 1);
+        var job = SandboxTestJobs.Job(SandboxTestJobs.WritePolicy(TestPaths.TempDir("gate-staging")));
+        var plan = job.Plan with { Checks = [job.Plan.Checks[0] with { Id = "big", Type = "trojan" }, job.Plan.Checks[0]] };
+
+        var got = JobStaging.Collect(s, job with { Plan = plan }, ev).Results.ToDictionary(r => r.Id);
+
+        Assert.Equal(Verdict.Pass, got["accuracy"].Verdict);
+        Assert.Equal("1 2 3", File.ReadAllText(Path.Combine(ev, "accuracy", "confusion.txt")));
+        Assert.Equal(Verdict.Inconclusive, got["big"].Verdict);
+        Assert.Equal("trojan", got["big"].Type);
+        Assert.Contains($"{JobStaging.MaxCheckResultBytes + 1} bytes (cap {JobStaging.MaxCheckResultBytes})", got["big"].Summary);
+    }
+
+    [Fact]
+    public void A_check_whose_evidence_is_over_its_cap_is_inconclusive_alone_and_none_of_its_evidence_is_copied()
+    {
+        var (s, ev) = Setup();
+        using var _ = s;
+        Directory.CreateDirectory(Path.Combine(s.ResultsDir, "evidence", "big"));
+        var small = WriteEvidence(s, "big/small.txt", "small"u8.ToArray());
+        var huge = Path.Combine(s.ResultsDir, "evidence", "big", "huge.bin");
+        using (var f = File.Create(huge)) f.SetLength(JobStaging.MaxEvidenceFileBytes + 1);
+        var good = WriteEvidence(s, "accuracy/a.txt", "good"u8.ToArray());
+        WriteCheckFiles(s, ["big", "accuracy"], Result("big", small, new EvidenceFile("big/huge.bin", new string('0', 64), JobStaging.MaxEvidenceFileBytes + 1, "x")), Result("accuracy", good));
+
+        var got = JobStaging.Collect(s, ["big", "accuracy"], ev).Results.ToDictionary(r => r.Id);
+
+        Assert.Equal(Verdict.Pass, got["accuracy"].Verdict);
+        Assert.Equal(Verdict.Inconclusive, got["big"].Verdict);
+        Assert.Contains("huge.bin", got["big"].Summary);
+        Assert.True(File.Exists(Path.Combine(ev, "accuracy", "a.txt")));
+        Assert.False(Directory.Exists(Path.Combine(ev, "big")), "an oversized check keeps none of its evidence");
+    }
+
+    [Fact]
+    public void The_runner_replaces_a_result_over_the_cap_without_materialising_it()
+    {
+        var (s, ev) = Setup();
+        using var _ = s;
+        var huge = Result("big");
+        huge.Details["values"] = new System.Text.Json.Nodes.JsonArray([.. Enumerable.Range(0, 100_000).Select(i => (System.Text.Json.Nodes.JsonNode?)i)]);
+        JobProtocol.WriteCheckResults(s.ResultsDir, ["big", "accuracy"], [huge, Result("accuracy")], maxBytes: 64 << 10);
+        JobProtocol.WriteJsonAtomic(Path.Combine(s.ResultsDir, RunnerResults.FileName), new RunnerResults { Completed = true });
+
+        Assert.True(new FileInfo(Path.Combine(s.ResultsDir, RunnerResults.CheckFile(0))).Length <= 64 << 10);
+        var got = JobStaging.Collect(s, ["big", "accuracy"], ev).Results.ToDictionary(r => r.Id);
+        Assert.Equal(Verdict.Inconclusive, got["big"].Verdict);
+        Assert.Contains("per-check cap", got["big"].Summary);
+        Assert.Equal(Verdict.Pass, got["accuracy"].Verdict);
+    }
+
+    public static TheoryData<string> CheckFileTampering => new() { "malformed", "other-id", "link", "also-in-results.json" };
+
+    /// <summary>Only size is confined to its check: a check file that is malformed, misplaced or a link is tampering, and voids the run.</summary>
+    [Theory]
+    [MemberData(nameof(CheckFileTampering))]
+    public void Tampered_check_files_reject_the_whole_run(string how)
+    {
+        var (s, ev) = Setup();
+        using var _ = s;
+        var good = WriteEvidence(s, "accuracy/a.txt", "good"u8.ToArray());
+        WriteCheckFiles(s, ["accuracy", "other"], Result("accuracy", good), Result("other"));
+        var second = Path.Combine(s.ResultsDir, RunnerResults.CheckFile(1));
+        switch (how)
+        {
+            case "malformed": File.WriteAllText(second, "{ nope ]"); break;
+            case "other-id": File.Copy(Path.Combine(s.ResultsDir, RunnerResults.CheckFile(0)), second, overwrite: true); break;
+            case "link": File.Delete(second); File.CreateSymbolicLink(second, Path.Combine(s.ResultsDir, RunnerResults.CheckFile(0))); break;
+            case "also-in-results.json": WriteResults(s, Result("other")); break;
+        }
+        var e = Assert.Throws<InvalidDataException>(() => JobStaging.Collect(s, ["accuracy", "other"], ev));
+        Assert.False(string.IsNullOrWhiteSpace(e.Message));
+        Assert.False(Directory.Exists(ev) && Directory.EnumerateFiles(ev, "*", SearchOption.AllDirectories).Any(), "nothing may be copied from rejected results");
+    }
+
     [Fact]
     public void Staging_copies_the_datasets_the_plan_uses_and_relocates_the_plan_to_them()
     {

@@ -5,7 +5,10 @@ using Gate.Core.Tensors;
 
 namespace Gate.Core.Checks.Accuracy;
 
-public sealed record AccuracyOptions(string Dataset, int? Samples, double? Confidence);
+public sealed record AccuracyOptions(string Dataset, int? Samples, double? Confidence) : Gate.Core.Plan.IEstimatesWork
+{
+    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
+}
 
 /// <summary>Top-1 accuracy of the model on a labelled dataset, run on the production runtime when available.</summary>
 public sealed class AccuracyCheck : Check<AccuracyOptions>

@@ -10,8 +10,20 @@ public sealed record AdversarialOptions(
     string Dataset, int? Samples, long[]? Indices, string? Input,
     ThreatModel Threat, AttackGoal Goal,
     IReadOnlyList<MethodSpec> Search, long? QueryBudget, TimeSpan? WallTime,
-    double? Confidence, double[] Sweep)
+    double? Confidence, double[] Sweep) : Gate.Core.Plan.IEstimatesWork
 {
+    /// <summary>
+    /// Every attacked sample runs every method's queries (its own cost model) at every ε of the sweep; counted as
+    /// gradient passes, an upper bound for the black-box methods, whose queries are forward passes.
+    /// </summary>
+    public Gate.Core.Plan.CheckWork Work(long rows, int classes)
+    {
+        long samples = Indices?.Length ?? Math.Min(Samples ?? rows, rows);
+        long perSample = Search.Sum(m => AttackMethods.Find(m.Method)?.QueriesPerSample(m) ?? 0);
+        int rounds = Sweep.Append(Threat.Epsilon).Distinct().Count();
+        return new(samples, samples * perSample * rounds);
+    }
+
 
     public static AdversarialOptions Bind(CheckSpec spec, DeploymentPolicy policy)
     {

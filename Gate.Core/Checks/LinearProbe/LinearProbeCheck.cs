@@ -7,7 +7,12 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.LinearProbe;
 
-public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerChoice Layers, int Folds, double Regularization, Pooling Pooling = Pooling.Flatten);
+public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerChoice Layers, int Folds, double Regularization, Pooling Pooling = Pooling.Flatten)
+    : Gate.Core.Plan.IEstimatesWork
+{
+    /// <summary>Every sample once, forward, capturing its layers (the probes' fitting is not model work).</summary>
+    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(rows, 0);
+}
 
 /// <summary>One layer's cross-validated probe result.</summary>
 public sealed record ProbeLayerResult(string Layer, int Units, double Accuracy, int Correct, int Samples, double CiLow, double CiHigh, double[] FoldAccuracies);
@@ -43,19 +48,24 @@ public sealed class LinearProbeCheck : ShardedCheck<LinearProbeOptions>
         var rows = Enumerable.Range(0, ds.Count).ToArray(); // concept sets are small: every sample is used
         var classesSeen = rows.Select(i => ds.Labels[i]).Distinct().Order().ToArray();
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
-        var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
+        // Bounded on the whole layer list, so every shard thins it alike (the budget and the sizes are the same everywhere).
+        var samples = ds.Select(rows);
+        var capture = MechanisticData.BoundCapture(ctx, samples, MechanisticData.ResolveLayers(ctx.Model, o.Layers), o.Layers.Named is not null, o.Pooling,
+            MechanisticData.CaptureBudgetBytes(ctx));
+        var layers = capture.Layers;
         var (first, end) = shard.Range(layers.Count);
         var mine = layers.Skip((int)first).Take((int)(end - first)).ToList();
         var state = new JsonObject
         {
             ["classLabels"] = new JsonArray(classesSeen.Select(c => (JsonNode)c).ToArray()), ["samples"] = rows.Length,
             ["chance"] = labels.Length == 0 ? 0 : labels.GroupBy(l => l).Max(g => g.Count()) / (double)labels.Length,
+            ["captureNote"] = capture.Note,
         };
         var units = new List<JsonObject>();
         if (classesSeen.Length < 2 || mine.Count == 0) // one label: nothing to probe (the merge says so)
             return Task.FromResult(Partial(spec, shard, layers.Count, mine.Select(l => new JsonObject { ["layer"] = l, ["skipped"] = true }).ToList(), state, "builtin"));
         var folds = StratifiedKFold.Assign(labels, o.Folds, MechanisticData.Rng(ctx.SeedFor(spec.Id)));
-        var acts = MechanisticData.CaptureActivations(ctx, ds.Select(rows), mine, ct, pooling: o.Pooling);
+        var acts = MechanisticData.CaptureActivations(ctx, samples, mine, ct, capture.Batch, o.Pooling);
         foreach (var layer in mine)
         {
             ct.ThrowIfCancellationRequested();
@@ -115,7 +125,7 @@ public sealed class LinearProbeCheck : ShardedCheck<LinearProbeOptions>
         Requirements.Apply(r, spec.Require);
         string concept = o.Concept is null ? "the concept" : $"'{o.Concept}'";
         r.Summary = $"{concept} is best decoded at {best.Layer}: accuracy {best.Accuracy:F2} (95% CI {best.CiLow:F2}–{best.CiHigh:F2}, chance {r.Metrics["chance"]:F2}) over {layers.Count} layer(s), {o.Folds}-fold CV";
-        r.Coverage = $"{samples} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept)";
+        r.Coverage = $"{samples} samples of dataset '{o.Dataset}', {layers.Count} layer(s): {string.Join(", ", layers)}{PoolingNote(o.Pooling)}; linear decodability only (a non-linear read-out may still find the concept){(state["captureNote"] is { } note ? "; " + note.GetValue<string>() : "")}";
         r.Runtime = "builtin";
         return r;
     }

@@ -5,7 +5,11 @@ using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.Representation;
 
-public sealed record RepresentationOptions(string Dataset, int? Samples, LayerChoice Layers, double SparsityThreshold, double CodingRateEpsilon, Pooling Pooling = Pooling.Flatten);
+public sealed record RepresentationOptions(string Dataset, int? Samples, LayerChoice Layers, double SparsityThreshold, double CodingRateEpsilon, Pooling Pooling = Pooling.Flatten)
+    : Gate.Core.Plan.IEstimatesWork
+{
+    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
+}
 
 /// <summary>
 /// Per-layer statistics of the hidden representations on a dataset: activation sparsity, effective rank and coding
@@ -33,8 +37,11 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
         var r = NewResult(spec);
         var ds = ctx.LoadDataset(o.Dataset);
         var rows = MechanisticData.ChooseRows(ds.Count, o.Samples, MechanisticData.Rng(ctx.SeedFor(spec.Id)));
-        var layers = MechanisticData.ResolveLayers(ctx.Model, o.Layers);
-        var acts = MechanisticData.CaptureActivations(ctx, ds.Select(rows), layers, ct, pooling: o.Pooling);
+        var samples = ds.Select(rows);
+        var capture = MechanisticData.BoundCapture(ctx, samples, MechanisticData.ResolveLayers(ctx.Model, o.Layers), o.Layers.Named is not null, o.Pooling,
+            MechanisticData.CaptureBudgetBytes(ctx));
+        var layers = capture.Layers;
+        var acts = MechanisticData.CaptureActivations(ctx, samples, layers, ct, capture.Batch, o.Pooling);
         var results = new List<LayerRepresentation>();
         foreach (var l in layers)
         {
@@ -77,7 +84,7 @@ public sealed class RepresentationCheck : Check<RepresentationOptions>
         Requirements.Apply(r, spec.Require, judged);
         r.Summary = string.Join("; ", results.Select(x => $"{x.Layer}: sparsity {x.Sparsity:F2}, effective rank {x.EffectiveRank:F1}/{x.Units}, coding rate {x.CodingRate:F1}"))
                     + (spec.Require.Count == 0 ? " (informational)" : "");
-        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s){LinearProbe.LinearProbeCheck.PoolingNote(o.Pooling)}";
+        r.Coverage = $"{rows.Length} samples of dataset '{o.Dataset}', {layers.Count} layer(s){LinearProbe.LinearProbeCheck.PoolingNote(o.Pooling)}{(capture.Note is null ? "" : "; " + capture.Note)}";
         r.Runtime = "builtin";
         return Task.FromResult(r);
     }

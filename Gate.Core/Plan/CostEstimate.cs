@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Gate.Core.Checks;
+using Gate.Core.Engine;
+using Gate.Core.Runtime;
+using Gate.Core.Tensors;
+
+namespace Gate.Core.Plan;
+
+/// <summary>A check's work in sample passes through the model: forward only, and forward + input gradient.</summary>
+public readonly record struct CheckWork(long Forward, long Gradient)
+{
+    public static CheckWork operator +(CheckWork a, CheckWork b) => new(a.Forward + b.Forward, a.Gradient + b.Gradient);
+}
+
+/// <summary>
+/// Bound options that can say, before anything runs, how many sample passes their check makes, from the bound
+/// budgets (samples, steps, restarts, detectors) on a dataset of <c>rows</c> samples and a model of <c>classes</c>
+/// output classes. The count is the check's own budget, not a measurement: it is the same on every host and shard.
+/// </summary>
+public interface IEstimatesWork
+{
+    CheckWork Work(long rows, int classes);
+}
+
+/// <summary>What one sample pass costs on the backend that will run it, measured (or, in tests, given).</summary>
+/// <param name="Source">How it was obtained, e.g. "measured: 1 batch of 32 on builtin".</param>
+public sealed record PassCost(double ForwardSecondsPerSample, double GradientSecondsPerSample, string Source);
+
+/// <summary>One check's estimated cost: its work times the measured pass cost.</summary>
+public sealed record CheckEstimate(string Id, string Type, CheckWork Work, double Seconds);
+
+/// <summary>
+/// The plan's estimate against the sandbox's wall time: per check, in total, whether it fits, and when it does not,
+/// what to change (a record of an estimate, never a measured result: it stays out of what shards must reproduce).
+/// </summary>
+public sealed record PlanEstimate(PassCost Cost, IReadOnlyList<CheckEstimate> Checks, double TotalSeconds, double WallTimeSeconds)
+{
+    /// <summary>The share of the wall time the estimate may use: the rest is the sandbox's start, loading and noise.</summary>
+    public const double Headroom = 0.8;
+
+    public bool Fits => TotalSeconds <= WallTimeSeconds * Headroom;
+
+    /// <summary>When the estimate does not fit: the budgets to scale and by how much, the costliest check first.</summary>
+    public string? Advice => Fits ? null
+        : $"the checks need about {Seconds(TotalSeconds)} but the sandbox's wall time is {Seconds(WallTimeSeconds)}: scale the budgets " +
+          $"(samples, steps, restarts, classes) by about {WallTimeSeconds * Headroom / TotalSeconds:0.##}, starting with " +
+          string.Join(", ", Checks.OrderByDescending(c => c.Seconds).Where(c => c.Seconds > 0).Take(2).Select(c => $"'{c.Id}' ({Seconds(c.Seconds)})")) +
+          ", or raise sandbox.limits.timeout";
+
+    /// <summary>The estimate for a person: one line per check, then the total against the wall time.</summary>
+    public IEnumerable<string> Lines()
+    {
+        foreach (var c in Checks)
+            yield return $"{c.Id} ({c.Type}): ~{Seconds(c.Seconds)} ({c.Work.Forward:N0} forward and {c.Work.Gradient:N0} gradient sample passes)";
+        yield return $"total ~{Seconds(TotalSeconds)} of {Seconds(WallTimeSeconds)} wall time ({Cost.Source}): " + (Fits ? "fits" : $"does not fit — {Advice}");
+    }
+
+    private static string Seconds(double s) => s < 120 ? $"{s:0.#} s" : s < 7200 ? $"{s / 60:0.#} min" : $"{s / 3600:0.#} h";
+}
+
+/// <summary>Estimates a plan's cost from its checks' work (<see cref="IEstimatesWork"/>) and a measured pass cost.</summary>
+public static class CostEstimator
+{
+    /// <param name="rows">The samples of each dataset, by name (<see cref="CheckPlan.Datasets"/>).</param>
+    /// <param name="classes">The model's output classes (the last axis of its primary output).</param>
+    public static PlanEstimate Estimate(IEnumerable<PlannedCheck> checks, IReadOnlyDictionary<string, long> rows, int classes, PassCost cost, TimeSpan wallTime)
+    {
+        var list = new List<CheckEstimate>();
+        foreach (var c in checks)
+        {
+            var work = c.Options is IEstimatesWork w ? w.Work(c.Spec.Dataset is { } d && rows.TryGetValue(d, out var n) ? n : 0, classes) : default;
+            list.Add(new CheckEstimate(c.Spec.Id, c.Spec.Type, work, work.Forward * cost.ForwardSecondsPerSample + work.Gradient * cost.GradientSecondsPerSample));
+        }
+        return new PlanEstimate(cost, list, list.Sum(c => c.Seconds), wallTime.TotalSeconds);
+    }
+
+    /// <summary>The plan's estimate for <paramref name="checks"/> on the sandbox's measured pass cost, against its wall time.</summary>
+    public static PlanEstimate Estimate(CheckPlan plan, IEnumerable<PlannedCheck> checks, PassCost cost) =>
+        Estimate(checks, plan.Datasets.ToDictionary(d => d.Name, d => (long)d.Samples, StringComparer.Ordinal), Classes(plan.Model, plan.Policy),
+            cost, plan.Policy.Spec.Sandbox.Limits.Timeout);
+
+    /// <summary>The model's output classes: the last axis of its primary output when the graph declares it, else 10.</summary>
+    public static int Classes(Gate.Core.Model.OnnxModel model, Gate.Core.Policy.DeploymentPolicy policy)
+    {
+        var name = policy.Spec.Model.Output ?? model.Graph.Outputs[0].Name;
+        var shape = model.Graph.Outputs.FirstOrDefault(o => o.Name == name)?.Shape;
+        return shape is { Length: > 0 } && shape[^1].Value is long k and > 0 and < int.MaxValue ? (int)k : 10;
+    }
+
+    /// <summary>A pass cost from the sandbox (untrusted): used only when its numbers are finite and non-negative.</summary>
+    public static PassCost? Accept(PassCost? claimed) =>
+        claimed is { } c && double.IsFinite(c.ForwardSecondsPerSample) && double.IsFinite(c.GradientSecondsPerSample)
+            && c.ForwardSecondsPerSample >= 0 && c.GradientSecondsPerSample >= 0
+            ? c with { Source = new string((c.Source ?? "").Take(200).Select(ch => char.IsControl(ch) ? '?' : ch).ToArray()) } : null;
+
+    /// <summary>
+    /// Measures the pass cost in a sandbox before its checks run: one small batch (at most 8 samples) of the first
+    /// dataset a work-estimating check reads. Null when there is nothing to measure or the pass fails (the checks
+    /// then report their own errors); never a reason for the job to fail.
+    /// </summary>
+    public static PassCost? TryMeasure(CheckContext ctx, IEnumerable<PlannedCheck> checks)
+    {
+        try
+        {
+            // Only where a check takes gradients anyway: measuring must not bring up a white-box engine (and change
+            // what the decision records about it) for a plan that would never use one.
+            var dataset = checks.FirstOrDefault(c => c.Options is IEstimatesWork w && c.Spec.Dataset is not null && w.Work(1, 1).Gradient > 0)?.Spec.Dataset;
+            if (dataset is null) return null;
+            var inputs = ctx.LoadDataset(dataset).Inputs;
+            if (inputs.Shape[0] == 0) return null;
+            int n = Math.Min(FixedBatch.BatchFor(ctx.Model, 8), inputs.Shape[0]);
+            string input = ctx.Engine.InputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : ctx.Engine.InputNames[0];
+            return Measure(ctx.Engine, input, ctx.PrimaryOutput, inputs.SliceBatch(0, n), ctx.EngineChoice?.Engine ?? "builtin");
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { return null; }
+    }
+
+    /// <summary>
+    /// Times one forward and one forward + input-gradient pass of <paramref name="batch"/> on the white-box engine,
+    /// after a warm-up pass, and returns the cost per sample. Runs the model: call it only inside the sandbox.
+    /// </summary>
+    public static PassCost Measure(IWhiteBoxEngine engine, string input, string output, Tensor batch, string engineName)
+    {
+        int n = Math.Max(1, batch.Shape[0]);
+        var feeds = new Dictionary<string, Tensor> { [input] = batch };
+        var warm = engine.Forward(feeds, [output]); // warm-up: first-call allocation and JIT are not the steady cost
+        var seed = new Dictionary<string, Tensor> { [output] = Tensor.FromFloats(warm[output].Shape, Enumerable.Repeat(1f, warm[output].Length).ToArray()) };
+        engine.Backward(engine.Forward(feeds, [output], recordForBackward: true), seed, [input]); // and the backward's first call
+        var sw = Stopwatch.StartNew();
+        engine.Forward(feeds, [output]);
+        double forward = sw.Elapsed.TotalSeconds / n;
+        sw.Restart();
+        engine.Backward(engine.Forward(feeds, [output], recordForBackward: true), seed, [input]);
+        double gradient = sw.Elapsed.TotalSeconds / n;
+        return new PassCost(forward, gradient, $"measured: one batch of {n} on {engineName}");
+    }
+
+}

@@ -1,0 +1,84 @@
+using System.Text.Json.Nodes;
+using Gate.Core;
+using Gate.Core.Evidence;
+using Gate.Core.Model;
+using Gate.Core.Plan;
+using Gate.Core.Policy;
+using Gate.Core.Sandbox;
+using Gate.Sandbox.Process;
+using Gate.Tests.Sandbox;
+using Gate.Tests.Support;
+
+namespace Gate.Tests.Plan;
+
+/// <summary>
+/// The plan's cost estimate: each check's work comes from its bound budgets (the same on every host), its cost from
+/// a pass the sandbox measures before the checks run. Costs are injected here: no test depends on timing.
+/// </summary>
+public class CostEstimateTests
+{
+    private static CheckPlan ShardPolicyPlan() =>
+        CheckPlan.Create(PolicyLoader.Load(ShardTests.Policy(samples: 20)), OnnxModelLoader.Load(ShardTests.Model));
+
+    [Fact]
+    public void Work_follows_the_bound_budgets_and_a_slow_pass_says_up_front_what_to_change()
+    {
+        var plan = ShardPolicyPlan();
+        var rows = plan.Datasets.Single().Samples;
+        // The ResNet-18 through gate check: 127 ms per sample-gradient; a forward a tenth of it.
+        var slow = CostEstimator.Estimate(plan, plan.SandboxChecks, new PassCost(0.0127, 0.127, "injected"));
+        var acc = slow.Checks.Single(c => c.Id == "accuracy");
+        var adv = slow.Checks.Single(c => c.Id == "robustness");
+        Assert.Equal(new CheckWork(rows, 0), acc.Work);
+        Assert.Equal(20, adv.Work.Forward);
+        // 20 samples × (PGD 8 steps × 2 restarts + Square's 60 queries, each method's own cost model) × 2 ε points.
+        Assert.Equal(20 * (8 * 2 + 60) * 2, adv.Work.Gradient, tolerance: 20 * 2 * 2); // a method may add its start query
+        Assert.Equal(acc.Seconds + adv.Seconds, slow.TotalSeconds, 9);
+        Assert.Equal(300, slow.WallTimeSeconds);
+        Assert.False(slow.Fits);
+        Assert.Contains("'robustness'", slow.Advice);
+        Assert.Contains("raise sandbox.limits.timeout", slow.Advice);
+        Assert.Contains("does not fit", slow.Lines().Last());
+
+        // The digits CNN's real cost fits easily, and says so.
+        var fast = CostEstimator.Estimate(plan, plan.SandboxChecks, new PassCost(2e-5, 2e-4, "injected"));
+        Assert.True(fast.Fits);
+        Assert.Null(fast.Advice);
+        Assert.EndsWith("fits", fast.Lines().Last());
+    }
+
+    [Fact]
+    public void A_sandbox_measured_cost_is_used_only_when_its_numbers_are_sane()
+    {
+        Assert.Null(CostEstimator.Accept(new PassCost(double.NaN, 1, "x")));
+        Assert.Null(CostEstimator.Accept(new PassCost(1, -1, "x")));
+        Assert.Null(CostEstimator.Accept(new PassCost(1, double.PositiveInfinity, "x")));
+        var ok = CostEstimator.Accept(new PassCost(0.001, 0.01, "measured\u001b[31m" + new string('a', 500)))!;
+        Assert.DoesNotContain('\u001b', ok.Source);
+        Assert.True(ok.Source.Length <= 200);
+    }
+
+    [Fact]
+    public async Task Gate_check_records_the_estimate_beside_the_sandbox_never_among_the_reproducible_results()
+    {
+        var notes = new List<string>();
+        var record = await new GateCheckPipeline(new ProcessBackend()).RunAsync(
+            new GateCheckRequest(ShardTests.Model, ShardTests.Policy(samples: 4), TestPaths.TempDir("gate-estimate-out")),
+            ct: TestContext.Current.CancellationToken, notice: notes.Add);
+
+        var estimate = record.Sandbox.Estimate;
+        Assert.NotNull(estimate);
+        Assert.Equal(["accuracy", "robustness"], estimate.Checks.Select(c => c.Id));
+        Assert.True(estimate.Cost.GradientSecondsPerSample > 0);
+        Assert.StartsWith("measured: one batch of", estimate.Cost.Source);
+        Assert.True(estimate.Fits, string.Join("\n", estimate.Lines()));
+        Assert.Contains(notes, n => n.StartsWith("estimate: total", StringComparison.Ordinal));
+        // Machine-readable under sandbox, and nowhere in what shards must reproduce.
+        var json = JsonNode.Parse(record.ToJson())!;
+        Assert.NotNull(json["sandbox"]!["estimate"]!["checks"]);
+        Assert.True((bool)json["sandbox"]!["estimate"]!["fits"]!);
+        json.AsObject().Remove("sandbox");
+        Assert.DoesNotContain("estimate", json.ToJsonString());
+        Assert.All(record.Checks, c => Assert.NotEqual(Verdict.Inconclusive, c.Verdict));
+    }
+}
