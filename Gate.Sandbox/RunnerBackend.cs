@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -33,7 +34,7 @@ public abstract class RunnerBackend : ISandboxBackend
 {
     private Task<JsonObject>? _selfTest;
 
-    /// <summary>Where an outcome's details carry the sandbox's measured pass cost (<see cref="Gate.Core.Plan.PassCost"/>).</summary>
+    /// <summary>Where an outcome's details carry the sandbox's measured pass cost (<see cref="Gate.Core.Decision.PassCost"/>).</summary>
     public const string PassCostDetail = Gate.Core.Sandbox.SandboxOutcomeDetails.PassCost;
 
     public abstract string Name { get; }

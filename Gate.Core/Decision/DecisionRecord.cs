@@ -45,7 +45,7 @@ public sealed record SandboxInfo(string Backend, IsolationLevel Isolation, Isola
     /// against the wall time. An estimate from a timing, so it lives here, beside the other facts of this host's
     /// run, never among the checks' results that shards and replays reproduce. Null when nothing was measured.
     /// </summary>
-    public Gate.Core.Plan.PlanEstimate? Estimate { get; init; }
+    public Gate.Core.Decision.PlanEstimate? Estimate { get; init; }
 }
 
 /// <summary>Where a decision points at the model signature made beside it: the bundle file, its SHA-256, and the signed model digest.</summary>

@@ -32,7 +32,9 @@ public interface IInferenceRuntime
     IInferenceSession Load(OnnxModel model, RuntimeOptions options);
 }
 
-public sealed record RuntimeOptions(bool UseGpu = false, bool RequireGpu = false, int IntraOpThreads = 0);
+/// <param name="FlushDenormals">Flush subnormals to zero where the runtime can (the checks: 5-20x faster on models with
+/// subnormal values); off, a run keeps ONNX's IEEE semantics (gate run, which the conformance suite checks).</param>
+public sealed record RuntimeOptions(bool UseGpu = false, bool RequireGpu = false, int IntraOpThreads = 0, bool FlushDenormals = true);
 
 public static class InferenceSessionExtensions
 {

@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Text.Json.Nodes;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -36,7 +37,7 @@ public sealed record SandboxOutcome(
 /// <summary>Keys of <see cref="SandboxOutcome.Details"/> that the pipeline reads.</summary>
 public static class SandboxOutcomeDetails
 {
-    /// <summary>The pass cost the sandbox measured before its checks ran (<see cref="Gate.Core.Plan.PassCost"/>), for the plan estimate.</summary>
+    /// <summary>The pass cost the sandbox measured before its checks ran (<see cref="Gate.Core.Decision.PassCost"/>), for the plan estimate.</summary>
     public const string PassCost = "passCost";
 }
 

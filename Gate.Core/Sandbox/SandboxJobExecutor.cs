@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
 using Gate.Core.Model;

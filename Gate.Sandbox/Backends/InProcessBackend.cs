@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using Gate.Core.Policy;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
@@ -17,7 +18,7 @@ public sealed class InProcessBackend : ISandboxBackend
 
     public async Task<SandboxOutcome> RunAsync(SandboxJob job, string evidenceDir, IProgress<ProgressUpdate> progress, CancellationToken ct)
     {
-        Gate.Core.Plan.PassCost? cost = null;
+        Gate.Core.Decision.PassCost? cost = null;
         var (results, runtime) = await SandboxJobExecutor.RunAsync(job, evidenceDir, progress, ct, c => cost = c).ConfigureAwait(false);
         var details = new System.Text.Json.Nodes.JsonObject();
         if (cost is not null) details[SandboxOutcomeDetails.PassCost] = System.Text.Json.JsonSerializer.SerializeToNode(cost, Gate.Core.IO.GateJson.Options);

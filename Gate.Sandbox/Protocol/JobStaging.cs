@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using Gate.Core.Checks;
 using Gate.Core.Evidence;
 using Gate.Core.Sandbox;
@@ -51,7 +52,7 @@ try
     // The plan as the host bound it: no policy is parsed here. Its model and data digests are re-verified first.
     // (Limits are enforced from outside — cgroups, rlimits; the runner itself has no use for them.)
     var plan = manifest.Plan ?? throw new InvalidDataException("a checks job without a plan");
-    Gate.Core.Plan.PassCost? passCost = null;
+    Gate.Core.Decision.PassCost? passCost = null;
     var (results, runtime) = await SandboxJobExecutor.RunAsync(plan, In(manifest.Model), In, manifest.UseGpu, manifest.RequireGpu,
         Path.Combine(outDir, "evidence"), new StdoutProgress(), CancellationToken.None, measured: c => passCost = c);
     // Each check's result in a file of its own, under a cap of its own; results.json, last, says the run completed.

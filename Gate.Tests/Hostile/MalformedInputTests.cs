@@ -339,6 +339,8 @@ public class MalformedInputTests
         { "v2-header-length-beyond-int", "truncated .npy header (it claims 4294967295 bytes" },
         { "truncated-header", "truncated .npy header" },
         { "wrong-magic", "not a .npy file (missing \\x93NUMPY magic)" },
+        // A zip's magic makes the file an .npz (one array per model input), judged by content: a broken one is named as such.
+        { "broken-npz", "not a valid .npz archive" },
         { "huge-dims", "array has more than 268435456 elements" },
     };
 
@@ -354,7 +356,8 @@ public class MalformedInputTests
         {
             "v2-header-length-beyond-int" => [.. magic, 2, 0, 0xFF, 0xFF, 0xFF, 0xFF, (byte)'{'],
             "truncated-header" => Header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }\n")[..30],
-            "wrong-magic" => [.. "PK\u0003\u0004"u8, .. new byte[60]],
+            "wrong-magic" => [.. "GIF89a"u8, .. new byte[60]],
+            "broken-npz" => [.. "PK\u0003\u0004"u8, .. new byte[60]],
             "huge-dims" => Header("{'descr': '<f4', 'fortran_order': False, 'shape': (2147483647, 2147483647), }\n"),
             _ => throw new ArgumentException(kind),
         });

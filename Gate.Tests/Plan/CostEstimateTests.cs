@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Text.Json.Nodes;
 using Gate.Core;
 using Gate.Core.Evidence;

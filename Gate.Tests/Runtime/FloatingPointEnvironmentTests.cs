@@ -66,4 +66,26 @@ public class FloatingPointEnvironmentTests
             return 0;
         });
     }
+
+    [Fact]
+    public void An_onnx_runtime_session_asked_not_to_flush_keeps_ieee_subnormals_even_on_a_flushing_thread()
+    {
+        NeedSettableMode();
+        OrtTestSupport.RequireOrt();
+        var b = new OnnxBuilder([1, 2]);
+        var y = b.Node("Mul", [b.InputName, b.Init([0.5f], 1)]);
+        b.Build(y, [1, 2]);
+        var model = File.ReadAllBytes(b.Save(Path.Combine(TestPaths.TempDir(), "half.onnx")));
+        float[] x = new[] { 0x000AE398, 0x00D9C61B }.Select(BitConverter.Int32BitsToSingle).ToArray(); // 1e-39, 2e-38
+        FloatingPointEnvironment.WithDenormalsFlushed(() =>
+        {
+            using var session = OrtSession.Create(model, "half.onnx", new OrtSessionSettings(IntraOpThreads: 1, FlushDenormals: false));
+            Assert.False(session.FlushesDenormals);
+            var r = session.Run(new Dictionary<string, Tensor> { [b.InputName] = Tensor.FromFloats([1, 2], x) })[y].ToFloatArray();
+            // Halved exactly: 0x000AE398 >> 1 and (1.7 * 2^-126) / 2 as a subnormal; the thread flushes again afterwards.
+            Assert.Equal([0x000571CC, 0x006CE30E], r.Select(BitConverter.SingleToInt32Bits));
+            Assert.True(Flushes());
+            return 0;
+        });
+    }
 }

@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using Gate.Core.Evidence;
 using Gate.Core.Policy;
 using Gate.Core.Runtime;
@@ -5,9 +6,9 @@ using Gate.Core.Tensors;
 
 namespace Gate.Core.Checks.Accuracy;
 
-public sealed record AccuracyOptions(string Dataset, int? Samples, double? Confidence) : Gate.Core.Plan.IEstimatesWork
+public sealed record AccuracyOptions(string Dataset, int? Samples, double? Confidence) : Gate.Core.Decision.IEstimatesWork
 {
-    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
+    public Gate.Core.Decision.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
 }
 
 /// <summary>Top-1 accuracy of the model on a labelled dataset, run on the production runtime when available.</summary>

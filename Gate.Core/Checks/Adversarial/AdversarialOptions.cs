@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using Gate.Core.Policy;
 
 namespace Gate.Core.Checks.Adversarial;
@@ -10,13 +11,13 @@ public sealed record AdversarialOptions(
     string Dataset, int? Samples, long[]? Indices, string? Input,
     ThreatModel Threat, AttackGoal Goal,
     IReadOnlyList<MethodSpec> Search, long? QueryBudget, TimeSpan? WallTime,
-    double? Confidence, double[] Sweep) : Gate.Core.Plan.IEstimatesWork
+    double? Confidence, double[] Sweep) : Gate.Core.Decision.IEstimatesWork
 {
     /// <summary>
     /// Every attacked sample runs every method's queries (its own cost model) at every ε of the sweep; counted as
     /// gradient passes, an upper bound for the black-box methods, whose queries are forward passes.
     /// </summary>
-    public Gate.Core.Plan.CheckWork Work(long rows, int classes)
+    public Gate.Core.Decision.CheckWork Work(long rows, int classes)
     {
         long samples = Indices?.Length ?? Math.Min(Samples ?? rows, rows);
         long perSample = Search.Sum(m => AttackMethods.Find(m.Method)?.QueriesPerSample(m) ?? 0);

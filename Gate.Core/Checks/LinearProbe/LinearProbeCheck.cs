@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -8,10 +9,10 @@ using Gate.Core.Policy;
 namespace Gate.Core.Checks.LinearProbe;
 
 public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerChoice Layers, int Folds, double Regularization, Pooling Pooling = Pooling.Flatten)
-    : Gate.Core.Plan.IEstimatesWork
+    : Gate.Core.Decision.IEstimatesWork
 {
     /// <summary>Every sample once, forward, capturing its layers (the probes' fitting is not model work).</summary>
-    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(rows, 0);
+    public Gate.Core.Decision.CheckWork Work(long rows, int classes) => new(rows, 0);
 }
 
 /// <summary>One layer's cross-validated probe result.</summary>

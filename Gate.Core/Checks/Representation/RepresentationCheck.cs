@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gate.Core.Evidence;
@@ -6,9 +7,9 @@ using Gate.Core.Policy;
 namespace Gate.Core.Checks.Representation;
 
 public sealed record RepresentationOptions(string Dataset, int? Samples, LayerChoice Layers, double SparsityThreshold, double CodingRateEpsilon, Pooling Pooling = Pooling.Flatten)
-    : Gate.Core.Plan.IEstimatesWork
+    : Gate.Core.Decision.IEstimatesWork
 {
-    public Gate.Core.Plan.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
+    public Gate.Core.Decision.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
 }
 
 /// <summary>

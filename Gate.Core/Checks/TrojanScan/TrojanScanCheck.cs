@@ -1,3 +1,4 @@
+using Gate.Core.Decision;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -21,13 +22,13 @@ public sealed record MaxMarginOptions(int Starts, int Steps, double? Threshold);
 /// <param name="FalsePositiveRate">for the ensemble: each of the k detectors gets rate/k (Bonferroni), and its calibrated threshold is the clean-score quantile for that share</param>
 /// <param name="Confirmation">share of held-out non-target inputs a flagged detector's trigger must send to its class on the production runtime</param>
 public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Detectors, int Samples, MaskSearchOptions NeuralCleanse, MaskSearchOptions Tabor,
-    MaxMarginOptions MaxMargin, double FalsePositiveRate, double Confirmation, TimeSpan WallTime) : Gate.Core.Plan.IEstimatesWork
+    MaxMarginOptions MaxMargin, double FalsePositiveRate, double Confirmation, TimeSpan WallTime) : Gate.Core.Decision.IEstimatesWork
 {
     /// <summary>
     /// Per class: each mask-search step is one gradient pass over the samples (Neural Cleanse, TABOR); MM-BD runs
     /// its starts × steps on one synthesised input per class. Samples grow with the classes as the check grows them.
     /// </summary>
-    public Gate.Core.Plan.CheckWork Work(long rows, int classes)
+    public Gate.Core.Decision.CheckWork Work(long rows, int classes)
     {
         long samples = SamplesDefaulted ? Math.Max(Samples, TrojanScanCheck.SamplesPerClass * classes) : Samples;
         long perClass = 0;

@@ -16,7 +16,8 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
 
     public IInferenceSession Load(OnnxModel model, RuntimeOptions options)
     {
-        var settings = new OrtSessionSettings(options.IntraOpThreads, interOpThreads, optimization, UseCuda: options.UseGpu || options.RequireGpu);
+        var settings = new OrtSessionSettings(options.IntraOpThreads, interOpThreads, optimization, UseCuda: options.UseGpu || options.RequireGpu,
+            FlushDenormals: options.FlushDenormals);
         var session = Session.Open(model, settings);
         if (options.RequireGpu && session.Info.Provider != OrtSession.CudaProvider)
         {

@@ -72,10 +72,10 @@ internal static unsafe class OrtCApi
             Check(((delegate* unmanaged[Cdecl]<nint, int, nint>)T[SetGraphOptimizationLevelSlot])(options, (int)settings.Optimization));
             if (settings.IntraOpThreads > 0) Check(((delegate* unmanaged[Cdecl]<nint, int, nint>)T[SetIntraOpNumThreadsSlot])(options, settings.IntraOpThreads));
             if (settings.InterOpThreads > 0) Check(((delegate* unmanaged[Cdecl]<nint, int, nint>)T[SetInterOpNumThreadsSlot])(options, settings.InterOpThreads));
-            // As the managed path (OrtSession.Options): pool threads flush subnormals.
+            // As the managed path (OrtSession.Options): pool threads flush subnormals when asked to.
             var key = Encoding.UTF8.GetBytes(OrtSession.DenormalAsZeroKey + "\0");
-            var one = "1\0"u8.ToArray();
-            fixed (byte* k = key) fixed (byte* v = one) Check(((delegate* unmanaged[Cdecl]<nint, byte*, byte*, nint>)T[AddSessionConfigEntrySlot])(options, k, v));
+            var flag = Encoding.UTF8.GetBytes((settings.FlushDenormals ? "1" : "0") + "\0");
+            fixed (byte* k = key) fixed (byte* v = flag) Check(((delegate* unmanaged[Cdecl]<nint, byte*, byte*, nint>)T[AddSessionConfigEntrySlot])(options, k, v));
             if (modelPath is not null)
             {
                 var path = Encoding.UTF8.GetBytes(modelPath + "\0");

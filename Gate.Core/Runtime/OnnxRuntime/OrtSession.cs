@@ -12,7 +12,8 @@ public sealed record OrtSessionSettings(
     int InterOpThreads = 0,
     OrtGraphOptimization Optimization = OrtGraphOptimization.All,
     bool UseCuda = false,
-    int CudaDeviceId = 0);
+    int CudaDeviceId = 0,
+    bool FlushDenormals = true);
 
 /// <summary>A graph input or output as ORT sees it: element type (null for non-tensors) and shape (-1 = dynamic).</summary>
 public sealed record OrtValueInfo(string Name, DType? ElementType, int[]? Shape);
@@ -38,18 +39,20 @@ public sealed class OrtSession : IDisposable
     /// <summary>Why CUDA was asked for but not used; null when nothing fell back.</summary>
     public string? FallbackReason { get; }
 
-    private OrtSession(InferenceSession session, string provider, string? fallback)
+    private OrtSession(InferenceSession session, string provider, string? fallback, bool flush)
     {
         this.session = session;
+        this.flush = flush;
         Provider = provider;
         FallbackReason = fallback;
         Inputs = session.InputNames.Select(n => Info(n, session.InputMetadata[n])).ToList();
         Outputs = session.OutputNames.Select(n => Info(n, session.OutputMetadata[n])).ToList();
     }
 
-    private OrtSession(OrtNativeSession native, string? fallback)
+    private OrtSession(OrtNativeSession native, string? fallback, bool flush)
     {
         this.native = native;
+        this.flush = flush;
         Provider = CpuProvider;
         FallbackReason = fallback;
         Inputs = native.Inputs;
@@ -74,7 +77,7 @@ public sealed class OrtSession : IDisposable
             fallback = TryAppendCuda(cudaOptions, settings.CudaDeviceId);
             if (fallback is null)
             {
-                try { return new OrtSession(Open(modelBytes, modelPath, cudaOptions), CudaProvider, null); }
+                try { return new OrtSession(Open(modelBytes, modelPath, cudaOptions), CudaProvider, null, settings.FlushDenormals); }
                 catch (OnnxRuntimeException e)
                 {
                     // The CUDA provider can also fail while the session initialises (cuDNN missing, no device, out of
@@ -84,7 +87,7 @@ public sealed class OrtSession : IDisposable
             }
         }
         using var cpuOptions = Options(settings);
-        try { return new OrtSession(Open(modelBytes, modelPath, cpuOptions), CpuProvider, fallback); }
+        try { return new OrtSession(Open(modelBytes, modelPath, cpuOptions), CpuProvider, fallback, settings.FlushDenormals); }
         catch (OnnxRuntimeException e) when (e.Message.Contains(UnregisteredType, StringComparison.Ordinal))
         {
             // An input or output of a narrow type (float8, float4, int4, int2): the managed API cannot describe it,
@@ -92,7 +95,7 @@ public sealed class OrtSession : IDisposable
             try
             {
                 return new OrtSession(new OrtNativeSession(modelBytes, modelPath, settings),
-                    settings.UseCuda ? $"{CudaProvider} not used: the model has inputs or outputs of a narrow element type, which Gate passes to ONNX Runtime through its C API on the CPU" : fallback);
+                    settings.UseCuda ? $"{CudaProvider} not used: the model has inputs or outputs of a narrow element type, which Gate passes to ONNX Runtime through its C API on the CPU" : fallback, settings.FlushDenormals);
             }
             catch (OrtCallException n)
             {
@@ -119,7 +122,10 @@ public sealed class OrtSession : IDisposable
 
     /// <summary>Whether every thread that computes a CPU run flushes subnormals: ORT's pool threads by the session
     /// option, the calling thread by <see cref="Run"/>. Recorded as runtime.flushDenormals.</summary>
-    public bool FlushesDenormals => Provider == CpuProvider && FloatingPointEnvironment.CanFlushDenormals;
+    public bool FlushesDenormals => flush && Provider == CpuProvider && FloatingPointEnvironment.CanFlushDenormals;
+
+    /// <summary>Whether this session was asked to flush (<see cref="OrtSessionSettings.FlushDenormals"/>).</summary>
+    private readonly bool flush;
 
     private static SessionOptions Options(OrtSessionSettings settings)
     {
@@ -128,7 +134,7 @@ public sealed class OrtSession : IDisposable
         if (settings.InterOpThreads > 0) options.InterOpNumThreads = settings.InterOpThreads;
         // Subnormal numbers cost 5-20x per operation on x86 (a digits CNN with 227 subnormal weights: 4.4 vs 0.33 ms
         // per batch); flush-to-zero changes results by at most ~1.2e-38 per value. Recorded as runtime.flushDenormals.
-        options.AddSessionConfigEntry(DenormalAsZeroKey, "1");
+        options.AddSessionConfigEntry(DenormalAsZeroKey, settings.FlushDenormals ? "1" : "0");
         return options;
     }
 
@@ -170,8 +176,9 @@ public sealed class OrtSession : IDisposable
             if (!Inputs.Any(i => i.Name == name))
                 throw new GateInputException($"input '{name}' is not an input of the model (inputs: {string.Join(", ", Inputs.Select(i => i.Name))})");
 
-        // The calling thread computes its share of the run: flushed like ORT's pool threads, for this call only.
-        return FloatingPointEnvironment.WithDenormalsFlushed(() => native is not null ? native.Run(inputs, outputNames) : RunManaged(inputs, outputNames));
+        // The calling thread computes its share of the run: in the pool threads' mode, for this call only.
+        Func<IReadOnlyDictionary<string, Tensor>> run = () => native is not null ? native.Run(inputs, outputNames) : RunManaged(inputs, outputNames);
+        return flush ? FloatingPointEnvironment.WithDenormalsFlushed(run) : FloatingPointEnvironment.WithDenormalsKept(run);
     }
 
     private IReadOnlyDictionary<string, Tensor> RunManaged(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames)

@@ -1,0 +1,53 @@
+namespace Gate.Core.Decision;
+
+/// <summary>A check's work in sample passes through the model: forward only, and forward + input gradient.</summary>
+public readonly record struct CheckWork(long Forward, long Gradient)
+{
+    public static CheckWork operator +(CheckWork a, CheckWork b) => new(a.Forward + b.Forward, a.Gradient + b.Gradient);
+}
+
+/// <summary>
+/// Bound options that can say, before anything runs, how many sample passes their check makes, from the bound
+/// budgets (samples, steps, restarts, detectors) on a dataset of <c>rows</c> samples and a model of <c>classes</c>
+/// output classes. The count is the check's own budget, not a measurement: it is the same on every host and shard.
+/// </summary>
+public interface IEstimatesWork
+{
+    CheckWork Work(long rows, int classes);
+}
+
+/// <summary>What one sample pass costs on the backend that will run it, measured (or, in tests, given).</summary>
+/// <param name="Source">How it was obtained, e.g. "measured: 1 batch of 32 on builtin".</param>
+public sealed record PassCost(double ForwardSecondsPerSample, double GradientSecondsPerSample, string Source);
+
+/// <summary>One check's estimated cost: its work times the measured pass cost.</summary>
+public sealed record CheckEstimate(string Id, string Type, CheckWork Work, double Seconds);
+
+/// <summary>
+/// The plan's estimate against the sandbox's wall time: per check, in total, whether it fits, and when it does not,
+/// what to change (a record of an estimate, never a measured result: it stays out of what shards must reproduce).
+/// </summary>
+public sealed record PlanEstimate(PassCost Cost, IReadOnlyList<CheckEstimate> Checks, double TotalSeconds, double WallTimeSeconds)
+{
+    /// <summary>The share of the wall time the estimate may use: the rest is the sandbox's start, loading and noise.</summary>
+    public const double Headroom = 0.8;
+
+    public bool Fits => TotalSeconds <= WallTimeSeconds * Headroom;
+
+    /// <summary>When the estimate does not fit: the budgets to scale and by how much, the costliest check first.</summary>
+    public string? Advice => Fits ? null
+        : $"the checks need about {Seconds(TotalSeconds)} but the sandbox's wall time is {Seconds(WallTimeSeconds)}: scale the budgets " +
+          $"(samples, steps, restarts, classes) by about {WallTimeSeconds * Headroom / TotalSeconds:0.##}, starting with " +
+          string.Join(", ", Checks.OrderByDescending(c => c.Seconds).Where(c => c.Seconds > 0).Take(2).Select(c => $"'{c.Id}' ({Seconds(c.Seconds)})")) +
+          ", or raise sandbox.limits.timeout";
+
+    /// <summary>The estimate for a person: one line per check, then the total against the wall time.</summary>
+    public IEnumerable<string> Lines()
+    {
+        foreach (var c in Checks)
+            yield return $"{c.Id} ({c.Type}): ~{Seconds(c.Seconds)} ({c.Work.Forward:N0} forward and {c.Work.Gradient:N0} gradient sample passes)";
+        yield return $"total ~{Seconds(TotalSeconds)} of {Seconds(WallTimeSeconds)} wall time ({Cost.Source}): " + (Fits ? "fits" : $"does not fit — {Advice}");
+    }
+
+    private static string Seconds(double s) => s < 120 ? $"{s:0.#} s" : s < 7200 ? $"{s / 60:0.#} min" : $"{s / 3600:0.#} h";
+}
