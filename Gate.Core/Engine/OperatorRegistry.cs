@@ -37,10 +37,7 @@ public static class OperatorRegistry
     /// Why an operator met in exported models is not implemented, and what to do instead: said where the model is
     /// refused, so a user is not left guessing whether the gap is a bug.
     /// </summary>
-    private static readonly Dictionary<string, string> KnownGaps = new(StringComparer.Ordinal)
-    {
-        ["ConvTranspose"] = "transposed convolution (decoders, segmentation heads) is not implemented yet; run the model with runtime onnxruntime",
-    };
+    private static readonly Dictionary<string, string> KnownGaps = new(StringComparer.Ordinal);
 
     /// <summary>An unimplemented operator (spelled as <c>domain:OpType</c> outside the default domain) with the reason it is refused.</summary>
     public static string WithReason(string qualified)

@@ -95,6 +95,21 @@ public class GradientTests
                 Ints("pads", Enumerable.Range(0, 2 * rank).Select(_ => (long)r.Next(0, 2)).ToArray()), Ints("dilations", dil.Select(d => (long)d).ToArray()) };
             return new("Conv", attrs, [X(r, [r.Next(1, 3), g * cg, .. spatial]), new("w", Rand(r, [g * mg, cg, .. kernel]), true), new("bias", Rand(r, [g * mg]), true)]);
         },
+        ["ConvTranspose"] = r =>
+        {
+            int rank = r.Next(1, 4), g = r.Next(1, 3), cg = r.Next(1, 3), mg = r.Next(1, 3);
+            var kernel = Enumerable.Range(0, rank).Select(_ => r.Next(1, 4)).ToArray();
+            var dil = kernel.Select(_ => r.Next(1, 3)).ToArray();
+            var strides = kernel.Select(_ => r.Next(1, 4)).ToArray();
+            var spatial = kernel.Select(_ => r.Next(1, 4)).ToArray();
+            // output_padding below the stride (ONNX's rule); pads only where the output keeps at least one element.
+            var outPad = strides.Select(s => r.Next(0, s)).ToArray();
+            var natural = Enumerable.Range(0, rank).Select(i => strides[i] * (spatial[i] - 1) + outPad[i] + (kernel[i] - 1) * dil[i] + 1).ToArray();
+            var pads = Enumerable.Range(0, 2 * rank).Select(i => natural[i % rank] > 2 ? (long)r.Next(0, 2) : 0).ToArray();
+            var attrs = new[] { Int("group", g), Ints("strides", strides.Select(v => (long)v).ToArray()), Ints("pads", pads),
+                Ints("dilations", dil.Select(d => (long)d).ToArray()), Ints("output_padding", outPad.Select(v => (long)v).ToArray()) };
+            return new("ConvTranspose", attrs, [X(r, [r.Next(1, 3), g * cg, .. spatial]), new("w", Rand(r, [g * cg, mg, .. kernel]), true), new("bias", Rand(r, [g * mg]), true)]);
+        },
         ["Conv2DFloat64ViaAutoPad"] = r => new("Conv", [Str("auto_pad", "SAME_UPPER"), Ints("strides", 2, 1)],
             [X(r, [2, 2, 5, 4]), new("w", Rand(r, [3, 2, 3, 2]), true)]),
         ["MaxPool"] = r => Pool("MaxPool", r), ["AveragePool"] = r => Pool("AveragePool", r),
