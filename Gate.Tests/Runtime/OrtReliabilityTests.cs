@@ -65,7 +65,10 @@ public class OrtMemoryTests
     /// the GC's committed bytes (native memory: ORT's and the pinned-buffer bookkeeping) by less than 4 MiB. Each run
     /// moves a 64-row batch (16 KiB in, 2.5 KiB out), so leaking the output OrtValue alone would add ≥ 25 MiB.
     /// Measured without a leak over 60,000 runs: RSS moves by ±4 MiB between rounds (the GC committing and
-    /// releasing a region), RSS minus GC-committed by &lt; 0.3 MiB.
+    /// releasing a region), RSS minus GC-committed by &lt; 0.3 MiB. At the end of the full suite, though, the GC once
+    /// gave back 46 MiB of committed memory that was only partly resident, which read as +9 MiB of "native" growth
+    /// while RSS fell by 37 MiB. A leak grows every round, so two rounds are measured and the smaller growth must
+    /// stay under the bounds: a one-off of the GC's passes, a leak of 25 MiB per round fails both.
     /// </summary>
     [Fact]
     public void Ten_thousand_runs_keep_RSS_flat()
@@ -76,12 +79,17 @@ public class OrtMemoryTests
         using var s = new OnnxRuntimeInference().Load(model, new RuntimeOptions(IntraOpThreads: 1));
         var inputs = new Dictionary<string, Tensor> { ["input"] = x };
         for (int i = 0; i < 10_000; i++) s.Run(inputs); // warm-up: arenas, JIT, GC heap sizing
-        var (rss0, native0) = Measure();
-        for (int i = 0; i < 10_000; i++) s.Run(inputs);
-        var (rss1, native1) = Measure();
-        TestContext.Current.TestOutputHelper?.WriteLine($"over 10,000 runs: VmRSS {rss1 - rss0:+#;-#;0} KiB, VmRSS - GC committed {native1 - native0:+#;-#;0} KiB");
-        Assert.True(rss1 - rss0 < 12 * 1024, $"VmRSS grew by {rss1 - rss0} KiB over 10,000 runs (bound 12288 KiB)");
-        Assert.True(native1 - native0 < 4 * 1024, $"native memory (VmRSS - GC committed) grew by {native1 - native0} KiB over 10,000 runs (bound 4096 KiB)");
+        var rounds = new List<(long Rss, long Native)> { Measure() };
+        for (int round = 0; round < 2; round++)
+        {
+            for (int i = 0; i < 10_000; i++) s.Run(inputs);
+            rounds.Add(Measure());
+        }
+        var growth = Enumerable.Range(1, 2).Select(k => (Rss: rounds[k].Rss - rounds[k - 1].Rss, Native: rounds[k].Native - rounds[k - 1].Native)).ToList();
+        TestContext.Current.TestOutputHelper?.WriteLine("per 10,000 runs: " + string.Join("; ", growth.Select(g => $"VmRSS {g.Rss:+#;-#;0} KiB, VmRSS - GC committed {g.Native:+#;-#;0} KiB")));
+        long rss = growth.Min(g => g.Rss), native = growth.Min(g => g.Native);
+        Assert.True(rss < 12 * 1024, $"VmRSS grew by at least {rss} KiB in each of two rounds of 10,000 runs (bound 12288 KiB)");
+        Assert.True(native < 4 * 1024, $"native memory (VmRSS - GC committed) grew by at least {native} KiB in each of two rounds of 10,000 runs (bound 4096 KiB)");
     }
 
     private static (long Rss, long Native) Measure()
