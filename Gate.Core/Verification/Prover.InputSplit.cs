@@ -13,19 +13,28 @@ public sealed partial class Prover
     /// tightest row's linear bound is largest (the bound's sensitivity to that input). Before the search, and on
     /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
     /// </summary>
+    /// <summary>
+    /// Random restarts of projected descent over the whole box (cheap on the chain, in float64), each point that
+    /// violates every row confirmed on the runtime: the first confirmed counterexample, or null. Seeded from the
+    /// prover's seed and <paramref name="seedSalt"/>, so each search draws its own reproducible starts.
+    /// </summary>
+    private (float[] x, float[] y)? RestartAttack(VnnCase c, ReluChain chain, double[] cm, double[] d, int restarts, int seedSalt, CancellationToken ct)
+    {
+        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + seedSalt);
+        for (int r = 0; r < restarts && !ct.IsCancellationRequested; r++)
+        {
+            var x = new double[chain.InputSize];
+            for (int j = 0; j < x.Length; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
+            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex) return cex;
+        }
+        return null;
+    }
+
     private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByInputSplit(VnnCase c, ReluChain chain, CancellationToken ct)
     {
         var (cm, d) = Spec(c, chain.OutputSize);
         int n = chain.InputSize, rows = d.Length, outs = chain.OutputSize;
-        // Random restarts of projected descent over the whole box first (cheap on the chain, in float64).
-        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + 7);
-        for (int r = 0; r < _o.ChainAttackRestarts && !ct.IsCancellationRequested; r++)
-        {
-            var x = new double[n];
-            for (int j = 0; j < n; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
-            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex0)
-                return (ProofStatus.Sat, cex0, 0, "");
-        }
+        if (RestartAttack(c, chain, cm, d, _o.ChainAttackRestarts, seedSalt: 7, ct) is { } cex0) return (ProofStatus.Sat, cex0, 0, "");
 
         var stack = new ConcurrentStack<double[]>(); // a box: lower (n) then upper (n)
         stack.Push([.. c.InputLower, .. c.InputUpper]);

@@ -17,14 +17,7 @@ public sealed partial class Prover
     {
         var (cm, d) = Spec(c, chain.OutputSize);
         int n = chain.InputSize;
-        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + 11);
-        for (int r = 0; r < _o.ReluSplitAttackRestarts && !ct.IsCancellationRequested; r++)
-        {
-            var x = new double[n];
-            for (int j = 0; j < n; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
-            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex0)
-                return (ProofStatus.Sat, cex0, 0, "");
-        }
+        if (RestartAttack(c, chain, cm, d, _o.ReluSplitAttackRestarts, seedSalt: 11, ct) is { } cex0) return (ProofStatus.Sat, cex0, 0, "");
         if (ct.IsCancellationRequested) return (ProofStatus.Timeout, null, 0, "");
 
         var root = SplitRootOf(c, chain, siblings, roots);
