@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Gate.Core.Verification;
 
 public sealed partial class Prover
@@ -36,92 +34,49 @@ public sealed partial class Prover
         int n = chain.InputSize, rows = d.Length, outs = chain.OutputSize;
         if (RestartAttack(c, chain, cm, d, _o.ChainAttackRestarts, seedSalt: 7, ct) is { } cex0) return (ProofStatus.Sat, cex0, 0, "");
 
-        var stack = new ConcurrentStack<double[]>(); // a box: lower (n) then upper (n)
-        stack.Push([.. c.InputLower, .. c.InputUpper]);
-        long domains = 0; int busy = 0, unknown = 0;
-        (float[] x, float[] y)? found = null;
-        Exception? failure = null;
-        string why = "";
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var pool = new DomainPool<double[]>(_o.Workers, _o.MaxOpenDomains, ct); // a box: lower (n) then upper (n)
+        pool.Push([.. c.InputLower, .. c.InputUpper]);
         int batch = Math.Max(1, _o.InputSplitBatch);
+        var scratch = new ThreadLocal<(double[] lo, double[] hi)>(() => (new double[batch * n], new double[batch * n]));
 
-        void Work()
+        pool.Run(batch, (taken, k) =>
         {
-            var taken = new double[batch][];
-            var lo = new double[batch * n]; var hi = new double[batch * n];
+            var (lo, hi) = scratch.Value;
             var centre = new double[n];
-            while (!stop.IsCancellationRequested)
+            for (int b = 0; b < k; b++) { Array.Copy(taken[b], 0, lo, b * n, n); Array.Copy(taken[b], n, hi, b * n, n); }
+            var bounds = chain.Bound(k, lo, hi, cm, d);
+            for (int b = 0; b < k && !pool.Stopping; b++)
             {
-                Interlocked.Increment(ref busy);
-                // Share the work: while the stack is shallow take few boxes, so that the other worker has some.
-                int want = Math.Clamp(stack.Count / Math.Max(1, _o.Workers), 1, batch);
-                int k = stack.TryPopRange(taken, 0, want);
-                if (k == 0)
+                int best = 0;
+                for (int s = 1; s < rows; s++) if (bounds.Lower[b * rows + s] > bounds.Lower[b * rows + best]) best = s;
+                if (bounds.Lower[b * rows + best] > 0) continue;
+                var bl = lo.AsSpan(b * n, n); var bh = hi.AsSpan(b * n, n);
+                var lam = bounds.InputLambda.AsSpan((b * rows + best) * n, n);
+                // Attack: projected descent from the vertex minimising the tightest row's bound, and from
+                // the centre; a point where every row holds is confirmed on the runtime.
+                var vertex = new double[n];
+                for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
+                foreach (var cand in new[] { vertex, (double[])centre.Clone() })
+                    if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
+                    { pool.Sat(cex); return; }
+                int dim = -1; double score = -1;
+                for (int j = 0; j < n; j++)
                 {
-                    Interlocked.Decrement(ref busy);
-                    if (Volatile.Read(ref busy) == 0 && stack.IsEmpty) return;
-                    Thread.Sleep(1);
-                    continue;
+                    double w = bh[j] - bl[j];
+                    if (w <= 1e-9 * (1 + Math.Abs(bl[j]))) continue;
+                    double sc = (Math.Abs(lam[j]) + 1e-12) * w;
+                    if (sc > score) { score = sc; dim = j; }
                 }
-                try
-                {
-                    Interlocked.Add(ref domains, k);
-                    for (int b = 0; b < k; b++) { Array.Copy(taken[b], 0, lo, b * n, n); Array.Copy(taken[b], n, hi, b * n, n); }
-                    var bounds = chain.Bound(k, lo, hi, cm, d);
-                    for (int b = 0; b < k && !stop.IsCancellationRequested; b++)
-                    {
-                        int best = 0;
-                        for (int s = 1; s < rows; s++) if (bounds.Lower[b * rows + s] > bounds.Lower[b * rows + best]) best = s;
-                        if (bounds.Lower[b * rows + best] > 0) continue;
-                        var bl = lo.AsSpan(b * n, n); var bh = hi.AsSpan(b * n, n);
-                        var lam = bounds.InputLambda.AsSpan((b * rows + best) * n, n);
-                        // Attack: projected descent from the vertex minimising the tightest row's bound, and from
-                        // the centre; a point where every row holds is confirmed on the runtime.
-                        var vertex = new double[n];
-                        for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
-                        foreach (var cand in new[] { vertex, (double[])centre.Clone() })
-                            if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
-                            { found = cex; stop.Cancel(); return; }
-                        int dim = -1; double score = -1;
-                        for (int j = 0; j < n; j++)
-                        {
-                            double w = bh[j] - bl[j];
-                            if (w <= 1e-9 * (1 + Math.Abs(bl[j]))) continue;
-                            double sc = (Math.Abs(lam[j]) + 1e-12) * w;
-                            if (sc > score) { score = sc; dim = j; }
-                        }
-                        if (dim < 0)
-                        {
-                            Interlocked.Increment(ref unknown);
-                            why = "an input box became too small to split further";
-                            continue;
-                        }
-                        if (stack.Count >= _o.MaxOpenDomains)
-                        {
-                            Interlocked.Increment(ref unknown);
-                            why = $"more than {_o.MaxOpenDomains} open sub-domains (memory bound)";
-                            stop.Cancel();
-                            return;
-                        }
-                        double mid = 0.5 * (bl[dim] + bh[dim]);
-                        var left = new double[2 * n]; var right = new double[2 * n];
-                        bl.CopyTo(left); bh.CopyTo(left.AsSpan(n)); bl.CopyTo(right); bh.CopyTo(right.AsSpan(n));
-                        left[n + dim] = mid; right[dim] = mid;
-                        stack.Push(left); stack.Push(right);
-                    }
-                }
-                catch (Exception e) when (e is not OperationCanceledException) { failure ??= e; stop.Cancel(); return; }
-                finally { Interlocked.Decrement(ref busy); }
+                if (dim < 0) { pool.Undecided("an input box became too small to split further"); continue; }
+                if (!pool.RoomToBranch()) return;
+                double mid = 0.5 * (bl[dim] + bh[dim]);
+                var left = new double[2 * n]; var right = new double[2 * n];
+                bl.CopyTo(left); bh.CopyTo(left.AsSpan(n)); bl.CopyTo(right); bh.CopyTo(right.AsSpan(n));
+                left[n + dim] = mid; right[dim] = mid;
+                pool.Push(left); pool.Push(right);
             }
-        }
-
-        var threads = Enumerable.Range(0, Math.Max(1, _o.Workers)).Select(_ => new Thread(Work) { IsBackground = true }).ToList();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
-        if (found is not null) return (ProofStatus.Sat, found, domains, "");
-        if (failure is not null) throw new InvalidOperationException($"branch and bound failed: {failure.Message}", failure);
-        if (unknown > 0) return (ProofStatus.Unknown, null, domains, why);
-        if (ct.IsCancellationRequested || !stack.IsEmpty) return (ProofStatus.Timeout, null, domains, "");
-        return (ProofStatus.Unsat, null, domains, "");
+        });
+        scratch.Dispose();
+        return pool.Outcome();
     }
 }
