@@ -37,6 +37,9 @@ internal sealed class DomainPool<T> : IDisposable
 
     public void Push(T domain) => _stack.Push(domain);
 
+    /// <summary>Counts sub-domains bounded outside the pops (e.g. children bounded to choose a split).</summary>
+    public void AlsoBounded(int count) => Interlocked.Add(ref _domains, count);
+
     /// <summary>A confirmed counterexample: recorded, and every worker stops.</summary>
     public void Sat((float[] x, float[] y) cex) { _found = cex; _stop.Cancel(); }
 

@@ -3,15 +3,6 @@ namespace Gate.Core.Verification;
 public sealed partial class Prover
 {
     /// <summary>
-    /// Input-split branch and bound for low-dimensional inputs on a <see cref="ReluChain"/>: every worker pops a
-    /// batch of sub-boxes from a shared depth-first stack (so memory stays proportional to depth × batch), bounds
-    /// them in one batched pass, drops those with a specification row proved positive, tries the bound's
-    /// minimising vertex and the centre of the others as counterexamples (screened in float64, confirmed on the
-    /// confirming runtime), and bisects the rest along the input whose width times its coefficient in the
-    /// tightest row's linear bound is largest (the bound's sensitivity to that input). Before the search, and on
-    /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
-    /// </summary>
-    /// <summary>
     /// Random restarts of projected descent over the whole box (cheap on the chain, in float64), each point that
     /// violates every row confirmed on the runtime: the first confirmed counterexample, or null. Seeded from the
     /// prover's seed and <paramref name="seedSalt"/>, so each search draws its own reproducible starts.
@@ -28,6 +19,17 @@ public sealed partial class Prover
         return null;
     }
 
+    /// <summary>
+    /// Input-split branch and bound for low-dimensional inputs on a <see cref="ReluChain"/>: every worker pops a
+    /// batch of sub-boxes from a shared depth-first stack (so memory stays proportional to depth × batch), bounds
+    /// them in one batched pass, drops those with a specification row proved positive, tries the bound's
+    /// minimising vertex and the centre of the others as counterexamples (screened in float64, confirmed on the
+    /// confirming runtime), and bisects the rest along the input whose width times its coefficient in the
+    /// tightest row's linear bound is largest (the bound's sensitivity to that input) — or, with
+    /// <see cref="ProverOptions.InputSplitLookahead"/>, along whichever of the few most sensitive inputs gives the
+    /// better children's bounds (see <see cref="ChooseSplits"/>). Before the search, and on
+    /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
+    /// </summary>
     private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByInputSplit(VnnCase c, ReluChain chain, CancellationToken ct)
     {
         var (cm, d) = Spec(c, chain.OutputSize);
@@ -45,6 +47,7 @@ public sealed partial class Prover
             var centre = new double[n];
             for (int b = 0; b < k; b++) { Array.Copy(taken[b], 0, lo, b * n, n); Array.Copy(taken[b], n, hi, b * n, n); }
             var bounds = chain.Bound(k, lo, hi, cm, d);
+            var open = new List<(int box, int[] dims)>();
             for (int b = 0; b < k && !pool.Stopping; b++)
             {
                 int best = 0;
@@ -59,24 +62,89 @@ public sealed partial class Prover
                 foreach (var cand in new[] { vertex, (double[])centre.Clone() })
                     if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
                     { pool.Sat(cex); return; }
-                int dim = -1; double score = -1;
+                // Candidate inputs to bisect, most sensitive first: width × |coefficient| in the tightest row.
+                var dims = new List<(int dim, double score)>();
                 for (int j = 0; j < n; j++)
                 {
                     double w = bh[j] - bl[j];
                     if (w <= 1e-9 * (1 + Math.Abs(bl[j]))) continue;
-                    double sc = (Math.Abs(lam[j]) + 1e-12) * w;
-                    if (sc > score) { score = sc; dim = j; }
+                    dims.Add((j, (Math.Abs(lam[j]) + 1e-12) * w));
                 }
-                if (dim < 0) { pool.Undecided("an input box became too small to split further"); continue; }
+                if (dims.Count == 0) { pool.Undecided("an input box became too small to split further"); continue; }
+                // Stable: on equal scores the lower input index first, as a plain strict-maximum scan picks it.
+                open.Add((b, [.. dims.OrderByDescending(t => t.score).Take(Math.Max(1, _o.InputSplitLookahead)).Select(t => t.dim)]));
+            }
+            if (pool.Stopping || open.Count == 0) return;
+            var children = ChooseSplits(chain, open, lo, hi, cm, d, out int lookedAhead);
+            pool.AlsoBounded(lookedAhead);
+            foreach (var child in children)
+            {
                 if (!pool.RoomToBranch()) return;
-                double mid = 0.5 * (bl[dim] + bh[dim]);
-                var left = new double[2 * n]; var right = new double[2 * n];
-                bl.CopyTo(left); bh.CopyTo(left.AsSpan(n)); bl.CopyTo(right); bh.CopyTo(right.AsSpan(n));
-                left[n + dim] = mid; right[dim] = mid;
-                pool.Push(left); pool.Push(right);
+                pool.Push(child);
             }
         });
         scratch.Dispose();
         return pool.Outcome();
+    }
+
+    /// <summary>
+    /// The children to push for each open box (<paramref name="lo"/>/<paramref name="hi"/> rows) with its
+    /// candidate inputs, most sensitive first. One candidate: bisect it. Several: bound the children of every
+    /// candidate split of every box in one batched pass and keep the split whose worse child has the higher
+    /// bound (the split that helps most where it is needed: a smear-like choice measured, not estimated);
+    /// children already proved by that pass are not pushed at all. Every bound used is sound, so the choice
+    /// affects only speed. <paramref name="bounded"/>: how many child boxes that pass bounded.
+    /// </summary>
+    private static List<double[]> ChooseSplits(ReluChain chain, List<(int box, int[] dims)> open, double[] lo, double[] hi, double[] cm, double[] d, out int bounded)
+    {
+        bounded = 0;
+        int n = chain.InputSize, rows = d.Length;
+        var children = new List<double[]>();
+        (double[] left, double[] right) Bisect(int b, int dim)
+        {
+            var left = new double[2 * n]; var right = new double[2 * n];
+            Array.Copy(lo, b * n, left, 0, n); Array.Copy(hi, b * n, left, n, n);
+            Array.Copy(lo, b * n, right, 0, n); Array.Copy(hi, b * n, right, n, n);
+            double mid = 0.5 * (lo[b * n + dim] + hi[b * n + dim]);
+            left[n + dim] = mid; right[dim] = mid;
+            return (left, right);
+        }
+        if (open.All(o => o.dims.Length == 1))
+        {
+            foreach (var (b, dims) in open) { var (l, r) = Bisect(b, dims[0]); children.Add(l); children.Add(r); }
+            return children;
+        }
+        var cand = new List<(int owner, int dim, double[] left, double[] right)>();
+        for (int o = 0; o < open.Count; o++)
+            foreach (var dim in open[o].dims) { var (l, r) = Bisect(open[o].box, dim); cand.Add((o, dim, l, r)); }
+        int count = bounded = 2 * cand.Count;
+        var cl = new double[count * n]; var ch = new double[count * n];
+        for (int i = 0; i < cand.Count; i++)
+            for (int side = 0; side < 2; side++)
+            {
+                var box = side == 0 ? cand[i].left : cand[i].right;
+                Array.Copy(box, 0, cl, (2 * i + side) * n, n); Array.Copy(box, n, ch, (2 * i + side) * n, n);
+            }
+        var bounds = chain.Bound(count, cl, ch, cm, d);
+        double Best(int child)
+        {
+            double v = double.NegativeInfinity;
+            for (int s = 0; s < rows; s++) v = Math.Max(v, bounds.Lower[child * rows + s]);
+            return v;
+        }
+        var pick = new int[open.Count]; var pickScore = new double[open.Count];
+        Array.Fill(pick, -1); Array.Fill(pickScore, double.NegativeInfinity);
+        for (int i = 0; i < cand.Count; i++)
+        {
+            // The worse child decides (both must be closed); ties go to the more sensitive input (listed first).
+            double worse = Math.Min(Best(2 * i), Best(2 * i + 1));
+            if (worse > pickScore[cand[i].owner]) { pickScore[cand[i].owner] = worse; pick[cand[i].owner] = i; }
+        }
+        foreach (int i in pick)
+        {
+            if (!(Best(2 * i) > 0)) children.Add(cand[i].left);
+            if (!(Best(2 * i + 1) > 0)) children.Add(cand[i].right);
+        }
+        return children;
     }
 }

@@ -27,6 +27,10 @@ public sealed record ProverOptions
     public int InputSplitMaxDims { get; init; } = 10;
     /// <summary>Sub-boxes bounded together in one batched pass by input-split branch and bound.</summary>
     public int InputSplitBatch { get; init; } = 64;
+    /// <summary>Inputs tried per split by input-split branch and bound: 1 bisects the most sensitive input (width ×
+    /// |coefficient| in the tightest row); k &gt; 1 bounds the children of the k most sensitive and keeps the split
+    /// whose worse child is tighter (children it already proves are dropped).</summary>
+    public int InputSplitLookahead { get; init; } = 1;
     /// <summary>Random restarts of the float64 descent attack before input-split branch and bound.</summary>
     public int ChainAttackRestarts { get; init; } = 200;
     /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>
