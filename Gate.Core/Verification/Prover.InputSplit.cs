@@ -1,18 +1,7 @@
-using System.Collections.Concurrent;
-
 namespace Gate.Core.Verification;
 
 public sealed partial class Prover
 {
-    /// <summary>
-    /// Input-split branch and bound for low-dimensional inputs on a <see cref="ReluChain"/>: every worker pops a
-    /// batch of sub-boxes from a shared depth-first stack (so memory stays proportional to depth × batch), bounds
-    /// them in one batched pass, drops those with a specification row proved positive, tries the bound's
-    /// minimising vertex and the centre of the others as counterexamples (screened in float64, confirmed on the
-    /// confirming runtime), and bisects the rest along the input whose width times its coefficient in the
-    /// tightest row's linear bound is largest (the bound's sensitivity to that input). Before the search, and on
-    /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
-    /// </summary>
     /// <summary>
     /// Random restarts of projected descent over the whole box (cheap on the chain, in float64), each point that
     /// violates every row confirmed on the runtime: the first confirmed counterexample, or null. Seeded from the
@@ -30,98 +19,132 @@ public sealed partial class Prover
         return null;
     }
 
+    /// <summary>
+    /// Input-split branch and bound for low-dimensional inputs on a <see cref="ReluChain"/>: every worker pops a
+    /// batch of sub-boxes from a shared depth-first stack (so memory stays proportional to depth × batch), bounds
+    /// them in one batched pass, drops those with a specification row proved positive, tries the bound's
+    /// minimising vertex and the centre of the others as counterexamples (screened in float64, confirmed on the
+    /// confirming runtime), and bisects the rest along the input whose width times its coefficient in the
+    /// tightest row's linear bound is largest (the bound's sensitivity to that input) — or, with
+    /// <see cref="ProverOptions.InputSplitLookahead"/>, along whichever of the few most sensitive inputs gives the
+    /// better children's bounds (see <see cref="ChooseSplits"/>). Before the search, and on
+    /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
+    /// </summary>
     private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByInputSplit(VnnCase c, ReluChain chain, CancellationToken ct)
     {
         var (cm, d) = Spec(c, chain.OutputSize);
         int n = chain.InputSize, rows = d.Length, outs = chain.OutputSize;
         if (RestartAttack(c, chain, cm, d, _o.ChainAttackRestarts, seedSalt: 7, ct) is { } cex0) return (ProofStatus.Sat, cex0, 0, "");
 
-        var stack = new ConcurrentStack<double[]>(); // a box: lower (n) then upper (n)
-        stack.Push([.. c.InputLower, .. c.InputUpper]);
-        long domains = 0; int busy = 0, unknown = 0;
-        (float[] x, float[] y)? found = null;
-        Exception? failure = null;
-        string why = "";
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var pool = new DomainPool<double[]>(_o.Workers, _o.MaxOpenDomains, ct); // a box: lower (n) then upper (n)
+        pool.Push([.. c.InputLower, .. c.InputUpper]);
         int batch = Math.Max(1, _o.InputSplitBatch);
+        var scratch = new ThreadLocal<(double[] lo, double[] hi)>(() => (new double[batch * n], new double[batch * n]));
 
-        void Work()
+        pool.Run(batch, (taken, k) =>
         {
-            var taken = new double[batch][];
-            var lo = new double[batch * n]; var hi = new double[batch * n];
+            var (lo, hi) = scratch.Value;
             var centre = new double[n];
-            while (!stop.IsCancellationRequested)
+            for (int b = 0; b < k; b++) { Array.Copy(taken[b], 0, lo, b * n, n); Array.Copy(taken[b], n, hi, b * n, n); }
+            var bounds = chain.Bound(k, lo, hi, cm, d);
+            var open = new List<(int box, int[] dims)>();
+            for (int b = 0; b < k && !pool.Stopping; b++)
             {
-                Interlocked.Increment(ref busy);
-                // Share the work: while the stack is shallow take few boxes, so that the other worker has some.
-                int want = Math.Clamp(stack.Count / Math.Max(1, _o.Workers), 1, batch);
-                int k = stack.TryPopRange(taken, 0, want);
-                if (k == 0)
+                int best = 0;
+                for (int s = 1; s < rows; s++) if (bounds.Lower[b * rows + s] > bounds.Lower[b * rows + best]) best = s;
+                if (bounds.Lower[b * rows + best] > 0) continue;
+                var bl = lo.AsSpan(b * n, n); var bh = hi.AsSpan(b * n, n);
+                var lam = bounds.InputLambda.AsSpan((b * rows + best) * n, n);
+                // Attack: projected descent from the vertex minimising the tightest row's bound, and from
+                // the centre; a point where every row holds is confirmed on the runtime.
+                var vertex = new double[n];
+                for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
+                foreach (var cand in new[] { vertex, (double[])centre.Clone() })
+                    if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
+                    { pool.Sat(cex); return; }
+                // Candidate inputs to bisect, most sensitive first: width × |coefficient| in the tightest row.
+                var dims = new List<(int dim, double score)>();
+                for (int j = 0; j < n; j++)
                 {
-                    Interlocked.Decrement(ref busy);
-                    if (Volatile.Read(ref busy) == 0 && stack.IsEmpty) return;
-                    Thread.Sleep(1);
-                    continue;
+                    double w = bh[j] - bl[j];
+                    if (w <= 1e-9 * (1 + Math.Abs(bl[j]))) continue;
+                    dims.Add((j, (Math.Abs(lam[j]) + 1e-12) * w));
                 }
-                try
-                {
-                    Interlocked.Add(ref domains, k);
-                    for (int b = 0; b < k; b++) { Array.Copy(taken[b], 0, lo, b * n, n); Array.Copy(taken[b], n, hi, b * n, n); }
-                    var bounds = chain.Bound(k, lo, hi, cm, d);
-                    for (int b = 0; b < k && !stop.IsCancellationRequested; b++)
-                    {
-                        int best = 0;
-                        for (int s = 1; s < rows; s++) if (bounds.Lower[b * rows + s] > bounds.Lower[b * rows + best]) best = s;
-                        if (bounds.Lower[b * rows + best] > 0) continue;
-                        var bl = lo.AsSpan(b * n, n); var bh = hi.AsSpan(b * n, n);
-                        var lam = bounds.InputLambda.AsSpan((b * rows + best) * n, n);
-                        // Attack: projected descent from the vertex minimising the tightest row's bound, and from
-                        // the centre; a point where every row holds is confirmed on the runtime.
-                        var vertex = new double[n];
-                        for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
-                        foreach (var cand in new[] { vertex, (double[])centre.Clone() })
-                            if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
-                            { found = cex; stop.Cancel(); return; }
-                        int dim = -1; double score = -1;
-                        for (int j = 0; j < n; j++)
-                        {
-                            double w = bh[j] - bl[j];
-                            if (w <= 1e-9 * (1 + Math.Abs(bl[j]))) continue;
-                            double sc = (Math.Abs(lam[j]) + 1e-12) * w;
-                            if (sc > score) { score = sc; dim = j; }
-                        }
-                        if (dim < 0)
-                        {
-                            Interlocked.Increment(ref unknown);
-                            why = "an input box became too small to split further";
-                            continue;
-                        }
-                        if (stack.Count >= _o.MaxOpenDomains)
-                        {
-                            Interlocked.Increment(ref unknown);
-                            why = $"more than {_o.MaxOpenDomains} open sub-domains (memory bound)";
-                            stop.Cancel();
-                            return;
-                        }
-                        double mid = 0.5 * (bl[dim] + bh[dim]);
-                        var left = new double[2 * n]; var right = new double[2 * n];
-                        bl.CopyTo(left); bh.CopyTo(left.AsSpan(n)); bl.CopyTo(right); bh.CopyTo(right.AsSpan(n));
-                        left[n + dim] = mid; right[dim] = mid;
-                        stack.Push(left); stack.Push(right);
-                    }
-                }
-                catch (Exception e) when (e is not OperationCanceledException) { failure ??= e; stop.Cancel(); return; }
-                finally { Interlocked.Decrement(ref busy); }
+                if (dims.Count == 0) { pool.Undecided("an input box became too small to split further"); continue; }
+                // Stable: on equal scores the lower input index first, as a plain strict-maximum scan picks it.
+                open.Add((b, [.. dims.OrderByDescending(t => t.score).Take(Math.Max(1, _o.InputSplitLookahead)).Select(t => t.dim)]));
             }
-        }
+            if (pool.Stopping || open.Count == 0) return;
+            var children = ChooseSplits(chain, open, lo, hi, cm, d, out int lookedAhead);
+            pool.AlsoBounded(lookedAhead);
+            foreach (var child in children)
+            {
+                if (!pool.RoomToBranch()) return;
+                pool.Push(child);
+            }
+        });
+        scratch.Dispose();
+        return pool.Outcome();
+    }
 
-        var threads = Enumerable.Range(0, Math.Max(1, _o.Workers)).Select(_ => new Thread(Work) { IsBackground = true }).ToList();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
-        if (found is not null) return (ProofStatus.Sat, found, domains, "");
-        if (failure is not null) throw new InvalidOperationException($"branch and bound failed: {failure.Message}", failure);
-        if (unknown > 0) return (ProofStatus.Unknown, null, domains, why);
-        if (ct.IsCancellationRequested || !stack.IsEmpty) return (ProofStatus.Timeout, null, domains, "");
-        return (ProofStatus.Unsat, null, domains, "");
+    /// <summary>
+    /// The children to push for each open box (<paramref name="lo"/>/<paramref name="hi"/> rows) with its
+    /// candidate inputs, most sensitive first. One candidate: bisect it. Several: bound the children of every
+    /// candidate split of every box in one batched pass and keep the split whose worse child has the higher
+    /// bound (the split that helps most where it is needed: a smear-like choice measured, not estimated);
+    /// children already proved by that pass are not pushed at all. Every bound used is sound, so the choice
+    /// affects only speed. <paramref name="bounded"/>: how many child boxes that pass bounded.
+    /// </summary>
+    private static List<double[]> ChooseSplits(ReluChain chain, List<(int box, int[] dims)> open, double[] lo, double[] hi, double[] cm, double[] d, out int bounded)
+    {
+        bounded = 0;
+        int n = chain.InputSize, rows = d.Length;
+        var children = new List<double[]>();
+        (double[] left, double[] right) Bisect(int b, int dim)
+        {
+            var left = new double[2 * n]; var right = new double[2 * n];
+            Array.Copy(lo, b * n, left, 0, n); Array.Copy(hi, b * n, left, n, n);
+            Array.Copy(lo, b * n, right, 0, n); Array.Copy(hi, b * n, right, n, n);
+            double mid = 0.5 * (lo[b * n + dim] + hi[b * n + dim]);
+            left[n + dim] = mid; right[dim] = mid;
+            return (left, right);
+        }
+        if (open.All(o => o.dims.Length == 1))
+        {
+            foreach (var (b, dims) in open) { var (l, r) = Bisect(b, dims[0]); children.Add(l); children.Add(r); }
+            return children;
+        }
+        var cand = new List<(int owner, int dim, double[] left, double[] right)>();
+        for (int o = 0; o < open.Count; o++)
+            foreach (var dim in open[o].dims) { var (l, r) = Bisect(open[o].box, dim); cand.Add((o, dim, l, r)); }
+        int count = bounded = 2 * cand.Count;
+        var cl = new double[count * n]; var ch = new double[count * n];
+        for (int i = 0; i < cand.Count; i++)
+            for (int side = 0; side < 2; side++)
+            {
+                var box = side == 0 ? cand[i].left : cand[i].right;
+                Array.Copy(box, 0, cl, (2 * i + side) * n, n); Array.Copy(box, n, ch, (2 * i + side) * n, n);
+            }
+        var bounds = chain.Bound(count, cl, ch, cm, d);
+        double Best(int child)
+        {
+            double v = double.NegativeInfinity;
+            for (int s = 0; s < rows; s++) v = Math.Max(v, bounds.Lower[child * rows + s]);
+            return v;
+        }
+        var pick = new int[open.Count]; var pickScore = new double[open.Count];
+        Array.Fill(pick, -1); Array.Fill(pickScore, double.NegativeInfinity);
+        for (int i = 0; i < cand.Count; i++)
+        {
+            // The worse child decides (both must be closed); ties go to the more sensitive input (listed first).
+            double worse = Math.Min(Best(2 * i), Best(2 * i + 1));
+            if (worse > pickScore[cand[i].owner]) { pickScore[cand[i].owner] = worse; pick[cand[i].owner] = i; }
+        }
+        foreach (int i in pick)
+        {
+            if (!(Best(2 * i) > 0)) children.Add(cand[i].left);
+            if (!(Best(2 * i + 1) > 0)) children.Add(cand[i].right);
+        }
+        return children;
     }
 }

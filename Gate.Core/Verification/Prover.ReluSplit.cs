@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Gate.Core.Verification;
 
 public sealed partial class Prover
@@ -21,71 +19,35 @@ public sealed partial class Prover
         if (ct.IsCancellationRequested) return (ProofStatus.Timeout, null, 0, "");
 
         var root = SplitRootOf(c, chain, siblings, roots);
-        var stack = new ConcurrentStack<ReluChain.SplitDomain>();
-        stack.Push(chain.RootDomain(root));
-        long domains = 0; int busy = 0, unknown = 0;
-        (float[] x, float[] y)? found = null;
-        Exception? failure = null;
-        string why = "";
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var pool = new DomainPool<ReluChain.SplitDomain>(_o.Workers, _o.MaxOpenDomains, ct);
+        pool.Push(chain.RootDomain(root));
 
-        void Work()
+        pool.Run(1, (taken, _) =>
         {
-            while (!stop.IsCancellationRequested)
+            var dom = taken[0];
+            var sb = chain.BoundSplit(root, dom, dom.Depth == 0 ? _o.ReluSplitRootSteps : _o.ReluSplitSteps);
+            // Nothing left to split: the relaxation is exact and only the multipliers can still improve.
+            if (sb.Branch < 0 && !sb.Infeasible && sb.Lower <= 0)
+                sb = chain.BoundSplit(root, dom with { Alpha = sb.Alpha, Beta = sb.Beta }, 10 * _o.ReluSplitRootSteps);
+            if (sb.Infeasible || sb.Lower > 0) return;
+            var cand = sb.Minimiser;
+            if (chain.Descend(cand, c.InputLower, c.InputUpper, cm, d, Math.Min(3, _o.SubdomainAttackSteps)) <= 1e-6
+                && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
+            { pool.Sat(cex); return; }
+            if (sb.Branch < 0)
             {
-                Interlocked.Increment(ref busy);
-                if (!stack.TryPop(out var dom))
-                {
-                    Interlocked.Decrement(ref busy);
-                    if (Volatile.Read(ref busy) == 0 && stack.IsEmpty) return;
-                    Thread.Sleep(1);
-                    continue;
-                }
-                try
-                {
-                    Interlocked.Increment(ref domains);
-                    var sb = chain.BoundSplit(root, dom, dom.Depth == 0 ? _o.ReluSplitRootSteps : _o.ReluSplitSteps);
-                    // Nothing left to split: the relaxation is exact and only the multipliers can still improve.
-                    if (sb.Branch < 0 && !sb.Infeasible && sb.Lower <= 0)
-                        sb = chain.BoundSplit(root, dom with { Alpha = sb.Alpha, Beta = sb.Beta }, 10 * _o.ReluSplitRootSteps);
-                    if (sb.Infeasible || sb.Lower > 0) continue;
-                    var cand = sb.Minimiser;
-                    if (chain.Descend(cand, c.InputLower, c.InputUpper, cm, d, Math.Min(3, _o.SubdomainAttackSteps)) <= 1e-6
-                        && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
-                    { found = cex; stop.Cancel(); return; }
-                    if (sb.Branch < 0)
-                    {
-                        // The exact bound of this region is ≤ 0: a counterexample may well lie in it; look harder.
-                        var far = sb.Minimiser;
-                        if (chain.Descend(far, c.InputLower, c.InputUpper, cm, d, 40) <= 1e-6 && Confirm(c, ToBoxFloat(c, far)) is { } cex2)
-                        { found = cex2; stop.Cancel(); return; }
-                        Interlocked.Increment(ref unknown);
-                        why = "a sub-domain with every unstable ReLU split was not proved";
-                        continue;
-                    }
-                    if (stack.Count >= _o.MaxOpenDomains)
-                    {
-                        Interlocked.Increment(ref unknown);
-                        why = $"more than {_o.MaxOpenDomains} open sub-domains (memory bound)";
-                        stop.Cancel();
-                        return;
-                    }
-                    var (active, inactive) = ReluChain.Children(dom, sb, sb.Branch);
-                    stack.Push(active); stack.Push(inactive);
-                }
-                catch (Exception e) when (e is not OperationCanceledException) { failure ??= e; stop.Cancel(); return; }
-                finally { Interlocked.Decrement(ref busy); }
+                // The exact bound of this region is ≤ 0: a counterexample may well lie in it; look harder.
+                var far = sb.Minimiser;
+                if (chain.Descend(far, c.InputLower, c.InputUpper, cm, d, 40) <= 1e-6 && Confirm(c, ToBoxFloat(c, far)) is { } cex2)
+                { pool.Sat(cex2); return; }
+                pool.Undecided("a sub-domain with every unstable ReLU split was not proved");
+                return;
             }
-        }
-
-        var threads = Enumerable.Range(0, Math.Max(1, _o.Workers)).Select(_ => new Thread(Work) { IsBackground = true }).ToList();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
-        if (found is not null) return (ProofStatus.Sat, found, domains, "");
-        if (failure is not null) throw new InvalidOperationException($"branch and bound failed: {failure.Message}", failure);
-        if (unknown > 0) return (ProofStatus.Unknown, null, domains, why);
-        if (ct.IsCancellationRequested || !stack.IsEmpty) return (ProofStatus.Timeout, null, domains, "");
-        return (ProofStatus.Unsat, null, domains, "");
+            if (!pool.RoomToBranch()) return;
+            var (active, inactive) = ReluChain.Children(dom, sb, sb.Branch);
+            pool.Push(active); pool.Push(inactive);
+        });
+        return pool.Outcome();
     }
 
     /// <summary>The root of <paramref name="c"/>, computed once for all of <paramref name="siblings"/> with the same

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -28,6 +27,10 @@ public sealed record ProverOptions
     public int InputSplitMaxDims { get; init; } = 10;
     /// <summary>Sub-boxes bounded together in one batched pass by input-split branch and bound.</summary>
     public int InputSplitBatch { get; init; } = 64;
+    /// <summary>Inputs tried per split by input-split branch and bound: 1 bisects the most sensitive input (width ×
+    /// |coefficient| in the tightest row); k &gt; 1 bounds the children of the k most sensitive and keeps the split
+    /// whose worse child is tighter (children it already proves are dropped).</summary>
+    public int InputSplitLookahead { get; init; } = 1;
     /// <summary>Random restarts of the float64 descent attack before input-split branch and bound.</summary>
     public int ChainAttackRestarts { get; init; } = 200;
     /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>
@@ -264,63 +267,32 @@ public sealed partial class Prover
         if (_chain is not null && _net.InputSize <= _o.InputSplitMaxDims) return DecideByInputSplit(c, _chain, ct);
         if (_chain is not null && _o.ChainReluSplit) return DecideByReluSplit(c, _chain, ct, siblings, splitRoots);
 
-        var stack = new ConcurrentStack<Domain>();
-        stack.Push(new Domain(c.InputLower, c.InputUpper, []));
-        long domains = 0; int busy = 0; int unknown = 0;
-        (float[] x, float[] y)? found = null;
-        Exception? failure = null;
-        string why = "";
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var pool = new DomainPool<Domain>(_o.Workers, _o.MaxOpenDomains, ct);
+        pool.Push(new Domain(c.InputLower, c.InputUpper, []));
         bool inputSplit = _net.InputSize <= _o.InputSplitMaxDims;
 
-        void Work()
+        pool.Run(1, (taken, _) =>
         {
-            while (!stop.IsCancellationRequested)
+            var dom = taken[0];
+            var sb = _net.SpecLower(dom.Lower, dom.Upper, cm, d, dom.Splits, _o.AlphaSteps);
+            if (sb.Infeasible || sb.Lower.Any(v => v > 0)) return;
+            // Concrete candidates: the bound's minimising vertices and the centre.
+            var candidates = sb.Minimisers.Append(dom.Lower.Select((l, i) => 0.5 * (l + dom.Upper[i])).ToArray());
+            foreach (var cand in candidates)
             {
-                Interlocked.Increment(ref busy);
-                if (!stack.TryPop(out var dom))
-                {
-                    Interlocked.Decrement(ref busy);
-                    if (Volatile.Read(ref busy) == 0 && stack.IsEmpty) return;
-                    Thread.Sleep(1);
-                    continue;
-                }
-                try
-                {
-                    Interlocked.Increment(ref domains);
-                    var sb = _net.SpecLower(dom.Lower, dom.Upper, cm, d, dom.Splits, _o.AlphaSteps);
-                    if (sb.Infeasible || sb.Lower.Any(v => v > 0)) continue;
-                    // Concrete candidates: the bound's minimising vertices and the centre.
-                    var candidates = sb.Minimisers.Append(dom.Lower.Select((l, i) => 0.5 * (l + dom.Upper[i])).ToArray());
-                    foreach (var cand in candidates)
-                    {
-                        var xf = ToBoxFloat(c, cand);
-                        if (Worst(c, EngineOutput(xf)).value <= 0 && Confirm(c, xf) is { } cex) { found = cex; stop.Cancel(); return; }
-                    }
-                    // With every ReLU fixed, the bound is still taken over the whole box (split constraints only
-                    // tighten intermediate bounds), so such a domain falls back to splitting its input box.
-                    var children = inputSplit ? SplitInput(dom, sb) : SplitRelu(dom, sb) ?? SplitInput(dom, sb);
-                    if (children is null)
-                    {
-                        Interlocked.Increment(ref unknown);
-                        why = "an input box became too small to split further";
-                        continue;
-                    }
-                    foreach (var ch in children) stack.Push(ch);
-                }
-                catch (Exception e) when (e is not OperationCanceledException) { failure ??= e; stop.Cancel(); return; }
-                finally { Interlocked.Decrement(ref busy); }
+                var xf = ToBoxFloat(c, cand);
+                if (Worst(c, EngineOutput(xf)).value <= 0 && Confirm(c, xf) is { } cex) { pool.Sat(cex); return; }
             }
-        }
-
-        var threads = Enumerable.Range(0, Math.Max(1, _o.Workers)).Select(_ => new Thread(Work) { IsBackground = true }).ToList();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
-        if (found is not null) return (ProofStatus.Sat, found, domains, "");
-        if (failure is BoundsUnsupportedException bu) return (ProofStatus.Unknown, null, domains, bu.Message);
-        if (failure is not null) throw new InvalidOperationException($"branch and bound failed: {failure.Message}", failure);
-        if (ct.IsCancellationRequested || !stack.IsEmpty) return (ProofStatus.Timeout, null, domains, "");
-        return unknown > 0 ? (ProofStatus.Unknown, null, domains, why) : (ProofStatus.Unsat, null, domains, "");
+            // With every ReLU fixed, the bound is still taken over the whole box (split constraints only
+            // tighten intermediate bounds), so such a domain falls back to splitting its input box.
+            var children = inputSplit ? SplitInput(dom, sb) : SplitRelu(dom, sb) ?? SplitInput(dom, sb);
+            if (children is null) { pool.Undecided("an input box became too small to split further"); return; }
+            if (!pool.RoomToBranch()) return;
+            foreach (var ch in children) pool.Push(ch);
+        });
+        // A layer without a bound rule met on the way makes the answer unknown, with the rule named.
+        if (pool.Failure is BoundsUnsupportedException bu) return (ProofStatus.Unknown, null, pool.Domains, bu.Message);
+        return pool.Outcome();
     }
 
     /// <summary>Bisects the input whose width, weighted by its coefficient in the most promising row, is largest.</summary>

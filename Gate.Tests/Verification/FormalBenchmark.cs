@@ -86,4 +86,32 @@ public class FormalBenchmark
         report.AppendLine($"| {suite} | {name} | {r.Status.ToString().ToLowerInvariant()} | {sw.Elapsed.TotalSeconds:F2} | {r.Domains} |");
         Console.Error.WriteLine($"{suite} {name}: {r.Status} {sw.Elapsed.TotalSeconds:F2}s {r.Domains} domains");
     }
+
+    /// <summary>
+    /// A/B of the input-split choice on real instances: GATE_BENCH_SPLIT="ONNX VNNLIB;ONNX VNNLIB…" runs each with
+    /// <see cref="ProverOptions.InputSplitLookahead"/> 1 and GATE_BENCH_SPLIT_K (default 3), GATE_BENCH_SPLIT_TIMEOUT
+    /// seconds each (default 30), and prints answer, seconds and sub-domains. Not a unit test.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Benchmark")]
+    public void Compare_input_split_choices()
+    {
+        var spec = Environment.GetEnvironmentVariable("GATE_BENCH_SPLIT");
+        if (string.IsNullOrEmpty(spec)) Assert.Skip("benchmark: set GATE_BENCH_SPLIT to run");
+        int k = int.Parse(Environment.GetEnvironmentVariable("GATE_BENCH_SPLIT_K") ?? "3", CultureInfo.InvariantCulture);
+        double timeout = double.Parse(Environment.GetEnvironmentVariable("GATE_BENCH_SPLIT_TIMEOUT") ?? "30", CultureInfo.InvariantCulture);
+        foreach (var pair in spec.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = pair.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var model = OnnxModelLoader.Load(parts[0]);
+            var p = VnnLib.Load(parts[1]);
+            using var confirm = Prover.OpenConfirmingRuntime(model);
+            foreach (int look in new[] { 1, k })
+            {
+                var prover = new Prover(model, confirm, new ProverOptions { Timeout = TimeSpan.FromSeconds(timeout), InputSplitLookahead = look });
+                var r = prover.Prove(p, TestContext.Current.CancellationToken);
+                Console.Error.WriteLine($"SPLIT {Path.GetFileName(parts[0])} {Path.GetFileName(parts[1])} lookahead={look}: {r.Status} {r.Seconds:F2}s {r.Domains} domains");
+            }
+        }
+    }
 }

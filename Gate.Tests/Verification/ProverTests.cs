@@ -44,9 +44,10 @@ public class ProverTests
     }
 
     [Theory]
-    [InlineData(3, 1)]   // input splitting
-    [InlineData(12, 2)]  // ReLU splitting (more than 10 inputs)
-    public void Never_unsat_when_sampling_violates_and_sat_answers_are_real(int inputs, int seed)
+    [InlineData(3, 1, 1)]   // input splitting
+    [InlineData(3, 1, 3)]   // input splitting, the split chosen by bounding the children of every input's bisection
+    [InlineData(12, 2, 1)]  // ReLU splitting (more than 10 inputs)
+    public void Never_unsat_when_sampling_violates_and_sat_answers_are_real(int inputs, int seed, int lookahead)
     {
         var rng = new Random(seed);
         int unsat = 0, sat = 0;
@@ -58,7 +59,7 @@ public class ProverTests
             var diffs = SampledDiffs(model, lo, hi, rng, 400);
             double min = diffs.Min(), max = diffs.Max();
             using var confirm = new BuiltinRuntime().Load(model, new RuntimeOptions());
-            var prover = new Prover(model, confirm, Quick with { Seed = (ulong)trial + 1 });
+            var prover = new Prover(model, confirm, Quick with { Seed = (ulong)trial + 1, InputSplitLookahead = lookahead });
             // Threshold between the sampled minimum and maximum: violated (sampling found it).
             var violated = DiffProperty(lo, hi, 2, min + 0.3 * (max - min));
             var r1 = prover.Prove(violated, TestContext.Current.CancellationToken);
