@@ -1,4 +1,5 @@
 using Gate.Core.Model;
+using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 
 namespace Gate.Core.Engine;
@@ -41,13 +42,24 @@ public sealed class CompiledModel : IWhiteBoxEngine
     private readonly BufferPool _pool = new();
 
     public OnnxModel Model { get; }
+
+    /// <summary>
+    /// Whether passes flush subnormals to zero (inputs read as zero, results flushed; FTZ+DAZ on x86-64) on every
+    /// thread that computes them: the calling thread for the duration of <see cref="Forward"/> / <see cref="Backward"/>
+    /// and the fork-join helpers for their chunks (<see cref="ForkJoin"/>), each restored afterwards. On by default, as
+    /// ONNX Runtime and libtorch run for the checks: subnormal operands cost these CPUs 5–20× per instruction.
+    /// Off (IEEE subnormals, set explicitly so a leaked mode cannot change results) where a run must show what the
+    /// model computes exactly (gate run). Always false where the mode cannot be set (<see cref="FloatingPointEnvironment.CanFlushDenormals"/>).
+    /// </summary>
+    public bool FlushDenormals { get; }
     public Graph Graph => Model.Graph;
     public IReadOnlyList<string> InputNames { get; }
     public IReadOnlyList<string> OutputNames { get; }
 
-    private CompiledModel(OnnxModel model, Operator[] ops)
+    private CompiledModel(OnnxModel model, Operator[] ops, bool flushDenormals)
     {
         Model = model;
+        FlushDenormals = flushDenormals && FloatingPointEnvironment.CanFlushDenormals;
         _ops = ops;
         _ctx = model.Graph.Nodes.Select(n => new OpContext(n, model.Opsets.TryGetValue(n.Domain, out var v) ? v : model.DefaultOpset)).ToArray();
         InputNames = model.Graph.Inputs.Select(i => i.Name).ToList();
@@ -60,7 +72,7 @@ public sealed class CompiledModel : IWhiteBoxEngine
     }
 
     /// <summary>Binds every node to a kernel; lists all unsupported operators at once.</summary>
-    public static CompiledModel Compile(OnnxModel model)
+    public static CompiledModel Compile(OnnxModel model, bool flushDenormals = true)
     {
         var ops = new Operator[model.Graph.Nodes.Count];
         var missing = new SortedSet<string>();
@@ -80,7 +92,7 @@ public sealed class CompiledModel : IWhiteBoxEngine
             throw new GateInputException($"{model.SourcePath}: the built-in engine does not implement operator(s) {string.Join(", ", missing.Select(OperatorRegistry.WithReason))}");
         if (unsupported.Count > 0)
             throw new GateInputException($"{model.SourcePath}: the built-in engine cannot run {string.Join("; ", unsupported)}");
-        return new CompiledModel(model, ops);
+        return new CompiledModel(model, ops, flushDenormals);
     }
 
     /// <summary>Every tensor name that can be captured (graph inputs, initializers and node outputs).</summary>
@@ -99,6 +111,14 @@ public sealed class CompiledModel : IWhiteBoxEngine
     /// </summary>
     public ForwardPass Forward(IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? outputs = null,
         IEnumerable<string>? capture = null, bool recordForBackward = false)
+    {
+        var saved = default(FloatingPointEnvironment.Saved);
+        FloatingPointEnvironment.Enter(ref saved, FlushDenormals);
+        try { return ForwardInMode(inputs, outputs, capture, recordForBackward); }
+        finally { FloatingPointEnvironment.Leave(ref saved); }
+    }
+
+    private ForwardPass ForwardInMode(IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? outputs, IEnumerable<string>? capture, bool recordForBackward)
     {
         var wanted = new HashSet<string>(outputs ?? OutputNames);
         if (capture is not null) wanted.UnionWith(capture);
@@ -137,7 +157,9 @@ public sealed class CompiledModel : IWhiteBoxEngine
                 if (!values.TryGetValue(name, out var v)) throw new InvalidOperationException($"{node.DisplayName}: input '{name}' is not available (engine bug)");
                 args[j] = v;
             }
+            long started = EngineProfile.On ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             Tensor[] res = _ops[i].Forward(_ctx[i] with { Buffers = buffers }, args);
+            if (EngineProfile.On) EngineProfile.Add("fwd", node.OpType, args.Length > 0 ? args[0] : null, started);
             for (int j = 0; j < node.Outputs.Length && j < res.Length; j++)
                 if (node.Outputs[j].Length > 0) values[node.Outputs[j]] = res[j];
             if (tapeIn is not null) { tapeIn[i] = args; tapeOut![i] = res; }
@@ -173,6 +195,14 @@ public sealed class CompiledModel : IWhiteBoxEngine
     /// </summary>
     public IReadOnlyDictionary<string, Tensor> Backward(ForwardPass pass, IReadOnlyDictionary<string, Tensor> outputGrads, IEnumerable<string> wrt)
     {
+        var saved = default(FloatingPointEnvironment.Saved);
+        FloatingPointEnvironment.Enter(ref saved, FlushDenormals);
+        try { return BackwardInMode(pass, outputGrads, wrt); }
+        finally { FloatingPointEnvironment.Leave(ref saved); }
+    }
+
+    private IReadOnlyDictionary<string, Tensor> BackwardInMode(ForwardPass pass, IReadOnlyDictionary<string, Tensor> outputGrads, IEnumerable<string> wrt)
+    {
         if (pass.TapeInputs is null || pass.TapeOutputs is null)
             throw new InvalidOperationException("Forward was not run with recordForBackward: true");
         if (pass.Disposed) throw new ObjectDisposedException(nameof(ForwardPass), "the forward pass was disposed: its tape is gone");
@@ -200,7 +230,9 @@ public sealed class CompiledModel : IWhiteBoxEngine
             if (!any) continue;
             if (!_ops[i].IsDifferentiable) continue; // piecewise-constant: contributes zero gradient
             if (!needed[i].Any(b => b)) continue;   // no requested tensor upstream of this node
+            long started = EngineProfile.On ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             var inGrads = _ops[i].Backward(_ctx[i] with { GradientsNeeded = needed[i], Buffers = buffers }, pass.TapeInputs[i], pass.TapeOutputs[i], outGrads);
+            if (EngineProfile.On) EngineProfile.Add("bwd", node.OpType, pass.TapeInputs[i].Length > 0 ? pass.TapeInputs[i][0] : null, started);
             for (int j = 0; j < node.Inputs.Length && j < inGrads.Length; j++)
             {
                 var name = node.Inputs[j];

@@ -10,6 +10,9 @@ namespace Gate.Core.Engine;
 /// each piece of work (as ONNX Runtime's intra-op threads do) and picks up the next one at once.
 /// The calling thread and the helpers claim chunk indices from a shared counter: a call completes even if no helper
 /// is free (nested or concurrent calls) or none ever starts, because the caller then runs every chunk itself.
+/// A helper computes in the caller's subnormal mode (flush-to-zero or IEEE, <see cref="Gate.Core.Runtime.FloatingPointEnvironment"/>)
+/// for the duration of the job and restores its own afterwards, so a chunk's result does not depend on which thread
+/// ran it and the mode never outlives the call.
 /// </summary>
 internal static class ForkJoin
 {
@@ -20,7 +23,7 @@ internal static class ForkJoin
     {
         if (count <= 0) return;
         if (count == 1) { body(0); return; }
-        var job = new Job(count, body);
+        var job = new Job(count, body, Gate.Core.Runtime.FloatingPointEnvironment.IsFlushing());
         for (int h = 0, offered = 0; h < Helpers.Length && offered < count - 1; h++)
             if (Helpers[h].Offer(job)) offered++;
         job.Execute();
@@ -28,10 +31,12 @@ internal static class ForkJoin
         if (job.Error is { } e) ExceptionDispatchInfo.Throw(e);
     }
 
-    private sealed class Job(int count, Action<int> body)
+    private sealed class Job(int count, Action<int> body, bool flush)
     {
         private int _next = -1, _done;
         public Exception? Error;
+        /// <summary>The caller's subnormal mode, which helpers adopt while they run this job's chunks.</summary>
+        public bool Flush => flush;
 
         public void Execute()
         {
@@ -74,6 +79,14 @@ internal static class ForkJoin
             return true;
         }
 
+        private static void ExecuteInCallersMode(Job job)
+        {
+            var saved = default(Gate.Core.Runtime.FloatingPointEnvironment.Saved);
+            Gate.Core.Runtime.FloatingPointEnvironment.Enter(ref saved, job.Flush);
+            try { job.Execute(); }
+            finally { Gate.Core.Runtime.FloatingPointEnvironment.Leave(ref saved); }
+        }
+
         private void Run()
         {
             long lastWork = Stopwatch.GetTimestamp();
@@ -81,7 +94,7 @@ internal static class ForkJoin
             {
                 if (Interlocked.Exchange(ref _slot, null) is { } job)
                 {
-                    job.Execute();
+                    ExecuteInCallersMode(job);
                     lastWork = Stopwatch.GetTimestamp();
                     continue;
                 }

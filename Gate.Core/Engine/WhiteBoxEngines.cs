@@ -30,12 +30,17 @@ public static class WhiteBoxEngines
     /// small models the two are close and the built-in engine is the one the bound propagation shares.</summary>
     public const double AutoSpeedup = 1.5;
 
-    public static (IWhiteBoxEngine Engine, WhiteBoxChoice Choice) Choose(OnnxModel model, string mode)
+    /// <param name="flushDenormals">The built-in engine's subnormal mode (<see cref="CompiledModel.FlushDenormals"/>): on
+    /// for the checks; off where a run must show the model's exact IEEE arithmetic (gate run).</param>
+    public static (IWhiteBoxEngine Engine, WhiteBoxChoice Choice) Choose(OnnxModel model, string mode, bool flushDenormals = true)
     {
         switch (mode)
         {
             case "builtin":
-                return (CompiledModel.Compile(model), new WhiteBoxChoice(mode, "builtin", "engine: builtin", FlushDenormals: BuiltinFlushesDenormals));
+            {
+                var builtin = CompiledModel.Compile(model, flushDenormals);
+                return (builtin, new WhiteBoxChoice(mode, "builtin", "engine: builtin", FlushDenormals: builtin.FlushDenormals));
+            }
             case "torch":
                 if (TorchFactory is null) throw new GateComponentMissingException("engine: torch, but the torch engine exists only inside the sandbox runner (run the checks in a sandbox with the runner's rootfs)");
                 return (TorchFactory(model), new WhiteBoxChoice(mode, "torch", "engine: torch", FlushDenormals: true));
@@ -45,9 +50,6 @@ public static class WhiteBoxEngines
                 throw new GateInputException($"engine: unknown engine '{mode}' (expected {string.Join(", ", Modes)})");
         }
     }
-
-    /// <summary>The built-in engine's kernels run in .NET, which cannot set the CPU's flush-to-zero mode.</summary>
-    public const bool BuiltinFlushesDenormals = false;
 
     /// <summary>Whether auto may choose torch at all (see <see cref="Auto"/>).</summary>
     public static readonly bool TorchTrusted = false;
@@ -61,20 +63,20 @@ public static class WhiteBoxEngines
         // Until torch is trusted, auto's answer must not depend on a timing or on where the runner is (the decision
         // records the reason, and shards and replays must agree on it), so nothing is measured.
         if (!TorchTrusted)
-            return (builtin, new WhiteBoxChoice("auto", "builtin", "auto keeps the built-in engine: the torch engine is an explicit opt-in (engine: torch) until its wider differential set is in (docs/torch-onednn-defect.md)"));
+            return (builtin, new WhiteBoxChoice("auto", "builtin", "auto keeps the built-in engine: the torch engine is an explicit opt-in (engine: torch) until its wider differential set is in (docs/torch-onednn-defect.md)") { FlushDenormals = builtin.FlushDenormals });
         if (TorchFactory is null)
-            return (builtin, new WhiteBoxChoice("auto", "builtin", "the torch engine is not available outside the sandbox runner"));
+            return (builtin, new WhiteBoxChoice("auto", "builtin", "the torch engine is not available outside the sandbox runner") { FlushDenormals = builtin.FlushDenormals });
         var inputs = ProbeInputs(model);
         if (inputs is null)
-            return (builtin, new WhiteBoxChoice("auto", "builtin", "no measurable pass (an input without a static float shape)"));
+            return (builtin, new WhiteBoxChoice("auto", "builtin", "no measurable pass (an input without a static float shape)") { FlushDenormals = builtin.FlushDenormals });
         double tb = Measure(builtin, inputs);
         if (tb < AutoSmallModelMs)
-            return (builtin, new WhiteBoxChoice("auto", "builtin", $"one forward + input-gradient pass at batch 1 takes {tb:0.###} ms on the built-in engine (< {AutoSmallModelMs} ms: a small model stays there)", tb));
+            return (builtin, new WhiteBoxChoice("auto", "builtin", $"one forward + input-gradient pass at batch 1 takes {tb:0.###} ms on the built-in engine (< {AutoSmallModelMs} ms: a small model stays there)", tb) { FlushDenormals = builtin.FlushDenormals });
         IWhiteBoxEngine torch;
         try { torch = TorchFactory(model); }
         catch (Exception e) when (e is GateComponentMissingException or GateInputException)
         {
-            return (builtin, new WhiteBoxChoice("auto", "builtin", $"torch engine unavailable for this model: {e.Message}", tb));
+            return (builtin, new WhiteBoxChoice("auto", "builtin", $"torch engine unavailable for this model: {e.Message}", tb) { FlushDenormals = builtin.FlushDenormals });
         }
         double tt = Measure(torch, inputs);
         // Held back: libtorch's oneDNN convolutions gave wrong input gradients (docs/torch-onednn-defect.md); the torch
@@ -88,7 +90,7 @@ public static class WhiteBoxEngines
                    : $"torch is not ≥ {AutoSpeedup}× faster, so the built-in engine stays");
         return useTorch
             ? (torch, new WhiteBoxChoice("auto", "torch", why, tb, tt, FlushDenormals: true))
-            : (builtin, new WhiteBoxChoice("auto", "builtin", why, tb, tt, BuiltinFlushesDenormals));
+            : (builtin, new WhiteBoxChoice("auto", "builtin", why, tb, tt, builtin.FlushDenormals));
     }
 
     /// <summary>Zero inputs of each graph input's shape, symbolic dimensions as 1; null when an input is not float.</summary>

@@ -10,11 +10,11 @@ public sealed class BuiltinRuntime : IInferenceRuntime
     public string Name => "builtin";
     public static string Version => typeof(BuiltinRuntime).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    public IInferenceSession Load(OnnxModel model, RuntimeOptions options) => new Session(CompiledModel.Compile(model));
+    public IInferenceSession Load(OnnxModel model, RuntimeOptions options) => new Session(CompiledModel.Compile(model, options.FlushDenormals));
 
     private sealed class Session(CompiledModel compiled) : IInferenceSession
     {
-        public RuntimeInfo Info { get; } = new("builtin", Version, "cpu", "cpu") { FlushDenormals = WhiteBoxEngines.BuiltinFlushesDenormals };
+        public RuntimeInfo Info { get; } = new("builtin", Version, "cpu", "cpu") { FlushDenormals = compiled.FlushDenormals };
         public IReadOnlyList<string> InputNames => compiled.InputNames;
         public IReadOnlyList<string> OutputNames => compiled.OutputNames;
         public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputs = null) =>

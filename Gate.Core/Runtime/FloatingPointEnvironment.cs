@@ -67,6 +67,52 @@ internal static unsafe class FloatingPointEnvironment
         if (SetEnv(env) != 0) throw new InvalidOperationException("fesetenv failed: the subnormal mode cannot be set");
     }
 
+    /// <summary>A thread's saved floating-point environment, for scopes that span more than one delegate (the engine's
+    /// passes and its worker threads' jobs): <see cref="Enter"/> saves and sets, <see cref="Leave"/> restores.</summary>
+    internal struct Saved
+    {
+        internal fixed byte Env[EnvBytes];
+        internal bool Valid;
+    }
+
+    /// <summary>Whether this thread's flush-to-zero bits are set now (read from the environment, not probed).</summary>
+    internal static bool IsFlushing()
+    {
+        if (!CanFlushDenormals) return false;
+        byte* env = stackalloc byte[EnvBytes];
+        if (GetEnv(env) != 0) throw new InvalidOperationException("fegetenv failed: the floating-point environment cannot be read");
+        return Flushes(env);
+    }
+
+    private static bool Flushes(byte* env) => RuntimeInformation.ProcessArchitecture == Architecture.X64
+        ? (*(uint*)(env + MxcsrOffset) & (MxcsrFlushToZero | MxcsrDenormalsAreZero)) == (MxcsrFlushToZero | MxcsrDenormalsAreZero)
+        : (*(uint*)env & FpcrFlushToZero) != 0;
+
+    /// <summary>Saves this thread's environment into <paramref name="saved"/> and sets flushing on or off; a no-op
+    /// where the mode cannot be set. Every Enter is paired with a <see cref="Leave"/> on the same thread.</summary>
+    internal static void Enter(ref Saved saved, bool flush)
+    {
+        saved.Valid = false;
+        if (!CanFlushDenormals) return;
+        fixed (byte* env = saved.Env)
+        {
+            if (GetEnv(env) != 0) throw new InvalidOperationException("fegetenv failed: the floating-point environment cannot be saved");
+            // Already in the wanted mode (the common case for a pass's worker chunks): nothing to set or restore.
+            if (Flushes(env) == flush) return;
+        }
+        saved.Valid = true;
+        SetFlushing(flush);
+    }
+
+    /// <summary>Puts back the environment <see cref="Enter"/> saved.</summary>
+    internal static void Leave(ref Saved saved)
+    {
+        if (!saved.Valid) return;
+        fixed (byte* env = saved.Env)
+            if (SetEnv(env) != 0) throw new InvalidOperationException("fesetenv failed: the floating-point environment cannot be restored");
+        saved.Valid = false;
+    }
+
     /// <summary>Whether arithmetic on this thread flushes subnormals now (a probe: half of the smallest-but-one
     /// subnormal, computed at run time).</summary>
     internal static bool ThreadFlushesDenormals()

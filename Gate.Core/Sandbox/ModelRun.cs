@@ -60,7 +60,8 @@ public static class ModelRunExecutor
             case "builtin":
             case "torch":
             {
-                var engine = WhiteBoxEngines.Choose(model, runtime).Engine;
+                // IEEE subnormals on the built-in engine too, as for ONNX Runtime below.
+                var engine = WhiteBoxEngines.Choose(model, runtime, flushDenormals: false).Engine;
                 if (!inputGradients) return engine.Forward(inputs, null, captures).Values;
                 using var pass = engine.Forward(inputs, null, captures, recordForBackward: true);
                 var values = new Dictionary<string, Tensor>(pass.Values, StringComparer.Ordinal);

@@ -102,6 +102,34 @@ public class Float32PathTests
         Agree("Conv", attrs, ["x"], ("x", x), ("w", wt), ("bias", b));
     }
 
+    // Weight matrices of at least ConvOp.LargeWeightFloats floats take the batched im2col + GEMM path in both passes
+    // (several samples' columns in one GEMM where planes are small; Wᵀ cached for dX). Three samples, so the two
+    // fork-join chunks hold one and two samples.
+    public static TheoryData<string, int, int, int, int, int, int, int, int, int> LargeConvCases() => new()
+    {
+        // name, C, H, W, M, K, stride, dilation, padBegin, padEnd
+        { "large: 4×4 plane, samples side by side", 64, 4, 4, 256, 3, 1, 1, 1, 1 },
+        { "large: stride 2", 64, 7, 7, 256, 3, 2, 1, 1, 1 },
+        { "large: 1×1 projection at the threshold", 512, 3, 3, 256, 1, 2, 1, 0, 0 },
+        { "large: dilated, asymmetric padding, one sample per GEMM", 48, 18, 17, 384, 3, 1, 2, 2, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(LargeConvCases))]
+    public void Conv2d_float32_large_weight_path_matches_float64(string name, int c, int h, int w, int m, int k, int stride, int dilation, int padBegin, int padEnd)
+    {
+        Assert.True((long)m * c * k * k >= Gate.Core.Engine.Ops.ConvOp.LargeWeightFloats, $"{name}: not on the large-weight path");
+        Conv2d_float32_direct_kernels_match_float64(name, c, h, w, m, k, stride, dilation, padBegin, padEnd);
+    }
+
+    [Fact]
+    public void Residual_add_float32_gradient_matches_float64()
+    {
+        Agree("Add", [], ("a", Rand(61, 2, 5, 7)), ("b", Rand(62, 2, 5, 7)));
+        Agree("Sub", [], ("a", Rand(63, 2, 5, 7)), ("b", Rand(64, 2, 5, 7)));
+        Agree("Sub", [], ["b"], ("a", Rand(63, 2, 5, 7)), ("b", Rand(64, 2, 5, 7)));
+    }
+
     [Fact]
     public void Relu_float32_gradient_matches_float64() =>
         Agree("Relu", [], ("x", Rand(60, 3, 7, 5)));   // 105 elements: whole vectors and a scalar tail

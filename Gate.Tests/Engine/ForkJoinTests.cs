@@ -44,4 +44,27 @@ public class ForkJoinTests
         await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         Assert.Equal(4 * 50 * 4 * 3, total);
     }
+    [Fact]
+    public void Helpers_compute_in_the_callers_subnormal_mode_and_keep_it_no_longer()
+    {
+        Assert.True(Gate.Core.Runtime.FloatingPointEnvironment.CanFlushDenormals, "Gate's CI runs on Linux x86-64, where the subnormal mode can be set");
+        foreach (bool flush in new[] { true, false, true, false })
+        {
+            // Chunks that sleep a little, so that the helper (one per further core) surely takes some.
+            var seen = new System.Collections.Concurrent.ConcurrentBag<(int Thread, bool Flushes)>();
+            for (int attempt = 0; attempt < 5 && seen.Select(s => s.Thread).Distinct().Count() < Math.Min(2, Environment.ProcessorCount); attempt++)
+            {
+                seen.Clear();
+                Func<int> call = () =>
+                {
+                    ForkJoin.For(32, i => { Thread.Sleep(1); seen.Add((Environment.CurrentManagedThreadId, Gate.Core.Runtime.FloatingPointEnvironment.ThreadFlushesDenormals())); });
+                    return 0;
+                };
+                if (flush) Gate.Core.Runtime.FloatingPointEnvironment.WithDenormalsFlushed(call);
+                else Gate.Core.Runtime.FloatingPointEnvironment.WithDenormalsKept(call);
+                Assert.All(seen, s => Assert.Equal(flush, s.Flushes));
+            }
+            Assert.True(seen.Select(s => s.Thread).Distinct().Count() >= Math.Min(2, Environment.ProcessorCount), "no helper took a chunk in five attempts");
+        }
+    }
 }

@@ -65,6 +65,19 @@ public abstract class BinaryArithmetic : Operator
         var a = inputs[0]!; var b = inputs[1]!; var y = outputs[0]; var g = outputGrads[0]!;
         var shape = y.Shape;
         int n = y.Length;
+        // A residual connection (Add of two same-shape tensors, ResNet's skip): dA = dY, dB = ±dY, copied at memory
+        // speed instead of through per-element index maps and partials.
+        if (this is AddOp or SubOp && g.Floats is { } gf && a.Shape.AsSpan().SequenceEqual(shape) && b.Shape.AsSpan().SequenceEqual(shape))
+        {
+            Tensor? Grad(int input, bool negate)
+            {
+                if (!ctx.NeedsGradient(input)) return null;
+                var d = ctx.RentFloats(n);
+                if (negate) TensorPrimitives.Negate(gf.AsSpan(0, n), d.AsSpan(0, n)); else gf.AsSpan(0, n).CopyTo(d);
+                return Tensor.FromFloats(shape, d);
+            }
+            return [Grad(0, false), Grad(1, this is SubOp)];
+        }
         var ia = Broadcast.SourceIndex(a.Shape, shape); var ib = Broadcast.SourceIndex(b.Shape, shape);
         if (a.Type == DType.Float64)
         {

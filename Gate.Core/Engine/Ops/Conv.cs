@@ -61,17 +61,21 @@ public sealed class ConvOp : Operator
     private const int ShortRow = 16;
 
     /// <summary>Column matrix of sample n, group grp: row (c, ky, kx), column (oy, ox); zero where the window hits padding.</summary>
-    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp)
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp) => Im2Col(x, col, g, n, grp, g.ColCols, 0);
+
+    /// <summary><see cref="Im2Col(float[], float[], Geo, int, int)"/> into columns [offset, offset + OH·OW) of a
+    /// column matrix whose rows are <paramref name="ld"/> long (several samples side by side).</summary>
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset)
     {
         var s = g.S;
-        int ohw = g.ColCols, ow = g.OW, sx = s.Strides[1];
+        int ohw = ld, ow = g.OW, sx = s.Strides[1];
         for (int c = 0; c < g.Cg; c++)
         {
             int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
-                    int rowBase = ((c * g.Kh + ky) * g.Kw + kx) * ohw;
+                    int rowBase = ((c * g.Kh + ky) * g.Kw + kx) * ohw + offset;
                     var (ox0, ox1, ix0) = InBoundsColumns(g, kx);
                     for (int oy = 0; oy < g.OH; oy++)
                     {
@@ -96,17 +100,20 @@ public sealed class ConvOp : Operator
     }
 
     /// <summary>Adds a column matrix back onto sample n's input gradient: the transpose of <see cref="Im2Col"/>.</summary>
-    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp)
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp) => Col2ImAdd(col, dx, g, n, grp, g.ColCols, 0);
+
+    /// <summary><see cref="Col2ImAdd(float[], float[], Geo, int, int)"/> from columns [offset, offset + OH·OW) of rows <paramref name="ld"/> long.</summary>
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset)
     {
         var s = g.S;
-        int ohw = g.ColCols, ow = g.OW, sx = s.Strides[1];
+        int ohw = ld, ow = g.OW, sx = s.Strides[1];
         for (int c = 0; c < g.Cg; c++)
         {
             int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
                 for (int kx = 0; kx < g.Kw; kx++)
                 {
-                    int rowBase = ((c * g.Kh + ky) * g.Kw + kx) * ohw;
+                    int rowBase = ((c * g.Kh + ky) * g.Kw + kx) * ohw + offset;
                     var (ox0, ox1, ix0) = InBoundsColumns(g, kx);
                     if (ox0 >= ox1) continue;
                     for (int oy = 0; oy < g.OH; oy++)
@@ -146,6 +153,7 @@ public sealed class ConvOp : Operator
     /// <summary>The kernel for samples [n0, n1): <see cref="DirectConv"/> where it applies, else im2col + GEMM.</summary>
     private static Action<int, int> ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g)
     {
+        if (LargeWeights(g)) return (n0, n1) => BatchedIm2ColSamples(xf, wf, bf, y, g, n0, n1);
         if (!DirectConv.Supports(g.M, g.G, g.S.Strides[1], g.OW)) return (n0, n1) => Im2ColSamples(xf, wf, bf, y, g, n0, n1);
         var s = g.S;
         var direct = new DirectConv(g.C, g.H, g.W, g.M, g.Kh, g.Kw, s.Strides[0], s.Strides[1], s.Dilations[0], s.Dilations[1], s.PadBegin[0], s.PadBegin[1], g.OH, g.OW);
@@ -189,6 +197,89 @@ public sealed class ConvOp : Operator
         return BufferPool.IsRecyclable(wf) ? Make(wf) : FlippedTapMajor.GetValue(wf, Make);
     }
 
+    /// <summary>
+    /// One-group convolutions whose weight matrix has at least this many floats (512 KiB: more than a core's share of
+    /// L2) take the batched im2col + blocked GEMM path in both passes. The direct kernel streams the whole weight
+    /// matrix once per block of 4–8 output pixels, which on ResNet's 128–512-channel layers made the weights, not the
+    /// arithmetic, the cost; the GEMM streams them once per K panel for a whole group of samples' columns.
+    /// </summary>
+    internal const int LargeWeightFloats = 1 << 17;
+
+    private static bool LargeWeights(Geo g) => g.G == 1 && (long)g.M * g.ColRows >= LargeWeightFloats;
+
+    /// <summary>Columns the batched path puts side by side in one GEMM: small planes (4×4 at ResNet's last stage)
+    /// join several samples so that each pass over the weights does enough arithmetic.</summary>
+    private const int MinGemmColumns = 256;
+
+    private static int SamplesPerGemm(Geo g, int available) => Math.Clamp((MinGemmColumns + g.ColCols - 1) / g.ColCols, 1, Math.Max(1, available));
+
+    /// <summary>
+    /// Samples [n0, n1) of a large one-group convolution: S samples' column matrices side by side, Y' = W · col as one
+    /// GEMM [M, S·OH·OW], then each sample's rows (plus bias) into Y. With one chunk (batch 1) the GEMM itself runs
+    /// on both cores.
+    /// </summary>
+    private static void BatchedIm2ColSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, int n0, int n1)
+    {
+        int plane = g.ColCols, per = SamplesPerGemm(g, n1 - n0);
+        var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * per * plane);
+        var prod = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * per * plane);
+        for (int s0 = n0; s0 < n1; s0 += per)
+        {
+            int count = Math.Min(per, n1 - s0), ld = count * plane;
+            for (int i = 0; i < count; i++) Im2Col(xf, col, g, s0 + i, 0, ld, i * plane);
+            Kernels.MatMul(wf.AsSpan(0, g.M * g.ColRows), col.AsSpan(0, g.ColRows * ld), prod.AsSpan(0, g.M * ld), g.M, g.ColRows, ld);
+            for (int i = 0; i < count; i++)
+                for (int m = 0; m < g.M; m++)
+                {
+                    var src = prod.AsSpan(m * ld + i * plane, plane);
+                    var dst = y.AsSpan(((s0 + i) * g.M + m) * plane, plane);
+                    if (bf is null) src.CopyTo(dst);
+                    else System.Numerics.Tensors.TensorPrimitives.Add(src, bf[m], dst);
+                }
+        }
+        System.Buffers.ArrayPool<float>.Shared.Return(col);
+        System.Buffers.ArrayPool<float>.Shared.Return(prod);
+    }
+
+    /// <summary>
+    /// dX for samples [n0, n1) of a large one-group convolution: S samples' dY side by side as [M, S·OH·OW],
+    /// dcol = Wᵀ · dY as one GEMM, scattered back per sample by col2im. <paramref name="wT"/> is Wᵀ [ColRows, M].
+    /// </summary>
+    private static void BatchedCol2ImSamples(float[] gy, float[] wT, float[] dx, Geo g, int n0, int n1)
+    {
+        int plane = g.ColCols, per = SamplesPerGemm(g, n1 - n0), sampleLen = g.C * g.H * g.W;
+        dx.AsSpan(n0 * sampleLen, (n1 - n0) * sampleLen).Clear();
+        var dy = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * per * plane);
+        var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * per * plane);
+        for (int s0 = n0; s0 < n1; s0 += per)
+        {
+            int count = Math.Min(per, n1 - s0), ld = count * plane;
+            for (int i = 0; i < count; i++)
+                for (int m = 0; m < g.M; m++)
+                    gy.AsSpan(((s0 + i) * g.M + m) * plane, plane).CopyTo(dy.AsSpan(m * ld + i * plane, plane));
+            Kernels.MatMul(wT.AsSpan(0, g.ColRows * g.M), dy.AsSpan(0, g.M * ld), dcol.AsSpan(0, g.ColRows * ld), g.ColRows, g.M, ld);
+            for (int i = 0; i < count; i++) Col2ImAdd(dcol, dx, g, s0 + i, 0, ld, i * plane);
+        }
+        System.Buffers.ArrayPool<float>.Shared.Return(dy);
+        System.Buffers.ArrayPool<float>.Shared.Return(dcol);
+    }
+
+    /// <summary>Wᵀ per group ([ColRows, Mg] each, side by side), cached per weight array: the input gradient of every
+    /// pass needs the same transpose, which for a 512-channel layer is 9 MB.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], float[]> GroupTransposed = new();
+
+    private static float[] TransposedWeights(float[] wf, Geo g)
+    {
+        float[] Make(float[] w)
+        {
+            var r = new float[g.M * g.ColRows];
+            for (int grp = 0; grp < g.G; grp++)
+                Kernels.Transpose(w.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows).CopyTo(r, grp * g.Mg * g.ColRows);
+            return r;
+        }
+        return BufferPool.IsRecyclable(wf) ? Make(wf) : GroupTransposed.GetValue(wf, Make);
+    }
+
     /// <summary>Multiply-adds below which a convolution runs on one thread.</summary>
     private const long ParallelWork = 1 << 17;
 
@@ -228,18 +319,22 @@ public sealed class ConvOp : Operator
         // dX by direct transposed convolution where it applies (stride 1, no dilation, and DirectConv supports the
         // shape with the input channels as its outputs); otherwise W^T · dY per sample, scattered back by col2im.
         var s = g.S;
-        DirectConv? directDx = dx is not null && DirectConv.Supports(g.C, g.G, 1, g.W) && s.Strides[0] == 1 && s.Strides[1] == 1 && s.Dilations[0] == 1 && s.Dilations[1] == 1
+        bool batchedDx = dx is not null && LargeWeights(g);
+        DirectConv? directDx = dx is not null && !batchedDx && DirectConv.Supports(g.C, g.G, 1, g.W) && s.Strides[0] == 1 && s.Strides[1] == 1 && s.Dilations[0] == 1 && s.Dilations[1] == 1
             ? new DirectConv(g.M, g.OH, g.OW, g.C, g.Kh, g.Kw, 1, 1, 1, 1, g.Kh - 1 - s.PadBegin[0], g.Kw - 1 - s.PadBegin[1], g.H, g.W) : null;
         var flipped = directDx is null ? null : FlippedWeights(wf, g);
         // Transposed weights per group, shared by every sample (only the col2im route needs them).
-        var wT = new float[g.G][];
-        if (dx is not null && directDx is null)
-            for (int grp = 0; grp < g.G; grp++) wT[grp] = Kernels.Transpose(wf.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColRows);
+        var wT = dx is not null && directDx is null ? TransposedWeights(wf, g) : null;
         void Chunk(int chunk)
         {
             int n0 = (int)((long)g.N * chunk / chunks), n1 = (int)((long)g.N * (chunk + 1) / chunks);
             int sampleLen = g.C * g.H * g.W;
-            if (directDx is not null)
+            if (batchedDx)
+            {
+                BatchedCol2ImSamples(gy, wT!, dx!, g, n0, n1);
+                if (!needW) return;
+            }
+            else if (directDx is not null)
             {
                 var pad = System.Buffers.ArrayPool<float>.Shared.Rent(directDx.ScratchLength);
                 directDx.ClearPad(pad);
@@ -266,10 +361,10 @@ public sealed class ConvOp : Operator
                             for (int q = 0; q < g.ColCols; q++) colT![q * g.ColRows + r] = col[r * g.ColCols + q];
                         Kernels.MatMul(gyg, colT.AsSpan(0, g.ColRows * g.ColCols), dw.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), g.Mg, g.ColCols, g.ColRows, accumulate: true);
                     }
-                    if (dx is not null && directDx is null)
+                    if (dx is not null && directDx is null && !batchedDx)
                     {
                         // dcol = W^T · dY, scattered back onto this sample's input gradient (disjoint per sample).
-                        Kernels.MatMul(wT[grp], gyg, dcol, g.ColRows, g.Mg, g.ColCols);
+                        Kernels.MatMul(wT.AsSpan(grp * g.Mg * g.ColRows, g.Mg * g.ColRows), gyg, dcol, g.ColRows, g.Mg, g.ColCols);
                         Col2ImAdd(dcol, dx, g, n, grp);
                     }
                 }

@@ -30,7 +30,7 @@ internal static class ConvND
         var xv = TensorIndexing.AsDoubles(x); var wv = TensorIndexing.AsDoubles(w);
         var pw = p.Windows;
         var y = new double[Tensor.ElementCount(p.OutShape)];
-        Parallel.For(0, p.N * p.M, job =>
+        ForkJoin.For(p.N * p.M, job =>
         {
             int n = job / p.M, m = job % p.M, grp = m / p.Mg;
             double bias = b is null ? 0 : b.GetDouble(m);

@@ -113,7 +113,7 @@ public sealed class ConvTransposeOp : Operator
     private static double[] Scatter(Geometry p, double[] x, double[] w, double[]? bias, bool absWeights)
     {
         var y = new double[p.N * p.M * p.OutPlane];
-        Parallel.For(0, p.N * p.M, job =>
+        ForkJoin.For(p.N * p.M, job =>
         {
             int n = job / p.M, m = job % p.M, grp = m / p.Mg, ml = m % p.Mg;
             var yo = y.AsSpan(job * p.OutPlane, p.OutPlane);
@@ -152,7 +152,7 @@ public sealed class ConvTransposeOp : Operator
         {
             // The transpose of the scatter: each input element gathers the output gradients its kernel reached.
             var d = new double[x.Length];
-            Parallel.For(0, p.N * p.C, job =>
+            ForkJoin.For(p.N * p.C, job =>
             {
                 int n = job / p.C, c = job % p.C, grp = c / p.Cg;
                 var dst = d.AsSpan(job * p.InPlane, p.InPlane);
@@ -167,7 +167,7 @@ public sealed class ConvTransposeOp : Operator
         if (ctx.NeedsGradient(1))
         {
             var d = new double[w.Length];
-            Parallel.For(0, p.C, c =>
+            ForkJoin.For(p.C, c =>
             {
                 int grp = c / p.Cg;
                 for (int ml = 0; ml < p.Mg; ml++)
@@ -234,7 +234,7 @@ public sealed class ConvTransposeOp : Operator
         int outLength = p.M * p.OutPlane, inLength = p.C * p.InPlane;
         var lx = new double[r.Rows * inLength];
         var bias = new double[r.Rows];
-        Parallel.For(0, r.Rows, row =>
+        ForkJoin.For(r.Rows, row =>
         {
             var lam = r.Lambda.AsSpan(row * outLength, outLength);
             var dst = lx.AsSpan(row * inLength, inLength);

@@ -31,7 +31,7 @@ public abstract class SoftmaxFamily : Operator
         var l = AxisLayout.For(ctx, x.Shape);
         var xv = TensorIndexing.AsDoubles(x);
         var y = new double[x.Length];
-        Parallel.For(0, l.Outer, o =>
+        ForkJoin.For(l.Outer, o =>
         {
             for (int q = 0; q < l.Inner; q++)
             {
@@ -153,7 +153,7 @@ internal static class GroupNorm
     public static (double[] XHat, double[] Mean, double[] InvStd) Normalize(double[] x, int groups, int inner, double eps)
     {
         var xh = new double[x.Length]; var mean = new double[groups]; var inv = new double[groups];
-        Parallel.For(0, groups, gi =>
+        ForkJoin.For(groups, gi =>
         {
             int b = gi * inner;
             double m = 0;

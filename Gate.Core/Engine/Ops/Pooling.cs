@@ -82,7 +82,7 @@ internal sealed class PoolWindows
         int planes = x.Shape[0] * x.Shape[1];
         var xv = TensorIndexing.AsDoublesOrFloats(x);
         var y = new double[planes * OutPlane]; var arg = new int[y.Length];
-        Parallel.For(0, planes, p =>
+        ForkJoin.For(planes, p =>
         {
             int ib = p * InPlane;
             for (int w = 0; w < OutPlane; w++)
@@ -118,7 +118,7 @@ public sealed class AveragePoolOp : Operator
         int planes = x.Shape[0] * x.Shape[1];
         var xv = TensorIndexing.AsDoublesOrFloats(x);
         var y = new double[planes * pw.OutPlane];
-        Parallel.For(0, planes, p =>
+        ForkJoin.For(planes, p =>
         {
             for (int w = 0; w < pw.OutPlane; w++)
             {
@@ -147,7 +147,7 @@ public sealed class AveragePoolOp : Operator
         int planes = x.Shape[0] * x.Shape[1];
         var gy = TensorIndexing.AsDoubles(g[0]!);
         var dx = new double[x.Length];
-        Parallel.For(0, planes, p =>
+        ForkJoin.For(planes, p =>
         {
             for (int w = 0; w < pw.OutPlane; w++)
             {
