@@ -26,6 +26,9 @@ public sealed record AdversarialOptions(
     }
 
 
+    /// <summary>The policy's <c>budget.wallTime</c>, if any.</summary>
+    public TimeSpan? WallTimeBudget(int classes) => WallTime;
+
     public static AdversarialOptions Bind(CheckSpec spec, DeploymentPolicy policy)
     {
         var node = spec.Node;
