@@ -32,19 +32,30 @@ public sealed record CheckEstimate(string Id, string Type, CheckWork Work, doubl
     /// <summary>What the budget is: "budget.wallTime" or "sandbox.limits.timeout".</summary>
     public string? BudgetSource { get; init; }
 
-    /// <summary>The estimate exceeds the budget: the check is INCONCLUSIVE before it runs (<see cref="OverBudgetReason"/>).</summary>
-    public bool OverBudget => BudgetSeconds is { } b && Seconds > b;
+    /// <summary>
+    /// How far past its budget a check must be estimated to be refused before it runs. The estimate is an upper bound
+    /// (every step of every search counted, early stops not; the pass measured on one batch of at most 8 where the
+    /// checks run larger batches, classes in parallel), so a check estimated a little over may still finish: it runs,
+    /// and its line says it may not fit.
+    /// </summary>
+    public const double RefuseFactor = 2;
+
+    /// <summary>The estimate exceeds the budget by more than <see cref="RefuseFactor"/>: the check is INCONCLUSIVE before it runs (<see cref="OverBudgetReason"/>).</summary>
+    public bool OverBudget => BudgetSeconds is { } b && Seconds > b * RefuseFactor;
+
+    /// <summary>The estimate exceeds the budget, but not by enough to refuse: the check runs and may run out of budget.</summary>
+    public bool MayExceed => BudgetSeconds is { } b && Seconds > b && !OverBudget;
 
     /// <summary>Why the check did not run, e.g. "estimated 412 s > budget 300 s (budget.wallTime) …".</summary>
     public string? OverBudgetReason => OverBudget
-        ? $"estimated {Seconds:0.#} s > budget {BudgetSeconds:0.#} s ({BudgetSource}): {Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes at the measured pass cost; " +
+        ? $"estimated {Seconds:0.#} s > budget {BudgetSeconds:0.#} s ({BudgetSource}), more than {RefuseFactor:0.#}× over: {Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes at the measured pass cost; " +
           "not run, so the budget was not spent on a search that could not finish — lower its samples or steps, or raise the budget"
         : null;
 
     /// <summary>The estimate in one line for a person.</summary>
     public string Line(string source) =>
         $"~{PlanEstimate.Seconds(Seconds)} ({Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes; {source})" +
-        (BudgetSeconds is { } b ? $" against a budget of {PlanEstimate.Seconds(b)} ({BudgetSource})" + (OverBudget ? ": over budget, INCONCLUSIVE without running" : "") : "");
+        (BudgetSeconds is { } b ? $" against a budget of {PlanEstimate.Seconds(b)} ({BudgetSource})" + (OverBudget ? ": over budget, INCONCLUSIVE without running" : MayExceed ? ": may not fit its budget (runs; INCONCLUSIVE if the budget runs out)" : "") : "");
 }
 
 /// <summary>
