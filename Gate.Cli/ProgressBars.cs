@@ -35,6 +35,8 @@ public static class ProgressBars
                 // Synchronous reporter: the sandbox reader thread updates bars directly (Spectre tasks are thread-safe).
                 var reporter = new SyncProgress(u =>
                 {
+                    // The estimate comes before the check's bar, as a line that stays above the bars.
+                    if (u.Phase == ProgressPhase.Estimated) { Cli.Err.WriteLine(ProgressLines.EstimateText(u)); return; }
                     if (u.Phase != ProgressPhase.Working) return; // a bar shows starts and ends by itself
                     lock (tasks)
                     {
@@ -93,6 +95,9 @@ public sealed class ProgressLines : IProgress<ProgressUpdate>, IDisposable
                     if (_current == u.CheckId) _current = null;
                     _latest = null;
                     break;
+                case ProgressPhase.Estimated:
+                    Line(EstimateText(u));
+                    break;
                 default:
                     _current = u.CheckId;
                     _latest = u;
@@ -113,6 +118,9 @@ public sealed class ProgressLines : IProgress<ProgressUpdate>, IDisposable
             Line($"still working ({_clock.Elapsed.TotalSeconds.ToString("0", CultureInfo.InvariantCulture)} s): {what}");
         }
     }
+
+    /// <summary>A check's estimate before it runs (<see cref="ProgressPhase.Estimated"/>): "check pgd estimated: ~12 s (…)".</summary>
+    public static string EstimateText(ProgressUpdate u) => $"check {SafeText.Line(u.CheckId)} estimated: {SafeText.Line(u.Task)}";
 
     private static string Num(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
 

@@ -14,14 +14,51 @@ public readonly record struct CheckWork(long Forward, long Gradient)
 public interface IEstimatesWork
 {
     CheckWork Work(long rows, int classes);
+
+    /// <summary>The check's own wall-time budget on a model of <paramref name="classes"/> classes, or null when it has
+    /// none (then the sandbox's timeout is its budget: a check estimated past it could not finish in any case).</summary>
+    TimeSpan? WallTimeBudget(int classes) => null;
 }
 
 /// <summary>What one sample pass costs on the backend that will run it, measured (or, in tests, given).</summary>
 /// <param name="Source">How it was obtained, e.g. "measured: 1 batch of 32 on builtin".</param>
 public sealed record PassCost(double ForwardSecondsPerSample, double GradientSecondsPerSample, string Source);
 
-/// <summary>One check's estimated cost: its work times the measured pass cost.</summary>
-public sealed record CheckEstimate(string Id, string Type, CheckWork Work, double Seconds);
+/// <summary>One check's estimated cost: its work times the measured pass cost, against its wall-time budget.</summary>
+public sealed record CheckEstimate(string Id, string Type, CheckWork Work, double Seconds)
+{
+    /// <summary>The check's own wall-time budget, else the sandbox's timeout, in seconds (<see cref="IEstimatesWork.WallTimeBudget"/>).</summary>
+    public double? BudgetSeconds { get; init; }
+    /// <summary>What the budget is: "budget.wallTime" or "sandbox.limits.timeout".</summary>
+    public string? BudgetSource { get; init; }
+
+    /// <summary>
+    /// How far past its budget a check must be estimated to be refused before it runs. The estimate is an upper bound
+    /// (every step of every search counted, early stops not; the pass measured on one batch of at most 8 where the
+    /// checks run larger batches, classes in parallel), so a check estimated a little over may still finish: it runs,
+    /// and its line says it may not fit. Measured: on the digits release policy under a load of ~30 on 2 cores the
+    /// estimate was 7.5× (PGD + Square) and 8.3× (trojan scan) its budget while both checks finish well within it,
+    /// so only an estimate beyond 20× is taken as "cannot finish".
+    /// </summary>
+    public const double RefuseFactor = 20;
+
+    /// <summary>The estimate exceeds the budget by more than <see cref="RefuseFactor"/>: the check is INCONCLUSIVE before it runs (<see cref="OverBudgetReason"/>).</summary>
+    public bool OverBudget => BudgetSeconds is { } b && Seconds > b * RefuseFactor;
+
+    /// <summary>The estimate exceeds the budget, but not by enough to refuse: the check runs and may run out of budget.</summary>
+    public bool MayExceed => BudgetSeconds is { } b && Seconds > b && !OverBudget;
+
+    /// <summary>Why the check did not run, e.g. "estimated 412 s > budget 300 s (budget.wallTime) …".</summary>
+    public string? OverBudgetReason => OverBudget
+        ? $"estimated {Seconds:0.#} s > budget {BudgetSeconds:0.#} s ({BudgetSource}), more than {RefuseFactor:0.#}× over: {Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes at the measured pass cost; " +
+          "not run, so the budget was not spent on a search that could not finish — lower its samples or steps, or raise the budget"
+        : null;
+
+    /// <summary>The estimate in one line for a person.</summary>
+    public string Line(string source) =>
+        $"~{PlanEstimate.Seconds(Seconds)} ({Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes; {source})" +
+        (BudgetSeconds is { } b ? $" against a budget of {PlanEstimate.Seconds(b)} ({BudgetSource})" + (OverBudget ? ": over budget, INCONCLUSIVE without running" : MayExceed ? ": may not fit its budget (runs; INCONCLUSIVE if the budget runs out)" : "") : "");
+}
 
 /// <summary>
 /// The plan's estimate against the sandbox's wall time: per check, in total, whether it fits, and when it does not,
@@ -45,9 +82,9 @@ public sealed record PlanEstimate(PassCost Cost, IReadOnlyList<CheckEstimate> Ch
     public IEnumerable<string> Lines()
     {
         foreach (var c in Checks)
-            yield return $"{c.Id} ({c.Type}): ~{Seconds(c.Seconds)} ({c.Work.Forward:N0} forward and {c.Work.Gradient:N0} gradient sample passes)";
+            yield return $"{c.Id} ({c.Type}): {c.Line(Cost.Source)}";
         yield return $"total ~{Seconds(TotalSeconds)} of {Seconds(WallTimeSeconds)} wall time ({Cost.Source}): " + (Fits ? "fits" : $"does not fit — {Advice}");
     }
 
-    private static string Seconds(double s) => s < 120 ? $"{s:0.#} s" : s < 7200 ? $"{s / 60:0.#} min" : $"{s / 3600:0.#} h";
+    internal static string Seconds(double s) => s < 120 ? $"{s:0.#} s" : s < 7200 ? $"{s / 60:0.#} min" : $"{s / 3600:0.#} h";
 }

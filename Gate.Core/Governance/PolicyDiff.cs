@@ -216,7 +216,7 @@ public static class PolicyDiff
     {
         if (a is not null && b is not null && SameScalar(a, b)) return;
         var def = schema?["default"];
-        string? absentText = def is not null ? $"{def.ToJsonString().Trim('"')} (default)" : Str(schema?["x-when-absent"]) is { } wa ? $"({wa})" : null;
+        string? absentText = def is not null ? $"{def.ToJsonString().Trim('"')} (default{(Str(schema?["x-scaled-with"]) is { } rule ? $"; scaled with the model: rule {rule}" : "")})" : Str(schema?["x-when-absent"]) is { } wa ? $"({wa})" : null;
         string? oldText = a?.Value ?? absentText, newText = b?.Value ?? absentText;
         string? oa = a?.Value ?? Str(def) ?? def?.ToJsonString() ?? AbsentText.GetValueOrDefault(key),
                 nb = b?.Value ?? Str(def) ?? def?.ToJsonString() ?? AbsentText.GetValueOrDefault(key);

@@ -160,7 +160,7 @@ public static class PolicyReview
             }
             if (o.Key == "samples" || o.Fields is not null || o.ItemFields is not null) continue;
             var v = decl.Value(c.Node, o.Key);
-            string? value = v.Explicit is { } e ? Inline(e) : v.Decl.DefaultText is { } d ? $"{d} (default)" : o.WhenAbsent is { } wa ? $"not set ({wa})" : null;
+            string? value = v.Explicit is { } e ? Inline(e) : v.Decl.DefaultWords is { } d ? d : o.WhenAbsent is { } wa ? $"not set ({wa})" : null;
             if (value is null) continue;
             yield return $"{o.Key}: {value}{(o.Unit is { } u && v.Number is not null ? " " + u : "")}. {o.Meaning}";
         }

@@ -38,6 +38,9 @@ public sealed record BoundPlan
     /// <summary>The datasets these checks read (after data overrides), by name.</summary>
     public required IReadOnlyDictionary<string, BoundDataset> Datasets { get; init; }
     public required IReadOnlyList<BoundCheck> Checks { get; init; }
+    /// <summary>The sandbox's wall time (<c>sandbox.limits.timeout</c>): the budget of a check with none of its own
+    /// when the sandbox estimates the checks before running them (<see cref="CostEstimator.BeforeRun"/>); zero: unknown.</summary>
+    public TimeSpan WallTime { get; init; }
     /// <summary>Which shard of the job this plan runs (<see cref="ShardSelection.Whole"/> unless split).</summary>
     public ShardSelection Shard { get; init; } = ShardSelection.Whole;
 
@@ -87,7 +90,7 @@ public sealed record BoundPlan
         {
             PolicySha256 = plan.Policy.Sha256, PolicyName = plan.Policy.Metadata.Name, ModelSha256 = plan.Model.Sha256,
             Model = plan.Policy.Spec.Model, Runtime = plan.Policy.Spec.Runtime, Engine = plan.Policy.Spec.Engine, Seed = plan.Policy.Spec.Seed,
-            Datasets = datasets,
+            WallTime = plan.Policy.Spec.Sandbox.Limits.Timeout, Datasets = datasets,
             Checks = list.Select(c => new BoundCheck(c.Spec.Id, c.Spec.Type, c.Spec.Enforcement, c.Spec.Dataset, c.Spec.Description,
                 c.Spec.Require, c.Spec.Location, c.Spec.Path, c.NotRunReason,
                 c.Options is null ? default : WriteOptions(c.Options))).ToList(),

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Gate.Core.Checks;
 using Gate.Core.Decision;
 using Gate.Core.Engine;
+using Gate.Core.Evidence;
 using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 
@@ -17,8 +18,17 @@ public static class CostEstimator
         var list = new List<CheckEstimate>();
         foreach (var c in checks)
         {
-            var work = c.Options is IEstimatesWork w ? w.Work(c.Spec.Dataset is { } d && rows.TryGetValue(d, out var n) ? n : 0, classes) : default;
-            list.Add(new CheckEstimate(c.Spec.Id, c.Spec.Type, work, work.Forward * cost.ForwardSecondsPerSample + work.Gradient * cost.GradientSecondsPerSample));
+            var w = c.Options as IEstimatesWork;
+            var work = w?.Work(c.Spec.Dataset is { } d && rows.TryGetValue(d, out var n) ? n : 0, classes) ?? default;
+            // No budget of its own: the sandbox's wall time, when known (a plan without it judges nothing).
+            var own = w?.WallTimeBudget(classes);
+            var budget = own ?? (wallTime > TimeSpan.Zero ? (TimeSpan?)wallTime : null);
+            list.Add(new CheckEstimate(c.Spec.Id, c.Spec.Type, work, work.Forward * cost.ForwardSecondsPerSample + work.Gradient * cost.GradientSecondsPerSample)
+            {
+                // Only checks whose work is estimated are judged against a budget: the rest say nothing either way.
+                BudgetSeconds = w is null ? null : budget?.TotalSeconds,
+                BudgetSource = w is null || budget is null ? null : own is null ? "sandbox.limits.timeout" : "budget.wallTime",
+            });
         }
         return new PlanEstimate(cost, list, list.Sum(c => c.Seconds), wallTime.TotalSeconds);
     }
@@ -27,6 +37,26 @@ public static class CostEstimator
     public static PlanEstimate Estimate(CheckPlan plan, IEnumerable<PlannedCheck> checks, PassCost cost) =>
         Estimate(checks, plan.Datasets.ToDictionary(d => d.Name, d => (long)d.Samples, StringComparer.Ordinal), Classes(plan.Model, plan.Policy),
             cost, plan.Policy.Spec.Sandbox.Limits.Timeout);
+
+    /// <summary>
+    /// Inside the sandbox, before any check runs: the estimate on the measured pass cost, told to the user through
+    /// <paramref name="progress"/> (one <see cref="ProgressPhase.Estimated"/> update per check), and the checks with
+    /// those estimated past their wall-time budget marked not to run (INCONCLUSIVE with the reason, the budget
+    /// unspent). In a shard the work is a share of the check's, so the estimate is told but nothing is marked.
+    /// </summary>
+    public static (IReadOnlyList<PlannedCheck> Checks, PlanEstimate Estimate) BeforeRun(CheckContext ctx, IReadOnlyList<PlannedCheck> checks, PassCost cost,
+        TimeSpan wallTime, bool whole)
+    {
+        var rows = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var d in checks.Where(c => c.Runnable && c.Options is IEstimatesWork).Select(c => c.Spec.Dataset).OfType<string>().Distinct())
+            rows[d] = ctx.LoadDataset(d).Count;
+        var estimate = Estimate(checks, rows, Classes(ctx.Model, ctx.Policy), cost, wallTime);
+        var byId = estimate.Checks.ToDictionary(e => e.Id, StringComparer.Ordinal);
+        foreach (var c in checks.Where(c => c.Runnable && c.Options is IEstimatesWork))
+            ctx.Progress.Report(ProgressUpdate.Estimated(c.Spec.Id, byId[c.Spec.Id].Line(cost.Source), byId[c.Spec.Id].Seconds, byId[c.Spec.Id].BudgetSeconds ?? 0));
+        if (!whole) return (checks, estimate);
+        return (checks.Select(c => c.Runnable && byId[c.Spec.Id].OverBudgetReason is { } why ? c with { NotRunReason = why } : c).ToList(), estimate);
+    }
 
     /// <summary>The model's output classes: the last axis of its primary output when the graph declares it, else 10.</summary>
     public static int Classes(Gate.Core.Model.OnnxModel model, Gate.Core.Policy.DeploymentPolicy policy)

@@ -42,6 +42,12 @@ public sealed record OptionDecl(string Key, string Meaning)
     /// <summary>Absence is the weakest reading (no limit, nothing restricted): the diff treats it as the far weak end.</summary>
     public bool AbsentIsUnbounded { get; init; }
     public string? Unit { get; init; }
+    /// <summary>
+    /// When the policy leaves the option unset, the bound value scales with the model by this rule (e.g. "4 per class
+    /// when the model has more than 16 classes"); <see cref="Default"/> is then the floor. Review and diff show the
+    /// rule beside the default, and the check records the value it chose and why in the decision.
+    /// </summary>
+    public string? ScaledWith { get; init; }
     public Strength Strength { get; init; }
     /// <summary>For <see cref="Strength.Ordered"/>: the values, weakest first.</summary>
     public IReadOnlyList<string>? Order { get; init; }
@@ -55,6 +61,9 @@ public sealed record OptionDecl(string Key, string Meaning)
 
     /// <summary>The default as parsed JSON (readable as any numeric type, bool or string, like a value read from a file).</summary>
     public JsonNode? DefaultValue => Default is null ? null : JsonNode.Parse(Default.ToJsonString());
+
+    /// <summary>The default in words for review and diff: "64 (default)", or with its rule when it scales with the model.</summary>
+    public string? DefaultWords => DefaultText is { } d ? (ScaledWith is { } rule ? $"{d} (default; scaled with the model: rule {rule})" : $"{d} (default)") : null;
 
     /// <summary>The default as the text a policy would hold, or null.</summary>
     public string? DefaultText => DefaultValue switch
@@ -178,7 +187,8 @@ public sealed class CheckDeclaration
         var v = Value(node, "samples");
         string n = v.Number is { } k ? ((long)k).ToString("N0", CultureInfo.InvariantCulture) : "";
         if (v.Explicit is not null) return $"{n} {noun}";
-        return v.Number is null ? $"every {noun.TrimEnd('s')}" : $"up to {n} {noun} (default)";
+        return v.Number is null ? $"every {noun.TrimEnd('s')}"
+            : $"up to {n} {noun} (default{(v.Decl.ScaledWith is { } rule ? $"; scaled with the model: rule {rule}" : "")})";
     }
 }
 

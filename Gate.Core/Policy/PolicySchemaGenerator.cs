@@ -116,6 +116,7 @@ public static class PolicySchemaGenerator
         f["description"] = o.Meaning;
         if (o.Default is { } def) f["default"] = def.DeepClone();
         if (o.WhenAbsent is { } wa) f["x-when-absent"] = wa;
+        if (o.ScaledWith is { } rule) f["x-scaled-with"] = rule;
         if (o.AbsentIsUnbounded) f["x-absent"] = "unbounded";
         if (o.Unit is { } u) f["x-unit"] = u;
         switch (o.Strength)

@@ -36,7 +36,7 @@ public static class ReviewWords
 
     /// <summary>An option's value as the check binds it, marked "(default)" when the policy does not set it.</summary>
     public static string Declared(CheckDeclaration decl, PolicyMapping n, string key) =>
-        decl.Value(n, key) is var v && v.IsDefault ? $"{v.Text} (default)" : v.Text ?? "";
+        decl.Value(n, key) is var v && v.IsDefault ? v.Decl.DefaultWords ?? "" : v.Text ?? "";
 
     /// <summary>The confidence level of the intervals a check reports, when the policy sets one.</summary>
     public static IEnumerable<string> Confidence(PolicyMapping n)

@@ -39,7 +39,13 @@ public static class SandboxJobExecutor
         try
         {
             var ctx = new CheckContext(model, policy, session, reason, new EvidenceWriter(evidenceDir), progress);
-            if (measured is not null && CostEstimator.TryMeasure(ctx, checks) is { } cost) measured(cost);
+            // Before any check runs: one measured pass gives each check's estimate, shown to the user, and a check
+            // estimated past its budget is INCONCLUSIVE at once instead of spending the budget (issue #17).
+            if (CostEstimator.TryMeasure(ctx, checks) is { } cost)
+            {
+                measured?.Invoke(cost);
+                checks = CostEstimator.BeforeRun(ctx, checks, cost, plan.WallTime, plan.Shard.IsWhole).Checks;
+            }
             var results = await CheckExecutor.RunAllAsync(ctx, checks, ct, plan.Shard).ConfigureAwait(false);
             // The white-box engine is recorded beside the production runtime (the host has no other way to learn it).
             var info = session?.Info ?? (ctx.EngineChoice is null ? null : new RuntimeInfo("none", "", "", "", reason));

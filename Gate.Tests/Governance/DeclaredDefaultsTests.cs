@@ -27,7 +27,9 @@ public class DeclaredDefaultsTests
         var change = Assert.Single(PolicyDiff.Compare(PolicyLintTests.Parse(WithCheck(with)), PolicyLintTests.Parse(WithCheck(without))));
         Assert.Equal("spec.checks[extra].samples", change.Path);
         Assert.Equal(ChangeKind.Weakening, change.Kind);
-        Assert.Equal($"{boundDefault} (default)", change.New);
+        // A default that scales with the model says so, with its rule (ScaledDefaultTests).
+        if (type == "trojan-scan") Assert.Equal($"{boundDefault} (default; scaled with the model: rule {Gate.Core.Checks.TrojanScan.TrojanScanCheck.SamplesRule})", change.New);
+        else Assert.Equal($"{boundDefault} (default)", change.New);
     }
 
     /// <summary>(b) Review states the sample count the check binds, not "every clean input".</summary>
@@ -37,7 +39,7 @@ public class DeclaredDefaultsTests
         var policy = PolicyLintTests.Parse(WithCheck("    - id: trojan\n      type: trojan-scan\n      dataset: test\n"));
         var md = PolicyReview.Render(policy, "md", _ => null);
         Assert.DoesNotContain("every clean input", md);
-        Assert.Contains("Data: up to 64 clean inputs (default) from dataset 'test'", md);
+        Assert.Contains("Data: up to 64 clean inputs (default; scaled with the model: rule max(64, 4 × classes)", md);
         Assert.Contains("300 (default) optimisation steps per class", md);
     }
 

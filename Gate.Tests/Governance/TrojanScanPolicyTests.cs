@@ -60,3 +60,37 @@ public class TrojanScanPolicyTests
         Assert.Contains("flag at most 0.1 of clean reference models", md);
     }
 }
+
+/// <summary>Defaults that scale with the model are declared with their rule, and review and diff show the rule, not a bare number.</summary>
+public class ScaledDefaultTests
+{
+    private const string Defaults = """
+            - id: trojan
+              type: trojan-scan
+              dataset: test
+              require: { anomalyIndex: { max: 100 } }
+        """;
+
+    private static string Policy(string check) => PolicyLintTests.Strong.Replace("  decision:", check + "\n  decision:");
+
+    [Fact]
+    public void Review_shows_the_scaling_rule_beside_a_default_the_model_scales()
+    {
+        var md = PolicyReview.Render(PolicyLintTests.Parse(Policy(Defaults)), "md", _ => null);
+        Assert.Contains("up to 64 clean inputs (default; scaled with the model: rule max(64, 4 × classes)", md);
+        // Set by the policy, it is the policy's number alone.
+        var set = PolicyReview.Render(PolicyLintTests.Parse(Policy(Defaults.Replace("dataset: test", "dataset: test\n      samples: 32"))), "md", _ => null);
+        Assert.DoesNotContain("scaled with the model", set);
+    }
+
+    [Fact]
+    public void Diff_shows_the_scaling_rule_of_the_default_it_replaces()
+    {
+        var changes = PolicyDiff.Compare(PolicyLintTests.Parse(Policy(Defaults)),
+            PolicyLintTests.Parse(Policy(Defaults.Replace("dataset: test", "dataset: test\n      budget: { wallTime: 2m }"))));
+        var change = Assert.Single(changes);
+        Assert.Equal("spec.checks[trojan].budget.wallTime", change.Path);
+        Assert.Equal(ChangeKind.Weakening, change.Kind);
+        Assert.Contains("5m (default; scaled with the model: rule max(5m, 30 s × classes)", change.Old);
+    }
+}

@@ -82,4 +82,44 @@ public class CostEstimateTests
         Assert.DoesNotContain("estimate", json.ToJsonString());
         Assert.All(record.Checks, c => Assert.NotEqual(Verdict.Inconclusive, c.Verdict));
     }
+
+    /// <summary>
+    /// Before any check runs, gate check prints each check's estimate (stderr lines that work outside a terminal) and
+    /// records it in the decision with the check's budget.
+    /// </summary>
+    [Fact]
+    public void Gate_check_prints_each_estimate_before_any_check_starts()
+    {
+        var dir = TestPaths.TempDir("gate-estimate-cli");
+        var r = GateCli.Run("check", "--model", ShardTests.Model, "--policy", ShardTests.Policy(samples: 4), "--out", dir, "--sandbox", "process");
+        Assert.True(r.ExitCode is 0 or 1, r.Stderr);
+        int estimated = r.Stderr.IndexOf("gate: check robustness estimated: ~", StringComparison.Ordinal);
+        int started = r.Stderr.IndexOf("gate: check accuracy started", StringComparison.Ordinal);
+        Assert.True(estimated >= 0 && started > estimated, r.Stderr);
+        Assert.Contains("against a budget of 5 min (sandbox.limits.timeout)", r.Stderr);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "decision.json")))!;
+        var robustness = json["sandbox"]!["estimate"]!["checks"]!.AsArray().Single(c => (string)c!["id"]! == "robustness")!;
+        Assert.Equal(300, (double)robustness["budgetSeconds"]!);
+        Assert.False((bool)robustness["overBudget"]!);
+    }
+
+    /// <summary>A check estimated past its own wall-time budget is INCONCLUSIVE up front, saying so, and the others still run.</summary>
+    [Fact]
+    public void A_check_estimated_past_its_budget_is_inconclusive_before_it_runs()
+    {
+        var policy = ShardTests.Policy(samples: 4);
+        File.WriteAllText(policy, File.ReadAllText(policy).Replace("      require: { robustAccuracy:", "      budget: { wallTime: 1ms }\n      require: { robustAccuracy:"));
+        var dir = TestPaths.TempDir("gate-estimate-over");
+        var r = GateCli.Run("check", "--model", ShardTests.Model, "--policy", policy, "--out", dir, "--sandbox", "process");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("over budget, INCONCLUSIVE without running", r.Stderr);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "decision.json")))!;
+        var checks = json["checks"]!.AsArray();
+        var robustness = checks.Single(c => (string)c!["id"]! == "robustness")!;
+        Assert.Equal("inconclusive", (string)robustness["verdict"]!);
+        Assert.Contains(robustness["reasons"]!.AsArray(), x => ((string)x!).StartsWith("estimated ", StringComparison.Ordinal) && ((string)x!).Contains("> budget 0 s (budget.wallTime)"));
+        // Not run: no attack query was spent.
+        Assert.Null(robustness["budgetUsed"]?["queries"]);
+        Assert.Equal("pass", (string)checks.Single(c => (string)c!["id"]! == "accuracy")!["verdict"]!);
+    }
 }

@@ -22,9 +22,13 @@ public sealed record AdversarialOptions(
         long samples = Indices?.Length ?? Math.Min(Samples ?? rows, rows);
         long perSample = Search.Sum(m => AttackMethods.Find(m.Method)?.QueriesPerSample(m) ?? 0);
         int rounds = Sweep.Append(Threat.Epsilon).Distinct().Count();
-        return new(samples, samples * perSample * rounds);
+        // The query budget, when set, caps the whole search (QueryBudget): no more passes than it allows.
+        return new(samples, Math.Min(samples * perSample * rounds, QueryBudget ?? long.MaxValue));
     }
 
+
+    /// <summary>The policy's <c>budget.wallTime</c>, if any.</summary>
+    public TimeSpan? WallTimeBudget(int classes) => WallTime;
 
     public static AdversarialOptions Bind(CheckSpec spec, DeploymentPolicy policy)
     {

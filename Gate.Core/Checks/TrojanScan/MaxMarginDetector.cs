@@ -22,33 +22,61 @@ public sealed record ClassMargin(int Class, double Margin, float[] Maximizer);
 /// </summary>
 public static class MaxMarginDetector
 {
-    /// <returns>per class the best margin, and whether every step ran (false when the wall-time budget cut it short)</returns>
+    /// <summary>
+    /// Inputs per batched pass at most: the classes are searched a chunk at a time, so what is held (the inputs and
+    /// two Adam moments of the chunk, and the engine's activations for one pass) does not grow with the class count
+    /// (a 1000-class head × 8 starts at once ran out of memory). Each class keeps only its best margin and input.
+    /// </summary>
+    public const int MaxBatch = 128;
+
+    /// <returns>per class the best margin, and the fewest steps any chunk ran (fewer than asked when the wall-time budget cut it short)</returns>
     public static (ClassMargin[] Margins, int StepsRun) Run(CheckContext ctx, int classes, int[] sampleShape, double lo, double hi, int starts, int steps,
         ulong seed, Stopwatch clock, TimeSpan deadline, CancellationToken ct)
     {
-        int d = sampleShape.Aggregate(1, (a, b) => a * b), batch = classes * starts;
+        int d = sampleShape.Aggregate(1, (a, b) => a * b);
+        int perChunk = Math.Max(1, MaxBatch / Math.Max(1, starts));
+        // One generator across the chunks in class order: the starts are the same as one batch over all classes would draw.
         var rng = MechanisticData.Rng(seed);
+        var result = new ClassMargin[classes];
+        int fewest = steps;
+        for (int first = 0; first < classes; first += perChunk)
+        {
+            int count = Math.Min(perChunk, classes - first), chunksLeft = (classes - first + perChunk - 1) / perChunk;
+            // The remaining budget is shared evenly by the chunks still to run, so a cut leaves every class searched a little.
+            var chunkDeadline = clock.Elapsed + (deadline - clock.Elapsed) / chunksLeft;
+            int ran = RunChunk(ctx, first, count, sampleShape, d, lo, hi, starts, steps, rng, clock, chunkDeadline, result, ct);
+            fewest = Math.Min(fewest, ran);
+        }
+        return (result, fewest);
+    }
+
+    private static int RunChunk(CheckContext ctx, int firstClass, int count, int[] sampleShape, int d, double lo, double hi, int starts, int steps,
+        Random rng, Stopwatch clock, TimeSpan deadline, ClassMargin[] result, CancellationToken ct)
+    {
+        int batch = count * starts;
         var x = new double[batch * d];
         for (int i = 0; i < x.Length; i++) x[i] = lo + (hi - lo) * rng.NextDouble();
         var best = Enumerable.Repeat(double.NegativeInfinity, batch).ToArray();
         var bestX = new float[batch * d];
         var m = new double[x.Length]; var v = new double[x.Length];
+        var xf = new float[x.Length];
         double lr = 0.05 * (hi - lo);
         string input = ctx.Engine.InputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : ctx.Engine.InputNames[0], output = ctx.PrimaryOutput;
         int[] shape = [batch, .. sampleShape];
         int step;
         for (step = 0; step < steps; step++)
         {
-            if (clock.Elapsed > deadline) break;
+            // The first step always runs: it scores the random starts, so every class has a finite margin.
+            if (step > 0 && clock.Elapsed > deadline) break;
             ct.ThrowIfCancellationRequested();
-            var xf = x.Select(t => (float)t).ToArray();
+            for (int i = 0; i < x.Length; i++) xf[i] = (float)x[i];
             using var pass = ctx.Engine.Forward(new Dictionary<string, Tensor> { [input] = Tensor.FromFloats(shape, xf) }, [output], recordForBackward: true);
             var logits = pass[output].ToFloatArray();
             int k = logits.Length / batch;
             var seedGrad = new float[logits.Length];
             for (int b = 0; b < batch; b++)
             {
-                int cls = b / starts, rival = -1;
+                int cls = firstClass + b / starts, rival = -1;
                 for (int j = 0; j < k; j++) if (j != cls && (rival < 0 || logits[b * k + j] > logits[b * k + rival])) rival = j;
                 double margin = logits[b * k + cls] - logits[b * k + rival];
                 if (margin > best[b]) { best[b] = margin; Array.Copy(xf, b * d, bestX, b * d, d); }
@@ -64,13 +92,12 @@ public static class MaxMarginDetector
                 x[i] = Math.Clamp(x[i] - lr * (m[i] / b1) / (Math.Sqrt(v[i] / b2) + 1e-12), lo, hi);
             }
         }
-        var result = new ClassMargin[classes];
-        for (int c = 0; c < classes; c++)
+        for (int c = 0; c < count; c++)
         {
             int arg = c * starts;
             for (int s = 1; s < starts; s++) if (best[c * starts + s] > best[arg]) arg = c * starts + s;
-            result[c] = new ClassMargin(c, best[arg], bestX.AsSpan(arg * d, d).ToArray());
+            result[firstClass + c] = new ClassMargin(firstClass + c, best[arg], bestX.AsSpan(arg * d, d).ToArray());
         }
-        return (result, step);
+        return step;
     }
 }

@@ -38,6 +38,12 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
         return new(samples, perClass * classes);
     }
 
+    /// <summary>The scan's wall-time budget as it runs on <paramref name="classes"/> classes (grown with them when left at its default).</summary>
+    public TimeSpan? WallTimeBudget(int classes) => EffectiveWallTime(classes);
+
+    public TimeSpan EffectiveWallTime(int classes) =>
+        WallTimeDefaulted ? TimeSpan.FromTicks(Math.Max(WallTime.Ticks, TrojanScanCheck.WallTimePerClass.Ticks * classes)) : WallTime;
+
     /// <summary>The policy left <c>samples</c> at its default: it grows with the class count (<see cref="TrojanScanCheck.SamplesPerClass"/>).</summary>
     public bool SamplesDefaulted { get; init; }
     /// <summary>The policy left <c>budget.wallTime</c> at its default: it grows with the class count (<see cref="TrojanScanCheck.WallTimePerClass"/>).</summary>
@@ -110,6 +116,9 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
     /// </summary>
     public const int SamplesPerClass = 4;
     public static readonly TimeSpan WallTimePerClass = TimeSpan.FromSeconds(30);
+    /// <summary>The scaling rules in words, declared on the options (<see cref="OptionDecl.ScaledWith"/>) and recorded with the values chosen.</summary>
+    public const string SamplesRule = "max(64, 4 × classes): 4 per class when the model has more than 16 classes",
+        WallTimeRule = "max(5m, 30 s × classes): 30 seconds per class when the model has more than 10 classes";
 
     public override TrojanScanOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
@@ -147,7 +156,7 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         ulong seed = ctx.SeedFor(spec.Id);
         int classes = OutputClasses(ctx, ds.Inputs);
         int samples = o.SamplesDefaulted ? Math.Max(o.Samples, SamplesPerClass * classes) : o.Samples;
-        var wallTime = o.WallTimeDefaulted ? TimeSpan.FromTicks(Math.Max(o.WallTime.Ticks, WallTimePerClass.Ticks * classes)) : o.WallTime;
+        var wallTime = o.EffectiveWallTime(classes);
         var rows = MechanisticData.ChooseRows(ds.Count, samples, MechanisticData.Rng(seed));
         var x = MechanisticData.Rows(ds.Inputs, rows);
         long[]? labels = ds.Labels is null ? null : rows.Select(i => ds.Labels[i]).ToArray();
@@ -249,11 +258,24 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
     private static JsonObject Record(TriggerCandidate f) => new()
     {
         ["class"] = f.Class, ["l1"] = Num(f.L1), ["attackSuccess"] = Num(f.AttackSuccess), ["reached"] = f.Reached, ["stepsRun"] = f.StepsRun, ["cost"] = Num(f.Cost),
-        ["mask"] = new JsonArray(f.Mask.Select(v => (JsonNode)(double)v).ToArray()), ["pattern"] = new JsonArray(f.Pattern.Select(v => (JsonNode)(double)v).ToArray()),
+        ["mask"] = Floats(f.Mask), ["pattern"] = Floats(f.Pattern),
     };
 
+    /// <summary>
+    /// A unit record's mask or pattern as base64 of little-endian float32: one string instead of a JSON node per pixel,
+    /// so that the records of a 1000-class scan (three detectors' triggers per class) stay small while they are held.
+    /// </summary>
+    private static string Floats(float[] values) => Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+
+    private static float[] ReadFloats(JsonNode? n, string what)
+    {
+        var bytes = Convert.FromBase64String(n?.GetValue<string>() ?? throw new InvalidDataException($"a trojan-scan unit record lacks its {what}"));
+        if (bytes.Length % sizeof(float) != 0) throw new InvalidDataException($"a trojan-scan unit record's {what} is not whole float32 values");
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+    }
+
     private static TriggerCandidate Candidate(JsonObject u) => new(u["class"]!.GetValue<int>(), ReadNum(u["l1"]), ReadNum(u["attackSuccess"]), u["reached"]!.GetValue<bool>(),
-        ((JsonArray)u["mask"]!).Select(v => (float)v!.GetValue<double>()).ToArray(), ((JsonArray)u["pattern"]!).Select(v => (float)v!.GetValue<double>()).ToArray(),
+        ReadFloats(u["mask"], "mask"), ReadFloats(u["pattern"], "pattern"),
         u["stepsRun"]!.GetValue<int>(), ReadNum(u["cost"]));
 
     /// <summary>
@@ -349,6 +371,11 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         if (confirmText.Length > 0) r.Evidence.Add(ctx.Evidence.WriteText("confirmation.txt", confirmText.ToString(), "flagged detectors' triggers replayed on the production runtime"));
 
         WriteMetricsAndDetails(r, outcomes, triggers, h, w, samples, classes, o);
+        // The defaults the model scaled, with the value chosen and the rule that chose it (review and diff show the rule).
+        var scaled = new JsonObject();
+        if (o.SamplesDefaulted) scaled["samples"] = new JsonObject { ["value"] = samples, ["declaredDefault"] = o.Samples, ["classes"] = classes, ["rule"] = SamplesRule };
+        if (o.WallTimeDefaulted) scaled["budget.wallTime"] = new JsonObject { ["value"] = $"{wallTime.TotalSeconds:0.#}s", ["declaredDefault"] = $"{o.WallTime.TotalSeconds:0.#}s", ["classes"] = classes, ["rule"] = WallTimeRule };
+        if (scaled.Count > 0) r.Details["scaledDefaults"] = scaled;
         var (verdict, reasons) = Combine(outcomes, o.Confirmation, productionMissing, flagged.Count > 0 ? productionName : null);
         r.Verdict = verdict;
         r.Reasons.AddRange(reasons);

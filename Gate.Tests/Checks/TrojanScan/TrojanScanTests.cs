@@ -66,6 +66,18 @@ public class TrojanScanTests(TrojanScans scans) : IClassFixture<TrojanScans>
         Assert.Equal(1, Npy.Read(Path.Combine(dir, "trojan", "pattern-class0.npy")).Shape[0]);
     }
 
+    [Fact]
+    public void The_defaults_the_model_scales_are_recorded_with_the_value_chosen_and_the_rule()
+    {
+        var (r, _) = scans["digits-cnn.onnx"];
+        var scaled = r.Details["scaledDefaults"]!;
+        Assert.Equal(64, (int)scaled["samples"]!["value"]!);
+        Assert.Equal(10, (int)scaled["samples"]!["classes"]!);
+        Assert.Equal(Gate.Core.Checks.TrojanScan.TrojanScanCheck.SamplesRule, (string)scaled["samples"]!["rule"]!);
+        Assert.Equal("300s", (string)scaled["budget.wallTime"]!["value"]!);
+        Assert.Equal(Gate.Core.Checks.TrojanScan.TrojanScanCheck.WallTimeRule, (string)scaled["budget.wallTime"]!["rule"]!);
+    }
+
     [Theory]
     [InlineData("digits-cnn.onnx")]
     [InlineData("digits-mlp.onnx")]
