@@ -73,8 +73,10 @@ public static class WhiteBoxEngines
             : $"operator(s) {string.Join(", ", outside)} are not in the torch engine's differential tests (engine: torch opts in)";
     }
 
-    /// <summary>auto does not even load libtorch (a second or so) for a model whose built-in pass is this quick.</summary>
-    public const double AutoSmallModelMs = 5;
+    /// <summary>auto neither measures nor loads libtorch (a second or so) for a model with fewer weights than this: its
+    /// built-in pass takes well under a millisecond, and a size, unlike a timing, gives every shard and replay the
+    /// same choice and the same recorded reason (the shard-equality tests compare decisions).</summary>
+    public const long AutoSmallModelParameters = 100_000;
 
     /// <summary>
     /// auto: the built-in engine unless torch may be used for this model (runner present, every operator in the
@@ -90,12 +92,13 @@ public static class WhiteBoxEngines
             return (builtin, new WhiteBoxChoice("auto", "builtin", "the torch engine is not available outside the sandbox runner", FlushDenormals: BuiltinFlushesDenormals));
         if (TorchUnverified(model) is { } unverified)
             return (builtin, new WhiteBoxChoice("auto", "builtin", $"auto keeps the built-in engine: {unverified}", FlushDenormals: BuiltinFlushesDenormals));
+        long parameters = model.Graph.Initializers.Values.Sum(t => (long)t.Length);
+        if (parameters < AutoSmallModelParameters)
+            return (builtin, new WhiteBoxChoice("auto", "builtin", $"a small model ({parameters} weights < {AutoSmallModelParameters}) stays on the built-in engine", FlushDenormals: BuiltinFlushesDenormals));
         var inputs = ProbeInputs(model);
         if (inputs is null)
             return (builtin, new WhiteBoxChoice("auto", "builtin", "no measurable pass (an input without a static float shape)", FlushDenormals: BuiltinFlushesDenormals));
         double tb = Measure(builtin, inputs);
-        if (tb < AutoSmallModelMs)
-            return (builtin, new WhiteBoxChoice("auto", "builtin", $"one forward + input-gradient pass at batch 1 takes {tb:0.###} ms on the built-in engine (< {AutoSmallModelMs} ms: a small model stays there)", tb, FlushDenormals: BuiltinFlushesDenormals));
         IWhiteBoxEngine torch;
         try { torch = TorchFactory(model); }
         catch (Exception e) when (e is GateComponentMissingException or GateInputException)

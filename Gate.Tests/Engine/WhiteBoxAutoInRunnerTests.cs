@@ -63,15 +63,15 @@ public class WhiteBoxAutoInRunnerTests
     };
 
     [Fact]
-    public void Auto_keeps_a_small_model_on_the_builtin_engine_and_records_its_timing()
+    public void Auto_keeps_a_small_model_on_the_builtin_engine_without_measuring()
     {
         var rng = new Random(3);
         var b = new OnnxBuilder([1, 16]);
         var y = b.Dense(b.Node("Relu", [b.Dense(b.InputName, 16, 32, rng)]), 32, 4, rng);
         var choice = AutoChoice(b, y, [16], 4);
         Assert.Equal("builtin", (string?)choice["engine"]);
-        Assert.Contains("small model stays there", (string?)choice["reason"]);
-        Assert.True((double?)choice["builtinMs"] < WhiteBoxEngines.AutoSmallModelMs, choice.ToJsonString());
+        Assert.Equal("a small model (676 weights < 100000) stays on the built-in engine", (string?)choice["reason"]);
+        Assert.Null((double?)choice["builtinMs"]); // no timing: shards and replays record the same choice
         Assert.Null((double?)choice["torchMs"]);
     }
 
