@@ -8,7 +8,8 @@
 # Needs: a Release build (dotnet build Gate.sln -c Release), the rootfs (scripts/setup.sh), bwrap, /usr/bin/python3
 # with python3-torch and python3-onnx. Models and data are exported, seeded, into .cache/bench-torch.
 # Environment: ONLY (regex of "model runtime batch" rows to run), RUNNER (the runner folder to bind), THREADS (default 2: the policies' cpus), SKIP (regex of "model runtime batch" rows to leave out, e.g.
-# the built-in engine's 224 x 32 pass, ~10 s an iteration).
+# the built-in engine's 224 x 32 pass, ~10 s an iteration), PROFILE=1 (torch rows: ms per pass by phase and operator,
+# TorchProfile), GATE_TORCH_CHANNELS_LAST=0 (torch rows: NCHW convolutions, the layout before channels-last, for an A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}; repeat=${2:-3}; threads=${THREADS:-2}; skip=${SKIP:-'^$'}; only=${ONLY:-.}
@@ -26,6 +27,7 @@ in_sandbox() {
     --tmpfs /tmp --ro-bind "$dotnet_root" /gate/dotnet --ro-bind "$runner" /gate/runner --ro-bind "$dir" /job \
     --clearenv --setenv PATH /nonexistent --setenv HOME /tmp --setenv DOTNET_ROOT /gate/dotnet \
     --setenv DOTNET_gcServer 0 --setenv DOTNET_EnableDiagnostics 0 --setenv DOTNET_PROCESSOR_COUNT "$threads" \
+    --setenv GATE_TORCH_CHANNELS_LAST "${GATE_TORCH_CHANNELS_LAST:-1}" \
     -- /gate/dotnet/dotnet /gate/runner/Gate.Sandbox.Runner.dll "$@"
 }
 
@@ -34,7 +36,7 @@ if [ "$what" = engines ] || [ "$what" = all ]; then
     for batch in 1 32; do
       for runtime in builtin torch onnxruntime; do
         if echo "$model $runtime $batch" | grep -Eq "$skip" || ! echo "$model $runtime $batch" | grep -Eq "$only"; then continue; fi
-        in_sandbox --bench "/job/$model.onnx" --runtime "$runtime" --batch "$batch" --repeat "$repeat"
+        in_sandbox --bench "/job/$model.onnx" --runtime "$runtime" --batch "$batch" --repeat "$repeat" --profile "${PROFILE:-0}"
       done
     done
   done

@@ -21,6 +21,7 @@ internal static class EngineBench
     {
         string? model = null, runtime = null;
         int batch = 1, repeat = 5;
+        bool profile = false;
         for (int i = 0; i + 1 < args.Length; i += 2)
             switch (args[i])
             {
@@ -28,6 +29,7 @@ internal static class EngineBench
                 case "--runtime": runtime = args[i + 1]; break;
                 case "--batch": batch = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--repeat": repeat = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+                case "--profile": profile = args[i + 1] == "1"; break;
             }
         if (model is null || runtime is not ("builtin" or "torch" or "onnxruntime") || batch < 1 || repeat < 1)
         {
@@ -52,17 +54,24 @@ internal static class EngineBench
             var engine = WhiteBoxEngines.Choose(m, runtime).Engine;
             var output = engine.OutputNames[0];
             for (int i = 0; i <= repeat; i++) Time(forward, i, () => engine.Forward(inputs, [output]).Dispose());
+            Torch.TorchProfile.Enabled = profile && runtime == "torch";
             for (int i = 0; i <= repeat; i++)
+            {
+                if (i == 1) Torch.TorchProfile.Reset(); // the warm-up pass is not profiled
                 Time(gradient, i, () =>
                 {
                     using var pass = engine.Forward(inputs, [output], recordForBackward: true);
                     engine.Backward(pass, new Dictionary<string, Tensor> { [output] = ModelRunExecutor.GradientSeed(pass[output].Shape) }, [vi.Name]);
                 });
+            }
         }
         static string Stats(List<double> t) => t.Count == 0 ? "null"
             : string.Create(CultureInfo.InvariantCulture, $"{{\"min\":{t.Min():0.###},\"median\":{t.Order().ElementAt(t.Count / 2):0.###},\"n\":{t.Count}}}");
+        // --profile 1 (torch): per forward + gradient pass, ms by phase and operator type (TorchProfile's counters).
+        string profiled = !Torch.TorchProfile.Enabled ? "" : ",\"profileMsPerPass\":{" + string.Join(",", Torch.TorchProfile.Snapshot().Select(p =>
+            string.Create(CultureInfo.InvariantCulture, $"\"{p.What}\":{{\"ms\":{p.Ms / repeat:0.###},\"calls\":{p.Count / repeat}}}"))) + "}";
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)}}}"));
+            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)}{profiled}}}"));
         return 0;
     }
 

@@ -17,14 +17,25 @@ public class WhiteBoxEngineChoiceTests
     private static OnnxModel Digits => OnnxModelLoader.Load(TestPaths.FixtureModel("digits-mlp.onnx"));
 
     [Fact]
-    public void Auto_keeps_the_builtin_engine_says_why_and_records_no_timing()
+    public void Auto_outside_the_runner_keeps_the_builtin_engine_says_why_and_records_no_timing()
     {
-        // The reason is part of the decision, which shards, Slurm tasks and replays must reproduce exactly.
+        // Outside the runner torch does not exist, so nothing is measured and the reason is the same every time.
         var (engine, choice) = WhiteBoxEngines.Choose(Digits, "auto");
         Assert.Equal("builtin", engine.Name);
         Assert.Equal(("auto", "builtin"), (choice.Requested, choice.Engine));
-        Assert.Contains("explicit opt-in", choice.Reason);
+        Assert.Contains("not available outside the sandbox runner", choice.Reason);
+        Assert.Null(choice.BuiltinMs);
         Assert.Equal(choice, WhiteBoxEngines.Choose(Digits, "auto").Item2);
+    }
+
+    [Fact]
+    public void Auto_does_not_consider_torch_for_operators_outside_its_differential_tests()
+    {
+        var b = new OnnxBuilder([1, 4]);
+        var y = b.Node("Pow", [b.Node("Relu", [b.InputName]), b.Init([2f], 1)]);
+        var model = b.Build(y, [1, 4]);
+        Assert.Equal("operator(s) Pow are not in the torch engine's differential tests (engine: torch opts in)", WhiteBoxEngines.TorchUnverified(model));
+        Assert.Null(WhiteBoxEngines.TorchUnverified(Digits));
     }
 
     [Fact]

@@ -38,6 +38,10 @@ internal sealed class TorchEngine : IWhiteBoxEngine
         OutputNames = model.Graph.Outputs.Select(o => o.Name).ToList();
         foreach (var n in model.Graph.Nodes) foreach (var o in n.Outputs) if (o.Length > 0) _produced.Add(o);
         foreach (var (name, t) in model.Graph.Initializers) _weights[name] = ToTorch(t).DetachFromDisposeScope();
+        if (ChannelsLast.Enabled && OneDnn.Enabled)
+            foreach (var n in model.Graph.Nodes.Where(n => n.OpType == "Conv" && n.Inputs.Length > 1))
+                if (_weights.TryGetValue(n.Inputs[1], out var w) && w.dim() == 4)
+                    _weights[n.Inputs[1]] = ChannelsLast.Of(w).DetachFromDisposeScope();
     }
 
     /// <summary>
@@ -117,7 +121,9 @@ internal sealed class TorchEngine : IWhiteBoxEngine
                     var vi = _model.Graph.Inputs.First(i => i.Name == name);
                     throw new GateInputException($"{_model.FileName}: missing input '{name}' (expected {vi.ElementType.OnnxName()}{vi.ShapeString})");
                 }
+                var copyIn = TorchProfile.Start();
                 var x = ToTorch(t);
+                TorchProfile.Stop("copy in (inputs)", copyIn);
                 if (recordForBackward && x.is_floating_point()) x = x.requires_grad_(true);
                 values[name] = x;
                 tape.Leaves[name] = x;
@@ -130,17 +136,21 @@ internal sealed class TorchEngine : IWhiteBoxEngine
                 var args = node.Inputs.Select(n => n.Length == 0 ? null : values.TryGetValue(n, out var v) ? v
                     : throw new InvalidOperationException($"{node.DisplayName}: input '{n}' is not available (engine bug)")).ToArray();
                 TTensor[] res;
+                var op = TorchProfile.Start();
                 try { res = TorchLowering.Run(node, _opset, args); }
                 catch (ExternalException e) { throw new OperatorException($"{node.DisplayName}: libtorch refused it: {FirstLine(e.Message)}"); }
+                TorchProfile.Stop(recordForBackward ? "forward (recorded) " + node.OpType : "forward " + node.OpType, op);
                 for (int j = 0; j < node.Outputs.Length && j < res.Length; j++)
                     if (node.Outputs[j].Length > 0) values[node.Outputs[j]] = res[j];
             }
             var result = new Dictionary<string, GTensor>(StringComparer.Ordinal);
+            var copyOut = TorchProfile.Start();
             foreach (var w in wanted)
             {
                 result[w] = FromTorch(values[w], DeclaredType(w));
                 if (recordForBackward) tape.Outputs[w] = values[w];
             }
+            TorchProfile.Stop("copy out (outputs)", copyOut);
             if (!recordForBackward) { scope.Dispose(); return new ForwardPass { Values = result }; }
             return new ForwardPass { Values = result, EngineTape = tape };
         }
@@ -171,7 +181,9 @@ internal sealed class TorchEngine : IWhiteBoxEngine
                 throw new InvalidOperationException($"'{name}' was not an output of the recorded pass, so it cannot be seeded");
             if (!y.requires_grad) continue; // does not depend on any input: contributes nothing
             outs.Add(y);
+            var copySeed = TorchProfile.Start();
             seeds.Add(ToTorch(seed).to_type(y.dtype));
+            TorchProfile.Stop("copy in (gradient seeds)", copySeed);
         }
         var leaves = wrtList.Select(w => tape.Leaves[w]).ToList();
         var result = new Dictionary<string, GTensor>(StringComparer.Ordinal);
@@ -182,10 +194,14 @@ internal sealed class TorchEngine : IWhiteBoxEngine
         }
         var diff = wrtList.Where(w => tape.Leaves[w].requires_grad).ToList();
         // retain_graph: a pass may be asked for gradients more than once (different seeds); it is freed with the pass.
+        var backward = TorchProfile.Start();
         var grads = torch.autograd.grad(outs, diff.Select(w => tape.Leaves[w]).ToList(), seeds, retain_graph: true, allow_unused: true);
+        TorchProfile.Stop("backward (autograd)", backward);
+        var copyGrad = TorchProfile.Start();
         for (int i = 0; i < diff.Count; i++)
             result[diff[i]] = grads[i] is { } g && !g.IsInvalid ? FromTorch(g, DType.Float32)
                 : GTensor.Zeros(DType.Float32, tape.Leaves[diff[i]].shape.Select(d => (int)d).ToArray());
+        TorchProfile.Stop("copy out (gradients)", copyGrad);
         return result;
     }
 
@@ -244,6 +260,36 @@ internal sealed class TorchEngine : IWhiteBoxEngine
                 return GTensor.FromLongs(shape, c.to_type(ScalarType.Int64).data<long>().ToArray(), type);
             }
         }
+    }
+}
+
+/// <summary>
+/// Where a torch engine pass spends its time, by phase and operator type (Stopwatch counters, libtorch on the CPU is
+/// synchronous). Off unless GATE_TORCH_PROFILE=1 or the runner's --bench --profile switches it on: then Start/Stop
+/// cost two timestamp reads per node, otherwise one branch.
+/// </summary>
+internal static class TorchProfile
+{
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GATE_TORCH_PROFILE") == "1";
+    private static readonly Dictionary<string, (long Ticks, long Count)> Totals = new(StringComparer.Ordinal);
+
+    public static long Start() => Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+
+    public static void Stop(string what, long start)
+    {
+        if (!Enabled) return;
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+        lock (Totals) Totals[what] = Totals.TryGetValue(what, out var t) ? (t.Ticks + ticks, t.Count + 1) : (ticks, 1);
+    }
+
+    public static void Reset() { lock (Totals) Totals.Clear(); }
+
+    /// <summary>Milliseconds and call counts per counter, largest first.</summary>
+    public static IReadOnlyList<(string What, double Ms, long Count)> Snapshot()
+    {
+        lock (Totals)
+            return Totals.Select(kv => (kv.Key, kv.Value.Ticks * 1000.0 / System.Diagnostics.Stopwatch.Frequency, kv.Value.Count))
+                .OrderByDescending(t => t.Item2).ToList();
     }
 }
 

@@ -156,6 +156,7 @@ internal static class TorchLowering
         var dilations = n.GetInts("dilations") ?? Enumerable.Repeat(1L, k).ToArray();
         var (px, pads) = ApplyPads(x, Pads(n, x, kernel, strides, dilations), 0);
         long groups = n.GetInt("group", 1);
+        if (k == 2 && ChannelsLast.Enabled && IsChannelsLast(w)) px = ChannelsLast.Of(px);
         return k switch
         {
             1 => F.conv1d(px, w, b, strides[0], pads[0], dilations[0], groups),
@@ -164,6 +165,8 @@ internal static class TorchLowering
             _ => throw new OperatorException($"{n.DisplayName}: the torch engine lowers 1-3 spatial axes, not {k}"),
         };
     }
+
+    private static bool IsChannelsLast(TTensor w) => w.dim() == 4 && w.stride(1) == 1 && w.shape[1] > 1;
 
     private static TTensor Pool(Node n, TTensor x, bool max)
     {
@@ -443,4 +446,20 @@ internal static class TorchLowering
         }
         return v.split(sizes, axis);
     }
+}
+
+/// <summary>
+/// NHWC ("channels last") storage for 2-D convolutions where oneDNN runs them: oneDNN's native layout for those
+/// kernels, so ATen hands tensors over without reordering each activation (and its gradient) to a blocked layout and
+/// back at every convolution. TorchSharp has no memory-format argument, so the layout is made by strides: a
+/// permute to NHWC, contiguous, and a permute back keeps the NCHW shape with NHWC strides, which ATen's
+/// suggest_memory_format reads. Elementwise operators keep the layout; gradients flow back through the copy.
+/// </summary>
+internal static class ChannelsLast
+{
+    /// <summary>On unless GATE_TORCH_CHANNELS_LAST=0 (a benchmark A/B switch; scripts/bench-torch.sh passes it through).</summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GATE_TORCH_CHANNELS_LAST") != "0";
+
+    public static TTensor Of(TTensor x) =>
+        x.dim() == 4 && !(x.stride(1) == 1 && x.shape[1] > 1) ? x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : x;
 }
