@@ -79,6 +79,7 @@ public class WhiteBoxAutoInRunnerTests
     /// over the small-model size), so it measures both engines. Which one wins is a timing and not asserted here (speed
     /// belongs to benchmarks, docs/benchmarks/torch.md); what is asserted is that both timings are recorded and the
     /// choice and its reason follow them by the declared margin (AutoSpeedup).</summary>
+    [Fact]
     public void Auto_measures_both_engines_on_a_convolution_network_and_chooses_by_the_recorded_timings()
     {
         var rng = new Random(4);
