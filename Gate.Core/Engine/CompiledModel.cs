@@ -1,5 +1,5 @@
+using Gate.Core.Platform;
 using Gate.Core.Model;
-using Gate.Core.Runtime;
 using Gate.Core.Tensors;
 
 namespace Gate.Core.Engine;

@@ -1,3 +1,4 @@
+using Gate.Core.Platform;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
@@ -10,7 +11,7 @@ namespace Gate.Core.Engine;
 /// each piece of work (as ONNX Runtime's intra-op threads do) and picks up the next one at once.
 /// The calling thread and the helpers claim chunk indices from a shared counter: a call completes even if no helper
 /// is free (nested or concurrent calls) or none ever starts, because the caller then runs every chunk itself.
-/// A helper computes in the caller's subnormal mode (flush-to-zero or IEEE, <see cref="Gate.Core.Runtime.FloatingPointEnvironment"/>)
+/// A helper computes in the caller's subnormal mode (flush-to-zero or IEEE, <see cref="Gate.Core.Platform.FloatingPointEnvironment"/>)
 /// for the duration of the job and restores its own afterwards, so a chunk's result does not depend on which thread
 /// ran it and the mode never outlives the call.
 /// </summary>
@@ -23,7 +24,7 @@ internal static class ForkJoin
     {
         if (count <= 0) return;
         if (count == 1) { body(0); return; }
-        var job = new Job(count, body, Gate.Core.Runtime.FloatingPointEnvironment.IsFlushing());
+        var job = new Job(count, body, Gate.Core.Platform.FloatingPointEnvironment.IsFlushing());
         for (int h = 0, offered = 0; h < Helpers.Length && offered < count - 1; h++)
             if (Helpers[h].Offer(job)) offered++;
         job.Execute();
@@ -81,10 +82,10 @@ internal static class ForkJoin
 
         private static void ExecuteInCallersMode(Job job)
         {
-            var saved = default(Gate.Core.Runtime.FloatingPointEnvironment.Saved);
-            Gate.Core.Runtime.FloatingPointEnvironment.Enter(ref saved, job.Flush);
+            var saved = default(Gate.Core.Platform.FloatingPointEnvironment.Saved);
+            Gate.Core.Platform.FloatingPointEnvironment.Enter(ref saved, job.Flush);
             try { job.Execute(); }
-            finally { Gate.Core.Runtime.FloatingPointEnvironment.Leave(ref saved); }
+            finally { Gate.Core.Platform.FloatingPointEnvironment.Leave(ref saved); }
         }
 
         private void Run()

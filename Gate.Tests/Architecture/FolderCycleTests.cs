@@ -60,7 +60,11 @@ public sealed class FolderCycleTests
 
     private static IEnumerable<string> SourceFiles() =>
         Directory.EnumerateFiles(CoreSource, "*.cs", SearchOption.AllDirectories)
-            .Where(f => Path.GetRelativePath(CoreSource, f).Split(Path.DirectorySeparatorChar)[0] is not ("obj" or "bin"));
+            .Where(f => !IsBuildOutput(Path.GetRelativePath(CoreSource, f).Split(Path.DirectorySeparatorChar)[0]));
+
+    /// <summary>Build folders hold generated sources: obj/bin, and the GPU flavour's obj-gpu/bin-gpu (docs/gpu.md).</summary>
+    private static bool IsBuildOutput(string topFolder) =>
+        topFolder is "obj" or "bin" || topFolder.StartsWith("obj-", StringComparison.Ordinal) || topFolder.StartsWith("bin-", StringComparison.Ordinal);
 
     /// <summary>The top-level folder of a Gate.Core type (by its outermost type's namespace), or null for other assemblies and the root.</summary>
     private static string? FolderOf(Type t)

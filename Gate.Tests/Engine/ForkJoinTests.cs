@@ -1,3 +1,4 @@
+using Gate.Core.Platform;
 using Gate.Core.Engine;
 
 namespace Gate.Tests.Engine;
@@ -47,7 +48,7 @@ public class ForkJoinTests
     [Fact]
     public void Helpers_compute_in_the_callers_subnormal_mode_and_keep_it_no_longer()
     {
-        Assert.True(Gate.Core.Runtime.FloatingPointEnvironment.CanFlushDenormals, "Gate's CI runs on Linux x86-64, where the subnormal mode can be set");
+        Assert.True(Gate.Core.Platform.FloatingPointEnvironment.CanFlushDenormals, "Gate's CI runs on Linux x86-64, where the subnormal mode can be set");
         foreach (bool flush in new[] { true, false, true, false })
         {
             // Chunks that sleep a little, so that the helper (one per further core) surely takes some.
@@ -57,11 +58,11 @@ public class ForkJoinTests
                 seen.Clear();
                 Func<int> call = () =>
                 {
-                    ForkJoin.For(32, i => { Thread.Sleep(1); seen.Add((Environment.CurrentManagedThreadId, Gate.Core.Runtime.FloatingPointEnvironment.ThreadFlushesDenormals())); });
+                    ForkJoin.For(32, i => { Thread.Sleep(1); seen.Add((Environment.CurrentManagedThreadId, Gate.Core.Platform.FloatingPointEnvironment.ThreadFlushesDenormals())); });
                     return 0;
                 };
-                if (flush) Gate.Core.Runtime.FloatingPointEnvironment.WithDenormalsFlushed(call);
-                else Gate.Core.Runtime.FloatingPointEnvironment.WithDenormalsKept(call);
+                if (flush) Gate.Core.Platform.FloatingPointEnvironment.WithDenormalsFlushed(call);
+                else Gate.Core.Platform.FloatingPointEnvironment.WithDenormalsKept(call);
                 Assert.All(seen, s => Assert.Equal(flush, s.Flushes));
             }
             Assert.True(seen.Select(s => s.Thread).Distinct().Count() >= Math.Min(2, Environment.ProcessorCount), "no helper took a chunk in five attempts");

@@ -1,3 +1,4 @@
+using Gate.Core.Platform;
 using System.Collections.Concurrent;
 using Gate.Core.Engine;
 using Gate.Core.Model;

@@ -1,3 +1,4 @@
+using Gate.Core.Platform;
 using Gate.Core;
 using Gate.Core.Engine;
 using Gate.Core.Model;

@@ -1,3 +1,4 @@
+using Gate.Core.Platform;
 using System.Runtime.InteropServices;
 using System.Text;
 using Gate.Core.Model;

@@ -1,3 +1,4 @@
+using Gate.Core.Platform;
 using Gate.Core.Tensors;
 using Microsoft.ML.OnnxRuntime;
 

@@ -1,9 +1,11 @@
+using Gate.Core.Platform;
 using Gate.Core.Runtime;
 using Gate.Core.Runtime.OnnxRuntime;
 using Gate.Core.Tensors;
+using Gate.Tests.Runtime;
 using Gate.Tests.Support;
 
-namespace Gate.Tests.Runtime;
+namespace Gate.Tests.Platform;
 
 /// <summary>
 /// The thread's subnormal mode is set for a call and restored after it; ONNX Runtime's calling thread flushes like its

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Gate.Core.Runtime;
+namespace Gate.Core.Platform;
 
 /// <summary>
 /// The calling thread's floating-point environment (x87 and SSE control on x86-64, FPCR on AArch64), saved and
