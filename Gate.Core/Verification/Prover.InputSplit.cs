@@ -14,21 +14,12 @@ public sealed partial class Prover
     /// every open sub-box, a short projected descent (float64, exact gradients on the chain) hunts for `sat`.
     /// </summary>
     /// <summary>
-    /// Random restarts of projected descent over the whole box (cheap on the chain, in float64), each point that
-    /// violates every row confirmed on the runtime: the first confirmed counterexample, or null. Seeded from the
-    /// prover's seed and <paramref name="seedSalt"/>, so each search draws its own reproducible starts.
+    /// The restart attack each chain search opens with: the falsifier's multi-start search over the case's box with
+    /// <paramref name="restarts"/> descents (see <see cref="Falsifier"/>), the running property's falsifier when there
+    /// is one, else one seeded from the prover's seed and <paramref name="seedSalt"/>.
     /// </summary>
-    private (float[] x, float[] y)? RestartAttack(VnnCase c, ReluChain chain, double[] cm, double[] d, int restarts, int seedSalt, CancellationToken ct)
-    {
-        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + seedSalt);
-        for (int r = 0; r < restarts && !ct.IsCancellationRequested; r++)
-        {
-            var x = new double[chain.InputSize];
-            for (int j = 0; j < x.Length; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
-            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex) return cex;
-        }
-        return null;
-    }
+    internal (float[] x, float[] y)? RestartAttack(VnnCase c, ReluChain chain, double[] cm, double[] d, int restarts, int seedSalt, CancellationToken ct) =>
+        (_falsifier is { } f && f.Covers(c) ? f : new Falsifier(this, chain, [c], seedSalt)).Search(c, restarts, ct);
 
     private (ProofStatus status, (float[] x, float[] y)? cex, long domains, string why) DecideByInputSplit(VnnCase c, ReluChain chain, CancellationToken ct)
     {
@@ -80,8 +71,11 @@ public sealed partial class Prover
                         var vertex = new double[n];
                         for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
                         foreach (var cand in new[] { vertex, (double[])centre.Clone() })
-                            if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
-                            { found = cex; stop.Cancel(); return; }
+                        {
+                            double v = chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps);
+                            if (v <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex) { found = cex; stop.Cancel(); return; }
+                            _falsifier?.Offer(c, bl, bh, cand, v);
+                        }
                         int dim = -1; double score = -1;
                         for (int j = 0; j < n; j++)
                         {
@@ -109,6 +103,7 @@ public sealed partial class Prover
                         left[n + dim] = mid; right[dim] = mid;
                         stack.Push(left); stack.Push(right);
                     }
+                    if (_falsifier?.Tick(_o.Workers, stop.Token) is { } fx) { found = fx; stop.Cancel(); return; }
                 }
                 catch (Exception e) when (e is not OperationCanceledException) { failure ??= e; stop.Cancel(); return; }
                 finally { Interlocked.Decrement(ref busy); }
