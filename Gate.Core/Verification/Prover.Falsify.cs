@@ -12,9 +12,10 @@ public sealed partial class Prover
     /// over every case's box before branch and bound (<see cref="Run"/>); the restart attack each search opens with
     /// (<see cref="RestartAttack"/>); and, during branch and bound, attacks on the open sub-boxes that came closest to
     /// violating (<see cref="Offer"/>), time-shared with proving (<see cref="Tick"/>: at most
-    /// <see cref="ProverOptions.FalsifyShare"/> of the workers' time, one worker at a time). When no sub-box is
-    /// waiting, a tick runs one more global round over the cases in turn, so a violation in a later case of a
-    /// disjunction is still hunted while an earlier case is being proved.
+    /// <see cref="ProverOptions.FalsifyShare"/> of the workers' time, one worker at a time). Ticks take turns: the
+    /// closest waiting sub-box (its neighbourhood), one more global round over the next case, and a step of a
+    /// best-first search by bound (<see cref="GuidedStep"/>) in the next case — the last two over every case of the
+    /// property, so a violation in a later case of a disjunction is still hunted while an earlier case is proved.
     ///
     /// One search in a box: screen many cheap starts (the centre, the box's corners — all of them in up to 10
     /// dimensions —, a Latin-hypercube sample so that every input's range is covered evenly, and uniform points) by
