@@ -6,7 +6,8 @@ namespace Gate.Tests.Verification;
 /// <summary>
 /// scripts/vnncomp: prepare_instance.sh stops the prover an earlier run_instance.sh left behind. It must stop only its
 /// own install's: with one pid file per machine, a benchmark run from another checkout killed this one's prover in
-/// its first seconds (the run came back `error`, or `unknown` once the signal handler was in place).
+/// its first seconds (the run came back `error`, or `unknown` once the signal handler was in place). And a prover
+/// stopped by a signal says so (exit 143), never a result that reads as the prover's own "unknown".
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")] // bash scripts
 public sealed class VnnCompScriptTests
@@ -46,6 +47,34 @@ public sealed class VnnCompScriptTests
         finally { Directory.Delete(root, recursive: true); }
     }
 
+    [Fact]
+    public async Task Gate_prove_stopped_by_sigterm_exits_143_and_writes_no_result()
+    {
+        // An instance the prover does not decide in seconds (unsat, undecided at 20 s on 2 cores).
+        var bench = Path.Combine(TestPaths.Shared, "vnncomp", "mnist_fc");
+        var dir = TestPaths.TempDir("prove-sigterm");
+        var outFile = Path.Combine(dir, "result.txt");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { GateProcess.GateDll, "prove", "--model", Path.Combine(bench, "onnx", "mnist-net_256x2.onnx"),
+                     "--spec", Path.Combine(bench, "vnnlib", "prop_3_0.05.vnnlib"), "--timeout", "600", "--out", outFile })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var ct = TestContext.Current.CancellationToken;
+        var stderrRead = p.StandardError.ReadToEndAsync(ct); _ = p.StandardOutput.ReadToEndAsync(ct);
+        await Task.Delay(TimeSpan.FromSeconds(8), ct); // past start-up: the signal handler is in place and the prover is running
+        if (p.HasExited) Assert.Fail($"gate prove exited early ({p.ExitCode}): {await stderrRead}");
+        Assert.Equal(0, kill(p.Id, SIGTERM));
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "gate prove did not stop within 60 s of SIGTERM");
+        var stderr = await stderrRead;
+        Assert.True(p.ExitCode == 143, $"exit {p.ExitCode}\n{stderr}");
+        Assert.Contains("cancelled by SIGTERM", stderr);
+        Assert.False(File.Exists(outFile), "a cancelled prover wrote a result: " + (File.Exists(outFile) ? File.ReadAllText(outFile) : ""));
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
+    private const int SIGTERM = 15;
+
     private static Process Bash(string script, string tmp, string gate, params string[] args)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -55,7 +84,7 @@ public sealed class VnnCompScriptTests
         psi.Environment["GATE_VNNCOMP_GATE"] = gate;
         psi.Environment.Remove("GATE_VNNCOMP_PIDFILE");
         var p = Process.Start(psi)!;
-        p.StandardOutput.ReadToEndAsync(); p.StandardError.ReadToEndAsync();
+        _ = p.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken); _ = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         return p;
     }
 
