@@ -43,6 +43,8 @@ public static class ProveCommand
             using var confirm = Prover.OpenConfirmingRuntime(m);
             var prover = new Prover(m, confirm, new ProverOptions { Timeout = t, Method = how, Seed = pr.GetValue(seed) is var s and > 0 ? s : 1 });
             var result = prover.Prove(property, ct);
+            // The prover answers "unknown" when cancelled; a signal is not an answer: exit 130/143, write no result.
+            ct.ThrowIfCancellationRequested();
             var text2 = result.ToVnnComp();
             if (pr.GetValue(outFile) is { } f)
             {

@@ -32,6 +32,8 @@ internal sealed class DomainPool<T> : IDisposable
 
     /// <summary>True once the search must end: timeout, a counterexample, a failure or the memory bound.</summary>
     public bool Stopping => _stop.IsCancellationRequested;
+    /// <summary>Cancelled once the search stops (a counterexample, a failure, the caller): for work done inside a step.</summary>
+    public CancellationToken Token => _stop.Token;
     public long Domains => Interlocked.Read(ref _domains);
     public Exception? Failure => _failure;
 

@@ -3,21 +3,12 @@ namespace Gate.Core.Verification;
 public sealed partial class Prover
 {
     /// <summary>
-    /// Random restarts of projected descent over the whole box (cheap on the chain, in float64), each point that
-    /// violates every row confirmed on the runtime: the first confirmed counterexample, or null. Seeded from the
-    /// prover's seed and <paramref name="seedSalt"/>, so each search draws its own reproducible starts.
+    /// The restart attack each chain search opens with: the falsifier's multi-start search over the case's box with
+    /// <paramref name="restarts"/> descents (see <see cref="Falsifier"/>), the running property's falsifier when there
+    /// is one, else one seeded from the prover's seed and <paramref name="seedSalt"/>.
     /// </summary>
-    private (float[] x, float[] y)? RestartAttack(VnnCase c, ReluChain chain, double[] cm, double[] d, int restarts, int seedSalt, CancellationToken ct)
-    {
-        var rng = new Random((int)(_o.Seed ^ (_o.Seed >> 32)) + seedSalt);
-        for (int r = 0; r < restarts && !ct.IsCancellationRequested; r++)
-        {
-            var x = new double[chain.InputSize];
-            for (int j = 0; j < x.Length; j++) x[j] = c.InputLower[j] + rng.NextDouble() * (c.InputUpper[j] - c.InputLower[j]);
-            if (chain.Descend(x, c.InputLower, c.InputUpper, cm, d, 30) <= 1e-6 && Confirm(c, ToBoxFloat(c, x)) is { } cex) return cex;
-        }
-        return null;
-    }
+    internal (float[] x, float[] y)? RestartAttack(VnnCase c, ReluChain chain, double[] cm, double[] d, int restarts, int seedSalt, CancellationToken ct) =>
+        (_falsifier is { } f && f.Covers(c) ? f : new Falsifier(this, chain, [c], seedSalt)).Search(c, restarts, ct);
 
     /// <summary>
     /// Input-split branch and bound for low-dimensional inputs on a <see cref="ReluChain"/>: every worker pops a
@@ -43,6 +34,8 @@ public sealed partial class Prover
 
         pool.Run(batch, (taken, k) =>
         {
+            // The falsifier's share of this worker's time (attacks on the most promising open sub-boxes).
+            if (_falsifier?.Tick(_o.Workers, pool.Token) is { } fx) { pool.Sat(fx); return; }
             var (lo, hi) = scratch.Value;
             var centre = new double[n];
             for (int b = 0; b < k; b++) { Array.Copy(taken[b], 0, lo, b * n, n); Array.Copy(taken[b], n, hi, b * n, n); }
@@ -60,8 +53,11 @@ public sealed partial class Prover
                 var vertex = new double[n];
                 for (int j = 0; j < n; j++) { vertex[j] = lam[j] >= 0 ? bl[j] : bh[j]; centre[j] = 0.5 * (bl[j] + bh[j]); }
                 foreach (var cand in new[] { vertex, (double[])centre.Clone() })
-                    if (chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps) <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
-                    { pool.Sat(cex); return; }
+                {
+                    double v = chain.Descend(cand, bl, bh, cm, d, _o.SubdomainAttackSteps);
+                    if (v <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex) { pool.Sat(cex); return; }
+                    _falsifier?.Offer(c, bl, bh, cand, v);
+                }
                 // Candidate inputs to bisect, most sensitive first: width × |coefficient| in the tightest row.
                 var dims = new List<(int dim, double score)>();
                 for (int j = 0; j < n; j++)

@@ -31,9 +31,10 @@ public sealed partial class Prover
                 sb = chain.BoundSplit(root, dom with { Alpha = sb.Alpha, Beta = sb.Beta }, 10 * _o.ReluSplitRootSteps);
             if (sb.Infeasible || sb.Lower > 0) return;
             var cand = sb.Minimiser;
-            if (chain.Descend(cand, c.InputLower, c.InputUpper, cm, d, Math.Min(3, _o.SubdomainAttackSteps)) <= 1e-6
-                && Confirm(c, ToBoxFloat(c, cand)) is { } cex)
-            { pool.Sat(cex); return; }
+            double v = chain.Descend(cand, c.InputLower, c.InputUpper, cm, d, Math.Min(3, _o.SubdomainAttackSteps));
+            if (v <= 1e-6 && Confirm(c, ToBoxFloat(c, cand)) is { } cex) { pool.Sat(cex); return; }
+            _falsifier?.OfferPoint(c, cand, v);
+            if (_falsifier?.Tick(_o.Workers, pool.Token) is { } fx) { pool.Sat(fx); return; }
             if (sb.Branch < 0)
             {
                 // The exact bound of this region is ≤ 0: a counterexample may well lie in it; look harder.

@@ -45,6 +45,12 @@ public sealed record ProverOptions
     public int ReluSplitAttackRestarts { get; init; } = 4;
     /// <summary>Open sub-domains kept at most; beyond it the search stops with "unknown" (memory bound).</summary>
     public int MaxOpenDomains { get; init; } = 2_000_000;
+    /// <summary>Most of the branch-and-bound workers' time the falsifier may take attacking promising sub-boxes (0: none).</summary>
+    public double FalsifyShare { get; init; } = 0.2;
+    /// <summary>The falsifier's multi-start search over every case before branch and bound, as a fraction of the
+    /// timeout (capped at <see cref="FalsifyUpfrontMax"/>).</summary>
+    public double FalsifyUpfront { get; init; } = 0.01;
+    public TimeSpan FalsifyUpfrontMax { get; init; } = TimeSpan.FromSeconds(1.5);
 }
 
 /// <summary>The outcome, with the confirmed counterexample (float32, as the production runtime saw it) for sat.</summary>
@@ -140,6 +146,9 @@ public sealed partial class Prover
         }
         if (token.IsCancellationRequested) return Done(Timed(ct), "timed out during the attack", 0);
         if (_net.Unsupported is not null) return Done(ProofStatus.Unknown, $"cannot prove: bounds are not available ({_net.Unsupported}); a brief attack found no counterexample", 0);
+        _falsifier = _chain is null ? null : new Falsifier(this, _chain, p.Cases, seedSalt: 3);
+        if (_falsifier?.Run(TimeSpan.FromTicks(Math.Min(_o.FalsifyUpfrontMax.Ticks, (long)(_o.FalsifyUpfront * _o.Timeout.Ticks))), token) is { } fx)
+            return Done(ProofStatus.Sat, "counterexample found by the multi-start falsifier and confirmed", 0, fx);
 
         long domains = 0;
         bool unknown = false;

@@ -112,7 +112,8 @@ public class ProverTests
     }
 
     /// <summary>A confirming runtime that disagrees with the engine: every output 0 is shifted up by 1000.</summary>
-    private sealed class DisagreeingSession(IInferenceSession inner) : IInferenceSession
+    /// <summary>Moves Y_0 by +1000 on its first <paramref name="disagreeFirst"/> runs (by default on all of them).</summary>
+    private sealed class DisagreeingSession(IInferenceSession inner, int disagreeFirst = int.MaxValue) : IInferenceSession
     {
         public int Runs;
         public RuntimeInfo Info => inner.Info with { Name = "disagreeing" };
@@ -120,8 +121,8 @@ public class ProverTests
         public IReadOnlyList<string> OutputNames => inner.OutputNames;
         public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputs = null)
         {
-            Interlocked.Increment(ref Runs);
             var y = inner.Run(inputs, outputs).ToDictionary(kv => kv.Key, kv => kv.Value);
+            if (Interlocked.Increment(ref Runs) > disagreeFirst) return y;
             var name = OutputNames[0];
             var f = y[name].ToFloatArray();
             f[0] += 1000f;
@@ -149,6 +150,23 @@ public class ProverTests
         Assert.True(r.Status is ProofStatus.Unknown or ProofStatus.Timeout, $"{r.Status}: {r.Detail}");
         Assert.Null(r.CounterexampleX);
         Assert.Equal("disagreeing", r.ConfirmedOn);
+    }
+
+    [Fact]
+    public void A_candidate_the_confirming_runtime_rejects_does_not_end_the_search()
+    {
+        // The first candidates fail confirmation (as one within float32 rounding of the threshold would on ONNX
+        // Runtime); the search must go on and answer sat with one that is confirmed, not stop with unknown.
+        var rng = new Random(7);
+        var model = BoundSoundnessTests.RandomRelu(rng, 3, [8, 8], 2);
+        double[] lo = [-0.2, -0.2, -0.2], hi = [0.2, 0.2, 0.2];
+        var diffs = SampledDiffs(model, lo, hi, rng, 400);
+        var p = DiffProperty(lo, hi, 2, diffs.Min() + 0.5 * (diffs.Max() - diffs.Min()));
+        using var confirm = new DisagreeingSession(new BuiltinRuntime().Load(model, new RuntimeOptions()), disagreeFirst: 3);
+        var r = new Prover(model, confirm, Quick with { Timeout = TimeSpan.FromSeconds(10) }).Prove(p, TestContext.Current.CancellationToken);
+        Assert.True(r.Status == ProofStatus.Sat, $"{r.Status}: {r.Detail}");
+        Assert.True(confirm.Runs > 3, $"only {confirm.Runs} confirmation run(s)");
+        Assert.NotNull(r.CounterexampleX);
     }
 
     [Fact]

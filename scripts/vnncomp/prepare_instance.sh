@@ -8,7 +8,7 @@ set -euo pipefail
 onnx="$3"; vnnlib="$4"
 [ -f "$onnx" ] || { echo "prepare_instance.sh: no such ONNX file: $onnx" >&2; exit 1; }
 [ -f "$vnnlib" ] || { echo "prepare_instance.sh: no such VNN-LIB file: $vnnlib" >&2; exit 1; }
-pidfile="${TMPDIR:-/tmp}/gate-vnncomp.pid"
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"; pidfile="$vnncomp_pidfile"
 if [ -f "$pidfile" ]; then
   pid="$(cat "$pidfile")"
   # Only the process run_instance.sh recorded, and only if it is still a gate prover.

@@ -11,6 +11,9 @@ bench="$(cd "$1" && pwd)"; out="$2"; override="${3:-}"; filter="${4:-.}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 category="$(basename "$bench")"
 echo "onnx,vnnlib,timeout_s,expected,result,verdict,wall_s,peak_rss_kb" > "$out"
+# A pid file of this run's own: a concurrent benchmark of the same install must not stop this run's provers.
+pidfile_dir="$(mktemp -d)"; trap 'rm -rf "$pidfile_dir"' EXIT
+export GATE_VNNCOMP_PIDFILE="$pidfile_dir/gate-vnncomp.pid"
 tail -n +2 "$bench/expected.csv" | while IFS=, read -r onnx vnnlib timeout expected _rest; do
   echo "$onnx,$vnnlib" | grep -Eq -- "$filter" || continue
   t="${override:-$timeout}"

@@ -17,9 +17,10 @@ budget="$(awk -v t="$timeout" 'BEGIN { b = t - 3; if (b < 1) b = 1; printf "%.1f
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 "$gate" prove --model "$onnx" --spec "$vnnlib" --timeout "$budget" --out "$tmp/result.txt" >"$tmp/stdout" 2>"$tmp/stderr" &
 pid=$!
-echo "$pid" > "${TMPDIR:-/tmp}/gate-vnncomp.pid"
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+echo "$pid" > "$vnncomp_pidfile"
 wait "$pid"; rc=$?
-rm -f "${TMPDIR:-/tmp}/gate-vnncomp.pid"
+rm -f "$vnncomp_pidfile"
 cat "$tmp/stderr" >&2
 status="$(head -n 1 "$tmp/result.txt" 2>/dev/null || true)"
 case "$rc:$status" in
