@@ -20,6 +20,13 @@ public sealed record DatasetFile(string Path, string Sha256, long Bytes, string 
     /// is the digest of the decoded array as .npy bytes, which is what the checks read). Null for array files.
     /// </summary>
     public Tensors.ImageSource? DecodedFrom { get; init; }
+    /// <summary>
+    /// For one file per input: each input's file as read (<see cref="Input"/> names the input it feeds), with its own
+    /// digest; <see cref="Sha256"/> is then the digest of the .npz the host composed from them, which the checks read.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public IReadOnlyList<DatasetFile>? ComposedFrom { get; init; }
+    /// <summary>The model input this file feeds, for a file of <see cref="ComposedFrom"/>; null otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Input { get; init; }
     /// <summary>Host side only: where the decoded .npy was written for the sandbox to read; never recorded.</summary>
     [System.Text.Json.Serialization.JsonIgnore] public string? Materialized { get; init; }
 }

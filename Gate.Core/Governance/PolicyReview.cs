@@ -80,6 +80,8 @@ public static class PolicyReview
             d.Add(new Heading(2, "Data"));
             d.Add(new Bullets(used.Select(ds => Tensors.ImageDataset.IsImageSource(ds.InputsPath)
                 ? $"Dataset '{ds.Name}' is images ({(Directory.Exists(ds.InputsPath) ? "one folder per class; sorted folder names give the labels" : "a manifest of paths and labels")}), decoded on the host; the recorded digests are those of the decoded pixels and labels. " + PinWords(ds).Replace("any other file is refused", "any other images are refused")
+                : ds.InputFiles is { } files
+                ? $"Dataset '{ds.Name}' is one file per model input ({string.Join(", ", files.Select(f => $"{f.Input}: {Path.GetFileName(f.Path)}"))}): every input of the model is named once, the files must agree on the number of samples, and each file's digest is recorded. " + PinWords(ds)
                 : PinWords(ds)).ToList()));
         }
 
@@ -128,7 +130,7 @@ public static class PolicyReview
     /// <summary>Whether the data is the approved data: pinned by digest, and whether a data override may replace it.</summary>
     private static string PinWords(DatasetSpec ds) => !ds.Pinned
         ? $"Dataset '{ds.Name}' is not pinned by sha256, so a data override (other files named when gate check runs) can replace it (each replacement is flagged in the decision)."
-        : $"Dataset '{ds.Name}' is pinned by sha256 (inputs {ds.InputsPin}{(ds.LabelsPin is { } lp ? $", labels {lp}" : "")}); " +
+        : $"Dataset '{ds.Name}' is pinned by sha256 (inputs {ds.InputsPin ?? string.Join(", ", ds.InputFiles?.Where(f => f.Pin is not null).Select(f => $"{f.Input} {f.Pin}") ?? [])}{(ds.LabelsPin is { } lp ? $", labels {lp}" : "")}); " +
           (ds.AllowOverride ? "a data override (other files named when gate check runs) may still replace it (allowOverride: true), and each replacement is flagged in the decision." : "any other file is refused.");
 
     private static string BoundWords(MetricBound b) => (b.Min, b.Max) switch

@@ -211,6 +211,7 @@ public static class OnnxModelLoader
             {
                 TypeProto.ValueOneofCase.SequenceType => "sequence",
                 TypeProto.ValueOneofCase.OptionalType => "optional",
+                TypeProto.ValueOneofCase.MapType => "map",
                 TypeProto.ValueOneofCase.SparseTensorType => "sparse_tensor",
                 _ => "unknown",
             };

@@ -58,6 +58,7 @@ public sealed class CheckPlan
             {
                 var options = impl.Bind(spec, policy);
                 (impl as IRefusesModels)?.Refuse(spec, options, policy, model, errors);
+                RefuseNonTensorOutputs(spec, impl, policy, model, errors);
                 planned.Add(new PlannedCheck(spec, impl, options) { NotRunReason = DatasetValidation.Shortfall(spec, datasets) });
             }
             catch (PolicyException e) { errors.AddRange(e.Errors); }
@@ -65,6 +66,32 @@ public sealed class CheckPlan
         if (errors.Count > 0) throw new PolicyException(errors);
         var notes = new[] { Runtime.FixedBatch.Note(model) }.OfType<string>().ToList();
         return new CheckPlan { Policy = policy, Model = model, Checks = planned, Datasets = datasets, Notes = notes };
+    }
+
+    /// <summary>
+    /// A model with a sequence or map output (ai.onnx.ml ZipMap) runs only on ONNX Runtime: the built-in engine, and
+    /// so every white-box check, reads tensors only. Refused here, naming the output, rather than INCONCLUSIVE later.
+    /// Checks that run nothing (host placement) or read outputs through ONNX Runtime only are unaffected.
+    /// </summary>
+    private static void RefuseNonTensorOutputs(CheckSpec spec, ICheck impl, DeploymentPolicy policy, OnnxModel model, List<PolicyError> errors)
+    {
+        var nonTensor = model.Graph.Outputs.FirstOrDefault(o => o.Kind != "tensor");
+        if (nonTensor is null || impl.Placement == CheckPlacement.Host) return;
+        bool ortOnly = impl.Declaration.ReadsNonTensorOutputs;
+        PolicyNode typeNode = spec.Node["type"] ?? spec.Node;
+        if (ortOnly && policy.Spec.Runtime == "onnxruntime")
+        {
+            var judged = policy.Spec.Model.Output ?? model.Graph.Outputs[0].Name;
+            if (model.Graph.Outputs.FirstOrDefault(o => o.Name == judged)?.ElementType == DType.String)
+                errors.Add(new PolicyError(typeNode.Location, typeNode.Path, $"check '{spec.Id}': the model's output '{judged}' holds string class labels, " +
+                    "which cannot be matched to the dataset's integer labels; name an integer label or probability output in spec.model.output"));
+            return;
+        }
+        var able = string.Join(", ", CheckRegistry.Types.Where(t => CheckRegistry.Find(t)!.Declaration.ReadsNonTensorOutputs));
+        errors.Add(new PolicyError(typeNode.Location, typeNode.Path, ortOnly
+            ? $"check '{spec.Id}': the model's output '{nonTensor.Name}' is a {nonTensor.Kind}, which only ONNX Runtime reads; set spec.runtime: onnxruntime"
+            : $"check '{spec.Id}' ({spec.Type}) needs the built-in engine, which reads tensors only, and the model's output '{nonTensor.Name}' is a {nonTensor.Kind} " +
+              $"(e.g. ai.onnx.ml ZipMap's class probabilities); checks that can use this model on ONNX Runtime: {able}"));
     }
 
     /// <summary>The policy's declared inputs must exist in the model with compatible ranks and fixed dimensions.</summary>

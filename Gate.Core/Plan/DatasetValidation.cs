@@ -29,7 +29,13 @@ public static class DatasetValidation
                 { Override = what == "labels" ? ds.LabelsOverride : ds.InputsOverride });
 
             ReadResult inputs, labels;
-            if (ImageDataset.IsImageSource(ds.InputsPath))
+            if (ds.FilePerInput is { } files)
+            {
+                inputs = ReadPerInput(policy, model, ds, files, Error);
+                labels = ds.LabelsPath is null ? default : ReadFile(ds, ds.LabelsPath, ds.LabelsPin, ds.LabelsOverridden, "labels", Error);
+                if (inputs.Tensor is null) continue;
+            }
+            else if (ImageDataset.IsImageSource(ds.InputsPath))
                 (inputs, labels) = ReadImages(policy, ds, Error);
             else
             {
@@ -38,7 +44,8 @@ public static class DatasetValidation
             }
             if (inputs.Tensor is null || (ds.LabelsPath is not null && labels.Tensor is null)) continue;
 
-            if (inputs.Arrays is { } arrays) CheckArrays(policy, model, ds.InputsPath, arrays, m => Error("inputs", m));
+            if (ds.FilePerInput is not null) { } // judged per file as read (ReadPerInput)
+            else if (inputs.Arrays is { } arrays) CheckArrays(policy, model, ds.InputsPath, arrays, m => Error("inputs", m));
             else CheckInputs(policy, model, ds.InputsPath, inputs.Tensor, m => Error("inputs", m));
             if (labels.Tensor is not null && errors.Count == before) // labels are judged against valid inputs only
                 CheckLabels(policy, model, ds, inputs.Tensor, labels.Tensor, users.Any(c => CheckTypes.Declaration(c.Type)?.ClassLabels == true), m => Error("labels", m));
@@ -82,6 +89,61 @@ public static class DatasetValidation
         var inputs = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Inputs), ds.InputsPin, ds.InputsOverridden, "inputs", error, decoded);
         var labels = Digested(ds, ds.InputsPath, Npy.ToBytes(decoded.Labels), ds.LabelsPin, ds.LabelsOverridden, "labels", error, decoded);
         return (inputs, labels);
+    }
+
+    /// <summary>
+    /// One .npy per model input: each file read, pinned and judged against the input it names (dtype, shape, range,
+    /// sample count), then the files composed, byte for byte, into one .npz that the sandbox reads like any .npz.
+    /// The record keeps every file's own digest (<see cref="DatasetFile.ComposedFrom"/>).
+    /// </summary>
+    private static ReadResult ReadPerInput(DeploymentPolicy policy, OnnxModel model, DatasetSpec ds, IReadOnlyList<DatasetInputFile> files, Action<string, string> error)
+    {
+        var graphInputs = model.Graph.Inputs.Where(i => !model.Graph.Initializers.ContainsKey(i.Name)).ToList();
+        bool failed = false;
+        void Fail(string input, string message) { failed = true; error($"inputs.{input}", message); }
+        foreach (var f in files.Where(f => graphInputs.All(i => i.Name != f.Input)))
+            Fail(f.Input, $"{f.Path}: input '{f.Input}' names no input of the model (inputs: {string.Join(", ", graphInputs.Select(i => i.Name))}); name each file after the input it feeds");
+        foreach (var i in graphInputs.Where(i => files.All(f => f.Input != i.Name)))
+            error("inputs", $"no file for model input '{i.Name}' ({i.ElementType.OnnxName()}{i.ShapeString}): one file per input names every input of the model (add {i.Name}: FILE.npy under inputs)");
+        if (failed || graphInputs.Any(i => files.All(f => f.Input != i.Name))) return default;
+
+        var read = new List<(DatasetInputFile File, byte[] Bytes, Tensor Array, DatasetFile Ref)>();
+        foreach (var f in files)
+        {
+            byte[] bytes;
+            Tensor x;
+            try
+            {
+                bytes = Npy.ReadBytes(f.Path);
+                if (Npy.IsNpz(bytes)) throw new GateInputException($"{f.Path}: an .npz archive where input '{f.Input}' needs one .npy array; give the .npz as the dataset's inputs instead");
+                x = Npy.Parse(bytes, f.Path);
+            }
+            catch (GateInputException e) { Fail(f.Input, e.Message); continue; }
+            var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            if (f.Pin is not null && sha != f.Pin)
+            { Fail(f.Input, $"{f.Path}: sha256 {sha} does not match the digest the policy pins for input '{f.Input}' (sha256.inputs.{f.Input}: {f.Pin}); the file is not the approved data"); continue; }
+            CheckInputs(policy, model, $"{f.Path} (input '{f.Input}')", x, m => Fail(f.Input, m), f.Input);
+            read.Add((f, bytes, x, new DatasetFile(f.Path, sha, bytes.LongLength, x.Type.OnnxName(), x.Shape, false) { Input = f.Input }));
+        }
+        if (failed) return default;
+        var first = read[0];
+        foreach (var r in read.Skip(1).Where(r => r.Array.Shape[0] != first.Array.Shape[0]))
+        {
+            Fail(r.File.Input, $"{r.File.Path}: {r.Array.Shape[0]} samples for input '{r.File.Input}' (shape {r.Array.ShapeString}) but {first.File.Path} has {first.Array.Shape[0]} for '{first.File.Input}'; every input needs one entry per sample");
+            return default;
+        }
+        var npz = Npy.ComposeNpz(read.Select(r => (r.File.Input, r.Bytes)));
+        if (npz.LongLength > Npy.MaxFileBytes)
+        { error("inputs", $"the {read.Count} input files together are {npz.LongLength} bytes, over the {Npy.MaxFileBytes}-byte limit of one dataset"); return default; }
+        var composedSha = Convert.ToHexStringLower(SHA256.HashData(npz));
+        // The dataset feeds the primary input first: the record describes that array, as for an .npz.
+        var primaryName = PrimaryInput(policy, model) is var (d, m) ? d?.Name ?? m?.Name : null;
+        var primary = read.FirstOrDefault(r => r.File.Input == primaryName) is { Array: not null } p ? p : first;
+        return new ReadResult(primary.Array, new DatasetFile(primary.File.Path, composedSha, npz.LongLength, primary.Array.Type.OnnxName(), primary.Array.Shape, false)
+        {
+            ComposedFrom = read.Select(r => r.Ref).ToList(),
+            Materialized = DecodedFiles.Write(npz, composedSha, "inputs"),
+        }, read.ToDictionary(r => r.File.Input, r => r.Array, StringComparer.Ordinal));
     }
 
     private static ReadResult ReadFile(DatasetSpec ds, string path, string? pin, bool overridden, string what, Action<string, string> error, string primaryInput = "")

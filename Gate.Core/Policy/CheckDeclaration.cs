@@ -104,6 +104,10 @@ public sealed class CheckDeclaration
     /// <summary>Listing order among check types (schema enum, review's gaps).</summary>
     public int Rank { get; init; } = 1000;
 
+    /// <summary>The check can use a model whose outputs are not all tensors (the sequence-of-maps probabilities of a
+    /// scikit-learn export): it reads the outputs through ONNX Runtime only and never needs the built-in engine.</summary>
+    public bool ReadsNonTensorOutputs { get; init; }
+
     /// <summary>The check reads a dataset (<c>dataset:</c>); <see cref="NeedsDataset"/> makes it mandatory.</summary>
     public bool UsesDataset { get; init; }
     public bool NeedsDataset { get; init; }

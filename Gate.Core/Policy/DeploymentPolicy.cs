@@ -35,8 +35,19 @@ public sealed record DatasetSpec(string Name, string InputsPath, string? LabelsP
     public DataOverride? LabelsOverride { get; init; }
     public bool InputsOverridden => InputsOverride is not null;
     public bool LabelsOverridden => LabelsOverride is not null;
-    public bool Pinned => InputsPin is not null || LabelsPin is not null;
+    public bool Pinned => InputsPin is not null || LabelsPin is not null || InputFiles?.Any(f => f.Pin is not null) == true;
+    /// <summary>
+    /// One .npy per model input (<c>inputs: {input_ids: ids.npy, attention_mask: mask.npy}</c>), in declared order;
+    /// null for a single inputs file. <see cref="InputsPath"/> is then the first of them. The host validates and
+    /// digests each, and composes them into one .npz that the sandbox reads (<see cref="Plan.DatasetValidation"/>).
+    /// </summary>
+    public IReadOnlyList<DatasetInputFile>? InputFiles { get; init; }
+    /// <summary>The per-input files the inputs are read from: none once a data override replaced the inputs (whose pins still hold).</summary>
+    public IReadOnlyList<DatasetInputFile>? FilePerInput => InputsOverridden ? null : InputFiles;
 }
+
+/// <summary>One file of a one-file-per-input dataset: the model input it feeds, its resolved path, and its pin (sha256.inputs.INPUT).</summary>
+public sealed record DatasetInputFile(string Input, string Path, string? Pin);
 
 /// <summary>
 /// A check as declared. Type-specific options stay in <see cref="Node"/> and are bound by the check type that

@@ -78,12 +78,33 @@ public static partial class PolicyLoader
             {
                 var m = (PolicyMapping)v;
                 var pins = m["sha256"] as PolicyMapping;
-                var inputsPath = Path.GetFullPath(Path.Combine(policyDir, Str(m["inputs"])!));
+                // One .npy per model input (inputs: {input_ids: ids.npy, ...}): in declared order; the first stands for
+                // the dataset where one path is shown (review, lint), and the host composes them into one .npz.
+                var inputFiles = m["inputs"] is PolicyMapping perInput
+                    ? perInput.Entries.Select(e => new DatasetInputFile(e.Key.Value, Path.GetFullPath(Path.Combine(policyDir, Str(e.Value) ?? "")),
+                        (pins?["inputs"] as PolicyMapping)?[e.Key.Value] is PolicyScalar fp ? fp.Value.ToLowerInvariant() : null)).ToList()
+                    : null;
+                var inputsPath = inputFiles is not null ? inputFiles[0].Path : Path.GetFullPath(Path.Combine(policyDir, Str(m["inputs"])!));
+                if (inputFiles is not null && pins?["inputs"] is { } pinNode)
+                {
+                    // Per-input files are pinned per input: every file or none, by the same names.
+                    if (pinNode is not PolicyMapping pinMap)
+                        errors.Add(new PolicyError(pinNode.Location, pinNode.Path, "the dataset has one file per input: pin each (sha256.inputs: {INPUT: SHA256, ...}), not one digest"));
+                    else
+                    {
+                        foreach (var f in inputFiles.Where(f => f.Pin is null))
+                            errors.Add(new PolicyError(pinMap.Location, pinMap.Path, $"input '{f.Input}' ({Str(((PolicyMapping)m["inputs"]!)[f.Input])}) is not pinned: pin every input file, or a swapped one would go unnoticed"));
+                        foreach (var (pk, _) in pinMap.Entries.Where(e => inputFiles.All(f => f.Input != e.Key.Value)))
+                            errors.Add(new PolicyError(pk.Location, pinMap.Path + "." + pk.Value, $"sha256.inputs.{pk.Value} pins no file: spec.datasets.{k.Value}.inputs names no input '{pk.Value}'"));
+                    }
+                }
+                else if (inputFiles is null && pins?["inputs"] is PolicyMapping wrongPins)
+                    errors.Add(new PolicyError(wrongPins.Location, wrongPins.Path, "sha256.inputs is a mapping, but the dataset's inputs are one file: pin it with one digest"));
                 // An image folder or manifest carries its own labels (class folders, a label column).
-                bool images = Tensors.ImageDataset.IsImageSource(inputsPath);
+                bool images = inputFiles is null && Tensors.ImageDataset.IsImageSource(inputsPath);
                 if (images && m["labels"] is { } extra)
                     errors.Add(new PolicyError(extra.Location, extra.Path, $"dataset inputs {Str(m["inputs"])} are images (a class-per-folder tree or a manifest), which carry their own labels: remove labels"));
-                string? inputsPin = Str(pins?["inputs"]), labelsPin = Str(pins?["labels"]);
+                string? inputsPin = pins?["inputs"] is PolicyScalar ip ? ip.Value : null, labelsPin = Str(pins?["labels"]);
                 // A half-pinned dataset is a hole: the unpinned file could be swapped under the pinned one.
                 if (pins is not null && (m["labels"] is not null || images) && labelsPin is null)
                     errors.Add(new PolicyError(pins.Location, pins.Path, "the dataset has labels: pin them too (sha256.labels), or a swapped labels file would go unnoticed"));
@@ -94,6 +115,7 @@ public static partial class PolicyLoader
                 {
                     InputsPin = inputsPin?.ToLowerInvariant(), LabelsPin = labelsPin?.ToLowerInvariant(),
                     AllowOverride = m["allowOverride"] is PolicyScalar ao && ao.AsBool(),
+                    InputFiles = inputFiles,
                 };
             }
         if (overrides is not null)
@@ -112,6 +134,7 @@ public static partial class PolicyLoader
                 datasets[name] = o.Labels ? existing with { LabelsPath = full, LabelsOverride = o }
                     // Images bring their labels: an image source given as an override replaces both.
                     : Tensors.ImageDataset.IsImageSource(full) ? existing with { InputsPath = full, InputsOverride = o, LabelsPath = full, LabelsOverride = o }
+                    // An override replaces every input (an .npz instead of per-input files: DatasetSpec.FilePerInput).
                     : existing with { InputsPath = full, InputsOverride = o };
             }
 

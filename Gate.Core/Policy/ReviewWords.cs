@@ -30,7 +30,7 @@ public static class ReviewWords
         // The count the check binds: explicit, else the type's declared default (a cap), else the whole dataset.
         string count = decl.SamplesWords(c.Node, noun);
         var dsNode = ((p.Root["spec"] as PolicyMapping)?["datasets"] as PolicyMapping)?[c.Dataset ?? ""] as PolicyMapping;
-        string file = Raw(dsNode, "inputs") is { } f ? $" ({f}{(Raw(dsNode, "labels") is { } l ? $", labels {l}" : "")})" : "";
+        string file = Inline(dsNode?["inputs"]) is { } f ? $" ({f}{(Raw(dsNode, "labels") is { } l ? $", labels {l}" : "")})" : "";
         return $"{count} from dataset '{c.Dataset}'{file}";
     }
 

@@ -336,6 +336,24 @@ public static partial class Npy
         while (to.Length < cap && (read = from.Read(buf, 0, (int)Math.Min(buf.Length, cap - to.Length))) > 0) to.Write(buf, 0, read);
     }
 
+    /// <summary>
+    /// An .npz of .npy files as they are (stored, fixed timestamps): the same files always give the same bytes, so
+    /// the digest of a dataset composed from one file per input is reproducible.
+    /// </summary>
+    public static byte[] ComposeNpz(IEnumerable<(string Name, byte[] Npy)> arrays)
+    {
+        using var ms = new MemoryStream();
+        using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
+            foreach (var (name, npy) in arrays)
+            {
+                var entry = zip.CreateEntry(name + ".npy", CompressionLevel.NoCompression);
+                entry.LastWriteTime = new DateTimeOffset(1980, 1, 1, 0, 0, 0, TimeSpan.Zero);
+                using var es = entry.Open();
+                es.Write(npy);
+            }
+        return ms.ToArray();
+    }
+
     public static void WriteNpz(string path, IReadOnlyDictionary<string, Tensor> arrays)
     {
         using var fs = File.Create(path);

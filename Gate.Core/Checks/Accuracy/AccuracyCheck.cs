@@ -38,13 +38,23 @@ public sealed class AccuracyCheck : Check<AccuracyOptions>
             ct.ThrowIfCancellationRequested();
             int count = Math.Min(batch, n - start);
             var logits = run(start, count);
-            int classes = logits.Length / count;
-            var lf = logits.ToFloatArray();
-            for (int i = 0; i < count; i++)
+            if (logits.Type.IsInteger() && logits.Length == count)
             {
-                int arg = 0;
-                for (int k = 1; k < classes; k++) if (lf[i * classes + k] > lf[i * classes + arg]) arg = k;
-                if (arg == ds.Labels![start + i]) correct++;
+                // A classifier that outputs its predicted label (scikit-learn's `label` through ONNX Runtime) is
+                // compared with the labels directly; there are no scores to argmax.
+                var predicted = logits.ToLongArray();
+                for (int i = 0; i < count; i++) if (predicted[i] == ds.Labels![start + i]) correct++;
+            }
+            else
+            {
+                int classes = logits.Length / count;
+                var lf = logits.ToFloatArray();
+                for (int i = 0; i < count; i++)
+                {
+                    int arg = 0;
+                    for (int k = 1; k < classes; k++) if (lf[i * classes + k] > lf[i * classes + arg]) arg = k;
+                    if (arg == ds.Labels![start + i]) correct++;
+                }
             }
             ctx.Progress.Report(new ProgressUpdate(spec.Id, "samples", start + count, n, "samples"));
         }

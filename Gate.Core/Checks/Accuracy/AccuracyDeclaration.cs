@@ -12,7 +12,7 @@ public static class AccuracyDeclaration
         Purpose = "Measures how often the model's top prediction matches the label on a held-out dataset: the baseline competence every other guarantee is relative to.",
         Why = "It is the baseline competence; every robustness number is relative to it, and a model that regressed here should not ship whatever else it passes.",
         NotCovered = "No blocking accuracy check: baseline competence on held-out data is not required.",
-        UsesDataset = true, NeedsDataset = true, NeedsLabels = true, ClassLabels = true,
+        UsesDataset = true, NeedsDataset = true, NeedsLabels = true, ClassLabels = true, ReadsNonTensorOutputs = true,
         Options =
         [
             Opt.Samples("Labelled samples to classify (the first N of the dataset)."),

@@ -26,24 +26,49 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
     public override AdversarialOptions BindOptions(CheckSpec spec, DeploymentPolicy policy) => AdversarialOptions.Bind(spec, policy);
 
     /// <summary>
-    /// The input the search perturbs (threat.input, else the first declared, else the model's first) must be a
-    /// continuous one and, for now, the model's only data input: refused at plan time with the reason, rather than
-    /// every sample ending undecided.
+    /// The input the search perturbs: <c>threat.input</c>; else, for a single-input model, the first declared input
+    /// (else the model's); else the model's only float input. Null when a multi-input model has several float inputs
+    /// (or none) and the policy names none: <see cref="Refuse"/> says so at plan time.
+    /// </summary>
+    public static string? PerturbedInput(string? named, DeploymentPolicy policy, Model.OnnxModel model)
+    {
+        if (named is not null) return named;
+        var dataInputs = DataInputs(model);
+        if (dataInputs.Count <= 1) return policy.Spec.Model.Inputs.FirstOrDefault()?.Name ?? dataInputs.FirstOrDefault()?.Name ?? "";
+        var floats = dataInputs.Where(i => i.ElementType.IsFloating()).ToList();
+        return floats.Count == 1 ? floats[0].Name : null;
+    }
+
+    private static List<Model.ValueInfo> DataInputs(Model.OnnxModel model) =>
+        model.Graph.Inputs.Where(i => !model.Graph.Initializers.ContainsKey(i.Name)).ToList();
+
+    /// <summary>
+    /// The input the search perturbs (<see cref="PerturbedInput"/>) must be a continuous one; on a multi-input model it
+    /// must be named where the choice is not the only float input, and its declared range must be the one the threat
+    /// binds. Refused at plan time with the reason, rather than every sample ending undecided.
     /// </summary>
     public void Refuse(CheckSpec spec, object options, DeploymentPolicy policy, Model.OnnxModel model, List<PolicyError> errors)
     {
         var o = (AdversarialOptions)options;
-        var graph = model.Graph;
-        var dataInputs = graph.Inputs.Where(i => !graph.Initializers.ContainsKey(i.Name)).ToList();
-        string name = o.Input ?? policy.Spec.Model.Inputs.FirstOrDefault()?.Name ?? dataInputs.FirstOrDefault()?.Name ?? "";
+        var dataInputs = DataInputs(model);
+        var floats = dataInputs.Where(i => i.ElementType.IsFloating()).Select(i => i.Name).ToList();
         var threat = (PolicyMapping)spec.Node["threat"]!;
         PolicyNode at = threat["input"] ?? threat;
+        string inputList = string.Join(", ", dataInputs.Select(i => $"{i.Name} ({i.ElementType.OnnxName()})"));
+        var name = PerturbedInput(o.Input, policy, model);
+        if (name is null && floats.Count > 1)
+        {
+            errors.Add(new PolicyError(at.Location, at.Path,
+                $"the model has {floats.Count} float inputs ({string.Join(", ", floats)}) and the check does not say which one the search perturbs: " +
+                "name it in threat.input (the other inputs are held at each sample's values)"));
+            return;
+        }
+        name ??= dataInputs.FirstOrDefault()?.Name ?? "";
         var vi = dataInputs.FirstOrDefault(i => i.Name == name);
         if (vi is null)
         { errors.Add(new PolicyError(at.Location, at.Path, $"the model has no input '{name}' to perturb (inputs: {string.Join(", ", dataInputs.Select(i => i.Name))})")); return; }
         if (vi.ElementType.IsInteger())
         {
-            var floats = dataInputs.Where(i => i.ElementType.IsFloating()).Select(i => i.Name).ToList();
             errors.Add(new PolicyError(at.Location, at.Path,
                 $"the adversarial check would perturb input '{name}', which is {vi.ElementType.OnnxName()} (token ids or indices): an Lp ball of radius ε " +
                 "around integers is not a continuous threat model, so this search cannot be run on it. " +
@@ -51,10 +76,12 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
                 " (robustness of a text model to token substitutions is not measured by this check)"));
             return;
         }
-        if (dataInputs.Count > 1)
+        // The threat keeps the search inside the declared range of threat.input, else of the first declared input:
+        // a default that is another input would be bounded by the wrong range.
+        if (o.Input is null && policy.Spec.Model.Inputs.FirstOrDefault() is { } first && first.Name != name)
             errors.Add(new PolicyError(at.Location, at.Path,
-                $"the model has {dataInputs.Count} inputs ({string.Join(", ", dataInputs.Select(i => i.Name))}); the adversarial search perturbs one input of a " +
-                "single-input model, and holding the others at each sample's values is not implemented"));
+                $"the search would perturb '{name}' (the model's only float input; inputs: {inputList}), but the threat's value range is that of '{first.Name}', " +
+                $"the first input in spec.model.inputs: name the perturbed input in threat.input ({name})"));
     }
 
     private enum State { Open, CleanError, Broken, Robust, Undecided }
@@ -103,14 +130,25 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         var production = ctx.RequireProduction();
         var ds = ctx.LoadDataset(o.Dataset);
         if (ds.Labels is null) throw new GateInputException($"dataset '{o.Dataset}' has no labels; an adversarial check needs them to know what a wrong answer is");
-        var graph = ctx.Model.Graph;
-        var modelInputs = graph.Inputs.Where(i => !graph.Initializers.ContainsKey(i.Name)).ToList();
-        string inputName = o.Input ?? ctx.PrimaryInput.Name;
-        if (modelInputs.Count != 1 || modelInputs[0].Name != inputName)
-            throw new GateInputException($"{ctx.Model.FileName}: adversarial search perturbs the model's single input; the model has inputs {string.Join(", ", modelInputs.Select(i => i.Name))} and the check names '{inputName}'");
+        // The perturbed input (refused at plan time unless it is a float input of the model); a multi-input model's
+        // other inputs are held at each sample's own values in every query, gradient and confirmation.
+        string inputName = PerturbedInput(o.Input, ctx.Policy, ctx.Model)
+            ?? throw new GateInputException($"{ctx.Model.FileName}: the check does not name the input to perturb (threat.input) and the model has several float inputs");
+        if (!ds.Feeds.TryGetValue(inputName, out var perturbed) && (ds.Feeds.Count > 1 || inputName != ctx.PrimaryInput.Name))
+            throw new GateInputException($"dataset '{o.Dataset}' has no array for input '{inputName}', the input the check perturbs (arrays: {string.Join(", ", ds.Feeds.Keys)})");
+        perturbed ??= ds.Inputs;
+        var held = ds.Feeds.Where(kv => kv.Key != inputName).ToList();
+        IReadOnlyDictionary<string, Tensor> Held(IReadOnlyList<long> ids)
+        {
+            var rows = ids.Select(i => (int)i).ToList();
+            return held.ToDictionary(kv => kv.Key, kv => MechanisticData.Rows(kv.Value, rows), StringComparer.Ordinal);
+        }
+        Func<IReadOnlyList<long>, IReadOnlyDictionary<string, Tensor>>? heldInputs = held.Count == 0 ? null : Held;
+        Dictionary<string, Tensor> Feed(Tensor x, IReadOnlyList<long> ids) =>
+            new(held.Count == 0 ? [] : Held(ids)) { [inputName] = x };
         var threat = o.Threat; // bound on the host, inside the declared range of the input it perturbs
         string output = ctx.PrimaryOutput;
-        int[] sampleShape = ds.Inputs.Shape[1..];
+        int[] sampleShape = perturbed.Shape[1..];
         int dim = Tensor.ElementCount(sampleShape);
 
         // The units: the first N samples or the listed indices; this shard's range of them. Samples of the target class
@@ -118,7 +156,7 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         long[] ids = Units(o, ds, spec);
         var (first, end) = shard.Range(ids.Length);
         var mine = ids[(int)first..(int)end];
-        var data = ds.Inputs.Floats!;
+        var data = perturbed.Floats!;
         var samples = mine.Where(i => !o.Goal.Targeted || ds.Labels[i] != o.Goal.TargetClass)
             .Select(i => new Sample { Index = i, Label = ds.Labels[i], Clean = data.AsSpan((int)i * dim, dim).ToArray() }).ToList();
         // A clean input outside the declared range admits no perturbed point at all, so its search could only ever
@@ -130,7 +168,7 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
                         $"[{threat.Min}, {threat.Max}] declared for input '{inputName}' in spec.model.inputs");
 
         Tensor Batch(IReadOnlyList<float[]> xs) => Tensor.FromFloats([xs.Count, .. sampleShape], xs.SelectMany(x => x).ToArray());
-        float[] RunProduction(IReadOnlyList<float[]> xs) => production.RunSingle(Batch(xs), output).ToFloatArray();
+        float[] RunProduction(IReadOnlyList<float[]> xs, IReadOnlyList<long> ids) => production.Run(Feed(Batch(xs), ids), [output])[output].ToFloatArray();
 
         // Clean predictions on the production runtime: a sample already failing at ε = 0 needs no search.
         long cleanQueries = 0;
@@ -139,7 +177,7 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         {
             ct.ThrowIfCancellationRequested();
             var part = samples.Skip(start).Take(256).ToList();
-            var z = RunProduction(part.Select(s => s.Clean).ToList());
+            var z = RunProduction(part.Select(s => s.Clean).ToList(), part.Select(s => s.Index).ToList());
             cleanQueries += part.Count;
             classes = z.Length / part.Count;
             if (o.Goal.TargetClass >= classes)
@@ -154,9 +192,9 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         var budget = new QueryBudget(o.QueryBudget is { } q ? shard.Share(q, ids.Length) : null, o.WallTime);
         ulong seed = ctx.SeedFor(spec.Id);
         var engineOracle = methods.Any(m => m.Impl.WhiteBox)
-            ? new ModelOracle(t => ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = t }, [output])[output], ctx.Engine, inputName, output, sampleShape)
+            ? new ModelOracle(f => ctx.Engine.Run(f, [output])[output], ctx.Engine, inputName, output, sampleShape, heldInputs)
             : null;
-        var productionOracle = new ModelOracle(t => production.RunSingle(t, output), null, inputName, output, sampleShape);
+        var productionOracle = new ModelOracle(f => production.Run(f, [output])[output], null, inputName, output, sampleShape, heldInputs);
         long confirmQueries = 0;
 
         // Ascending ε: a counterexample at a smaller ε lies in every larger ball, so it carries over (the curve is a
@@ -188,7 +226,7 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
                 {
                     if (batch.Found[j] is not { } x) continue;
                     var s = rows[j];
-                    var zs = RunProduction([x]);
+                    var zs = RunProduction([x], [s.Index]);
                     confirmQueries++;
                     if (t.Admits(s.Clean, x) && o.Goal.IsMet(zs, s.Label))
                     {
@@ -231,7 +269,7 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
                 ["method"] = s.FoundBy, ["foundAtEpsilon"] = s.State == State.Broken ? s.FoundAtEpsilon : null,
             };
             if (s.State == State.Broken && s.FoundAtEpsilon <= o.Threat.Epsilon)
-                rec["counterexample"] = WriteCounterexample(ctx, s, sampleShape, inputName, output);
+                rec["counterexample"] = WriteCounterexample(ctx, s, sampleShape, inputName, output, Feed(Tensor.FromFloats([1, .. sampleShape], s.Counterexample!), [s.Index]));
             units.Add(rec);
         }
         var state = new JsonObject
@@ -368,21 +406,32 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
     }
 
     /// <summary>One sample's counterexample: its replayable .npy and the outputs of both runtimes, each run on it alone.</summary>
-    private static JsonObject WriteCounterexample(CheckContext ctx, Sample s, int[] sampleShape, string inputName, string output)
+    /// <summary>
+    /// A counterexample's evidence: the perturbed input's value (named in the record), and for a multi-input model
+    /// every other input at the sample's own values, so that <c>gate run</c> replays it with all inputs.
+    /// </summary>
+    private static JsonObject WriteCounterexample(CheckContext ctx, Sample s, int[] sampleShape, string inputName, string output, Dictionary<string, Tensor> feed)
     {
         string file = $"cex-{s.Index:D6}.npy";
-        var x = Tensor.FromFloats([1, .. sampleShape], s.Counterexample!);
+        var x = feed[inputName];
         var ef = ctx.Evidence.WriteNpy(file, x,
             $"counterexample for sample {s.Index} (label {s.Label}), a value of input '{inputName}'; replay with gate run");
+        var heldFiles = new JsonObject();
+        int k = 0;
+        foreach (var (name, t) in feed.Where(kv => kv.Key != inputName).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            heldFiles[name] = ctx.Evidence.WriteNpy($"cex-{s.Index:D6}.held{k++}.npy", t,
+                $"input '{name}' of sample {s.Index}, held at the sample's value while '{inputName}' was perturbed; replay with gate run").Path;
         // Black-box search (square) may run on a model the built-in engine cannot compile; then only production outputs are recorded.
         float[]? builtin;
-        try { builtin = ctx.Engine.Run(new Dictionary<string, Tensor> { [inputName] = x }, [output])[output].ToFloatArray(); }
+        try { builtin = ctx.Engine.Run(feed, [output])[output].ToFloatArray(); }
         catch (GateInputException) { builtin = null; }
         return new JsonObject
         {
             ["file"] = ef.Path,
-            ["linfNorm"] = new ThreatModel(PerturbationNorm.Linf, 0, 0, 0).Distance(s.Clean, s.Counterexample),
-            ["l2Norm"] = new ThreatModel(PerturbationNorm.L2, 0, 0, 0).Distance(s.Clean, s.Counterexample),
+            ["input"] = inputName,
+            ["heldInputs"] = feed.Count > 1 ? heldFiles : null,
+            ["linfNorm"] = new ThreatModel(PerturbationNorm.Linf, 0, 0, 0).Distance(s.Clean, s.Counterexample!),
+            ["l2Norm"] = new ThreatModel(PerturbationNorm.L2, 0, 0, 0).Distance(s.Clean, s.Counterexample!),
             ["productionLogits"] = new JsonArray(s.ProductionLogits!.Select(v => (JsonNode)(double)v).ToArray()),
             ["builtinLogits"] = builtin is null ? null : new JsonArray(builtin.Select(v => (JsonNode)(double)v).ToArray()),
         };
@@ -415,17 +464,20 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         {
             var u = broken[i];
             var c = (JsonObject)u["counterexample"]!;
-            records.Add(new JsonObject
+            var record = new JsonObject
             {
-                ["sampleIndex"] = u["sample"]!.DeepClone(), ["file"] = c["file"]?.DeepClone(), ["label"] = u["label"]!.DeepClone(), ["method"] = u["method"]?.DeepClone(),
+                ["sampleIndex"] = u["sample"]!.DeepClone(), ["file"] = c["file"]?.DeepClone(), ["input"] = c["input"]?.DeepClone(), ["label"] = u["label"]!.DeepClone(), ["method"] = u["method"]?.DeepClone(),
                 ["foundAtEpsilon"] = u["foundAtEpsilon"]?.DeepClone(),
                 ["linfNorm"] = c["linfNorm"]?.DeepClone(), ["l2Norm"] = c["l2Norm"]?.DeepClone(),
                 ["productionPrediction"] = AttackGoal.ArgMax(production[i]), ["builtinPrediction"] = builtin is null ? null : AttackGoal.ArgMax(builtin[i]),
                 ["productionLogits"] = c["productionLogits"]?.DeepClone(), ["builtinLogits"] = c["builtinLogits"]?.DeepClone(),
-            });
+            };
+            // A multi-input model's other inputs, at the sample's values: gate run replays the counterexample with all of them.
+            if (c["heldInputs"] is JsonObject held) record["heldInputs"] = held.DeepClone();
+            records.Add(record);
         }
         ctx.Evidence.WriteText("counterexamples.json", records.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
-            "every confirmed counterexample: sample index, method, perturbation norms, outputs of both runtimes");
+            "every confirmed counterexample: sample index, the input perturbed (and any held at the sample's values), method, perturbation norms, outputs of both runtimes");
         ctx.Evidence.WriteNpy("counterexamples-logits-production.npy", Tensor.FromFloats([broken.Count, classes], production.SelectMany(z => z).ToArray()),
             $"production-runtime outputs for the counterexamples, in sample-index order ({r.Runtime})");
         if (builtin is not null)

@@ -7,20 +7,30 @@ namespace Gate.Core.Checks.Adversarial;
 /// How the search reaches the model: logits from a session (production runtime for black-box methods) and, for
 /// white-box methods, loss gradients from the built-in engine.
 /// </summary>
-public sealed class ModelOracle(Func<Tensor, Tensor> logits, IWhiteBoxEngine? engine, string inputName, string outputName, int[] sampleShape)
+public sealed class ModelOracle(Func<IReadOnlyDictionary<string, Tensor>, Tensor> logits, IWhiteBoxEngine? engine, string inputName, string outputName, int[] sampleShape,
+    Func<IReadOnlyList<long>, IReadOnlyDictionary<string, Tensor>>? heldInputs = null)
 {
     public int[] SampleShape { get; } = sampleShape;
     public bool HasGradients => engine is not null;
 
-    private Tensor Batch(float[] xs, int count) => Tensor.FromFloats([count, .. SampleShape], xs);
+    /// <summary>
+    /// The model feed for perturbed points of the given samples: the perturbed input, and every other input of a
+    /// multi-input model held at those samples' own values (<paramref name="heldInputs"/>).
+    /// </summary>
+    private Dictionary<string, Tensor> Feed(float[] xs, IReadOnlyList<long> samples)
+    {
+        var feed = heldInputs is null ? new Dictionary<string, Tensor>() : new Dictionary<string, Tensor>(heldInputs(samples));
+        feed[inputName] = Tensor.FromFloats([samples.Count, .. SampleShape], xs);
+        return feed;
+    }
 
-    public float[] Logits(float[] xs, int count) => logits(Batch(xs, count)).ToFloatArray();
+    public float[] Logits(float[] xs, IReadOnlyList<long> samples) => logits(Feed(xs, samples)).ToFloatArray();
 
     /// <summary>Logits and d(objective)/d(input) for a batch, the objective's gradient w.r.t. the logits given by <paramref name="seed"/>.</summary>
-    public (float[] Logits, float[] Grad) Gradient(float[] xs, int count, Func<float[], float[]> seed)
+    public (float[] Logits, float[] Grad) Gradient(float[] xs, IReadOnlyList<long> samples, Func<float[], float[]> seed)
     {
         var e = engine ?? throw new InvalidOperationException("this oracle has no gradients (black-box)");
-        using var pass = e.Forward(new Dictionary<string, Tensor> { [inputName] = Batch(xs, count) }, [outputName], recordForBackward: true);
+        using var pass = e.Forward(Feed(xs, samples), [outputName], recordForBackward: true);
         var z = pass[outputName];
         var lf = z.ToFloatArray();
         var g = e.Backward(pass, new Dictionary<string, Tensor> { [outputName] = Tensor.FromFloats(z.Shape, seed(lf)) }, [inputName])[inputName];
@@ -70,6 +80,8 @@ public sealed class AttackBatch
     /// <summary>The random stream of one sample and restart: independent of batching, order and other samples.</summary>
     public AttackRng Rng(int row, int restart) => AttackRng.ForStream(_seed, _stream, _sampleIds[row], restart);
 
+    private long[] SamplesOf(IReadOnlyList<int> rows) => rows.Select(r => _sampleIds[r]).ToArray();
+
     /// <summary>Marks rows completed: those whose search ran to its end, and any already found.</summary>
     public void Complete(IEnumerable<int> rows) { foreach (var r in rows) Completed[r] = true; }
 
@@ -78,7 +90,7 @@ public sealed class AttackBatch
     {
         if (!_budget.TryTake(rows.Count)) return null;
         Usage.Queries += rows.Count;
-        var z = _oracle.Logits(xs, rows.Count);
+        var z = _oracle.Logits(xs, SamplesOf(rows));
         Record(rows, xs, z);
         return z;
     }
@@ -90,7 +102,7 @@ public sealed class AttackBatch
         Usage.Queries += rows.Count;
         Usage.Gradients += rows.Count;
         var loss = new double[rows.Count];
-        var (z, g) = _oracle.Gradient(xs, rows.Count, lf =>
+        var (z, g) = _oracle.Gradient(xs, SamplesOf(rows), lf =>
         {
             int k = lf.Length / rows.Count;
             var seed = new float[lf.Length];

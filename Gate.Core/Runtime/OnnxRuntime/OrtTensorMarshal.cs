@@ -73,7 +73,8 @@ internal static class OrtTensorMarshal
     /// <summary>Copies an ORT output value into a new <see cref="Tensor"/>.</summary>
     public static Tensor ToTensor(OrtValue value, string name)
     {
-        if (!value.IsTensor) throw new GateInputException($"output '{name}' is not a tensor ({value.OnnxType}); Gate reads tensors only");
+        if (value.OnnxType == OnnxValueType.ONNX_TYPE_SEQUENCE) return FromClassProbabilityMaps(value, name);
+        if (!value.IsTensor) throw new GateInputException($"output '{name}' is not a tensor ({value.OnnxType}); Gate reads tensors and sequences of int64→float maps only");
         var info = value.GetTensorTypeAndShape();
         var type = (DType)(int)info.ElementDataType;
         var shape = CheckedShape(info.Shape, name);
@@ -81,6 +82,47 @@ internal static class OrtTensorMarshal
         if (ElementSize(type) is null)
             throw new GateInputException($"output '{name}': element type {type.OnnxName()} cannot be read from ONNX Runtime by Gate");
         return Decode(type, shape, value.GetTensorMutableRawData());
+    }
+
+    /// <summary>
+    /// A sequence of maps from class to score, as ai.onnx.ml ZipMap writes a classifier's probabilities (skl2onnx's
+    /// `probabilities` output), read as a float tensor [samples, classes] so the checks that argmax scores use it
+    /// unchanged. Column k is class k, so every map must hold exactly the int64 keys 0..C-1: string keys, other
+    /// classes or maps that disagree are refused naming the output and the sample.
+    /// </summary>
+    private static Tensor FromClassProbabilityMaps(OrtValue sequence, string name)
+    {
+        var allocator = OrtAllocator.DefaultInstance;
+        int n = sequence.GetValueCount();
+        float[]? scores = null;
+        int classes = 0;
+        for (int i = 0; i < n; i++)
+        {
+            using var map = sequence.GetValue(i, allocator);
+            if (map.OnnxType != OnnxValueType.ONNX_TYPE_MAP)
+                throw new GateInputException($"output '{name}': element {i} of the sequence is {map.OnnxType}; Gate reads sequences of int64→float maps only");
+            using var keys = map.GetValue(0, allocator);
+            using var values = map.GetValue(1, allocator);
+            var keyType = keys.GetTensorTypeAndShape().ElementDataType;
+            var valueType = values.GetTensorTypeAndShape().ElementDataType;
+            if (keyType != TensorElementType.Int64 || valueType != TensorElementType.Float)
+                throw new GateInputException($"output '{name}': sample {i} is a map from {keyType} to {valueType}; Gate reads maps from int64 class labels " +
+                                             "to float scores (string class labels cannot be matched to the dataset's integer labels)");
+            var k = keys.GetTensorDataAsSpan<long>();
+            var v = values.GetTensorDataAsSpan<float>();
+            if (scores is null) { classes = k.Length; scores = new float[checked(n * classes)]; }
+            if (k.Length != classes)
+                throw new GateInputException($"output '{name}': sample {i} has {k.Length} classes, sample 0 has {classes}");
+            var seen = new bool[classes];
+            for (int j = 0; j < k.Length; j++)
+            {
+                if (k[j] < 0 || k[j] >= classes || seen[k[j]])
+                    throw new GateInputException($"output '{name}': sample {i} has class {k[j]}; the classes must be 0..{classes - 1}, each once, to be compared with the labels");
+                seen[k[j]] = true;
+                scores[i * classes + k[j]] = v[j];
+            }
+        }
+        return Tensor.FromFloats([n, classes], scores ?? []);
     }
 
     /// <summary>Writes <paramref name="t"/>'s elements into <paramref name="raw"/> in ORT's layout.</summary>

@@ -64,7 +64,7 @@ public class MultiInputTests
         return Path.Combine(dir, "tokens.npz");
     }
 
-    private static string Policy(string dir, string checks)
+    private static string Policy(string dir, string checks, string dataset = "{ inputs: tokens.npz, labels: labels.npy }")
     {
         var path = Path.Combine(dir, "policy.yaml");
         File.WriteAllText(path, $$"""
@@ -80,7 +80,7 @@ public class MultiInputTests
               sandbox: { isolation: process }
               seed: 1
               datasets:
-                d: { inputs: tokens.npz, labels: labels.npy }
+                d: {{dataset}}
               checks:
             {{checks}}
             """);
@@ -112,6 +112,111 @@ public class MultiInputTests
         Assert.Equal(40, acc["metrics"]!["samples"]!.GetValue<double>());
         var probe = checks.Single(c => c!["id"]!.GetValue<string>() == "probe")!;
         Assert.Equal("pass", probe["verdict"]!.GetValue<string>().ToLowerInvariant());
+    }
+
+    /// <summary>The .npz's arrays as one .npy per input (ids.npy, types.npy, mask.npy) beside it.</summary>
+    private static void SplitFiles(string dir)
+    {
+        var arrays = Npy.ReadNpz(Path.Combine(dir, "tokens.npz"));
+        Npy.Write(Path.Combine(dir, "ids.npy"), arrays["input_ids"]);
+        Npy.Write(Path.Combine(dir, "types.npy"), arrays["token_type_ids"]);
+        Npy.Write(Path.Combine(dir, "mask.npy"), arrays["attention_mask"]);
+    }
+
+    private const string PerInput = "{ inputs: { input_ids: ids.npy, token_type_ids: types.npy, attention_mask: mask.npy }, labels: labels.npy }";
+
+    private const string DataChecks = """
+                - id: acc
+                  type: accuracy
+                  dataset: d
+                  require: { accuracy: { min: 1.0 } }
+                - id: probe
+                  type: linear-probe
+                  dataset: d
+                  layers: auto
+                  folds: 2
+                  require: { accuracy: { min: 0.9 } }
+                - id: rep
+                  type: representation
+                  dataset: d
+                  layers: auto
+            """;
+
+    [Fact]
+    public void One_file_per_input_feeds_accuracy_probe_and_representation_and_records_every_file_digest()
+    {
+        var dir = TestPaths.TempDir();
+        Dataset(dir);
+        SplitFiles(dir);
+        var outDir = Path.Combine(dir, "out");
+        var r = GateCli.Run("check", "--model", Model(dir), "--policy", Policy(dir, DataChecks, PerInput), "--out", outDir);
+        Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}\n{r.All}");
+        var decision = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "decision.json")))!;
+        var acc = decision["checks"]!.AsArray().Single(c => c!["id"]!.GetValue<string>() == "acc")!;
+        Assert.Equal(1.0, acc["metrics"]!["accuracy"]!.GetValue<double>());
+        Assert.Equal(40, acc["metrics"]!["samples"]!.GetValue<double>());
+        Assert.Equal("pass", decision["checks"]!.AsArray().Single(c => c!["id"]!.GetValue<string>() == "probe")!["verdict"]!.GetValue<string>().ToLowerInvariant());
+        // The signed record holds each file's own digest, by the input it feeds.
+        var files = decision["datasets"]![0]!["inputs"]!["composedFrom"]!.AsArray();
+        Assert.Equal(["input_ids", "token_type_ids", "attention_mask"], files.Select(f => f!["input"]!.GetValue<string>()));
+        foreach (var (f, name) in files.Zip(new[] { "ids.npy", "types.npy", "mask.npy" }))
+        {
+            Assert.Equal(Path.Combine(dir, name), f!["path"]!.GetValue<string>());
+            Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(dir, name)))), f["sha256"]!.GetValue<string>());
+        }
+    }
+
+    public static TheoryData<string, Action<string>, string[]> BadPerInput => new()
+    {
+        { "unknown input", d => File.Copy(Path.Combine(d, "mask.npy"), Path.Combine(d, "extra.npy")),
+            ["extra.npy", "input 'position_ids' names no input of the model"] },
+        { "missing input", _ => { }, ["no file for model input 'attention_mask'"] },
+        { "sample counts", d => Npy.Write(Path.Combine(d, "mask.npy"), Tensor.FromLongs([39, Positions], new long[39 * Positions])),
+            ["mask.npy: 39 samples for input 'attention_mask'", "40 for 'input_ids'"] },
+        { "dtype", d => Npy.Write(Path.Combine(d, "types.npy"), Tensor.FromFloats([40, Positions], new float[40 * Positions])),
+            ["types.npy (input 'token_type_ids'): float32 array where model input 'token_type_ids' is int64"] },
+        { "pin", _ => { }, ["ids.npy: sha256", "sha256.inputs.input_ids"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadPerInput))]
+    public void A_bad_file_per_input_dataset_is_bad_input_naming_the_file_and_the_input(string what, Action<string> spoil, string[] expected)
+    {
+        var dir = TestPaths.TempDir();
+        Dataset(dir);
+        SplitFiles(dir);
+        spoil(dir);
+        string dataset = what switch
+        {
+            "unknown input" => "{ inputs: { input_ids: ids.npy, token_type_ids: types.npy, attention_mask: mask.npy, position_ids: extra.npy }, labels: labels.npy }",
+            "missing input" => "{ inputs: { input_ids: ids.npy, token_type_ids: types.npy }, labels: labels.npy }",
+            "pin" => "{ inputs: { input_ids: ids.npy, token_type_ids: types.npy, attention_mask: mask.npy }, labels: labels.npy, sha256: { inputs: { input_ids: "
+                     + new string('a', 64) + ", token_type_ids: " + new string('a', 64) + ", attention_mask: " + new string('a', 64) + " }, labels: " + new string('a', 64) + " } }",
+            _ => PerInput,
+        };
+        var r = GateCli.Run("check", "--model", Model(dir), "--policy", Policy(dir, DataChecks, dataset), "--out", Path.Combine(dir, "out"));
+        Assert.True(r.ExitCode == 3, $"exit {r.ExitCode}\n{r.All}");
+        foreach (var e in expected) Assert.True(r.All.Contains(e), $"no \"{e}\" in:\n{r.All}");
+        Assert.False(File.Exists(Path.Combine(dir, "out", "decision.json")));
+    }
+
+    [Fact]
+    public void Review_and_lint_read_a_file_per_input_dataset()
+    {
+        var dir = TestPaths.TempDir();
+        Dataset(dir);
+        SplitFiles(dir);
+        var policy = Policy(dir, DataChecks, PerInput);
+        var review = GateCli.Run("policy", "review", policy);
+        Assert.True(review.ExitCode == 0, $"exit {review.ExitCode}\n{review.All}");
+        Assert.Contains("one file per model input (input_ids: ids.npy, token_type_ids: types.npy, attention_mask: mask.npy)", review.All);
+        var lint = GateCli.Run("policy", "lint", policy, "--model", Model(dir));
+        Assert.True(lint.ExitCode is 0 or 1, $"exit {lint.ExitCode}\n{lint.All}");
+        // A mapping where one digest is expected (and the reverse) is an error at its line.
+        File.WriteAllText(policy, File.ReadAllText(policy).Replace("labels: labels.npy }", "labels: labels.npy, sha256: { inputs: " + new string('a', 64) + ", labels: " + new string('b', 64) + " } }"));
+        var bad = GateCli.Run("policy", "lint", policy);
+        Assert.True(bad.ExitCode == 3, $"exit {bad.ExitCode}\n{bad.All}");
+        Assert.Contains("pin each (sha256.inputs: {INPUT: SHA256, ...})", bad.All);
     }
 
     [Fact]
