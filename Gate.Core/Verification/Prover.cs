@@ -31,6 +31,9 @@ public sealed record ProverOptions
     /// |coefficient| in the tightest row); k &gt; 1 bounds the children of the k most sensitive and keeps the split
     /// whose worse child is tighter (children it already proves are dropped).</summary>
     public int InputSplitLookahead { get; init; } = 1;
+    /// <summary>Input-split branch and bound runs two searches side by side, half the workers each: with α-CROWN bounds
+    /// and with plain CROWN bounds; the first sat or unsat (both sound) ends both. false: α only.</summary>
+    public bool InputSplitPortfolio { get; init; } = true;
     /// <summary>Random restarts of the float64 descent attack before input-split branch and bound.</summary>
     public int ChainAttackRestarts { get; init; } = 200;
     /// <summary>Descent steps from each open sub-domain's most promising vertex and centre.</summary>

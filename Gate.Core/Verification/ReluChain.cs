@@ -381,6 +381,14 @@ public sealed partial class ReluChain
     /// <summary>Projected-gradient steps on the ReLU lower slopes (α-CROWN) for each specification row's bound.</summary>
     public int AlphaSteps { get; set; } = 6;
 
+    /// <summary>The same network with another <see cref="AlphaSteps"/> (the layers are shared: bounding only reads them).</summary>
+    internal ReluChain WithAlphaSteps(int steps)
+    {
+        var copy = (ReluChain)MemberwiseClone();
+        copy.AlphaSteps = steps;
+        return copy;
+    }
+
     /// <summary>
     /// α-CROWN for one specification row <paramref name="row"/> of box <paramref name="b"/>: the CROWN bound with
     /// the lower ReLU slopes α ∈ [0, 1] (one per unstable neuron; any value is sound) optimised by projected
