@@ -71,8 +71,9 @@ public class TrojanScanMemoryTests
         Assert.Equal(Classes, (int)r.Metrics["classes"]);
         // Held at once, MM-BD's 8000 starts × 3072 values (inputs, two Adam moments in double, best inputs in float,
         // and the engine's activations for the whole batch) and every class's mask and pattern as JSON came to over
-        // 1 GiB here; streamed, a chunk of classes at a time with only each class's best kept, far less.
-        const long Limit = 600L << 20;
+        // 1 GiB here (+2462 MiB measured before streaming); streamed, a chunk of classes at a time with only each
+        // class's best kept, 600–660 MiB, depending on when the GC runs. The bound sits between the two.
+        const long Limit = 1L << 30;
         Assert.True(growth < Limit, $"peak RSS grew by {growth >> 20} MiB during a {Classes}-class scan; the bound is {Limit >> 20} MiB");
     }
 }
