@@ -176,6 +176,9 @@ public class MultiInputTests
         { "dtype", d => Npy.Write(Path.Combine(d, "types.npy"), Tensor.FromFloats([40, Positions], new float[40 * Positions])),
             ["types.npy (input 'token_type_ids'): float32 array where model input 'token_type_ids' is int64"] },
         { "pin", _ => { }, ["ids.npy: sha256", "sha256.inputs.input_ids"] },
+        // One of the files a FIFO nobody writes to: refused by what it is, never opened (opening would block forever).
+        { "fifo", d => { File.Delete(Path.Combine(d, "mask.npy")); using var mk = System.Diagnostics.Process.Start("mkfifo", [Path.Combine(d, "mask.npy")]); mk.WaitForExit(); },
+            ["mask.npy", "is a named pipe (FIFO)"] },
     };
 
     [Theory]
