@@ -7,7 +7,7 @@
 # usage: scripts/bench-torch.sh [engines|pgd|all] [REPEAT]     (default: all 3)
 # Needs: a Release build (dotnet build Gate.sln -c Release), the rootfs (scripts/setup.sh), bwrap, /usr/bin/python3
 # with python3-torch and python3-onnx. Models and data are exported, seeded, into .cache/bench-torch.
-# Environment: ONLY (regex of "model runtime batch" rows to run), RUNNER (the runner folder to bind), THREADS (default 2: the policies' cpus), SKIP (regex of "model runtime batch" rows to leave out, e.g.
+# Environment: PGD_MODELS (pgd: the models, default resnet18-32; also resnet18-224 vit-32), ONLY (regex of "model runtime batch" rows to run), RUNNER (the runner folder to bind), THREADS (default 2: the policies' cpus), SKIP (regex of "model runtime batch" rows to leave out, e.g.
 # the built-in engine's 224 x 32 pass, ~10 s an iteration), PROFILE=1 (torch rows: ms per pass by phase and operator,
 # TorchProfile), GATE_TORCH_CHANNELS_LAST=0 (torch rows: NCHW convolutions, the layout before channels-last, for an A/B).
 set -euo pipefail
@@ -45,17 +45,20 @@ fi
 
 if [ "$what" = pgd ] || [ "$what" = all ]; then
   gate=Gate.Cli/bin/Release/net10.0/gate
+  for model in ${PGD_MODELS:-resnet18-32}; do
+  size=${model##*-}
   for engine in ${PGD_ENGINES:-torch builtin}; do
     for i in $(seq "$repeat"); do
-      sed "s/ENGINE/$engine/" scripts/bench-torch/bench-pgd.yaml > "$dir/bench-pgd-$engine.yaml"
+      sed "s/ENGINE/$engine/; s/SIZE/$size/g; s/MODEL/$model/g" scripts/bench-torch/bench-pgd.yaml > "$dir/bench-pgd-$engine.yaml"
       rm -rf "$dir/out-$engine"
+      echo "# load: $(uptime)"
       start=$(date +%s.%N)
-      "$gate" check -m "$dir/resnet18-32.onnx" -p "$dir/bench-pgd-$engine.yaml" --sandbox bubblewrap -o "$dir/out-$engine" >/dev/null || true
+      "$gate" check -m "$dir/$model.onnx" -p "$dir/bench-pgd-$engine.yaml" --sandbox bubblewrap -o "$dir/out-$engine" >/dev/null || true
       end=$(date +%s.%N)
       # The check's own wall time and gradient count, as its results record them; wall = the whole gate check.
-      /usr/bin/python3 - "$dir/out-$engine" "$engine" "$start" "$end" <<'PY'
+      /usr/bin/python3 - "$dir/out-$engine" "$engine" "$start" "$end" "$model" <<'PY'
 import json, sys, glob
-out, engine, start, end = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+out, engine, start, end, model = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 d = json.load(open(out + "/decision.json"))
 c = next(c for c in d["checks"] if c["id"] == "pgd")
 def find(o, key):
@@ -71,11 +74,13 @@ def find(o, key):
 # decision.json has the check's queries, not its gradients: PGD spends steps gradients + 1 forward per sample.
 ms, queries = find(c, "wallTimeMs"), find(c, "queries")
 grads = queries - 32 if queries else None
-print(json.dumps({"runtime": "gate check, engine: " + engine, "verdict": c.get("verdict"), "whiteBox": find(d, "whiteBox"),
+print(json.dumps({"model": model, "runtime": "gate check, engine: " + engine, "verdict": c.get("verdict"), "whiteBox": find(d, "whiteBox"),
                   "pgd": {"checkWallMs": ms, "gradients": grads, "msPerSampleGradient": round(ms / grads, 3) if ms and grads else None,
                           "gateCheckWallS": round(end - start, 2)}}))
 PY
     done
   done
-  (cd scripts/bench-torch && /usr/bin/python3 pytorch_bench.py "../../$dir" "$threads" "$repeat" pgd 0.0001)
+  echo "# load: $(uptime)"
+  (cd scripts/bench-torch && /usr/bin/python3 pytorch_bench.py "../../$dir" "$threads" "$repeat" pgd 0.0001 "$model")
+  done
 fi

@@ -4,7 +4,7 @@
 resnet18-32.onnx   ResNet-18, CIFAR stem (3x3 conv, no max-pool), 3x32x32 -> 10 classes
 resnet18-224.onnx  ResNet-18, ImageNet stem (7x7/2 conv + max-pool), 3x224x224 -> 1000 classes
 vit-32.onnx        ViT: patch 4, 2 pre-norm encoder layers, d=128, 4 heads, MLP 256, class token, 3x32x32 -> 10
-pgd_x.npy/pgd_y.npy 32 seeded uniform [0, 1) images for resnet18-32 and the labels it predicts for them
+pgd_x-MODEL.npy/pgd_y-MODEL.npy  32 seeded uniform [0, 1) images per model and the labels it predicts for them
 Weights are PyTorch's default initialisation under torch.manual_seed(0): only speed is measured, so nothing is trained.
 (No torchvision on Debian 12's python3-torch, hence the models are written out here.)
 """
@@ -96,11 +96,10 @@ if __name__ == "__main__":
         m, size = build(name)
         torch.onnx.export(m, torch.zeros(1, 3, size, size), os.path.join(out, name + ".onnx"), opset_version=13,
                           input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    m, _ = build("resnet18-32")
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(32, 3, 32, 32, generator=g)
-    with torch.no_grad():
-        y = m(x).argmax(1)
-    np.save(os.path.join(out, "pgd_x.npy"), x.numpy().astype(np.float32))
-    np.save(os.path.join(out, "pgd_y.npy"), y.numpy().astype(np.int64))
+        g = torch.Generator().manual_seed(1)
+        x = torch.rand(32, 3, size, size, generator=g)
+        with torch.no_grad():
+            y = m(x).argmax(1)
+        np.save(os.path.join(out, f"pgd_x-{name}.npy"), x.numpy().astype(np.float32))
+        np.save(os.path.join(out, f"pgd_y-{name}.npy"), y.numpy().astype(np.int64))
     print("exported to", out)

@@ -2,7 +2,7 @@
 """Debian's PyTorch on the benchmark models (scripts/bench-torch.sh): forward and forward + input-gradient passes,
 and a plain PGD loop with the budget of the gate check in bench-pgd.yaml. Prints one JSON line per measurement.
 
-usage: pytorch_bench.py DIR THREADS REPEAT [pgd]
+usage: pytorch_bench.py DIR THREADS REPEAT [pgd EPSILON MODEL]
 Flush-to-zero is on (torch.set_flush_denormal(True)), as in Gate's torch engine; oneDNN stays as Debian ships it."""
 import json, os, re, statistics, sys, time
 import numpy as np
@@ -29,8 +29,9 @@ def seed_like(y):  # Gate's gate-run gradient seed: w[i] = ((i mod 7) - 3) / 3
 
 if len(sys.argv) > 4 and sys.argv[4] == "pgd":
     # The policy's check: PGD, 10 steps, 1 random start, eps, alpha = 5 eps / steps (alpha/2 for the last quarter).
-    m, _ = build("resnet18-32")
-    x0 = torch.from_numpy(np.load(f"{folder}/pgd_x.npy")); y = torch.from_numpy(np.load(f"{folder}/pgd_y.npy"))
+    model = sys.argv[6] if len(sys.argv) > 6 else "resnet18-32"
+    m, _ = build(model)
+    x0 = torch.from_numpy(np.load(f"{folder}/pgd_x-{model}.npy")); y = torch.from_numpy(np.load(f"{folder}/pgd_y-{model}.npy"))
     eps, steps = float(sys.argv[5]), 10
 
     def pgd():
@@ -46,7 +47,7 @@ if len(sys.argv) > 4 and sys.argv[4] == "pgd":
             return m(x).argmax(1)
     r = timed(pgd)
     per = {k: round(v / (steps * len(x0)), 3) for k, v in r.items() if k != "n"}
-    print(json.dumps({"runtime": "pytorch", "pgd": {"samples": len(x0), "steps": steps, "ms": r, "msPerSampleGradient": per}}))
+    print(json.dumps({"model": model, "runtime": "pytorch", "pgd": {"samples": len(x0), "steps": steps, "ms": r, "msPerSampleGradient": per}}))
     sys.exit(0)
 
 for name in NAMES:
