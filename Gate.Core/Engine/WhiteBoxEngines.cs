@@ -55,16 +55,18 @@ public static class WhiteBoxEngines
     /// <summary>
     /// The operators the torch engine's differential tests run against the built-in engine, input gradients included
     /// (TorchEngineDifferentialTests: every fixture model; TorchEngineGeneratedGraphTests: pools, a ResNet with and
-    /// without full oneDNN channel blocks, a ViT). auto considers torch only for a model made of these; the test
+    /// without full oneDNN channel blocks, a ViT; TorchEngineTransformerTests: a ViT as PyTorch exports it at opsets 13
+    /// and 17, and the text transformer on int64 token ids). auto considers torch only for a model made of these; the test
     /// <c>The_verified_operators_are_exactly_those_the_differential_tests_run</c> keeps this list equal to that set.
     /// Convolutions need no shape condition here: the torch engine itself switches oneDNN off for any convolution
     /// outside its verified shapes (OneDnn.UnverifiedConvolution), and both of its convolution paths are in the tests.
     /// </summary>
     public static readonly IReadOnlySet<string> TorchVerifiedOperators = new SortedSet<string>(StringComparer.Ordinal)
     {
-        "Add", "AveragePool", "BatchNormalization", "Concat", "Conv", "Div", "Erf", "Expand", "Flatten", "Gather", "Gelu",
-        "Gemm", "GlobalAveragePool", "Greater", "Identity", "LayerNormalization", "MatMul", "MaxPool", "Mul", "Relu",
-        "Reshape", "Shape", "Sigmoid", "Softmax", "Sub", "Tanh", "Transpose", "Where",
+        "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Equal",
+        "Erf", "Expand", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "Greater", "Identity", "LayerNormalization",
+        "MatMul", "MaxPool", "Mul", "Pow", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split",
+        "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where",
     };
 
     /// <summary>Why auto may not consider torch for this model (operators outside <see cref="TorchVerifiedOperators"/>), or null.</summary>

@@ -75,13 +75,15 @@ public class TorchEngineDifferentialTests
             $"{off.Count} of {e.Length} elements off, first at {string.Join(", ", off.Take(8))}");
     }
 
-    /// <summary>Compares torch with the built-in engine (outputs, input gradients) and, where ORT loads, ONNX Runtime (outputs).</summary>
-    private static void Differential(string modelPath, IReadOnlyDictionary<string, Tensor> inputs)
+    /// <summary>Compares torch with the built-in engine (outputs, input gradients of the float inputs, the intermediate
+    /// tensors named in <paramref name="captures"/>) and, where ORT loads, ONNX Runtime (outputs).</summary>
+    internal static void Differential(string modelPath, IReadOnlyDictionary<string, Tensor> inputs, params string[] captures)
     {
         NeedSandbox();
         var model = OnnxModelLoader.Load(modelPath);
-        var builtin = ModelRunExecutor.Run(model, inputs, [], "builtin", inputGradients: true);
-        var torch = RunTorch(modelPath, inputs, builtin.Keys);
+        var builtin = ModelRunExecutor.Run(model, inputs, captures, "builtin", inputGradients: true);
+        Assert.True(captures.All(builtin.ContainsKey), $"{model.FileName}: the built-in engine returned no capture of {string.Join(", ", captures.Where(c => !builtin.ContainsKey(c)))}");
+        var torch = RunTorch(modelPath, inputs, builtin.Keys, captures.SelectMany(c => new[] { "--capture", c }).ToArray());
         foreach (var (name, expected) in builtin)
         {
             Assert.True(torch.ContainsKey(name), $"{model.FileName}: the torch run returned no '{name}' (got {string.Join(", ", torch.Keys)})");
@@ -166,7 +168,8 @@ public class TorchEngineGeneratedGraphTests
     public void The_verified_operators_are_exactly_those_the_differential_tests_run()
     {
         var models = Directory.GetFiles(Path.Combine(TestPaths.Fixtures, "models"), "*.onnx")
-            .Concat([MaxPoolAlone(), PoolsWithPads(), ResNetLike(), ResNetLikeFullBlocks(), ViTLike()]);
+            .Concat([MaxPoolAlone(), PoolsWithPads(), ResNetLike(), ResNetLikeFullBlocks(), ViTLike()])
+            .Concat(TorchEngineTransformerTests.Models);
         var tested = models.SelectMany(p => OnnxModelLoader.Load(p).Graph.Nodes.Select(n => n.OpType)).ToHashSet(StringComparer.Ordinal);
         Assert.Equal(tested.Order(StringComparer.Ordinal), WhiteBoxEngines.TorchVerifiedOperators.Order(StringComparer.Ordinal));
     }
@@ -280,5 +283,72 @@ public class TorchEngineGeneratedGraphTests
         var clsOut = b.Node("Gather", [Ln(gated), b.InitLong([0], 1)], ("axis", 1)); // [N,1,d]
         var logits = b.Node("Sub", [Proj(b.Node("Flatten", [clsOut], ("axis", 1)), d, 4), b.Init([0.25f], 1)]);
         return Save(b, logits, [1, 4]);
+    }
+}
+
+/// <summary>
+/// Transformers as PyTorch's exporter writes them, for <see cref="TorchEngineDifferentialTests"/>: the benchmark's ViT
+/// (scripts/bench-torch/models.py) shrunk and exported at opset 13 and 17 by scripts/fixtures/make_vit_test_graphs.py
+/// (Gate.Tests/TestData/transformer), and the trained 2-layer nn.TransformerEncoder text classifier of examples/real-arch.
+/// Unlike <see cref="TorchEngineGeneratedGraphTests.ViTLike"/> these carry the exporter's own idioms: LayerNorm
+/// decomposed into ReduceMean/Pow/Sqrt (opset 13), the shape arithmetic (Shape/Gather/Unsqueeze/Concat/Cast/Div on
+/// int64, ConstantOfShape/Equal/Where for expand(-1)), the fused QKV split by Split/Squeeze or by Slice with computed
+/// bounds, the class token picked by a scalar Gather, and (text model) an embedding Gather on int64 token ids.
+/// Tolerances are the differential's: outputs 1e-4 × (1 + max |y|), gradients 1e-3 × (1 + max |g|).
+/// </summary>
+public class TorchEngineTransformerTests
+{
+    private static string Graph(string file) => Path.Combine(TestPaths.RepoRoot, "Gate.Tests", "TestData", "transformer", file);
+    private static string TokenModel => Path.Combine(TestPaths.RepoRoot, "examples", "real-arch", "transformer-tokens.onnx");
+
+    /// <summary>The models these tests run (their operators count as verified for engine: auto).</summary>
+    internal static IEnumerable<string> Models => [Graph("vit-tiny-opset13.onnx"), Graph("vit-tiny-opset17.onnx"), TokenModel, ChunkByIntegerDivision()];
+
+    /// <summary>
+    /// torch.chunk as PyTorch 1.13 exports it (nn.MultiheadAttention's fused QKV in the text transformer): chunk =
+    /// (width + 2) / 3 in int64, the chunks sliced at chunk × 1, × 2, × 3. Width 9 makes the division inexact (11 / 3 = 3:
+    /// bounds 3, 6, 9; a float quotient gives 3, 7, 11). The chunks are concatenated in reverse order, so wrong bounds
+    /// move values (and their gradients) to other positions.
+    /// </summary>
+    [Fact]
+    public void Chunk_bounds_by_integer_division() => TorchEngineDifferentialTests.Check(ChunkByIntegerDivision(), batch: 3);
+
+    internal static string ChunkByIntegerDivision()
+    {
+        var b = new OnnxBuilder([1, 9]);
+        var width = b.Node("Gather", [b.Node("Shape", [b.InputName]), b.InitLong([-1], 1)], ("axis", 0)); // [9]
+        var chunk = b.Node("Div", [b.Node("Add", [width, b.InitLong([2], 1)]), b.InitLong([3], 1)]);    // [3]
+        string Bound(long k) => b.Node("Mul", [chunk, b.InitLong([k], 1)]);
+        string Part(string start, string end) => b.Node("Slice", [b.InputName, start, end, b.InitLong([-1], 1)]);
+        var (one, two, three) = (Bound(1), Bound(2), Bound(3));
+        var parts = b.Node("Concat", [Part(two, three), Part(one, two), Part(b.InitLong([0], 1), one)], ("axis", 1));
+        var y = b.Node("Mul", [parts, b.Init(Enumerable.Range(1, 9).Select(i => (float)i).ToArray(), 9)]);
+        b.Build(y, [1, 9]);
+        return b.Save(Path.Combine(TestPaths.TempDir(), "chunk.onnx"));
+    }
+
+    /// <summary>Outputs and input gradients at batch 3, inputs uniform in [-1, 1) (the seed differs per opset).</summary>
+    [Theory]
+    [InlineData("vit-tiny-opset13.onnx", 13)]
+    [InlineData("vit-tiny-opset17.onnx", 17)]
+    public void Exported_ViT(string file, int seed) => TorchEngineDifferentialTests.Check(Graph(file), batch: 3, seed);
+
+    /// <summary>
+    /// The text transformer takes int64 token ids: no input gradient exists, so besides the logits the differential
+    /// compares the embedding Gather's output and the first encoder layer's output (the residual stream a probe
+    /// captures), both taken by activation capture on each engine. Batch 4 of seeded ids over the whole vocabulary
+    /// (0..15; id 0 is the CLS token at position 0).
+    /// </summary>
+    [Fact]
+    public void Exported_text_transformer_on_token_ids()
+    {
+        var model = OnnxModelLoader.Load(TokenModel);
+        var input = model.Graph.Inputs.Single();
+        Assert.Equal(DType.Int64, input.ElementType);
+        int seq = (int)input.Shape![1].Value!.Value;
+        var rng = new Random(5);
+        var ids = Enumerable.Range(0, 4 * seq).Select(i => i % seq == 0 ? 0L : rng.Next(0, 16)).ToArray();
+        TorchEngineDifferentialTests.Differential(TokenModel, new Dictionary<string, Tensor> { [input.Name] = Tensor.FromLongs([4, seq], ids) },
+            "/emb/Gather_output_0", "/encoder/layers.0/norm2/Add_1_output_0");
     }
 }

@@ -33,9 +33,9 @@ public class WhiteBoxEngineChoiceTests
     public void Auto_does_not_consider_torch_for_operators_outside_its_differential_tests()
     {
         var b = new OnnxBuilder([1, 4]);
-        var y = b.Node("Pow", [b.Node("Relu", [b.InputName]), b.Init([2f], 1)]);
+        var y = b.Node("Exp", [b.Node("Relu", [b.InputName])]);
         var model = b.Build(y, [1, 4]);
-        Assert.Equal("operator(s) Pow are not in the torch engine's differential tests (engine: torch opts in)", WhiteBoxEngines.TorchUnverified(model));
+        Assert.Equal("operator(s) Exp are not in the torch engine's differential tests (engine: torch opts in)", WhiteBoxEngines.TorchUnverified(model));
         Assert.Null(WhiteBoxEngines.TorchUnverified(Digits));
     }
 

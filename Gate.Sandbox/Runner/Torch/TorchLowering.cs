@@ -98,9 +98,11 @@ internal static class TorchLowering
     private static TTensor Arith(TTensor a, TTensor b, Func<TTensor, TTensor, TTensor> op) =>
         a.dtype == b.dtype ? op(a, b) : op(a, b.to_type(a.dtype));
 
-    /// <summary>Integer Div truncates in ONNX (C semantics); floating Div is true division.</summary>
+    /// <summary>Integer Div truncates in ONNX (C semantics); floating Div is true division. The instance method
+    /// Tensor.div takes the rounding mode; TorchSharp 0.107's static torch.div(a, b, mode) drops it and returns the
+    /// float quotient, which made the exporter's chunk bounds ((96 + 2) / 3 × 2 = 65.3, not 64) slice a fused QKV wrong.</summary>
     private static TTensor Div(TTensor a, TTensor b) =>
-        a.is_floating_point() ? Arith(a, b, (p, q) => p / q) : torch.div(a, b.to_type(a.dtype), RoundingMode.trunc);
+        a.is_floating_point() ? Arith(a, b, (p, q) => p / q) : a.div(b.to_type(a.dtype), RoundingMode.trunc);
 
     private static TTensor Gelu(TTensor x, string approximate) => approximate == "tanh"
         ? 0.5 * x * (1 + (Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x.pow(3))).tanh())
