@@ -32,8 +32,9 @@ public sealed class CheckContext
     private readonly Dictionary<string, Dataset> _datasets;
     private readonly Lazy<(IWhiteBoxEngine Engine, WhiteBoxChoice Choice)> _engine;
 
+    /// <param name="gpu">The run's GPU request, for the torch engine's device (the production runtime has its own).</param>
     public CheckContext(OnnxModel model, DeploymentPolicy policy, IInferenceSession? production, string? productionUnavailableReason,
-        EvidenceWriter evidence, IProgress<ProgressUpdate>? progress = null)
+        EvidenceWriter evidence, IProgress<ProgressUpdate>? progress = null, GpuRequest? gpu = null)
     {
         Model = model;
         Policy = policy;
@@ -43,7 +44,7 @@ public sealed class CheckContext
         Progress = progress ?? new Progress<ProgressUpdate>();
         _engine = new(() =>
         {
-            var (engine, choice) = WhiteBoxEngines.Choose(model, policy.Spec.Engine);
+            var (engine, choice) = WhiteBoxEngines.Choose(model, policy.Spec.Engine, gpu: gpu);
             // A batch fixed at 1 is fed one sample per pass, gradients included (the plan says so: FixedBatch.Note).
             return (FixedBatch.IsFixedAtOne(model) ? FixedBatch.SampleBySample(engine) : engine, choice);
         });

@@ -11,6 +11,10 @@ public interface IWhiteBoxEngine
 {
     /// <summary>"builtin" or "torch": recorded with every decision that used it.</summary>
     string Name { get; }
+    /// <summary>Where it computes: "cpu", or "cuda:0" for the torch engine on a GPU (<see cref="TorchDevice"/>).</summary>
+    string Device => TorchDevice.Cpu;
+    /// <summary>Why it computes on the CPU although a GPU was asked for; null otherwise.</summary>
+    string? GpuFallback => null;
     IReadOnlyList<string> InputNames { get; }
     IReadOnlyList<string> OutputNames { get; }
 

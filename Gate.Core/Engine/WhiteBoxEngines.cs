@@ -11,7 +11,15 @@ namespace Gate.Core.Engine;
 /// <param name="BuiltinMs">auto: one forward + input-gradient pass on the built-in engine, in ms (null when not measured).</param>
 /// <param name="TorchMs">auto: the same pass on the torch engine, in ms.</param>
 /// <param name="FlushDenormals">Whether subnormal numbers are flushed to zero on the engine that ran.</param>
-public sealed record WhiteBoxChoice(string Requested, string Engine, string Reason, double? BuiltinMs = null, double? TorchMs = null, bool FlushDenormals = false);
+/// <param name="Device">The torch engine's device ("cpu", "cuda:0"); null for the built-in engine (CPU only).</param>
+/// <param name="GpuFallback">Why the torch engine computed on the CPU although a GPU was asked for.</param>
+public sealed record WhiteBoxChoice(string Requested, string Engine, string Reason, double? BuiltinMs = null, double? TorchMs = null, bool FlushDenormals = false,
+    string? Device = null, string? GpuFallback = null)
+{
+    /// <summary>The torch engine's record: its device, and subnormals flushed where it computes on the CPU.</summary>
+    internal static WhiteBoxChoice Torch(string requested, IWhiteBoxEngine torch, string reason, double? builtinMs = null, double? torchMs = null) =>
+        new(requested, "torch", reason, builtinMs, torchMs, FlushDenormals: torch.Device == TorchDevice.Cpu, Device: torch.Device, GpuFallback: torch.GpuFallback);
+}
 
 /// <summary>
 /// Chooses the white-box engine for a model (policy <c>engine: auto|builtin|torch</c>). The torch engine is
@@ -23,8 +31,9 @@ public static class WhiteBoxEngines
     public static readonly string[] Modes = ["auto", "builtin", "torch"];
 
     /// <summary>Set by the runner where libtorch is present: loads a model on the torch engine, or throws
-    /// <see cref="GateComponentMissingException"/> (libtorch not loadable) / <see cref="GateInputException"/> (an operator it does not lower).</summary>
-    public static Func<OnnxModel, IWhiteBoxEngine>? TorchFactory { get; set; }
+    /// <see cref="GateComponentMissingException"/> (libtorch not loadable) / <see cref="GateInputException"/> (an operator it does not lower).
+    /// The <see cref="GpuRequest"/> decides its device (<see cref="TorchDevice"/>).</summary>
+    public static Func<OnnxModel, GpuRequest, IWhiteBoxEngine>? TorchFactory { get; set; }
 
     /// <summary>auto keeps the built-in engine unless torch is at least this much faster on the measured pass: a
     /// margin over timing noise, since the built-in engine is the one the bound propagation shares.</summary>
@@ -32,8 +41,10 @@ public static class WhiteBoxEngines
 
     /// <param name="flushDenormals">The built-in engine's subnormal mode (<see cref="CompiledModel.FlushDenormals"/>): on
     /// for the checks; off where a run must show the model's exact IEEE arithmetic (gate run).</param>
-    public static (IWhiteBoxEngine Engine, WhiteBoxChoice Choice) Choose(OnnxModel model, string mode, bool flushDenormals = true)
+    /// <param name="gpu">The policy's GPU request: where the torch engine computes (the built-in engine is CPU only).</param>
+    public static (IWhiteBoxEngine Engine, WhiteBoxChoice Choice) Choose(OnnxModel model, string mode, bool flushDenormals = true, GpuRequest? gpu = null)
     {
+        gpu ??= GpuRequest.None;
         switch (mode)
         {
             case "builtin":
@@ -43,9 +54,12 @@ public static class WhiteBoxEngines
             }
             case "torch":
                 if (TorchFactory is null) throw new GateComponentMissingException("engine: torch, but the torch engine exists only inside the sandbox runner (run the checks in a sandbox with the runner's rootfs)");
-                return (TorchFactory(model), new WhiteBoxChoice(mode, "torch", "engine: torch", FlushDenormals: true));
+            {
+                var torch = TorchFactory(model, gpu);
+                return (torch, WhiteBoxChoice.Torch(mode, torch, "engine: torch"));
+            }
             case "auto":
-                return Auto(model, flushDenormals);
+                return Auto(model, flushDenormals, gpu);
             default:
                 throw new GateInputException($"engine: unknown engine '{mode}' (expected {string.Join(", ", Modes)})");
         }
@@ -90,7 +104,7 @@ public static class WhiteBoxEngines
     /// the same function within the differential tolerances, so a choice that differs between shards or replays (it
     /// depends on the timing) changes how fast the attack runs, not what a gradient is; each result records its own.
     /// </summary>
-    private static (IWhiteBoxEngine, WhiteBoxChoice) Auto(OnnxModel model, bool flushDenormals)
+    private static (IWhiteBoxEngine, WhiteBoxChoice) Auto(OnnxModel model, bool flushDenormals, GpuRequest gpu)
     {
         var builtin = CompiledModel.Compile(model, flushDenormals);
         if (TorchFactory is null)
@@ -105,7 +119,7 @@ public static class WhiteBoxEngines
             return (builtin, new WhiteBoxChoice("auto", "builtin", "no measurable pass (an input without a static float shape)", FlushDenormals: builtin.FlushDenormals));
         double tb = Measure(builtin, inputs);
         IWhiteBoxEngine torch;
-        try { torch = TorchFactory(model); }
+        try { torch = TorchFactory(model, gpu); }
         catch (Exception e) when (e is GateComponentMissingException or GateInputException)
         {
             return (builtin, new WhiteBoxChoice("auto", "builtin", $"torch engine unavailable for this model: {e.Message}", tb, FlushDenormals: builtin.FlushDenormals));
@@ -115,7 +129,7 @@ public static class WhiteBoxEngines
         var why = $"measured forward + input-gradient passes at batch 1 (fastest of the alternated rounds): builtin {tb:0.###} ms, torch {tt:0.###} ms; " +
                   (useTorch ? $"torch is ≥ {AutoSpeedup}× faster" : $"torch is not ≥ {AutoSpeedup}× faster, so the built-in engine stays");
         return useTorch
-            ? (torch, new WhiteBoxChoice("auto", "torch", why, tb, tt, FlushDenormals: true))
+            ? (torch, WhiteBoxChoice.Torch("auto", torch, why, tb, tt))
             : (builtin, new WhiteBoxChoice("auto", "builtin", why, tb, tt, builtin.FlushDenormals));
     }
 

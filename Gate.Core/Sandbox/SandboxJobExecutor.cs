@@ -1,5 +1,6 @@
 using Gate.Core.Decision;
 using Gate.Core.Checks;
+using Gate.Core.Engine;
 using Gate.Core.Evidence;
 using Gate.Core.Model;
 using Gate.Core.Plan;
@@ -38,7 +39,7 @@ public static class SandboxJobExecutor
         var (session, reason) = ProductionRuntime.Open(policy, model, new RuntimeOptions(useGpu, requireGpu));
         try
         {
-            var ctx = new CheckContext(model, policy, session, reason, new EvidenceWriter(evidenceDir), progress);
+            var ctx = new CheckContext(model, policy, session, reason, new EvidenceWriter(evidenceDir), progress, new GpuRequest(useGpu, requireGpu));
             // Before any check runs: one measured pass gives each check's estimate, shown to the user, and a check
             // estimated past its budget is INCONCLUSIVE at once instead of spending the budget (issue #17).
             if (CostEstimator.TryMeasure(ctx, checks) is { } cost)

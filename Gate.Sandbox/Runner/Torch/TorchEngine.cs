@@ -25,20 +25,33 @@ internal sealed class TorchEngine : IWhiteBoxEngine
     /// <summary>The initializers as libtorch tensors, converted once; never part of a pass's dispose scope.</summary>
     private readonly Dictionary<string, TTensor> _weights = new(StringComparer.Ordinal);
     private readonly HashSet<string> _produced = new(StringComparer.Ordinal);
+    /// <summary>Where every tensor of a pass lives; data crosses to the host only at the pass's edges.</summary>
+    private readonly torch.Device _device;
+    private readonly bool _onCpu;
 
     public string Name => "torch";
+    public string Device { get; }
+    public string? GpuFallback { get; }
     public IReadOnlyList<string> InputNames { get; }
     public IReadOnlyList<string> OutputNames { get; }
 
-    private TorchEngine(OnnxModel model)
+    private TorchEngine(OnnxModel model, string device, string? gpuFallback)
     {
         _model = model;
+        Device = device;
+        GpuFallback = gpuFallback;
+        _device = torch.device(device);
+        _onCpu = _device.type == DeviceType.CPU;
         _opset = model.DefaultOpset;
         InputNames = model.Graph.Inputs.Select(i => i.Name).ToList();
         OutputNames = model.Graph.Outputs.Select(o => o.Name).ToList();
         foreach (var n in model.Graph.Nodes) foreach (var o in n.Outputs) if (o.Length > 0) _produced.Add(o);
-        foreach (var (name, t) in model.Graph.Initializers) _weights[name] = ToTorch(t).DetachFromDisposeScope();
-        if (ChannelsLast.Enabled && OneDnn.Enabled)
+        foreach (var (name, t) in model.Graph.Initializers)
+        {
+            using var scope = torch.NewDisposeScope();
+            _weights[name] = OnDevice(ToTorch(t)).MoveToOuterDisposeScope().DetachFromDisposeScope();
+        }
+        if (_onCpu && ChannelsLast.Enabled && OneDnn.Enabled)
             foreach (var n in model.Graph.Nodes.Where(n => n.OpType == "Conv" && n.Inputs.Length > 1))
                 if (_weights.TryGetValue(n.Inputs[1], out var w) && w.dim() == 4)
                     _weights[n.Inputs[1]] = ChannelsLast.Of(w).DetachFromDisposeScope();
@@ -78,7 +91,22 @@ internal sealed class TorchEngine : IWhiteBoxEngine
 
     /// <summary>Binds a model; throws <see cref="GateInputException"/> naming every operator it cannot lower, and
     /// <see cref="GateComponentMissingException"/> when libtorch is not available here.</summary>
-    public static TorchEngine Load(OnnxModel model)
+    public static TorchEngine Load(OnnxModel model, GpuRequest gpu)
+    {
+        Validate(model);
+        int cuda = torch.cuda.is_available() ? torch.cuda.device_count() : 0;
+        var (device, fallback) = TorchDevice.Choose(gpu, cuda);
+        return new TorchEngine(model, device, fallback);
+    }
+
+    /// <summary>On a named libtorch device ("cpu", "cuda:0", "meta"): the runner's --bench aid and its device check.</summary>
+    internal static TorchEngine LoadOn(OnnxModel model, string device)
+    {
+        Validate(model);
+        return new TorchEngine(model, device, null);
+    }
+
+    private static void Validate(OnnxModel model)
     {
         var missing = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var n in model.Graph.Nodes)
@@ -92,8 +120,10 @@ internal sealed class TorchEngine : IWhiteBoxEngine
         if (WhyUnavailable() is { } why) throw new GateComponentMissingException($"torch engine: {why}");
         // Off for good once any model of this process has a convolution outside the shapes oneDNN was verified on.
         if (OneDnn.UnverifiedConvolution(model) is not null) OneDnn.Disable();
-        return new TorchEngine(model);
     }
+
+    /// <summary>A tensor on this engine's device (the same tensor on the CPU).</summary>
+    private TTensor OnDevice(TTensor t) => _onCpu || t.device_type == _device.type ? t : t.to(_device);
 
     public ForwardPass Forward(IReadOnlyDictionary<string, GTensor> inputs, IEnumerable<string>? outputs = null,
         IEnumerable<string>? capture = null, bool recordForBackward = false)
@@ -122,14 +152,14 @@ internal sealed class TorchEngine : IWhiteBoxEngine
                     throw new GateInputException($"{_model.FileName}: missing input '{name}' (expected {vi.ElementType.OnnxName()}{vi.ShapeString})");
                 }
                 var copyIn = TorchProfile.Start();
-                var x = ToTorch(t);
+                var x = OnDevice(ToTorch(t));
                 TorchProfile.Stop("copy in (inputs)", copyIn);
                 if (recordForBackward && x.is_floating_point()) x = x.requires_grad_(true);
                 values[name] = x;
                 tape.Leaves[name] = x;
             }
             foreach (var (k, t) in inputs)
-                if (_weights.ContainsKey(k)) values[k] = ToTorch(t); // an overridden initializer
+                if (_weights.ContainsKey(k)) values[k] = OnDevice(ToTorch(t)); // an overridden initializer
 
             foreach (var node in _model.Graph.Nodes)
             {
@@ -140,8 +170,9 @@ internal sealed class TorchEngine : IWhiteBoxEngine
                 try { res = TorchLowering.Run(node, _opset, args); }
                 catch (ExternalException e) { throw new OperatorException($"{node.DisplayName}: libtorch refused it: {FirstLine(e.Message)}"); }
                 TorchProfile.Stop(recordForBackward ? "forward (recorded) " + node.OpType : "forward " + node.OpType, op);
+                // Lowerings that create tensors (Constant, Shape, Range, ConstantOfShape) create them on the host.
                 for (int j = 0; j < node.Outputs.Length && j < res.Length; j++)
-                    if (node.Outputs[j].Length > 0) values[node.Outputs[j]] = res[j];
+                    if (node.Outputs[j].Length > 0) values[node.Outputs[j]] = OnDevice(res[j]);
             }
             var result = new Dictionary<string, GTensor>(StringComparer.Ordinal);
             var copyOut = TorchProfile.Start();
@@ -182,7 +213,7 @@ internal sealed class TorchEngine : IWhiteBoxEngine
             if (!y.requires_grad) continue; // does not depend on any input: contributes nothing
             outs.Add(y);
             var copySeed = TorchProfile.Start();
-            seeds.Add(ToTorch(seed).to_type(y.dtype));
+            seeds.Add(OnDevice(ToTorch(seed).to_type(y.dtype)));
             TorchProfile.Stop("copy in (gradient seeds)", copySeed);
         }
         var leaves = wrtList.Select(w => tape.Leaves[w]).ToList();
@@ -245,7 +276,10 @@ internal sealed class TorchEngine : IWhiteBoxEngine
     {
         using var scope = torch.NewDisposeScope();
         var shape = t.shape.Select(d => (int)d).ToArray();
-        var c = t.detach().contiguous();
+        // The meta device (the device check of EngineBench) has shapes and no data: zeros of the shape.
+        if (t.device_type == DeviceType.META)
+            return t.is_floating_point() ? GTensor.Zeros(DType.Float32, shape) : GTensor.FromLongs(shape, new long[GTensor.ElementCount(shape)]);
+        var c = t.detach().cpu().contiguous();
         switch (c.dtype)
         {
             case ScalarType.Float32:

@@ -92,7 +92,8 @@ internal static class TorchLowering
         Table.TryGetValue(node.OpType, out var lower) ? lower(node, opset, inputs)
             : throw new OperatorException($"{node.DisplayName}: the torch engine does not lower {node.OpType}");
 
-    private static long[] Ints(TTensor t) => t.to_type(ScalarType.Int64).contiguous().data<long>().ToArray();
+    // Shape data is read on the host (from a GPU tensor that is one small copy).
+    private static long[] Ints(TTensor t) => t.to_type(ScalarType.Int64).cpu().contiguous().data<long>().ToArray();
 
     /// <summary>ONNX arithmetic keeps the operands' type; mixed float/int only arises from shape arithmetic.</summary>
     private static TTensor Arith(TTensor a, TTensor b, Func<TTensor, TTensor, TTensor> op) =>
