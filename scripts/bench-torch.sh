@@ -9,7 +9,8 @@
 # with python3-torch and python3-onnx. Models and data are exported, seeded, into .cache/bench-torch.
 # Environment: PGD_MODELS (pgd: the models, default resnet18-32; also resnet18-224 vit-32), ONLY (regex of "model runtime batch" rows to run), RUNNER (the runner folder to bind), THREADS (default 2: the policies' cpus), SKIP (regex of "model runtime batch" rows to leave out, e.g.
 # the built-in engine's 224 x 32 pass, ~10 s an iteration), PROFILE=1 (torch rows: ms per pass by phase and operator,
-# TorchProfile), GATE_TORCH_CHANNELS_LAST=0 (torch rows: NCHW convolutions, the layout before channels-last, for an A/B).
+# TorchProfile), GATE_TORCH_CHANNELS_LAST=0 (torch rows: NCHW convolutions, the layout before channels-last, for an A/B),
+# GATE_TORCH_KEEP_HEAP=0 (torch rows: glibc's default allocator thresholds, NativeHeap's A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}; repeat=${2:-3}; threads=${THREADS:-2}; skip=${SKIP:-'^$'}; only=${ONLY:-.}
@@ -27,7 +28,7 @@ in_sandbox() {
     --tmpfs /tmp --ro-bind "$dotnet_root" /gate/dotnet --ro-bind "$runner" /gate/runner --ro-bind "$dir" /job \
     --clearenv --setenv PATH /nonexistent --setenv HOME /tmp --setenv DOTNET_ROOT /gate/dotnet \
     --setenv DOTNET_gcServer 0 --setenv DOTNET_EnableDiagnostics 0 --setenv DOTNET_PROCESSOR_COUNT "$threads" \
-    --setenv GATE_TORCH_CHANNELS_LAST "${GATE_TORCH_CHANNELS_LAST:-1}" \
+    --setenv GATE_TORCH_CHANNELS_LAST "${GATE_TORCH_CHANNELS_LAST:-1}" --setenv GATE_TORCH_KEEP_HEAP "${GATE_TORCH_KEEP_HEAP:-1}" \
     -- /gate/dotnet/dotnet /gate/runner/Gate.Sandbox.Runner.dll "$@"
 }
 
@@ -74,9 +75,13 @@ def find(o, key):
 # decision.json has the check's queries, not its gradients: PGD spends steps gradients + 1 forward per sample.
 ms, queries = find(c, "wallTimeMs"), find(c, "queries")
 grads = queries - 32 if queries else None
+# Steady: the later gradient passes' mean (the first pays one-time costs) per sample of a pass.
+passes = find(c, "gradientPasses") or {}
+per_pass = grads / passes["count"] if grads and passes.get("count") else None
+steady = round(passes["laterMeanMs"] / per_pass, 3) if per_pass and passes.get("laterMeanMs") else None
 print(json.dumps({"model": model, "runtime": "gate check, engine: " + engine, "verdict": c.get("verdict"), "whiteBox": find(d, "whiteBox"),
                   "pgd": {"checkWallMs": ms, "gradients": grads, "msPerSampleGradient": round(ms / grads, 3) if ms and grads else None,
-                          "gateCheckWallS": round(end - start, 2)}}))
+                          "steadyMsPerSampleGradient": steady, "gradientPasses": passes, "gateCheckWallS": round(end - start, 2)}}))
 PY
     done
   done

@@ -98,7 +98,10 @@ public sealed class LocalShardExecutor(int shards, int? parallel = null) : IShar
 /// </summary>
 public static class ShardDigest
 {
-    private static readonly HashSet<string> Timing = new(StringComparer.Ordinal) { "durationSeconds", "wallTimeMs" };
+    private static readonly HashSet<string> Timing = new(StringComparer.Ordinal) { "durationSeconds", "wallTimeMs", "gradientPasses" };
+
+    /// <summary>Whether a result key holds a timing, which differs between runs of the same job and is left out of digests.</summary>
+    public static bool IsTiming(string key) => Timing.Contains(key);
 
     public static string Of(IEnumerable<CheckResult> results)
     {

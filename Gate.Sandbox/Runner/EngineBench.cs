@@ -77,7 +77,7 @@ internal static class EngineBench
         string profiled = !Torch.TorchProfile.Enabled ? "" : ",\"profileMsPerPass\":{" + string.Join(",", Torch.TorchProfile.Snapshot().Select(p =>
             string.Create(CultureInfo.InvariantCulture, $"\"{p.What}\":{{\"ms\":{p.Ms / repeat:0.###},\"calls\":{p.Count / repeat}}}"))) + "}";
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"device\":\"{device ?? "cpu"}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)},\"outputL1\":{outputL1:R},\"gradientL1\":{(double.IsNaN(gradientL1) ? "null" : gradientL1.ToString("R", CultureInfo.InvariantCulture))}{profiled}}}"));
+            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"device\":\"{device ?? "cpu"}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"nativeHeap\":\"{(runtime == "torch" ? Torch.NativeHeap.State : "n/a")}\",\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)},\"outputL1\":{outputL1:R},\"gradientL1\":{(double.IsNaN(gradientL1) ? "null" : gradientL1.ToString("R", CultureInfo.InvariantCulture))}{profiled}}}"));
         return 0;
     }
 

@@ -77,6 +77,23 @@ public class TorchDeviceTests
         Assert.Equal(1, (int?)line["forwardGradientMs"]?["n"]);
     }
 
+    /// <summary>
+    /// glibc in the runner's rootfs accepts the raised allocator thresholds (NativeHeap): without them a large model's
+    /// every gradient step maps, zero-fills and unmaps its activations anew (docs/benchmarks/torch.md measures it).
+    /// </summary>
+    [Fact]
+    public void The_torch_engine_keeps_freed_tensor_memory_for_the_next_pass()
+    {
+        TorchEngineDifferentialTests.NeedSandbox();
+        var dir = TestPaths.TempDir("gate-heap");
+        var job = Directory.CreateDirectory(Path.Combine(dir, "job")).FullName;
+        var results = Directory.CreateDirectory(Path.Combine(dir, "results")).FullName;
+        DenseWithConstant(job);
+        var r = BenchInSandbox(new StagedJob(dir, job, results), ["--bench", "/job/model.onnx", "--runtime", "torch", "--batch", "2", "--repeat", "1"]);
+        Assert.True(r.ExitCode == 0, $"runner --bench exited {r.ExitCode}\n{r.All}");
+        Assert.Equal("kept", (string?)JsonNode.Parse(r.Stdout.Trim().Split('\n')[^1])!["nativeHeap"]);
+    }
+
     /// <summary><c>gate check --gpu</c> with <c>engine: torch</c> where libtorch has no CUDA: the check runs on the CPU, and
     /// the decision records the device and why (runtime.whiteBox.device, gpuFallback).</summary>
     [Fact]

@@ -75,7 +75,7 @@ public sealed class ShardTests
         {
             if (n is JsonObject o)
             {
-                foreach (var k in o.Select(kv => kv.Key).Where(k => k is "durationSeconds" or "wallTimeMs").ToList()) o.Remove(k);
+                foreach (var k in o.Select(kv => kv.Key).Where(ShardDigest.IsTiming).ToList()) o.Remove(k);
                 foreach (var kv in o) Strip(kv.Value);
             }
             else if (n is JsonArray a) foreach (var x in a) Strip(x);

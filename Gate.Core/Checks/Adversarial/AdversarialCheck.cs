@@ -276,6 +276,7 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         {
             ["queries"] = budget.Used, ["queryLimit"] = budget.QueryLimit, ["exhausted"] = budget.ExhaustedReason,
             ["cleanQueries"] = cleanQueries, ["confirmQueries"] = confirmQueries, ["wallTimeMs"] = (long)budget.Elapsed.TotalMilliseconds,
+            ["gradientPasses"] = engineOracle?.GradientTimes.ToJson(),
             ["methods"] = new JsonObject(labels.Select((l, i) => KeyValuePair.Create(l, (JsonNode?)new JsonObject { ["queries"] = usage[i].Queries, ["gradients"] = usage[i].Gradients }))),
         };
         return Task.FromResult(Partial(spec, shard, ids.Length, units, state, production.Info.Name));
@@ -330,6 +331,18 @@ public sealed class AdversarialCheck : ShardedCheck<AdversarialOptions>, IRefuse
         r.BudgetUsed["confirm.queries"] = Sum("confirmQueries");
         // Shards run side by side: the check took as long as its slowest shard.
         r.BudgetUsed["wallTimeMs"] = states.Max(st => st["wallTimeMs"]?.GetValue<long>() ?? 0);
+        if (states.Select(st => st["gradientPasses"]).OfType<JsonObject>().ToList() is { Count: > 0 } passes)
+        {
+            long count = passes.Sum(p => p["count"]?.GetValue<long>() ?? 0);
+            double later = passes.Sum(p => p["laterMs"]?.GetValue<double>() ?? 0);
+            long laterCount = passes.Sum(p => Math.Max(0, (p["count"]?.GetValue<long>() ?? 0) - 1));
+            r.Details["gradientPasses"] = new JsonObject
+            {
+                ["count"] = count, ["firstMs"] = passes.Max(p => p["firstMs"]?.GetValue<double>() ?? 0),
+                ["laterMeanMs"] = laterCount > 0 ? Math.Round(later / laterCount, 3) : null,
+                ["note"] = "timing only: the first pass (one-time engine costs) apart from the mean of the later ones; each shard's first counts as a first",
+            };
+        }
         if (o.Sweep.Length > 0)
         {
             // The documented curve shape (ReportDetails.CurvePoint): an undecided point has no value, only its bounds.

@@ -68,6 +68,7 @@ internal sealed class TorchEngine : IWhiteBoxEngine
         try
         {
             OpenMpWait.Passive();
+            NativeHeap.KeepLargeBlocks();
             // .NET's processor count already honours the container's CPU quota (cgroup) and DOTNET_PROCESSOR_COUNT,
             // which the bubblewrap backend sets from the policy's cpus; libtorch's own default counts host cores.
             torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
@@ -394,6 +395,33 @@ internal static partial class OpenMpWait
     private static partial int SetEnv(string name, string value, int overwrite);
 
     public static void Passive() => SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
+}
+
+/// <summary>
+/// glibc's allocator keeps freed tensor memory for reuse instead of handing it back to the kernel after every pass.
+/// By default blocks above a dynamic threshold (at most 32 MiB) are mmap'ed and munmap'ed one by one, and the heap's
+/// free top is trimmed past 128 KiB: a ResNet-18 batch's activations and their gradients (8–100 MiB each) were then
+/// mapped, zero-filled page by page by the kernel, and unmapped again at every gradient step. Raising both
+/// thresholds makes a step reuse the previous step's pages. Cost: the process keeps its peak heap until it exits
+/// (the sandbox's memory limit still bounds it). GATE_TORCH_KEEP_HEAP=0 leaves glibc's defaults (for measuring).
+/// </summary>
+internal static partial class NativeHeap
+{
+    private const int MallocTrimThreshold = -1, MallocMmapThreshold = -3; // glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+
+    [LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int MallOpt(int parameter, int value);
+
+    /// <summary>What was asked of glibc: "kept" (both thresholds raised), "default" (switched off), or which one glibc refused.</summary>
+    public static string State { get; private set; } = "not set";
+
+    public static void KeepLargeBlocks()
+    {
+        if (Environment.GetEnvironmentVariable("GATE_TORCH_KEEP_HEAP") == "0") { State = "default"; return; }
+        bool mmap = MallOpt(MallocMmapThreshold, 1 << 30) == 1;  // blocks up to 1 GiB come from the heap
+        bool trim = MallOpt(MallocTrimThreshold, int.MaxValue) == 1; // and its free top is not returned after each pass
+        State = mmap && trim ? "kept" : $"glibc refused {(mmap ? "" : "M_MMAP_THRESHOLD ")}{(trim ? "" : "M_TRIM_THRESHOLD")}".Trim();
+    }
 }
 
 /// <summary>

@@ -74,6 +74,10 @@ public class AdversarialCheckTests
         Assert.Contains("L∞ ε=0.3", r.Coverage);
         Assert.Equal(r.BudgetUsed["pgd.queries"], r.BudgetUsed["queries"]);
         Assert.True(r.BudgetUsed["pgd.queries"] <= 24 * 21);
+        // Batched gradient passes (a sample leaves the batch once broken), timed with the first apart.
+        var passes = (System.Text.Json.Nodes.JsonObject)r.Details["gradientPasses"]!;
+        Assert.InRange((long)passes["count"]!, 2, r.BudgetUsed["pgd.gradients"]);
+        Assert.True((double)passes["firstMs"]! > 0 && (double)passes["laterMeanMs"]! > 0, passes.ToJsonString());
         Assert.Contains(r.Evidence, e => e.Path.EndsWith("counterexamples.json", StringComparison.Ordinal));
         Assert.Contains(r.Evidence, e => e.Path.EndsWith("counterexamples-logits-production.npy", StringComparison.Ordinal));
         AssertEvidenceHolds(run, "digits-mlp.onnx", 0.3, linf: true);
