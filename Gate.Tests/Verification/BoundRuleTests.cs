@@ -11,7 +11,7 @@ namespace Gate.Tests.Verification;
 /// <summary>
 /// The bound rules of the layers pooling CNNs and small transformers have (MaxPool, AveragePool, GlobalAveragePool,
 /// GlobalMaxPool, ReduceMean/Sum/Max, Mul and Div by constants, Mul of two variables, Concat, Transpose, Slice,
-/// Pad, Squeeze/Unsqueeze, Softmax, LayerNormalization and its pieces, Erf, Gelu): the float32 outputs the engine
+/// Pad, Squeeze/Unsqueeze, Softmax, Where with a constant mask, LayerNormalization and its pieces, Erf, Gelu): the float32 outputs the engine
 /// computes at sampled points always lie inside the IBP and CROWN bounds (which include the float32 error bound),
 /// for wide boxes and for single points, and the bounds stay narrow on single points (sound, not useless).
 /// </summary>
@@ -43,7 +43,7 @@ public class BoundRuleTests
     }
 
     /// <summary>
-    /// A transformer-like block on 4 tokens of width 3 (input [1, 12]): projections (MatMul), Transpose, Softmax
+    /// A transformer-like block on 4 tokens of width 3 (input [1, 12]): projections (MatMul), Transpose, a causal mask (Where), Softmax
     /// attention weights, Mul/Div by constants, Concat, Slice, Pad, Unsqueeze/Squeeze, LayerNormalization (the
     /// operator, or its pieces: ReduceMean, Sub, Mul of two variables, ReduceSum), Gelu or Erf, and a Gemm head.
     /// </summary>
@@ -55,7 +55,10 @@ public class BoundRuleTests
         var k = b.Node("MatMul", [tok, b.Init(Rs(rng, 9, 0.8), 3, 3)]);
         var kt = b.Node("Transpose", [k], ("perm", new long[] { 0, 2, 1 }));
         var scores = b.Node("Div", [b.Node("MatMul", [q, kt]), b.Init([1.7320508f], 1)]);
-        var att = b.Node("Softmax", [scores], ("axis", -1));                       // [1,4,4]
+        // A causal attention mask as exporters emit it: Where(constant bool mask, scores, large negative).
+        var causal = b.Node("Cast", [b.InitLong([1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1], 4, 4)], ("to", 9));
+        var masked = b.Node("Where", [causal, scores, b.Init([-30f], 1)]);
+        var att = b.Node("Softmax", [masked], ("axis", -1));                       // [1,4,4]
         var v = b.Node("Mul", [tok, b.Init(Rs(rng, 3, 1.2), 3)]);                   // by a constant
         var mixed = b.Node("MatMul", [att, v]);                                     // att·v: two variables (McCormick)
         var cat = b.Node("Concat", [mixed, b.Node("Slice", [tok, b.InitLong([0], 1), b.InitLong([2], 1), b.InitLong([2], 1)])], ("axis", 2)); // [1,4,5]

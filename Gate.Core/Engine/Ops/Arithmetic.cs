@@ -227,6 +227,29 @@ public sealed class WhereOp : Operator
         Tensor Make(double[] v) => gy.Type == DType.Float64 ? Tensor.FromDoubles(shape, v) : Tensor.FromFloats(shape, v.Select(d => (float)d).ToArray());
         return [null, Broadcast.ReduceTo(Make(gx), inputs[1]!.Shape), Broadcast.ReduceTo(Make(gyy), inputs[2]!.Shape)];
     }
+
+    // Bounds: with a constant condition (an attention mask, a shape test folded at bound time) Where only moves
+    // elements of X and Y, so its rules are exact (a SparseMap over X and Y laid end to end; constants join the
+    // bias). A condition that varies with the input makes the output switch between X and Y, which no linear
+    // relaxation here covers: null, so the prover answers unknown rather than something unsound.
+    private static (BoundRules.SparseMap Map, IntervalBounds?[] Values)? Selection(OpContext ctx, IntervalBounds?[] inputs)
+    {
+        if (inputs[0] is not { Constant: { } c } || inputs[1] is not { } x || inputs[2] is not { } y) return null;
+        var shape = Broadcast.Shape(Broadcast.Shape(c.Shape, x.Shape, ctx.Where), y.Shape, ctx.Where);
+        var ic = Broadcast.SourceIndex(c.Shape, shape); var ix = Broadcast.SourceIndex(x.Shape, shape); var iy = Broadcast.SourceIndex(y.Shape, shape);
+        var idx = new int[ic.Length];
+        for (int i = 0; i < idx.Length; i++) idx[i] = c.GetDouble(ic[i]) != 0 ? ix[i] : x.Length + iy[i];
+        return (BoundRules.SparseMap.Gather(shape, idx, 0), [null, x, y]);
+    }
+
+    public override IntervalBounds? PropagateInterval(OpContext ctx, IntervalBounds?[] inputs) =>
+        Selection(ctx, inputs) is { } s ? BoundRules.Sparse(s.Map, s.Values) : null;
+
+    public override LinearBackward? BackwardLinear(OpContext ctx, LinearBackwardRequest r)
+    {
+        if (Selection(ctx, r.Inputs) is not { } s) return null;
+        return BoundRules.SparseBackward(r with { Inputs = s.Values }, s.Map);
+    }
 }
 
 /// <summary>Clip to [min, max]: attributes before opset 11, optional scalar inputs from 11 on.</summary>
