@@ -45,6 +45,7 @@ public sealed class CheckContext
         _engine = new(() =>
         {
             var (engine, choice) = WhiteBoxEngines.Choose(model, policy.Spec.Engine, gpu: gpu);
+            choice = choice with { Gradient = Gate.Core.Engine.Ops.QuantizeLinearOp.StraightThroughNote(model) };
             // A batch fixed at 1 is fed one sample per pass, gradients included (the plan says so: FixedBatch.Note).
             return (FixedBatch.IsFixedAtOne(model) ? FixedBatch.SampleBySample(engine) : engine, choice);
         });

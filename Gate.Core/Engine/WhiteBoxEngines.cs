@@ -16,6 +16,11 @@ namespace Gate.Core.Engine;
 public sealed record WhiteBoxChoice(string Requested, string Engine, string Reason, double? BuiltinMs = null, double? TorchMs = null, bool FlushDenormals = false,
     string? Device = null, string? GpuFallback = null)
 {
+    /// <summary>How the engine's gradients differ from the model's true derivative, where they do (a QDQ model's
+    /// straight-through estimator): every gradient-based check's evidence then says so.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Gradient { get; init; }
+
     /// <summary>The torch engine's record: its device, and subnormals flushed where it computes on the CPU.</summary>
     internal static WhiteBoxChoice Torch(string requested, IWhiteBoxEngine torch, string reason, double? builtinMs = null, double? torchMs = null) =>
         new(requested, "torch", reason, builtinMs, torchMs, FlushDenormals: torch.Device == TorchDevice.Cpu, Device: torch.Device, GpuFallback: torch.GpuFallback);

@@ -1,6 +1,10 @@
+using System.Text.Json.Nodes;
 using Gate.Core.Engine;
+using Gate.Core.IO;
 using Gate.Core.Model;
+using Gate.Core.Model.Proto;
 using Gate.Core.Tensors;
+using Gate.Tests.Support;
 
 namespace Gate.Tests.Engine;
 
@@ -67,5 +71,61 @@ public class QuantizationTests
         // Evidence of a gradient check on this model says how its gradients were obtained.
         Assert.Contains("straight-through estimator", Gate.Core.Engine.Ops.QuantizeLinearOp.StraightThroughNote(model));
         Assert.Null(Gate.Core.Engine.Ops.QuantizeLinearOp.StraightThroughNote(OnnxModelLoader.Load(Gate.Tests.Support.TestPaths.FixtureModel("digits-cnn.onnx"))));
+    }
+
+    /// <summary>
+    /// <c>gate check</c> (process sandbox) on a model whose input is quantized to uint8 (QDQ) before a dense layer:
+    /// the decision's white-box record, and the adversarial check's own details, say that gradients cross the
+    /// quantizer by a straight-through estimator.
+    /// </summary>
+    [Fact]
+    public void A_quantized_models_decision_says_its_gradients_are_straight_through()
+    {
+        Gate.Tests.Runtime.OrtTestSupport.RequireOrt();
+        var dir = TestPaths.TempDir("gate-qdq");
+        var rng = new Random(11);
+        var b = new OnnxBuilder([1, 16]);
+        var zero = new TensorProto { Name = "zp", DataType = 2 }; // uint8 zero point
+        zero.Int32Data.Add(0);
+        b.Graph.Initializer.Add(zero);
+        var scale = b.Init([1f / 255]);
+        var dq = b.Node("DequantizeLinear", [b.Node("QuantizeLinear", [b.InputName, scale, "zp"]), scale, "zp"]);
+        b.Build(b.Dense(b.Node("Tanh", [b.Dense(dq, 16, 32, rng)]), 32, 4, rng), [1, 4]);
+        var model = b.Save(Path.Combine(dir, "qdq.onnx"));
+        Npy.Write(Path.Combine(dir, "x.npy"), Tensor.FromFloats([4, 16], Enumerable.Range(0, 64).Select(_ => rng.NextSingle()).ToArray()));
+        Npy.Write(Path.Combine(dir, "y.npy"), Tensor.FromLongs([4], [0, 1, 2, 3]));
+        File.WriteAllText(Path.Combine(dir, "policy.yaml"), """
+            apiVersion: gate/v1
+            kind: DeploymentPolicy
+            metadata: { name: qdq, owner: tests }
+            spec:
+              model:
+                format: onnx
+                inputs:
+                  x: { shape: [-1, 16], range: [0.0, 1.0] }
+              runtime: onnxruntime
+              sandbox:
+                isolation: process
+                limits: { memory: 2Gi, cpus: 1, timeout: 5m }
+              seed: 1
+              datasets:
+                d: { inputs: x.npy, labels: y.npy }
+              checks:
+                - id: pgd
+                  type: adversarial
+                  dataset: d
+                  samples: 4
+                  threat: { norm: linf, epsilon: 0.05 }
+                  search:
+                    - { method: pgd, steps: 3, restarts: 1 }
+                  require: { robustAccuracy: { min: 0.0 } }
+            """);
+        var r = GateCli.Run(["check", "-m", model, "-p", Path.Combine(dir, "policy.yaml"), "--sandbox", "process", "-o", Path.Combine(dir, "out")], TimeSpan.FromMinutes(5));
+        Assert.True(r.ExitCode is 0 or 1, $"gate check exited {r.ExitCode}\n{r.All}");
+        var decision = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "out", "decision.json")))!;
+        var whiteBox = decision["runtime"]?["whiteBox"] ?? throw new Xunit.Sdk.XunitException($"no runtime.whiteBox record:\n{decision}");
+        Assert.StartsWith("gradients cross 1 QuantizeLinear node(s) by a straight-through estimator", (string?)whiteBox["gradient"]);
+        var check = decision["checks"]!.AsArray().Single(c => (string?)c!["id"] == "pgd")!;
+        Assert.Equal((string?)whiteBox["gradient"], (string?)check["details"]?["gradient"]);
     }
 }
