@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Gate.Core.Engine;
-using Gate.Core.IO;
 using Gate.Core.Model;
 using Gate.Core.Model.Proto;
 using Gate.Core.Tensors;

@@ -91,6 +91,93 @@ public class TransformerResidualProbeTests
         Assert.Equal(["/encoder/layers.0/Mul_1_output_0", "/encoder/layers.1/Mul_1_output_0"], layers);
     }
 
+    /// <summary>
+    /// <c>gate check</c> with <c>layers: auto</c> on the ViT (untrained, opset 17) and images whose concept is their
+    /// brightness: the probe and the representation metrics run on the two GELU activations ([N, tokens, 32]
+    /// pooled by mean), and the brightness is linearly readable from them, as from any random features of pixels.
+    /// </summary>
+    [Fact]
+    public void Gate_check_probes_a_vits_auto_layers_end_to_end()
+    {
+        var work = TestPaths.TempDir();
+        var rng = new Random(17);
+        int n = 160, size = 3 * 8 * 8;
+        var labels = Enumerable.Range(0, n).Select(i => (long)(i % 2)).ToArray();
+        var pixels = new float[n * size];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < size; j++) pixels[i * size + j] = (float)(rng.NextDouble() * 0.5 + (labels[i] == 1 ? 0.4 : 0.1));
+        Gate.Core.Tensors.Npy.Write(Path.Combine(work, "x.npy"), Gate.Core.Tensors.Tensor.FromFloats([n, 3, 8, 8], pixels));
+        Gate.Core.Tensors.Npy.Write(Path.Combine(work, "y.npy"), Gate.Core.Tensors.Tensor.FromLongs([n], labels));
+        var policy = Path.Combine(work, "policy.yaml");
+        File.WriteAllText(policy, """
+            apiVersion: gate/v1
+            kind: DeploymentPolicy
+            metadata: { name: vit-probe }
+            spec:
+              model:
+                format: onnx
+                inputs:
+                  input: { shape: [-1, 3, 8, 8], range: [0.0, 1.0] }
+              runtime: builtin
+              sandbox: { isolation: process }
+              seed: 7
+              datasets:
+                images: { inputs: x.npy, labels: y.npy }
+              checks:
+                - id: probe
+                  type: linear-probe
+                  dataset: images
+                  concept: the image is bright
+                  layers: auto
+                  pooling: mean
+                  require: { accuracy: { min: 0.8 } }
+                - id: repr
+                  type: representation
+                  dataset: images
+                  samples: 64
+                  layers: auto
+                  pooling: mean
+            """);
+        var outDir = Path.Combine(work, "out");
+        var model = Path.Combine(AppContext.BaseDirectory, "TestData", "transformer", "vit-tiny-opset17.onnx");
+        var r = GateCli.Run("check", "--model", model, "--policy", policy, "--out", outDir);
+        Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}\n{r.All}");
+        var checks = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "decision.json")))!["checks"]!.AsArray();
+        var probe = checks.Single(c => c!["id"]!.GetValue<string>() == "probe")!;
+        var layers = probe["details"]!["layers"]!.AsArray();
+        Assert.Equal(2, layers.Count);
+        Assert.All(layers, l => Assert.Equal(32, l!["units"]!.GetValue<int>())); // the MLP's hidden width, pooled over tokens
+        Assert.Equal("pass", probe["verdict"]!.GetValue<string>().ToLowerInvariant());
+        Assert.Equal(2, checks.Single(c => c!["id"]!.GetValue<string>() == "repr")!["details"]!["layers"]!.AsArray().Count);
+    }
+
+    /// <summary>The same on a ViT as torch.onnx exports it at opset 13 and 17 (patch embedding by Conv, 2 encoder
+    /// layers): auto finds each MLP's GELU, the Mul that ends x·½·(1 + erf(x/√2)), and nothing else.</summary>
+    [Theory]
+    [InlineData("vit-tiny-opset13.onnx")]
+    [InlineData("vit-tiny-opset17.onnx")]
+    public void Auto_layers_find_the_gelus_of_a_vit(string file)
+    {
+        var model = OnnxModelLoader.Load(Path.Combine(AppContext.BaseDirectory, "TestData", "transformer", file));
+        var layers = MechanisticData.ResolveLayers(model, new LayerChoice(null));
+        Assert.Equal(2, model.Graph.Nodes.Count(n => n.OpType == "Erf"));
+        Assert.Equal(2, layers.Count);
+        foreach (var layer in layers)
+        {
+            var producer = model.Graph.Nodes.Single(n => n.Outputs.Contains(layer));
+            Assert.Equal("Mul", producer.OpType);
+            // Walk back from the Mul (at most 3 nodes) to the Erf it scales.
+            var frontier = new List<Node> { producer };
+            bool erf = false;
+            for (int depth = 0; depth < 3 && !erf; depth++)
+            {
+                frontier = frontier.SelectMany(n => n.Inputs).SelectMany(i => model.Graph.Nodes.Where(m => m.Outputs.Contains(i))).ToList();
+                erf = frontier.Any(n => n.OpType == "Erf");
+            }
+            Assert.True(erf, $"{file}: auto layer {layer} is not a GELU written out with Erf");
+        }
+    }
+
     [Fact]
     public void Pooling_takes_the_cls_last_or_mean_position_and_leaves_other_ranks_alone()
     {
