@@ -34,20 +34,27 @@ if len(sys.argv) > 4 and sys.argv[4] == "pgd":
     x0 = torch.from_numpy(np.load(f"{folder}/pgd_x-{model}.npy")); y = torch.from_numpy(np.load(f"{folder}/pgd_y-{model}.npy"))
     eps, steps = float(sys.argv[5]), 10
 
+    step_ms = []  # every gradient step of the timed runs: the steady per-step cost Gate's gradientPasses compares with
+
     def pgd():
         g = torch.Generator().manual_seed(2)
         x = (x0 + (torch.rand(x0.shape, generator=g) * 2 - 1) * eps).clamp(0, 1)
         for t in range(steps):
+            s = time.perf_counter()
             x.requires_grad_(True)
             loss = F.cross_entropy(m(x), y, reduction="sum")
             grad, = torch.autograd.grad(loss, x)
             a = 5 * eps / steps if t < 3 * steps // 4 else 2.5 * eps / steps
             x = torch.min(torch.max(x.detach() + a * grad.sign(), x0 - eps), x0 + eps).clamp(0, 1)
+            step_ms.append((time.perf_counter() - s) * 1e3)
         with torch.no_grad():
             return m(x).argmax(1)
     r = timed(pgd)
+    del step_ms[:steps]  # timed()'s warm-up run
     per = {k: round(v / (steps * len(x0)), 3) for k, v in r.items() if k != "n"}
-    print(json.dumps({"model": model, "runtime": "pytorch", "pgd": {"samples": len(x0), "steps": steps, "ms": r, "msPerSampleGradient": per}}))
+    steady = round(statistics.mean(step_ms) / len(x0), 3)
+    print(json.dumps({"model": model, "runtime": "pytorch", "pgd": {"samples": len(x0), "steps": steps, "ms": r, "msPerSampleGradient": per,
+                      "steadyMsPerSampleGradient": steady}}))
     sys.exit(0)
 
 for name in NAMES:
