@@ -21,7 +21,8 @@ public sealed record ValueInfo(string Name, DType ElementType, Dim[]? Shape, Onn
 
 /// <summary>
 /// An ONNX TypeProto as far as Gate needs it: a tensor's element type, a map's key type, and the element of a
-/// sequence or optional (or a map's value). Written as ONNX writes types, e.g. sequence(map(string,tensor(float))).
+/// sequence or optional (or a map's value). Written like ONNX's type strings with Gate's element names, e.g.
+/// sequence(map(string,tensor(float32))).
 /// </summary>
 public sealed record OnnxType(string Kind, DType ElementType = DType.Undefined, OnnxType? Element = null, DType KeyType = DType.Undefined)
 {
