@@ -329,7 +329,10 @@ public static partial class Npy
     /// together no larger than one .npy may be (<see cref="MaxFileBytes"/>, however small the archive: a zip bomb).
     /// An archive with no members is the empty sequence.
     /// </summary>
-    public static List<Tensor> ParseSequenceNpz(byte[] bytes, string path)
+    public static List<Tensor> ParseSequenceNpz(byte[] bytes, string path) => ParseSequenceNpz(bytes, path, MaxFileBytes);
+
+    /// <param name="maxTotal">the cap on all members' bytes together (tests use a small one)</param>
+    internal static List<Tensor> ParseSequenceNpz(byte[] bytes, string path, long maxTotal)
     {
         try
         {
@@ -342,7 +345,7 @@ public static partial class Npy
                     throw new GateInputException($"{path}: a sequence .npz holds exactly arr_0.npy, arr_1.npy, … (np.savez(path, *arrays)); '{SafeMember(e.FullName)}' is not one of them or appears twice");
             }
             var result = new List<Tensor>(byIndex.Count);
-            long left = MaxFileBytes;
+            long left = maxTotal;
             for (int i = 0; i < byIndex.Count; i++)
             {
                 var e = byIndex[i];
@@ -364,7 +367,7 @@ public static partial class Npy
     {
         int unixType = (e.ExternalAttributes >> 16) & 0xF000;
         if (unixType != 0 && unixType != 0x8000)
-            throw new GateInputException($"{path}:{SafeMember(e.FullName)}: not a regular file in the archive ({(unixType == 0xA000 ? "a symbolic link" : $"file type 0{unixType >> 12:o}")})");
+            throw new GateInputException($"{path}:{SafeMember(e.FullName)}: not a regular file in the archive ({(unixType == 0xA000 ? "a symbolic link" : $"file type 0{Convert.ToString(unixType, 8)}")})");
         if (e.Length > cap) throw new GateInputException($"{path}:{SafeMember(e.FullName)}: entry too large");
         using var es = e.Open();
         using var ms = new MemoryStream();
