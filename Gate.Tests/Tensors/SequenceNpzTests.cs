@@ -78,6 +78,7 @@ public class SequenceNpzTests
     [Theory]
     [InlineData("other-name", "'x.npy' is not one of them")]
     [InlineData("gap", "'arr_2.npy' is not one of them")]
+    [InlineData("duplicate", "'arr_0.npy' is not one of them or appears twice")]
     [InlineData("leading-zero", "'arr_01.npy' is not one of them")]
     [InlineData("newline", "'arr_0.npy?' is not one of them")]
     [InlineData("directory", "'sub/arr_0.npy' is not one of them")]
@@ -92,6 +93,7 @@ public class SequenceNpzTests
         {
             "other-name" => Zip(("arr_0.npy", a, null), ("x.npy", a, null)),
             "gap" => Zip(("arr_0.npy", a, null), ("arr_2.npy", a, null)),
+            "duplicate" => Zip(("arr_0.npy", a, null), ("arr_0.npy", a, null)),
             "leading-zero" => Zip(("arr_0.npy", a, null), ("arr_01.npy", a, null)),
             "newline" => Zip(("arr_0.npy\n", a, null)),
             "directory" => Zip(("sub/arr_0.npy", a, null)),
