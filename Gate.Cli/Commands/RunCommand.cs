@@ -17,15 +17,16 @@ public static class RunCommand
     public static Command Create()
     {
         var model = new Option<FileInfo>("--model", "-m") { Description = "The ONNX model to run.", Required = true };
-        var input = new Option<string[]>("--input", "-i") { Description = "A model input: NAME=x.npy (any standard NumPy dtype). Repeat for each input; a model without inputs needs none." };
-        var outDir = new Option<DirectoryInfo>("--output-dir", "-o") { Description = "Where to write one .npy per output and captured tensor (default: ./gate-run)." };
+        var input = new Option<string[]>("--input", "-i") { Description = "A model input: NAME=x.npy (any standard NumPy dtype); a sequence input: NAME=x.npz holding arr_0, arr_1, … in order (np.savez(path, *arrays)). Repeat for each input; an optional input left out is none; a model without inputs needs none." };
+        var outDir = new Option<DirectoryInfo>("--output-dir", "-o") { Description = "Where to write one .npy per output and captured tensor, one .npz per sequence output, no file for an optional output that holds none (default: ./gate-run)." };
         var capture = new Option<string[]>("--capture") { Description = "Also write this intermediate tensor (by name). Repeatable." };
         var runtime = new Option<string>("--runtime") { Description = "builtin (default), onnxruntime, or torch (libtorch: runs only in the bubblewrap or Docker sandbox, whose rootfs has the C++ runtime it needs)." };
         var gradients = new Option<bool>("--input-gradients") { Description = "Also write grad_<input>.npy: the gradient of Σ w·y over the first output y, w[i] = ((i mod 7) - 3)/3 (builtin and torch only)." };
         var sandbox = new Option<string>("--sandbox") { Description = $"Sandbox backend: {string.Join(", ", Backends)} (default: auto, the strongest available). The model never runs in gate's own process." };
         var timeout = new Option<string>("--timeout") { Description = "Wall-clock deadline for the run, e.g. 30s, 5m (default: 5m). Past it the sandbox is killed (exit 2)." };
         var cmd = new Command("run", """
-            Run a model on .npy inputs and write every output (and captured intermediates) as .npy.
+            Run a model on .npy inputs and write every output (and captured intermediates) as .npy. Sequences of
+            tensors go in and out as .npz (arrays arr_0, arr_1, … in order); an optional that holds none has no file.
             Use it to replay a counterexample from evidence/ or to inspect a layer. The model is untrusted: it runs in
             the same sandbox as gate check's checks (Docker, else bubblewrap, else the process sandbox), with no network, 4 GiB of
             memory and the --timeout deadline; what comes back is validated before it is written.
@@ -42,9 +43,11 @@ public static class RunCommand
             foreach (var (name, path) in inputs)
                 if (!File.Exists(path)) throw new GateInputException($"--input {name}={path}: no such file");
             var fed = m.Graph.Inputs.Where(i => !m.Graph.Initializers.ContainsKey(i.Name)).Select(i => i.Name).ToList();
+            // An optional input given no file is none (ONNX's empty optional).
+            var required = m.Graph.Inputs.Where(i => !m.Graph.Initializers.ContainsKey(i.Name) && i.Kind != "optional").Select(i => i.Name).ToList();
             if (inputs.Keys.FirstOrDefault(k => !m.Graph.Inputs.Any(i => i.Name == k)) is { } unknown)
                 throw new GateInputException($"--input {unknown}: the model has no input named '{unknown}' (its inputs: {(fed.Count == 0 ? "none" : string.Join(", ", fed))})");
-            if (fed.FirstOrDefault(k => !inputs.ContainsKey(k)) is { } missing)
+            if (required.FirstOrDefault(k => !inputs.ContainsKey(k)) is { } missing)
                 throw new GateInputException($"--input: no value for the model's input '{missing}' (give --input {missing}=FILE.npy)");
             var runtimeName = pr.GetValue(runtime) ?? "builtin";
             if (!ModelRunJob.Runtimes.Contains(runtimeName))
@@ -67,8 +70,18 @@ public static class RunCommand
                 Console.Error.WriteLine($"gate run: the {backend.Name} sandbox could not run the model: {SafeText.Line(why)}");
                 return ExitCodes.Inconclusive;
             }
+            // A declared output with no file is an optional that holds none; any other missing output is the
+            // sandbox's failure, never a silent gap.
+            var returned = outcome.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+            if (m.Graph.Outputs.FirstOrDefault(o => !returned.Contains(o.Name) && o.Kind != "optional") is { } lost)
+            {
+                Console.Error.WriteLine($"gate run: the {backend.Name} sandbox returned no value for the model's output '{SafeText.Line(lost.Name)}' ({lost.Type?.ToString() ?? "tensor"})");
+                return ExitCodes.Inconclusive;
+            }
             foreach (var (name, file) in outcome.Outputs)
-                Console.Out.WriteLine($"{SafeText.Line(name)}\t{Npy.Read(file)}\t{file}");
+                Console.Out.WriteLine($"{SafeText.Line(name)}\t{ModelValue.Read(file)}\t{file}");
+            foreach (var o in m.Graph.Outputs.Where(o => !returned.Contains(o.Name)))
+                Console.Out.WriteLine($"{SafeText.Line(o.Name)}\tnone\t-");
             return ExitCodes.Approve;
         }));
         return cmd;

@@ -8,10 +8,38 @@ public readonly record struct Dim(long? Value, string? Param)
     public override string ToString() => Value?.ToString() ?? Param ?? "?";
 }
 
-/// <summary>A declared graph input/output/intermediate: name, element type and (possibly partial) shape.</summary>
-public sealed record ValueInfo(string Name, DType ElementType, Dim[]? Shape, string Kind = "tensor")
+/// <summary>
+/// A declared graph input/output/intermediate: name, element type and (possibly partial) shape. <see cref="Type"/> is
+/// the full ONNX type where it is not a plain tensor (null: a tensor of <see cref="ElementType"/>).
+/// </summary>
+public sealed record ValueInfo(string Name, DType ElementType, Dim[]? Shape, OnnxType? Type = null)
 {
     public string ShapeString => Shape is null ? "?" : "[" + string.Join(",", Shape.Select(d => d.ToString())) + "]";
+    /// <summary>tensor, sequence, optional, map, sparse_tensor or unknown.</summary>
+    public string Kind => Type?.Kind ?? "tensor";
+}
+
+/// <summary>
+/// An ONNX TypeProto as far as Gate needs it: a tensor's element type, a map's key type, and the element of a
+/// sequence or optional (or a map's value). Written like ONNX's type strings with Gate's element names, e.g.
+/// sequence(map(string,tensor(float32))).
+/// </summary>
+public sealed record OnnxType(string Kind, DType ElementType = DType.Undefined, OnnxType? Element = null, DType KeyType = DType.Undefined)
+{
+    public static OnnxType Tensor(DType t) => new("tensor", t);
+
+    /// <summary>A sequence of int64→float maps: ai.onnx.ml ZipMap's class probabilities with integer class labels, the
+    /// one non-tensor output the checks read (as [samples, classes]).</summary>
+    public bool IsClassProbabilityMaps =>
+        Kind == "sequence" && Element is { Kind: "map", KeyType: DType.Int64, Element: { Kind: "tensor", ElementType: DType.Float32 } };
+
+    public override string ToString() => Kind switch
+    {
+        "tensor" => $"tensor({ElementType.OnnxName()})",
+        "map" => $"map({KeyType.OnnxName()},{Element})",
+        "sequence" or "optional" => $"{Kind}({Element?.ToString() ?? "?"})",
+        _ => Kind,
+    };
 }
 
 public enum AttributeKind { Float = 1, Int = 2, String = 3, Tensor = 4, Graph = 5, Floats = 6, Ints = 7, Strings = 8, Tensors = 9, Graphs = 10, SparseTensor = 11, SparseTensors = 12, TypeProto = 13, TypeProtos = 14 }

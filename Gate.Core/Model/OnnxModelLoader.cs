@@ -205,18 +205,7 @@ public static class OnnxModelLoader
     private static ValueInfo ConvertValueInfo(ValueInfoProto vi, string where, ModelLimits limits)
     {
         var tt = vi.Type?.TensorType;
-        if (tt is null)
-        {
-            string kind = vi.Type?.ValueCase switch
-            {
-                TypeProto.ValueOneofCase.SequenceType => "sequence",
-                TypeProto.ValueOneofCase.OptionalType => "optional",
-                TypeProto.ValueOneofCase.MapType => "map",
-                TypeProto.ValueOneofCase.SparseTensorType => "sparse_tensor",
-                _ => "unknown",
-            };
-            return new ValueInfo(vi.Name, DType.Undefined, null, kind);
-        }
+        if (tt is null) return new ValueInfo(vi.Name, DType.Undefined, null, ConvertType(vi.Type, 0));
         Dim[]? shape = null;
         if (tt.Shape is not null)
         {
@@ -235,6 +224,21 @@ public static class OnnxModelLoader
             }
         }
         return new ValueInfo(vi.Name, (DType)tt.ElemType, shape);
+    }
+
+    /// <summary>A non-tensor type; nesting is bounded like subgraphs, so a hostile model cannot recurse without end.</summary>
+    private static OnnxType ConvertType(TypeProto? t, int depth)
+    {
+        if (t is null || depth > 8) return new OnnxType("unknown");
+        return t.ValueCase switch
+        {
+            TypeProto.ValueOneofCase.TensorType => OnnxType.Tensor((DType)t.TensorType.ElemType),
+            TypeProto.ValueOneofCase.SequenceType => new OnnxType("sequence", Element: ConvertType(t.SequenceType.ElemType, depth + 1)),
+            TypeProto.ValueOneofCase.OptionalType => new OnnxType("optional", Element: ConvertType(t.OptionalType.ElemType, depth + 1)),
+            TypeProto.ValueOneofCase.MapType => new OnnxType("map", Element: ConvertType(t.MapType.ValueType, depth + 1), KeyType: (DType)t.MapType.KeyType),
+            TypeProto.ValueOneofCase.SparseTensorType => new OnnxType("sparse_tensor"),
+            _ => new OnnxType("unknown"),
+        };
     }
 
     private static NodeAttribute ConvertAttribute(AttributeProto a, string where, LoadContext ctx, int depth, HashSet<string> scope)

@@ -17,6 +17,39 @@ public static class TensorProtoCodec
         return ToTensor(tp, name, limits ?? ModelLimits.Default, externalLoader: null);
     }
 
+    /// <summary>
+    /// A conformance case's serialized value as the graph declares it (<paramref name="type"/>; null: a tensor): a
+    /// TensorProto, a SequenceProto of tensors, or an OptionalProto (of a tensor or such a sequence, or none).
+    /// </summary>
+    public static ModelValue ParseSerializedValue(byte[] bytes, string name, OnnxType? type)
+    {
+        if (type is null || type.Kind == "tensor") return ModelValue.Of(ParseSerialized(bytes, name));
+        try
+        {
+            switch (type.Kind)
+            {
+                case "sequence": return ModelValue.Of(Sequence(SequenceProto.Parser.ParseFrom(bytes), name));
+                case "optional":
+                    var o = OptionalProto.Parser.ParseFrom(bytes);
+                    return o.ElemType switch
+                    {
+                        0 => ModelValue.None,
+                        1 => ModelValue.Of(ToTensor(o.TensorValue ?? new TensorProto(), name, ModelLimits.Default, null)),
+                        3 => ModelValue.Of(Sequence(o.SequenceValue ?? new SequenceProto(), name)),
+                        var k => throw new GateInputException($"{name}: an OptionalProto of element kind {k}; Gate reads optional tensors and sequences of tensors"),
+                    };
+                default: throw new GateInputException($"{name}: a {type} value; Gate reads tensors, sequences of tensors and optionals");
+            }
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new GateInputException($"{name}: not a valid {type.Kind} value: {e.Message}"); }
+    }
+
+    private static List<Tensor> Sequence(SequenceProto s, string name)
+    {
+        if (s.ElemType is not (0 or 1)) throw new GateInputException($"{name}: a SequenceProto of element kind {s.ElemType}; Gate reads sequences of tensors");
+        return s.TensorValues.Select((t, i) => ToTensor(t, $"{name}[{i}]", ModelLimits.Default, null)).ToList();
+    }
+
     internal static Tensor ToTensor(TensorProto tp, string where, ModelLimits limits, Func<TensorProto, byte[]>? externalLoader)
     {
         var type = (DType)tp.DataType;

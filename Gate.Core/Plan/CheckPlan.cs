@@ -82,9 +82,15 @@ public sealed class CheckPlan
         if (ortOnly && policy.Spec.Runtime == "onnxruntime")
         {
             var judged = policy.Spec.Model.Output ?? model.Graph.Outputs[0].Name;
-            if (model.Graph.Outputs.FirstOrDefault(o => o.Name == judged)?.ElementType == DType.String)
-                errors.Add(new PolicyError(typeNode.Location, typeNode.Path, $"check '{spec.Id}': the model's output '{judged}' holds string class labels, " +
+            var info = model.Graph.Outputs.FirstOrDefault(o => o.Name == judged);
+            if (info?.ElementType == DType.String || info?.Type is { Kind: "sequence", Element: { Kind: "map", KeyType: DType.String } })
+                errors.Add(new PolicyError(typeNode.Location, typeNode.Path, $"check '{spec.Id}': the model's output '{judged}' holds string class labels" +
+                    $"{(info.Kind == "tensor" ? "" : $" ({info.Type}, ai.onnx.ml ZipMap's classlabels_strings)")}, " +
                     "which cannot be matched to the dataset's integer labels; name an integer label or probability output in spec.model.output"));
+            // Of the non-tensor outputs the checks read ZipMap's int64→float maps only (as [samples, classes]).
+            else if (info is { Type: { } t } && t.Kind != "tensor" && !t.IsClassProbabilityMaps)
+                errors.Add(new PolicyError(typeNode.Location, typeNode.Path, $"check '{spec.Id}': the model's output '{judged}' is a {t}; the checks read tensors and " +
+                    "sequences of int64→float maps (ai.onnx.ml ZipMap with integer class labels); name such an output in spec.model.output"));
             return;
         }
         var able = string.Join(", ", CheckRegistry.Types.Where(t => CheckRegistry.Find(t)!.Declaration.ReadsNonTensorOutputs));

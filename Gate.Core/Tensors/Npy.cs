@@ -315,19 +315,69 @@ public static partial class Npy
             foreach (var e in zip.Entries)
             {
                 if (!e.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
-                if (e.Length > MaxElements * 8) throw new GateInputException($"{path}:{e.FullName}: entry too large");
-                using var es = e.Open();
-                using var ms = new MemoryStream();
-                // The declared length may lie: copy at most one byte past the cap.
-                CopyCapped(es, ms, MaxElements * 8 + 1);
-                if (ms.Length > MaxElements * 8) throw new GateInputException($"{path}:{e.FullName}: entry too large");
-                result[e.FullName[..^4]] = Parse(ms.ToArray(), $"{path}:{e.FullName}");
+                result[e.FullName[..^4]] = Parse(EntryBytes(e, path, MaxElements * 8), $"{path}:{e.FullName}");
             }
             if (result.Count == 0) throw new GateInputException($"{path}: the .npz archive holds no .npy arrays");
             return result;
         }
         catch (InvalidDataException e) { throw new GateInputException($"{path}: not a valid .npz archive: {e.Message}"); }
     }
+
+    /// <summary>
+    /// A sequence of tensors as NumPy's <c>np.savez(path, *arrays)</c> writes it: exactly the members arr_0.npy …
+    /// arr_{n-1}.npy, nothing else (a member under another name would be silently dropped otherwise), all of them
+    /// together no larger than one .npy may be (<see cref="MaxFileBytes"/>, however small the archive: a zip bomb).
+    /// An archive with no members is the empty sequence.
+    /// </summary>
+    public static List<Tensor> ParseSequenceNpz(byte[] bytes, string path) => ParseSequenceNpz(bytes, path, MaxFileBytes);
+
+    /// <param name="maxTotal">the cap on all members' bytes together (tests use a small one)</param>
+    internal static List<Tensor> ParseSequenceNpz(byte[] bytes, string path, long maxTotal)
+    {
+        try
+        {
+            using var zip = new ZipArchive(new MemoryStream(bytes, writable: false), ZipArchiveMode.Read);
+            var byIndex = new Dictionary<int, ZipArchiveEntry>();
+            foreach (var e in zip.Entries)
+            {
+                var m = SequenceMemberRx().Match(e.FullName);
+                if (!m.Success || !int.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int i) || i >= zip.Entries.Count || !byIndex.TryAdd(i, e))
+                    throw new GateInputException($"{path}: a sequence .npz holds exactly arr_0.npy, arr_1.npy, … (np.savez(path, *arrays)); '{SafeMember(e.FullName)}' is not one of them or appears twice");
+            }
+            var result = new List<Tensor>(byIndex.Count);
+            long left = maxTotal;
+            for (int i = 0; i < byIndex.Count; i++)
+            {
+                var e = byIndex[i];
+                var npy = EntryBytes(e, path, left);
+                left -= npy.Length;
+                result.Add(Parse(npy, $"{path}:{e.FullName}"));
+            }
+            return result;
+        }
+        catch (InvalidDataException e) { throw new GateInputException($"{path}: not a valid .npz archive: {e.Message}"); }
+    }
+
+    /// <summary>
+    /// One member's bytes, at most <paramref name="cap"/> of them (the declared length may lie: at most one byte past
+    /// the cap is inflated). A member the archive marks as a symbolic link (or any other non-regular file) is refused:
+    /// an extracting tool would follow it; its bytes are a path, not an array.
+    /// </summary>
+    private static byte[] EntryBytes(ZipArchiveEntry e, string path, long cap)
+    {
+        int unixType = (e.ExternalAttributes >> 16) & 0xF000;
+        if (unixType != 0 && unixType != 0x8000)
+            throw new GateInputException($"{path}:{SafeMember(e.FullName)}: not a regular file in the archive ({(unixType == 0xA000 ? "a symbolic link" : $"file type 0{Convert.ToString(unixType, 8)}")})");
+        if (e.Length > cap) throw new GateInputException($"{path}:{SafeMember(e.FullName)}: entry too large");
+        using var es = e.Open();
+        using var ms = new MemoryStream();
+        CopyCapped(es, ms, cap + 1);
+        if (ms.Length > cap) throw new GateInputException($"{path}:{SafeMember(e.FullName)}: entry too large");
+        return ms.ToArray();
+    }
+
+    /// <summary>A member name as messages print it: control characters (a terminal's escape sequences) as '?', bounded.</summary>
+    private static string SafeMember(string name) => new(name.Take(120).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 
     private static void CopyCapped(Stream from, Stream to, long cap)
     {
@@ -365,6 +415,7 @@ public static partial class Npy
         }
     }
 
+    [GeneratedRegex(@"^arr_(0|[1-9][0-9]{0,8})\.npy\z")] private static partial Regex SequenceMemberRx();
     [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrRx();
     [GeneratedRegex(@"'descr'\s*:\s*\[\s*\(\s*'([a-z0-9]+)'\s*,\s*'([^']*)'\s*\)\s*,?\s*\]")] private static partial Regex NarrowDescrRx();
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRx();

@@ -105,4 +105,18 @@ public class OrtClassifierOutputTests
         Assert.True(r.ExitCode == 3, $"exit {r.ExitCode}\n{r.All}");
         Assert.True(r.All.Contains("output 'label' holds string class labels"), r.All);
     }
+
+    /// <summary>ZipMap's probabilities under string class labels (skl2onnx with string classes): refused when the
+    /// policy names that output, before anything runs (the runner would only find out sample by sample).</summary>
+    [Fact]
+    public void A_string_keyed_zipmap_output_is_refused_at_plan_time_naming_the_output()
+    {
+        var dir = TestPaths.TempDir();
+        Data(dir);
+        var outDir = Path.Combine(dir, "out");
+        var r = GateCli.Run("check", "--model", Model(dir, stringLabels: true), "--policy", Policy(dir, "probabilities", Accuracy), "--out", outDir);
+        Assert.True(r.ExitCode == 3, $"exit {r.ExitCode}\n{r.All}");
+        Assert.True(r.All.Contains("output 'probabilities' holds string class labels (sequence(map(string,tensor(float32)))"), r.All);
+        Assert.False(File.Exists(Path.Combine(outDir, "decision.json")));
+    }
 }

@@ -29,6 +29,23 @@ public sealed class OnnxRuntimeInference(OrtGraphOptimization optimization = Ort
         return session;
     }
 
+    /// <summary>
+    /// <c>gate run</c> on a model with sequence or optional inputs or outputs: through ORT's C API
+    /// (<see cref="OrtNativeSession.RunValues"/>), on the CPU, keeping IEEE subnormals. Not through the managed API:
+    /// its OrtValue asks an optional output that holds none for its type, and ONNX Runtime 1.31.1 segfaults there.
+    /// </summary>
+    internal static IReadOnlyDictionary<string, ModelValue> RunValues(OnnxModel model, IReadOnlyDictionary<string, ModelValue> inputs, IReadOnlyList<string> outputs)
+    {
+        var extra = outputs.Where(n => !model.Graph.Outputs.Any(o => o.Name == n)).Distinct().ToList();
+        if (extra.Count > 0 && model.Graph.ExternalData.Count > 0)
+            throw new GateInputException($"{model.FileName}: capturing intermediates with ONNX Runtime is not supported for models with external data");
+        var bytes = extra.Count > 0 ? OrtModelOutputs.WithExtraOutputs(model, extra) : model.Bytes;
+        OrtNativeSession session;
+        try { session = new OrtNativeSession(bytes, model.Graph.ExternalData.Count > 0 ? model.SourcePath : null, new OrtSessionSettings(FlushDenormals: false)); }
+        catch (OrtCallException e) { throw new GateInputException($"{model.FileName}: ONNX Runtime {OrtLibrary.Version} rejected the model: {e.Message}", e); }
+        using (session) return Platform.FloatingPointEnvironment.WithDenormalsKept(() => session.RunValues(inputs, outputs));
+    }
+
     private sealed class Session : IInferenceSession
     {
         private readonly OnnxModel model;

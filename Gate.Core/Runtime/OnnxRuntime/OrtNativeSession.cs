@@ -25,7 +25,7 @@ internal static unsafe class OrtCApi
         GetDimensionsSlot = 62, GetTensorTypeAndShapeSlot = 65, GetValueTypeSlot = 67, CreateCpuMemoryInfoSlot = 69, AllocatorFreeSlot = 76,
         GetAllocatorWithDefaultOptionsSlot = 78, ReleaseStatusSlot = 93, ReleaseMemoryInfoSlot = 94, ReleaseSessionSlot = 95,
         ReleaseValueSlot = 96, ReleaseTypeInfoSlot = 98, ReleaseTensorTypeAndShapeInfoSlot = 99, ReleaseSessionOptionsSlot = 100,
-        AddSessionConfigEntrySlot = 130;
+        AddSessionConfigEntrySlot = 130, GetValueSlot = 80, GetValueCountSlot = 81, CreateValueSlot = 82, HasValueSlot = 192;
 
     /// <summary>The API version requested: old enough for any ORT Gate accepts, new enough for every slot above.</summary>
     private const uint ApiVersion = 16;
@@ -168,6 +168,56 @@ internal static unsafe class OrtCApi
         finally { foreach (var n in names) Marshal.FreeCoTaskMem(n); }
     }
 
+    /// <summary>A sequence over tensor values (ORT keeps its own references; the caller still releases the elements).</summary>
+    internal static nint CreateSequence(nint[] elements)
+    {
+        nint value;
+        fixed (nint* e = elements)
+            Check(((delegate* unmanaged[Cdecl]<nint*, nuint, int, nint*, nint>)T[CreateValueSlot])(e, (nuint)elements.Length, 2 /* ONNX_TYPE_SEQUENCE */, &value));
+        return value;
+    }
+
+    /// <summary>ONNX_TYPE_* of a value: 1 tensor, 2 sequence, 3 map, 6 optional.</summary>
+    internal static int ValueType(nint value)
+    {
+        int onnxType;
+        Check(((delegate* unmanaged[Cdecl]<nint, int*, nint>)T[GetValueTypeSlot])(value, &onnxType));
+        return onnxType;
+    }
+
+    /// <summary>The elements of a sequence value (the caller releases each).</summary>
+    internal static nint[] SequenceElements(nint sequence)
+    {
+        nuint count;
+        Check(((delegate* unmanaged[Cdecl]<nint, nuint*, nint>)T[GetValueCountSlot])(sequence, &count));
+        nint allocator;
+        Check(((delegate* unmanaged[Cdecl]<nint*, nint>)T[GetAllocatorWithDefaultOptionsSlot])(&allocator));
+        var elements = new nint[(int)Math.Min(count, int.MaxValue)];
+        try
+        {
+            for (int i = 0; i < elements.Length; i++)
+            {
+                nint e;
+                Check(((delegate* unmanaged[Cdecl]<nint, int, nint, nint*, nint>)T[GetValueSlot])(sequence, i, allocator, &e));
+                elements[i] = e;
+            }
+            return elements;
+        }
+        catch { foreach (var e in elements) ReleaseValue(e); throw; }
+    }
+
+    /// <summary>
+    /// Whether a value holds something: false for an optional without a value (none). Asked before anything else
+    /// about an output, because the managed API's OrtValue asks a none value for its type and ONNX Runtime 1.31.1
+    /// then dereferences null (a segfault, measured on an Optional node with no input).
+    /// </summary>
+    internal static bool HasValue(nint value)
+    {
+        int has;
+        Check(((delegate* unmanaged[Cdecl]<nint, int*, nint>)T[HasValueSlot])(value, &has));
+        return has != 0;
+    }
+
     /// <summary>Element type, shape and data of an output tensor; null type for a value that is not a tensor.</summary>
     internal static (DType? Type, long[] Shape, nint Data) Read(nint value)
     {
@@ -219,48 +269,91 @@ internal sealed class OrtNativeSession : IDisposable
         Outputs = OrtCApi.Describe(handle.DangerousGetHandle(), inputs: false);
     }
 
-    public unsafe IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames)
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames) =>
+        RunValues(inputs.ToDictionary(kv => kv.Key, kv => ModelValue.Of(kv.Value)), outputNames).ToDictionary(kv => kv.Key, kv =>
+            kv.Value.Tensor ?? throw new GateInputException($"output '{kv.Key}' is not a tensor; Gate reads tensors only"));
+
+    /// <summary>
+    /// Runs on tensors, sequences of tensors and nones (an optional input given none is not fed, which ORT reads as
+    /// none), and returns each output as what it holds: a tensor, a sequence of tensors, or none.
+    /// </summary>
+    public unsafe IReadOnlyDictionary<string, ModelValue> RunValues(IReadOnlyDictionary<string, ModelValue> inputs, IReadOnlyList<string> outputNames)
     {
         bool added = false;
         handle.DangerousAddRef(ref added); // a concurrent Dispose waits until this run has finished
         var buffers = new List<GCHandle>();
-        var values = new nint[inputs.Count];
+        var owned = new List<nint>(); // every value created here, sequence elements included
+        var fedNames = new List<string>();
+        var fed = new List<nint>();
         var outputs = new nint[outputNames.Count];
         try
         {
-            int k = 0;
-            foreach (var (name, t) in inputs)
+            nint TensorValue(string name, Tensor t)
             {
                 if (!OrtTensorMarshal.IsSupported(t.Type) || t.Type == DType.String)
-                    throw new GateInputException($"input '{name}': element type {t.Type.OnnxName()} cannot be passed to ONNX Runtime by Gate in a model with narrow element types");
+                    throw new GateInputException($"input '{name}': element type {t.Type.OnnxName()} cannot be passed to ONNX Runtime's C API by Gate (used for narrow element types, sequences and optionals)");
                 var bytes = new byte[Math.Max(1, OrtTensorMarshal.ByteLength(t.Type, t.Length))];
                 OrtTensorMarshal.Encode(t, bytes);
                 var pin = GCHandle.Alloc(bytes, GCHandleType.Pinned);
                 buffers.Add(pin);
-                values[k++] = OrtCApi.CreateTensor(t.Type, t.Shape.Select(d => (long)d).ToArray(), (byte*)pin.AddrOfPinnedObject(), OrtTensorMarshal.ByteLength(t.Type, t.Length));
+                var v = OrtCApi.CreateTensor(t.Type, t.Shape.Select(d => (long)d).ToArray(), (byte*)pin.AddrOfPinnedObject(), OrtTensorMarshal.ByteLength(t.Type, t.Length));
+                owned.Add(v);
+                return v;
             }
-            try { OrtCApi.Run(handle.DangerousGetHandle(), inputs.Keys.ToArray(), values, outputNames.ToArray(), outputs); }
+            foreach (var (name, value) in inputs)
+            {
+                if (value.IsNone) continue;
+                if (value.Tensor is { } t) fed.Add(TensorValue(name, t));
+                else
+                {
+                    if (value.Sequence!.Count == 0) throw new GateInputException($"input '{name}': ONNX Runtime's C API cannot build an empty sequence");
+                    var elements = value.Sequence.Select((e, i) => TensorValue($"{name}[{i}]", e)).ToArray();
+                    var seq = OrtCApi.CreateSequence(elements);
+                    owned.Add(seq);
+                    fed.Add(seq);
+                }
+                fedNames.Add(name);
+            }
+            try { OrtCApi.Run(handle.DangerousGetHandle(), fedNames.ToArray(), fed.ToArray(), outputNames.ToArray(), outputs); }
             catch (OrtCallException e) { throw new GateInputException($"ONNX Runtime refused the inputs or failed: {e.Message}", e); }
-            var result = new Dictionary<string, Tensor>(outputNames.Count, StringComparer.Ordinal);
+            var result = new Dictionary<string, ModelValue>(outputNames.Count, StringComparer.Ordinal);
             for (int i = 0; i < outputs.Length; i++)
             {
-                var (type, shape, data) = OrtCApi.Read(outputs[i]);
-                if (type is not DType dt) throw new GateInputException($"output '{outputNames[i]}' is not a tensor; Gate reads tensors only");
-                var dims = OrtTensorMarshal.CheckedShape(shape, outputNames[i]);
-                if (!OrtTensorMarshal.IsSupported(dt) || dt == DType.String)
-                    throw new GateInputException($"output '{outputNames[i]}': element type {dt.OnnxName()} cannot be read from ONNX Runtime by Gate");
-                int n = Tensor.ElementCount(dims);
-                result[outputNames[i]] = OrtTensorMarshal.Decode(dt, dims, new ReadOnlySpan<byte>((void*)data, (int)OrtTensorMarshal.ByteLength(dt, n)));
+                var name = outputNames[i];
+                if (!OrtCApi.HasValue(outputs[i])) { result[name] = ModelValue.None; continue; }
+                switch (OrtCApi.ValueType(outputs[i]))
+                {
+                    case 1: result[name] = ModelValue.Of(ReadTensor(outputs[i], name)); break;
+                    case 2:
+                    {
+                        var elements = OrtCApi.SequenceElements(outputs[i]);
+                        try { result[name] = ModelValue.Of(elements.Select((e, k) => ReadTensor(e, $"{name}[{k}]")).ToList()); }
+                        finally { foreach (var e in elements) OrtCApi.ReleaseValue(e); }
+                        break;
+                    }
+                    case var other: throw new GateInputException($"output '{name}' is an ONNX value of type {other} (a map, or a sequence of maps or sequences); gate run reads tensors, sequences of tensors and optionals");
+                }
             }
             return result;
         }
         finally
         {
             foreach (var v in outputs) OrtCApi.ReleaseValue(v);
-            foreach (var v in values) OrtCApi.ReleaseValue(v);
+            foreach (var v in owned) OrtCApi.ReleaseValue(v);
             foreach (var b in buffers) b.Free();
             if (added) handle.DangerousRelease();
         }
+    }
+
+    private static unsafe Tensor ReadTensor(nint value, string name)
+    {
+        var (type, shape, data) = OrtCApi.Read(value);
+        if (type is not DType dt) throw new GateInputException($"output '{name}' is not a tensor; Gate reads tensors (and sequences of tensors) only");
+        var dims = OrtTensorMarshal.CheckedShape(shape, name);
+        if (!OrtTensorMarshal.IsSupported(dt) || dt == DType.String)
+            throw new GateInputException($"output '{name}': element type {dt.OnnxName()} cannot be read from ONNX Runtime's C API by Gate");
+        int n = Tensor.ElementCount(dims);
+        return OrtTensorMarshal.Decode(dt, dims, new ReadOnlySpan<byte>((void*)data, (int)OrtTensorMarshal.ByteLength(dt, n)));
     }
 
     public void Dispose() => handle.Dispose();

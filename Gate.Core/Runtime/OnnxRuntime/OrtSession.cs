@@ -48,7 +48,15 @@ public sealed class OrtSession : IDisposable
         FallbackReason = fallback;
         Inputs = session.InputNames.Select(n => Info(n, session.InputMetadata[n])).ToList();
         Outputs = session.OutputNames.Select(n => Info(n, session.OutputMetadata[n])).ToList();
+        optionalOutputs = session.OutputNames.Where(n => session.OutputMetadata[n].OnnxValueType == OnnxValueType.ONNX_TYPE_OPTIONAL).ToHashSet(StringComparer.Ordinal);
     }
+
+    /// <summary>
+    /// Outputs of optional type. The managed API's OrtValue asks every output for its type, and ONNX Runtime 1.31.1
+    /// dereferences null when asked about an optional that holds none (a segfault, measured): such outputs are never
+    /// fetched through it. gate run reads them through the C API (<see cref="OrtNativeSession.RunValues"/>).
+    /// </summary>
+    private readonly HashSet<string> optionalOutputs = [];
 
     private OrtSession(OrtNativeSession native, string? fallback, bool flush)
     {
@@ -184,6 +192,8 @@ public sealed class OrtSession : IDisposable
 
     private IReadOnlyDictionary<string, Tensor> RunManaged(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames)
     {
+        if (outputNames.FirstOrDefault(optionalOutputs.Contains) is { } optional)
+            throw new GateInputException($"output '{optional}' is an optional; Gate reads optional outputs only in gate run (ONNX Runtime {OrtLibrary.Version}'s managed API crashes on one that holds none)");
         var values = new List<OrtValue>(inputs.Count);
         try
         {
