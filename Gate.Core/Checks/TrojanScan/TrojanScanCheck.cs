@@ -22,7 +22,7 @@ public sealed record MaxMarginOptions(int Starts, int Steps, double? Threshold);
 /// <param name="FalsePositiveRate">for the ensemble: each of the k detectors gets rate/k (Bonferroni), and its calibrated threshold is the clean-score quantile for that share</param>
 /// <param name="Confirmation">share of held-out non-target inputs a flagged detector's trigger must send to its class on the production runtime</param>
 public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Detectors, int Samples, MaskSearchOptions NeuralCleanse, MaskSearchOptions Tabor,
-    MaxMarginOptions MaxMargin, double FalsePositiveRate, double Confirmation, TimeSpan WallTime) : Gate.Core.Decision.IEstimatesWork
+    MaxMarginOptions MaxMargin, double FalsePositiveRate, double Confirmation, TimeSpan WallTime) : IScalesDefaults
 {
     /// <summary>
     /// Per class: each mask-search step is one gradient pass over the samples (Neural Cleanse, TABOR); MM-BD runs
@@ -43,6 +43,57 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
 
     public TimeSpan EffectiveWallTime(int classes) =>
         WallTimeDefaulted ? TimeSpan.FromTicks(Math.Max(WallTime.Ticks, TrojanScanCheck.WallTimePerClass.Ticks * classes)) : WallTime;
+
+    /// <summary>Whether the policy left each mask search's and MM-BD's steps (and MM-BD's starts) at their defaults: only those may be scaled to fit the sandbox.</summary>
+    public bool StepsDefaulted { get; init; }
+    public bool TaborStepsDefaulted { get; init; }
+    public bool MaxMarginStartsDefaulted { get; init; }
+    public bool MaxMarginStepsDefaulted { get; init; }
+
+    /// <summary>
+    /// Samples first (they only cost: every step is one pass over them), down to <see cref="TrojanScanCheck.SamplesFloor"/>;
+    /// then the steps, each by the factor left, down to <see cref="TrojanScanCheck.StepsFloor"/> — a mask search needs
+    /// its steps to reach the attack-success target on a clean class, and one that does not is INCONCLUSIVE. MM-BD:
+    /// starts before steps.
+    /// </summary>
+    public (object Options, IReadOnlyList<ScaledDefault> Scaled) ScaleDefaults(double factor, long rows, int classes)
+    {
+        if (factor >= 1) return (this, []);
+        var scaled = new List<ScaledDefault>();
+        int Knob(string key, int value, int floor, bool defaulted, ref double f)
+        {
+            if (!defaulted) return value;
+            var (v, left) = BudgetScaling.Lower(value, floor, f);
+            f = left;
+            if (v != value) scaled.Add(new(key, v.ToString(CultureInfo.InvariantCulture), value.ToString(CultureInfo.InvariantCulture), BudgetScaling.RuleWithFloor(floor.ToString(CultureInfo.InvariantCulture))));
+            return (int)v;
+        }
+        double f = factor;
+        int samples = SamplesDefaulted ? Math.Max(Samples, TrojanScanCheck.SamplesPerClass * classes) : Samples;
+        samples = Knob("samples", samples, TrojanScanCheck.SamplesFloor(classes), SamplesDefaulted, ref f);
+        double fs = f, ft = f;
+        int nc = Knob("steps", NeuralCleanse.Steps, TrojanScanCheck.StepsFloor, StepsDefaulted, ref fs);
+        int tabor = Knob("tabor.steps", Tabor.Steps, TrojanScanCheck.StepsFloor, TaborStepsDefaulted, ref ft);
+        double fm = factor;
+        int starts = Knob("mmBd.starts", MaxMargin.Starts, TrojanScanCheck.MaxMarginStartsFloor, MaxMarginStartsDefaulted, ref fm);
+        int mmSteps = Knob("mmBd.steps", MaxMargin.Steps, TrojanScanCheck.MaxMarginStepsFloor, MaxMarginStepsDefaulted, ref fm);
+        // A scaled sample count is no longer the class-scaled default: it is recorded here, not by the class rule.
+        return (this with
+        {
+            Samples = samples, SamplesDefaulted = SamplesDefaulted && !scaled.Any(d => d.Option == "samples"),
+            NeuralCleanse = NeuralCleanse with { Steps = nc }, Tabor = Tabor with { Steps = tabor }, MaxMargin = MaxMargin with { Starts = starts, Steps = mmSteps },
+        }, scaled);
+    }
+
+    /// <summary>A defaulted wall time (the class rule's) rises to the scan's share of the sandbox's time when that is larger.</summary>
+    public (object Options, ScaledDefault Scaled)? WithWallTimeShare(TimeSpan share, int classes)
+    {
+        if (!WallTimeDefaulted) return null;
+        var own = EffectiveWallTime(classes);
+        var wall = share > own ? share : own;
+        return (this with { WallTime = wall, WallTimeDefaulted = false },
+            new ScaledDefault("budget.wallTime", $"{wall.TotalSeconds:0.#}s", $"{own.TotalSeconds:0.#}s", TrojanScanCheck.WallTimeShareRule));
+    }
 
     /// <summary>The policy left <c>samples</c> at its default: it grows with the class count (<see cref="TrojanScanCheck.SamplesPerClass"/>).</summary>
     public bool SamplesDefaulted { get; init; }
@@ -118,7 +169,22 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
     public static readonly TimeSpan WallTimePerClass = TimeSpan.FromSeconds(30);
     /// <summary>The scaling rules in words, declared on the options (<see cref="OptionDecl.ScaledWith"/>) and recorded with the values chosen.</summary>
     public const string SamplesRule = "max(64, 4 × classes): 4 per class when the model has more than 16 classes",
-        WallTimeRule = "max(5m, 30 s × classes): 30 seconds per class when the model has more than 10 classes";
+        WallTimeRule = "max(5m, 30 s × classes): 30 seconds per class when the model has more than 10 classes; when the sandbox scales the budgets, raised to the scan's share of the sandbox timeout",
+        WallTimeShareRule = "raised to the scan's share of the sandbox timeout (in proportion to its estimate) when the budgets are scaled to fit it";
+
+    /// <summary>
+    /// The floors of the defaults <see cref="BudgetScaling"/> may lower. Samples: the non-target samples judge each
+    /// class's attack success, so at least 16 and one per class. Steps: see <see cref="StepsFloor"/>.
+    /// </summary>
+    public static int SamplesFloor(int classes) => Math.Max(16, classes);
+    public const string SamplesFloorText = "max(16, classes)";
+    /// <summary>
+    /// Neural Cleanse / TABOR steps below which a mask search on a clean class does not reliably reach the
+    /// attack-success target (measured on the ResNet-18 shapes model, docs/benchmarks/budgets.md): an unreached class
+    /// makes the scan INCONCLUSIVE, so lowering steps further buys nothing.
+    /// </summary>
+    public const int StepsFloor = 100;
+    public const int MaxMarginStartsFloor = 2, MaxMarginStepsFloor = 50;
 
     public override TrojanScanOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
@@ -133,6 +199,10 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
             d.Value(n, "confirmation").Number!.Value, d.Value(n, "budget.wallTime").Duration!.Value)
         {
             SamplesDefaulted = n["samples"] is null,
+            StepsDefaulted = n["steps"] is null,
+            TaborStepsDefaulted = (n["tabor"] as PolicyMapping)?["steps"] is null,
+            MaxMarginStartsDefaulted = (n["mmBd"] as PolicyMapping)?["starts"] is null,
+            MaxMarginStepsDefaulted = (n["mmBd"] as PolicyMapping)?["steps"] is null,
             WallTimeDefaulted = (n["budget"] as PolicyMapping)?["wallTime"] is null,
         };
     }
