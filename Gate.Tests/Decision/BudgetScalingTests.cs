@@ -107,7 +107,7 @@ public class BudgetScalingTests
         // The estimate the user sees (and decision.json records) is of the scaled checks, and says what was scaled.
         var after = CostEstimator.Estimate(plan.SandboxChecks, Rows(plan), 10, Slow, TimeSpan.FromMinutes(20), Large);
         Assert.True(after.Fits, string.Join("\n", after.Lines()));
-        Assert.Contains("defaults scaled to fit the sandbox: samples 16 (default 64)", after.Checks.Single(c => c.Id == "trojan").Line("injected"));
+        Assert.Contains("defaults scaled to fit the sandbox: samples 32 (default 64)", after.Checks.Single(c => c.Id == "trojan").Line("injected"));
     }
 
     [Fact]
@@ -147,7 +147,7 @@ public class BudgetScalingTests
     {
         var plan = Plan(Defaults, timeout: "2m");
         var scaled = Apply(plan, Slow);
-        // At its floors the scan is 16 samples × (100 + 100 steps) × 10 classes × 20 ms ≈ 11 min: over 2 min × 80%.
+        // At its floors the scan is 32 samples × (150 + 150 steps) × 10 classes × 20 ms ≈ 32 min: over 2 min × 80%.
         var trojan = scaled.Single(s => s.Check.Spec.Id == "trojan");
         Assert.NotNull(trojan.CannotFit);
         Assert.False(trojan.Check.Runnable);

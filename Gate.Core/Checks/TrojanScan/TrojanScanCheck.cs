@@ -13,7 +13,16 @@ using Gate.Core.Tensors;
 namespace Gate.Core.Checks.TrojanScan;
 
 /// <summary>Budget of one trigger reverse-engineering detector (Neural Cleanse or TABOR).</summary>
-public sealed record MaskSearchOptions(int Steps, double LearningRate, double MaskPenalty, double Smoothness, double? Threshold);
+public sealed record MaskSearchOptions(int Steps, double LearningRate, double MaskPenalty, double Smoothness, double? Threshold)
+{
+    /// <summary>
+    /// When <see cref="Steps"/> was scaled down to fit the sandbox: a class whose search has not reached the attack-success
+    /// target by then goes on up to this many (the declared default) while the wall time lasts. A clean class that needs
+    /// longer is thus not left unreached (which would make the scan INCONCLUSIVE), and a reached class stops where every
+    /// class of the estimate stops; the extra steps are outside the estimate, inside the wall-time budget.
+    /// </summary>
+    public int? UnreachedSteps { get; init; }
+}
 
 /// <summary>Budget of MM-BD: random starts per class and projected-Adam steps.</summary>
 public sealed record MaxMarginOptions(int Starts, int Steps, double? Threshold);
@@ -49,6 +58,8 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
     public bool TaborStepsDefaulted { get; init; }
     public bool MaxMarginStartsDefaulted { get; init; }
     public bool MaxMarginStepsDefaulted { get; init; }
+    /// <summary>Some search budget was scaled below its default to fit the sandbox (<see cref="ScaleDefaults"/>).</summary>
+    public bool BudgetScaled { get; init; }
 
     /// <summary>
     /// Samples first (they only cost: every step is one pass over them), down to <see cref="TrojanScanCheck.SamplesFloor"/>;
@@ -80,8 +91,10 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
         // A scaled sample count is no longer the class-scaled default: it is recorded here, not by the class rule.
         return (this with
         {
+            BudgetScaled = BudgetScaled || scaled.Count > 0,
             Samples = samples, SamplesDefaulted = SamplesDefaulted && !scaled.Any(d => d.Option == "samples"),
-            NeuralCleanse = NeuralCleanse with { Steps = nc }, Tabor = Tabor with { Steps = tabor }, MaxMargin = MaxMargin with { Starts = starts, Steps = mmSteps },
+            NeuralCleanse = NeuralCleanse with { Steps = nc, UnreachedSteps = nc < NeuralCleanse.Steps ? NeuralCleanse.Steps : null },
+            Tabor = Tabor with { Steps = tabor, UnreachedSteps = tabor < Tabor.Steps ? Tabor.Steps : null }, MaxMargin = MaxMargin with { Starts = starts, Steps = mmSteps },
         }, scaled);
     }
 
@@ -173,17 +186,16 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         WallTimeShareRule = "raised to the scan's share of the sandbox timeout (in proportion to its estimate) when the budgets are scaled to fit it";
 
     /// <summary>
-    /// The floors of the defaults <see cref="BudgetScaling"/> may lower. Samples: the non-target samples judge each
-    /// class's attack success, so at least 16 and one per class. Steps: see <see cref="StepsFloor"/>.
+    /// The floors of the defaults <see cref="BudgetScaling"/> may lower, measured on the digits CNNs with the trojan's
+    /// ground truth (MANIFEST; without the class reference, which does not apply to a scaled scan): at 32 samples ×
+    /// 150 steps both mask searches find the trojan (class 0, anomaly indices 4.4 and 5.1 over thresholds 3.7 and
+    /// 4.0) and the clean CNN passes; at 64 × 100 Neural Cleanse flags the wrong class (8), at 16 × 100 the trojan is
+    /// missed — with few samples every class's mask is small, so the trigger's no longer stands out. Samples matter
+    /// for the statistic, not only for the cost.
     /// </summary>
-    public static int SamplesFloor(int classes) => Math.Max(16, classes);
-    public const string SamplesFloorText = "max(16, classes)";
-    /// <summary>
-    /// Neural Cleanse / TABOR steps below which a mask search on a clean class does not reliably reach the
-    /// attack-success target (measured on the ResNet-18 shapes model, docs/benchmarks/budgets.md): an unreached class
-    /// makes the scan INCONCLUSIVE, so lowering steps further buys nothing.
-    /// </summary>
-    public const int StepsFloor = 100;
+    public static int SamplesFloor(int classes) => Math.Max(32, classes);
+    public const string SamplesFloorText = "max(32, classes)";
+    public const int StepsFloor = 150;
     public const int MaxMarginStartsFloor = 2, MaxMarginStepsFloor = 50;
 
     public override TrojanScanOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
@@ -233,7 +245,11 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         var calibration = TrojanCalibration.Embedded;
         // The class-referenced consensus needs reference models of this very task (else: the within-model detectors alone).
         string? referenceMismatch = calibration.Reference is null ? "the calibration table has no reference models"
-            : calibration.Reference.Mismatch(ClassReference.Fingerprint(ds.Inputs), classes, [c, h, w], o.Detectors);
+            : calibration.Reference.Mismatch(ClassReference.Fingerprint(ds.Inputs), classes, [c, h, w], o.Detectors)
+            // It compares each class's value with the same class on the reference models, scanned at the default budget: on
+            // fewer samples and steps every mask is larger and the comparison is off (the clean digits CNN at the floors
+            // scored 7.0 against a threshold of 4.7). The within-model statistics compare classes of one scan with each other.
+            ?? (o.BudgetScaled ? "the scan's budgets were scaled to fit the sandbox, and the reference models were scanned at the defaults" : null);
         // Production confirms reached triggers; without it, the merge says so only if a detector flags.
         IInferenceSession? session = null;
         string? productionMissing = null;
@@ -652,7 +668,8 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         int windowHits = 0;
         const int Patience = 10;
         int step;
-        for (step = 0; step < o.Steps; step++)
+        int limit = Math.Max(o.Steps, o.UnreachedSteps ?? 0);
+        for (step = 0; step < limit && (step < o.Steps || !everReached); step++)
         {
             if (clock.Elapsed > deadline) break;
             ct.ThrowIfCancellationRequested();
