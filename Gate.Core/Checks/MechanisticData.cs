@@ -151,7 +151,7 @@ public static class MechanisticData
     /// shrinks so that one batch's captures take at most a quarter of the budget.
     /// </summary>
     public static BoundedCapture BoundCapture(CheckContext ctx, IReadOnlyDictionary<string, Tensor> feeds, IReadOnlyList<string> layers, bool chosenByUser, Pooling pooling,
-        long budgetBytes, int batch = 256)
+        long budgetBytes, int batch = 256, string? budgetWhat = null)
     {
         int n = feeds.Values.First().Shape[0];
         if (n == 0) return new BoundedCapture(layers, batch, null);
@@ -163,13 +163,31 @@ public static class MechanisticData
             long elements = t.Rank == 3 && pooling != Pooling.Flatten ? (long)t.Shape[0] * t.Shape[2] : t.Length;
             return (Layer: l, Bytes: elements * sizeof(double) / Math.Max(1, probe));
         }).ToList();
-        return ChooseWithin(perSample, n, budgetBytes, chosenByUser, FixedBatch.BatchFor(ctx.Model, batch), ctx.Model.FileName);
+        return ChooseWithin(perSample, n, budgetBytes, chosenByUser, FixedBatch.BatchFor(ctx.Model, batch), ctx.Model.FileName, budgetWhat);
+    }
+
+    /// <summary>
+    /// What the activations a linear probe fits on may hold when it chose its layers itself (<c>auto</c>, <c>residual</c>):
+    /// every fold's L-BFGS (to a gradient of 1e-6) passes over samples × features, so the fitting — not the model's
+    /// forward passes, which the estimate counts — is the probe's cost. Measured on ResNet-18 shapes (200 samples,
+    /// docs/benchmarks/budgets.md): all ~550k activation features ran past 5 minutes, and 2^24 sample-features still
+    /// past 11 (the sandbox's timeout ended it); 2^21 is 8× less. Not yet measured to fit: a bound, not a cost model.
+    /// Named layers are the user's choice and are not thinned by it.
+    /// </summary>
+    public const long ProbeFitElements = 1L << 21;
+
+    /// <summary>The capture budget of a check that fits probes on what it captures: the memory's, or the fitting budget when smaller.</summary>
+    public static (long Bytes, string? What) ProbeCaptureBudget(CheckContext ctx)
+    {
+        long memory = CaptureBudgetBytes(ctx), fit = ProbeFitElements * sizeof(double);
+        return fit < memory ? (fit, $"the probes' fitting budget of 2^21 sample-features ({fit / (1024 * 1024)} MiB)") : (memory, null);
     }
 
     /// <summary>The selection rule of <see cref="BoundCapture"/> on measured sizes (bytes per sample of each layer, in graph order).</summary>
     public static BoundedCapture ChooseWithin(IReadOnlyList<(string Layer, long Bytes)> perSample, int samples, long budgetBytes, bool chosenByUser,
-        int batch, string modelName)
+        int batch, string modelName, string? budgetWhat = null)
     {
+        budgetWhat ??= $"the capture budget of {budgetBytes / (1024.0 * 1024):F0} MiB, a quarter of the sandbox's memory";
         static string MiB(long b) => $"{b / (1024.0 * 1024):F0} MiB";
         long Need(IEnumerable<(string Layer, long Bytes)> ls) => ls.Sum(l => l.Bytes) * samples;
         var chosen = perSample.ToList();
@@ -192,7 +210,7 @@ public static class MechanisticData
                 throw new InsufficientMemoryException($"{modelName}: layers: auto found no layer whose activations for {samples} samples fit the capture budget of {MiB(budgetBytes)} " +
                     $"(the smallest needs {MiB(Need([perSample.MinBy(l => l.Bytes)]))}): lower samples, name a small layer or raise sandbox.limits.memory");
             note = $"layers: auto captured {chosen.Count} of {perSample.Count} hidden activations ({MiB(Need(chosen))}; all would need {MiB(Need(perSample))}, " +
-                   $"over the capture budget of {MiB(budgetBytes)}, a quarter of the sandbox's memory)";
+                   $"over {budgetWhat})";
         }
         long perBatchSample = Math.Max(1, chosen.Sum(l => l.Bytes));
         int fitted = (int)Math.Clamp(budgetBytes / 4 / perBatchSample, 1, batch);

@@ -31,6 +31,10 @@ public sealed record CheckEstimate(string Id, string Type, CheckWork Work, doubl
     public double? BudgetSeconds { get; init; }
     /// <summary>What the budget is: "budget.wallTime" or "sandbox.limits.timeout".</summary>
     public string? BudgetSource { get; init; }
+    /// <summary>The defaults <see cref="BudgetScaling"/> lowered (or whose wall time it raised) to fit the sandbox; the estimate is of the scaled check.</summary>
+    public IReadOnlyList<ScaledDefault> Scaled { get; init; } = [];
+    /// <summary>Why the check cannot fit even at the floors of its defaults (<see cref="BudgetScaling"/>): INCONCLUSIVE without running.</summary>
+    public string? CannotFit { get; init; }
 
     /// <summary>
     /// How far past its budget a check must be estimated to be refused before it runs. The estimate is an upper bound
@@ -43,19 +47,21 @@ public sealed record CheckEstimate(string Id, string Type, CheckWork Work, doubl
     public const double RefuseFactor = 20;
 
     /// <summary>The estimate exceeds the budget by more than <see cref="RefuseFactor"/>: the check is INCONCLUSIVE before it runs (<see cref="OverBudgetReason"/>).</summary>
-    public bool OverBudget => BudgetSeconds is { } b && Seconds > b * RefuseFactor;
+    public bool OverBudget => CannotFit is not null || BudgetSeconds is { } b && Seconds > b * RefuseFactor;
 
     /// <summary>The estimate exceeds the budget, but not by enough to refuse: the check runs and may run out of budget.</summary>
     public bool MayExceed => BudgetSeconds is { } b && Seconds > b && !OverBudget;
 
     /// <summary>Why the check did not run, e.g. "estimated 412 s > budget 300 s (budget.wallTime) …".</summary>
-    public string? OverBudgetReason => OverBudget
+    public string? OverBudgetReason => CannotFit ?? (OverBudget
         ? $"estimated {Seconds:0.#} s > budget {BudgetSeconds:0.#} s ({BudgetSource}), more than {RefuseFactor:0.#}× over: {Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes at the measured pass cost; " +
           "not run, so the budget was not spent on a search that could not finish — lower its samples or steps, or raise the budget"
-        : null;
+        : null);
 
     /// <summary>The estimate in one line for a person.</summary>
     public string Line(string source) =>
+        (Scaled.Count > 0 ? $"defaults scaled to fit the sandbox: {string.Join(", ", Scaled.Select(d => $"{d.Option} {d.Value} (default {d.DeclaredDefault})"))}; " : "") +
+        (CannotFit is not null ? $"{CannotFit}; " : "") +
         $"~{PlanEstimate.Seconds(Seconds)} ({Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes; {source})" +
         (BudgetSeconds is { } b ? $" against a budget of {PlanEstimate.Seconds(b)} ({BudgetSource})" + (OverBudget ? ": over budget, INCONCLUSIVE without running" : MayExceed ? ": may not fit its budget (runs; INCONCLUSIVE if the budget runs out)" : "") : "");
 }

@@ -42,6 +42,7 @@ public static class CheckExecutor
                 result = CheckResult.Inconclusive(pc.Spec, $"check failed to run ({e.GetType().Name}): {e.Message}");
             }
         }
+        if (pc.ScaledDefaults.Count > 0 && pc.NotRunReason is null) RecordScaled(result, pc.ScaledDefaults);
         result.Enforcement = pc.Spec.Enforcement;
         result.DurationSeconds = sw.Elapsed.TotalSeconds;
         ctx.Progress.Report(ProgressUpdate.Finished(pc.Spec.Id, result.Verdict, result.DurationSeconds));
@@ -65,6 +66,18 @@ public static class CheckExecutor
             else if (shard.RunsUnshardedChecks) results.Add(await RunOneAsync(ctx, pc, ct).ConfigureAwait(false));
         }
         return results;
+    }
+
+    /// <summary>
+    /// The defaults the sandbox scaled to fit its timeout, beside those the check scaled with the model itself: one
+    /// place in the result, <c>details.scaledDefaults</c>, each with the value run, the default and the rule.
+    /// </summary>
+    public static void RecordScaled(CheckResult result, IReadOnlyList<Gate.Core.Decision.ScaledDefault> scaled)
+    {
+        var into = result.Details["scaledDefaults"] as System.Text.Json.Nodes.JsonObject ?? new System.Text.Json.Nodes.JsonObject();
+        foreach (var d in scaled)
+            into[d.Option] = new System.Text.Json.Nodes.JsonObject { ["value"] = d.Value, ["declaredDefault"] = d.DeclaredDefault, ["rule"] = d.Rule };
+        result.Details["scaledDefaults"] = into;
     }
 
     /// <summary>Whether a check's result in a split job comes from shard parts (merged) rather than from shard 0 whole.</summary>

@@ -13,10 +13,19 @@ public static class CostEstimator
 {
     /// <param name="rows">The samples of each dataset, by name (<see cref="CheckPlan.Datasets"/>).</param>
     /// <param name="classes">The model's output classes (the last axis of its primary output).</param>
-    public static PlanEstimate Estimate(IEnumerable<PlannedCheck> checks, IReadOnlyDictionary<string, long> rows, int classes, PassCost cost, TimeSpan wallTime)
+    /// <param name="parameters">The model's parameter count: from <see cref="BudgetScaling.MinParameters"/> the defaulted budgets are scaled to fit (whole jobs only).</param>
+    public static PlanEstimate Estimate(IEnumerable<PlannedCheck> checks, IReadOnlyDictionary<string, long> rows, int classes, PassCost cost, TimeSpan wallTime,
+        long parameters = 0, bool whole = true) =>
+        Estimate(Scale(checks.ToList(), rows, classes, cost, wallTime, parameters, whole), rows, classes, cost, wallTime);
+
+    private static IReadOnlyList<BudgetScaling.Scaled> Scale(IReadOnlyList<PlannedCheck> checks, IReadOnlyDictionary<string, long> rows, int classes,
+        PassCost cost, TimeSpan wallTime, long parameters, bool whole) =>
+        whole ? BudgetScaling.Apply(checks, rows, classes, cost, wallTime, parameters) : checks.Select(c => new BudgetScaling.Scaled(c, [], null)).ToList();
+
+    private static PlanEstimate Estimate(IReadOnlyList<BudgetScaling.Scaled> scaled, IReadOnlyDictionary<string, long> rows, int classes, PassCost cost, TimeSpan wallTime)
     {
         var list = new List<CheckEstimate>();
-        foreach (var c in checks)
+        foreach (var (c, defaults, cannotFit) in scaled)
         {
             var w = c.Options as IEstimatesWork;
             var work = w?.Work(c.Spec.Dataset is { } d && rows.TryGetValue(d, out var n) ? n : 0, classes) ?? default;
@@ -28,21 +37,24 @@ public static class CostEstimator
                 // Only checks whose work is estimated are judged against a budget: the rest say nothing either way.
                 BudgetSeconds = w is null ? null : budget?.TotalSeconds,
                 BudgetSource = w is null || budget is null ? null : own is null ? "sandbox.limits.timeout" : "budget.wallTime",
+                Scaled = defaults, CannotFit = cannotFit,
             });
         }
-        return new PlanEstimate(cost, list, list.Sum(c => c.Seconds), wallTime.TotalSeconds);
+        // A check refused up front does not run: it takes none of the wall time.
+        return new PlanEstimate(cost, list, list.Where(c => c.CannotFit is null).Sum(c => c.Seconds), wallTime.TotalSeconds);
     }
 
     /// <summary>The plan's estimate for <paramref name="checks"/> on the sandbox's measured pass cost, against its wall time.</summary>
-    public static PlanEstimate Estimate(CheckPlan plan, IEnumerable<PlannedCheck> checks, PassCost cost) =>
+    public static PlanEstimate Estimate(CheckPlan plan, IEnumerable<PlannedCheck> checks, PassCost cost, bool whole = true) =>
         Estimate(checks, plan.Datasets.ToDictionary(d => d.Name, d => (long)d.Samples, StringComparer.Ordinal), Classes(plan.Model, plan.Policy),
-            cost, plan.Policy.Spec.Sandbox.Limits.Timeout);
+            cost, plan.Policy.Spec.Sandbox.Limits.Timeout, Parameters(plan.Model), whole);
 
     /// <summary>
-    /// Inside the sandbox, before any check runs: the estimate on the measured pass cost, told to the user through
-    /// <paramref name="progress"/> (one <see cref="ProgressPhase.Estimated"/> update per check), and the checks with
-    /// those estimated past their wall-time budget marked not to run (INCONCLUSIVE with the reason, the budget
-    /// unspent). In a shard the work is a share of the check's, so the estimate is told but nothing is marked.
+    /// Inside the sandbox, before any check runs: the defaulted budgets scaled to fit the sandbox (<see cref="BudgetScaling"/>,
+    /// whole jobs only), the estimate on the measured pass cost, told to the user through <paramref name="progress"/>
+    /// (one <see cref="ProgressPhase.Estimated"/> update per check, with what was scaled), and the checks that cannot
+    /// fit or are estimated past their wall-time budget marked not to run (INCONCLUSIVE with the reason, the budget
+    /// unspent). In a shard the work is a share of the check's, so the estimate is told but nothing is scaled or marked.
     /// </summary>
     public static (IReadOnlyList<PlannedCheck> Checks, PlanEstimate Estimate) BeforeRun(CheckContext ctx, IReadOnlyList<PlannedCheck> checks, PassCost cost,
         TimeSpan wallTime, bool whole)
@@ -50,13 +62,19 @@ public static class CostEstimator
         var rows = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var d in checks.Where(c => c.Runnable && c.Options is IEstimatesWork).Select(c => c.Spec.Dataset).OfType<string>().Distinct())
             rows[d] = ctx.LoadDataset(d).Count;
-        var estimate = Estimate(checks, rows, Classes(ctx.Model, ctx.Policy), cost, wallTime);
+        int classes = Classes(ctx.Model, ctx.Policy);
+        var scaled = Scale(checks, rows, classes, cost, wallTime, Parameters(ctx.Model), whole);
+        checks = scaled.Select(s => s.Defaults.Count > 0 ? s.Check with { ScaledDefaults = s.Defaults } : s.Check).ToList();
+        var estimate = Estimate(scaled, rows, classes, cost, wallTime);
         var byId = estimate.Checks.ToDictionary(e => e.Id, StringComparer.Ordinal);
-        foreach (var c in checks.Where(c => c.Runnable && c.Options is IEstimatesWork))
+        foreach (var c in checks.Where(c => (c.Runnable || byId[c.Spec.Id].CannotFit is not null) && c.Options is IEstimatesWork))
             ctx.Progress.Report(ProgressUpdate.Estimated(c.Spec.Id, byId[c.Spec.Id].Line(cost.Source), byId[c.Spec.Id].Seconds, byId[c.Spec.Id].BudgetSeconds ?? 0));
         if (!whole) return (checks, estimate);
         return (checks.Select(c => c.Runnable && byId[c.Spec.Id].OverBudgetReason is { } why ? c with { NotRunReason = why } : c).ToList(), estimate);
     }
+
+    /// <summary>The model's parameter count: the elements of its initializers (as static inspection counts them).</summary>
+    public static long Parameters(Gate.Core.Model.OnnxModel model) => model.Graph.Initializers.Values.Sum(t => (long)t.Length);
 
     /// <summary>The model's output classes: the last axis of its primary output when the graph declares it, else 10.</summary>
     public static int Classes(Gate.Core.Model.OnnxModel model, Gate.Core.Policy.DeploymentPolicy policy)
@@ -95,8 +113,8 @@ public static class CostEstimator
     }
 
     /// <summary>
-    /// Times one forward and one forward + input-gradient pass of <paramref name="batch"/> on the white-box engine,
-    /// after a warm-up pass, and returns the cost per sample. Runs the model: call it only inside the sandbox.
+    /// Times a forward and a forward + input-gradient pass of <paramref name="batch"/> on the white-box engine, three
+    /// times after a warm-up pass, and returns the median cost per sample. Runs the model: call it only inside the sandbox.
     /// </summary>
     public static PassCost Measure(IWhiteBoxEngine engine, string input, string output, Tensor batch, string engineName)
     {
@@ -105,13 +123,20 @@ public static class CostEstimator
         var warm = engine.Forward(feeds, [output]); // warm-up: first-call allocation and JIT are not the steady cost
         var seed = new Dictionary<string, Tensor> { [output] = Tensor.FromFloats(warm[output].Shape, Enumerable.Repeat(1f, warm[output].Length).ToArray()) };
         engine.Backward(engine.Forward(feeds, [output], recordForBackward: true), seed, [input]); // and the backward's first call
-        var sw = Stopwatch.StartNew();
-        engine.Forward(feeds, [output]);
-        double forward = sw.Elapsed.TotalSeconds / n;
-        sw.Restart();
-        engine.Backward(engine.Forward(feeds, [output], recordForBackward: true), seed, [input]);
-        double gradient = sw.Elapsed.TotalSeconds / n;
-        return new PassCost(forward, gradient, $"measured: one batch of {n} on {engineName}");
+        // The median of three timings: on a shared machine one pass can take 2–3× another a minute later (ResNet-18
+        // under a load of ~15 on 2 cores: 18.5 and 51 ms per sample-gradient), and the budgets are now scaled on it.
+        var forwards = new double[3]; var gradients = new double[3];
+        for (int i = 0; i < 3; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            engine.Forward(feeds, [output]);
+            forwards[i] = sw.Elapsed.TotalSeconds / n;
+            sw.Restart();
+            engine.Backward(engine.Forward(feeds, [output], recordForBackward: true), seed, [input]);
+            gradients[i] = sw.Elapsed.TotalSeconds / n;
+        }
+        Array.Sort(forwards); Array.Sort(gradients);
+        return new PassCost(forwards[1], gradients[1], $"measured: median of 3 batches of {n} on {engineName}");
     }
 
 }

@@ -41,11 +41,12 @@ public static class MechanisticHarness
         Policy("obs", "[-1, 288]", "[0.0, 1.0]", ConceptDatasets, check, seed);
 
     /// <summary>Loads the policy text, plans it (binding every check) and runs its only check on the model.</summary>
-    public static (CheckResult Result, string EvidenceDir) Run(string modelFile, string policyText, bool withoutProduction = false) =>
-        Run(OnnxModelLoader.Load(TestPaths.FixtureModel(modelFile)), policyText, withoutProduction);
+    public static (CheckResult Result, string EvidenceDir) Run(string modelFile, string policyText, bool withoutProduction = false, Func<object, object>? options = null) =>
+        Run(OnnxModelLoader.Load(TestPaths.FixtureModel(modelFile)), policyText, withoutProduction, options);
 
     /// <param name="withoutProduction">run as if the production runtime were missing (the check must not pass on the engine alone)</param>
-    public static (CheckResult Result, string EvidenceDir) Run(OnnxModel model, string policyText, bool withoutProduction = false)
+    /// <param name="options">changes the bound options before the check runs (e.g. the sandbox's budget scaling)</param>
+    public static (CheckResult Result, string EvidenceDir) Run(OnnxModel model, string policyText, bool withoutProduction = false, Func<object, object>? options = null)
     {
         var dir = TestPaths.TempDir("gate-mech");
         var policyPath = Path.Combine(dir, "policy.yaml");
@@ -58,7 +59,7 @@ public static class MechanisticHarness
             : ProductionRuntime.Open(policy, model, new RuntimeOptions());
         var evidence = new EvidenceWriter(Path.Combine(dir, "evidence")).ForCheck(planned.Spec.Id);
         var ctx = new CheckContext(model, policy, session, reason, evidence);
-        var result = planned.Implementation!.RunAsync(ctx, planned.Spec, planned.Options!, CancellationToken.None).GetAwaiter().GetResult();
+        var result = planned.Implementation!.RunAsync(ctx, planned.Spec, options?.Invoke(planned.Options!) ?? planned.Options!, CancellationToken.None).GetAwaiter().GetResult();
         result.Evidence.AddRange(evidence.Files.Where(f => !result.Evidence.Contains(f)));
         return (result, Path.Combine(dir, "evidence"));
     }

@@ -71,7 +71,7 @@ public class CostEstimateTests
         Assert.NotNull(estimate);
         Assert.Equal(["accuracy", "robustness"], estimate.Checks.Select(c => c.Id));
         Assert.True(estimate.Cost.GradientSecondsPerSample > 0);
-        Assert.StartsWith("measured: one batch of", estimate.Cost.Source);
+        Assert.StartsWith("measured: median of 3 batches of", estimate.Cost.Source);
         Assert.True(estimate.Fits, string.Join("\n", estimate.Lines()));
         Assert.Contains(notes, n => n.StartsWith("estimate: total", StringComparison.Ordinal));
         // Machine-readable under sandbox, and nowhere in what shards must reproduce.

@@ -22,9 +22,12 @@ public sealed class ApgdAttack : IAttackMethod
     public bool WhiteBox => true;
     public void Validate(MethodSpec spec) { }
 
-    private static int Steps(MethodSpec s) => s.Steps ?? 100;
+    private const int DefaultSteps = 100;
+    private static int Steps(MethodSpec s) => s.Steps ?? DefaultSteps;
     private static int Runs(MethodSpec s) => Math.Max(1, s.Restarts ?? 1);
     public long QueriesPerSample(MethodSpec spec) => (long)Runs(spec) * (Steps(spec) + 1);
+    /// <summary>Below 20 steps the search is too weak to stand for the default's.</summary>
+    public (string Key, int Default, int Floor)? DefaultBudget => ("steps", DefaultSteps, 20);
     public string Describe(MethodSpec spec) => $"APGD-CE {Steps(spec)}×{Runs(spec)}";
 
     /// <summary>Iterations (1-based counts of steps taken) after which the step size is reviewed.</summary>

@@ -21,6 +21,11 @@ public interface IAttackMethod
     void Validate(MethodSpec spec);
     /// <summary>Most queries it spends on one sample; used for progress totals.</summary>
     long QueriesPerSample(MethodSpec spec);
+    /// <summary>
+    /// The per-sample budget knob a policy may leave at its default (steps, queries): its key, default and the floor
+    /// below which the plan does not lower it to fit the sandbox (<see cref="Gate.Core.Decision.BudgetScaling"/>); null: none.
+    /// </summary>
+    (string Key, int Default, int Floor)? DefaultBudget => null;
     /// <summary>For the coverage statement, e.g. "PGD 40×5".</summary>
     string Describe(MethodSpec spec);
     void Attack(AttackBatch batch, MethodSpec spec, CancellationToken ct);

@@ -19,9 +19,12 @@ public sealed class PgdAttack : IAttackMethod
     public bool WhiteBox => true;
     public void Validate(MethodSpec spec) { }
 
-    private static int Steps(MethodSpec s) => s.Steps ?? 40;
+    private const int DefaultSteps = 40;
+    private static int Steps(MethodSpec s) => s.Steps ?? DefaultSteps;
     private static int Runs(MethodSpec s) => Math.Max(1, s.Restarts ?? 1);
     public long QueriesPerSample(MethodSpec spec) => (long)Runs(spec) * (Steps(spec) + 1);
+    /// <summary>Below 20 steps the search is too weak to stand for the default's.</summary>
+    public (string Key, int Default, int Floor)? DefaultBudget => ("steps", DefaultSteps, 20);
     public string Describe(MethodSpec spec) => $"PGD {Steps(spec)}×{Runs(spec)}" +
         (spec.StepSize is { } a ? $" (α={a.ToString("G3", CultureInfo.InvariantCulture)})" : "");
 

@@ -22,8 +22,11 @@ public sealed class SquareAttack : IAttackMethod
             throw PolicyException.At(spec.Node, "square is budgeted by 'queries' (and shaped by 'pInit'); steps, restarts and stepSize do not apply");
     }
 
-    private static int Queries(MethodSpec s) => s.Queries ?? 1000;
+    private const int DefaultQueries = 1000;
+    private static int Queries(MethodSpec s) => s.Queries ?? DefaultQueries;
     public long QueriesPerSample(MethodSpec spec) => Queries(spec);
+    /// <summary>Below 200 queries the search is too weak to stand for the default's.</summary>
+    public (string Key, int Default, int Floor)? DefaultBudget => ("queries", DefaultQueries, 200);
     public string Describe(MethodSpec spec) => $"Square {Queries(spec)} queries" +
         (spec.PInit is { } p ? $" (p={p.ToString("G3", CultureInfo.InvariantCulture)})" : "");
 

@@ -51,8 +51,10 @@ public sealed class LinearProbeCheck : ShardedCheck<LinearProbeOptions>
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
         // Bounded on the whole layer list, so every shard thins it alike (the budget and the sizes are the same everywhere).
         var samples = ds.Select(rows);
+        // Layers it chose itself are also thinned to what the fits can afford (ProbeFitElements); named layers only to memory.
+        var (budget, what) = o.Layers.Named is null ? MechanisticData.ProbeCaptureBudget(ctx) : (MechanisticData.CaptureBudgetBytes(ctx), null);
         var capture = MechanisticData.BoundCapture(ctx, samples, MechanisticData.ResolveLayers(ctx.Model, o.Layers), o.Layers.Named is not null, o.Pooling,
-            MechanisticData.CaptureBudgetBytes(ctx));
+            budget, budgetWhat: what);
         var layers = capture.Layers;
         var (first, end) = shard.Range(layers.Count);
         var mine = layers.Skip((int)first).Take((int)(end - first)).ToList();

@@ -13,7 +13,16 @@ using Gate.Core.Tensors;
 namespace Gate.Core.Checks.TrojanScan;
 
 /// <summary>Budget of one trigger reverse-engineering detector (Neural Cleanse or TABOR).</summary>
-public sealed record MaskSearchOptions(int Steps, double LearningRate, double MaskPenalty, double Smoothness, double? Threshold);
+public sealed record MaskSearchOptions(int Steps, double LearningRate, double MaskPenalty, double Smoothness, double? Threshold)
+{
+    /// <summary>
+    /// When <see cref="Steps"/> was scaled down to fit the sandbox: a class whose search has not reached the attack-success
+    /// target by then goes on up to this many (the declared default) while the wall time lasts. A clean class that needs
+    /// longer is thus not left unreached (which would make the scan INCONCLUSIVE), and a reached class stops where every
+    /// class of the estimate stops; the extra steps are outside the estimate, inside the wall-time budget.
+    /// </summary>
+    public int? UnreachedSteps { get; init; }
+}
 
 /// <summary>Budget of MM-BD: random starts per class and projected-Adam steps.</summary>
 public sealed record MaxMarginOptions(int Starts, int Steps, double? Threshold);
@@ -22,7 +31,7 @@ public sealed record MaxMarginOptions(int Starts, int Steps, double? Threshold);
 /// <param name="FalsePositiveRate">for the ensemble: each of the k detectors gets rate/k (Bonferroni), and its calibrated threshold is the clean-score quantile for that share</param>
 /// <param name="Confirmation">share of held-out non-target inputs a flagged detector's trigger must send to its class on the production runtime</param>
 public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Detectors, int Samples, MaskSearchOptions NeuralCleanse, MaskSearchOptions Tabor,
-    MaxMarginOptions MaxMargin, double FalsePositiveRate, double Confirmation, TimeSpan WallTime) : Gate.Core.Decision.IEstimatesWork
+    MaxMarginOptions MaxMargin, double FalsePositiveRate, double Confirmation, TimeSpan WallTime) : IScalesDefaults
 {
     /// <summary>
     /// Per class: each mask-search step is one gradient pass over the samples (Neural Cleanse, TABOR); MM-BD runs
@@ -43,6 +52,61 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
 
     public TimeSpan EffectiveWallTime(int classes) =>
         WallTimeDefaulted ? TimeSpan.FromTicks(Math.Max(WallTime.Ticks, TrojanScanCheck.WallTimePerClass.Ticks * classes)) : WallTime;
+
+    /// <summary>Whether the policy left each mask search's and MM-BD's steps (and MM-BD's starts) at their defaults: only those may be scaled to fit the sandbox.</summary>
+    public bool StepsDefaulted { get; init; }
+    public bool TaborStepsDefaulted { get; init; }
+    public bool MaxMarginStartsDefaulted { get; init; }
+    public bool MaxMarginStepsDefaulted { get; init; }
+    /// <summary>Some search budget was scaled below its default to fit the sandbox (<see cref="ScaleDefaults"/>).</summary>
+    public bool BudgetScaled { get; init; }
+
+    /// <summary>
+    /// Samples first (they only cost: every step is one pass over them), down to <see cref="TrojanScanCheck.SamplesFloor"/>;
+    /// then the steps, each by the factor left, down to <see cref="TrojanScanCheck.StepsFloor"/> — a mask search needs
+    /// its steps to reach the attack-success target on a clean class, and one that does not is INCONCLUSIVE. MM-BD:
+    /// starts before steps.
+    /// </summary>
+    public (object Options, IReadOnlyList<ScaledDefault> Scaled) ScaleDefaults(double factor, long rows, int classes)
+    {
+        if (factor >= 1) return (this, []);
+        var scaled = new List<ScaledDefault>();
+        int Knob(string key, int value, int floor, bool defaulted, ref double f)
+        {
+            if (!defaulted) return value;
+            var (v, left) = BudgetScaling.Lower(value, floor, f);
+            f = left;
+            if (v != value) scaled.Add(new(key, v.ToString(CultureInfo.InvariantCulture), value.ToString(CultureInfo.InvariantCulture), BudgetScaling.RuleWithFloor(floor.ToString(CultureInfo.InvariantCulture))));
+            return (int)v;
+        }
+        double f = factor;
+        int samples = SamplesDefaulted ? Math.Max(Samples, TrojanScanCheck.SamplesPerClass * classes) : Samples;
+        samples = Knob("samples", samples, TrojanScanCheck.SamplesFloor(classes), SamplesDefaulted, ref f);
+        double fs = f, ft = f;
+        int nc = Knob("steps", NeuralCleanse.Steps, TrojanScanCheck.StepsFloor, StepsDefaulted, ref fs);
+        int tabor = Knob("tabor.steps", Tabor.Steps, TrojanScanCheck.StepsFloor, TaborStepsDefaulted, ref ft);
+        double fm = factor;
+        int starts = Knob("mmBd.starts", MaxMargin.Starts, TrojanScanCheck.MaxMarginStartsFloor, MaxMarginStartsDefaulted, ref fm);
+        int mmSteps = Knob("mmBd.steps", MaxMargin.Steps, TrojanScanCheck.MaxMarginStepsFloor, MaxMarginStepsDefaulted, ref fm);
+        // A scaled sample count is no longer the class-scaled default: it is recorded here, not by the class rule.
+        return (this with
+        {
+            BudgetScaled = BudgetScaled || scaled.Count > 0,
+            Samples = samples, SamplesDefaulted = SamplesDefaulted && !scaled.Any(d => d.Option == "samples"),
+            NeuralCleanse = NeuralCleanse with { Steps = nc, UnreachedSteps = nc < NeuralCleanse.Steps ? NeuralCleanse.Steps : null },
+            Tabor = Tabor with { Steps = tabor, UnreachedSteps = tabor < Tabor.Steps ? Tabor.Steps : null }, MaxMargin = MaxMargin with { Starts = starts, Steps = mmSteps },
+        }, scaled);
+    }
+
+    /// <summary>A defaulted wall time (the class rule's) rises to the scan's share of the sandbox's time when that is larger.</summary>
+    public (object Options, ScaledDefault Scaled)? WithWallTimeShare(TimeSpan share, int classes)
+    {
+        if (!WallTimeDefaulted) return null;
+        var own = EffectiveWallTime(classes);
+        var wall = share > own ? share : own;
+        return (this with { WallTime = wall, WallTimeDefaulted = false },
+            new ScaledDefault("budget.wallTime", $"{wall.TotalSeconds:0.#}s", $"{own.TotalSeconds:0.#}s", TrojanScanCheck.WallTimeShareRule));
+    }
 
     /// <summary>The policy left <c>samples</c> at its default: it grows with the class count (<see cref="TrojanScanCheck.SamplesPerClass"/>).</summary>
     public bool SamplesDefaulted { get; init; }
@@ -118,7 +182,21 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
     public static readonly TimeSpan WallTimePerClass = TimeSpan.FromSeconds(30);
     /// <summary>The scaling rules in words, declared on the options (<see cref="OptionDecl.ScaledWith"/>) and recorded with the values chosen.</summary>
     public const string SamplesRule = "max(64, 4 × classes): 4 per class when the model has more than 16 classes",
-        WallTimeRule = "max(5m, 30 s × classes): 30 seconds per class when the model has more than 10 classes";
+        WallTimeRule = "max(5m, 30 s × classes): 30 seconds per class when the model has more than 10 classes; when the sandbox scales the budgets, raised to the scan's share of the sandbox timeout",
+        WallTimeShareRule = "raised to the scan's share of the sandbox timeout (in proportion to its estimate) when the budgets are scaled to fit it";
+
+    /// <summary>
+    /// The floors of the defaults <see cref="BudgetScaling"/> may lower, measured on the digits CNNs with the trojan's
+    /// ground truth (MANIFEST; without the class reference, which does not apply to a scaled scan): at 32 samples ×
+    /// 150 steps both mask searches find the trojan (class 0, anomaly indices 4.4 and 5.1 over thresholds 3.7 and
+    /// 4.0) and the clean CNN passes; at 64 × 100 Neural Cleanse flags the wrong class (8), at 16 × 100 the trojan is
+    /// missed — with few samples every class's mask is small, so the trigger's no longer stands out. Samples matter
+    /// for the statistic, not only for the cost.
+    /// </summary>
+    public static int SamplesFloor(int classes) => Math.Max(32, classes);
+    public const string SamplesFloorText = "max(32, classes)";
+    public const int StepsFloor = 150;
+    public const int MaxMarginStartsFloor = 2, MaxMarginStepsFloor = 50;
 
     public override TrojanScanOptions BindOptions(CheckSpec spec, DeploymentPolicy policy)
     {
@@ -133,6 +211,10 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
             d.Value(n, "confirmation").Number!.Value, d.Value(n, "budget.wallTime").Duration!.Value)
         {
             SamplesDefaulted = n["samples"] is null,
+            StepsDefaulted = n["steps"] is null,
+            TaborStepsDefaulted = (n["tabor"] as PolicyMapping)?["steps"] is null,
+            MaxMarginStartsDefaulted = (n["mmBd"] as PolicyMapping)?["starts"] is null,
+            MaxMarginStepsDefaulted = (n["mmBd"] as PolicyMapping)?["steps"] is null,
             WallTimeDefaulted = (n["budget"] as PolicyMapping)?["wallTime"] is null,
         };
     }
@@ -163,7 +245,11 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         var calibration = TrojanCalibration.Embedded;
         // The class-referenced consensus needs reference models of this very task (else: the within-model detectors alone).
         string? referenceMismatch = calibration.Reference is null ? "the calibration table has no reference models"
-            : calibration.Reference.Mismatch(ClassReference.Fingerprint(ds.Inputs), classes, [c, h, w], o.Detectors);
+            : calibration.Reference.Mismatch(ClassReference.Fingerprint(ds.Inputs), classes, [c, h, w], o.Detectors)
+            // It compares each class's value with the same class on the reference models, scanned at the default budget: on
+            // fewer samples and steps every mask is larger and the comparison is off (the clean digits CNN at the floors
+            // scored 7.0 against a threshold of 4.7). The within-model statistics compare classes of one scan with each other.
+            ?? (o.BudgetScaled ? "the scan's budgets were scaled to fit the sandbox, and the reference models were scanned at the defaults" : null);
         // Production confirms reached triggers; without it, the merge says so only if a detector flags.
         IInferenceSession? session = null;
         string? productionMissing = null;
@@ -582,7 +668,8 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         int windowHits = 0;
         const int Patience = 10;
         int step;
-        for (step = 0; step < o.Steps; step++)
+        int limit = Math.Max(o.Steps, o.UnreachedSteps ?? 0);
+        for (step = 0; step < limit && (step < o.Steps || !everReached); step++)
         {
             if (clock.Elapsed > deadline) break;
             ct.ThrowIfCancellationRequested();

@@ -126,6 +126,35 @@ public class TrojanScanTests(TrojanScans scans) : IClassFixture<TrojanScans>
         Assert.Equal(a.Details["masks"]!.ToJsonString(), b.Details["masks"]!.ToJsonString());
     }
 
+    /// <summary>
+    /// The floors the sandbox may scale the defaults down to (32 samples, 150 steps per class and mask search, MM-BD 2 × 50)
+    /// still find the digits trojan (class 0, MANIFEST) and still decide on the clean CNN: a floor that lost the trojan or
+    /// left a clean class unreached (INCONCLUSIVE) would be no floor.
+    /// </summary>
+    [Theory]
+    [InlineData("digits-cnn-trojan.onnx", Verdict.Fail)]
+    [InlineData("digits-cnn.onnx", Verdict.Pass)]
+    public void At_the_floors_of_the_scaled_defaults_the_scan_still_decides(string model, Verdict expected)
+    {
+        var (r, _) = MechanisticHarness.Run(model, MechanisticHarness.DigitsPolicy(TrojanScans.Check),
+            options: o => ((Gate.Core.Checks.TrojanScan.TrojanScanOptions)o).ScaleDefaults(1e-6, 360, 10).Options);
+        Assert.Equal(32, (int)r.Metrics["samples"]);
+        Assert.True(expected == r.Verdict, $"{model}: {r.Verdict}: {r.Summary}");
+        if (expected == Verdict.Fail) Assert.Equal(0, (int)r.Details["flaggedClass"]!);
+    }
+
+    [Fact]
+    public void Scaled_steps_go_on_for_a_class_that_has_not_reached_its_target()
+    {
+        // One step is never enough for every class to reach 90%: scaled (unlike written) steps continue up to the default.
+        var written = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy(TrojanScans.Check.Replace("dataset: test", "dataset: test\n      detectors: [neural-cleanse]\n      samples: 16\n      steps: 1")));
+        Assert.Equal(Verdict.Inconclusive, written.Result.Verdict);
+        var scaled = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy(TrojanScans.Check.Replace("dataset: test", "dataset: test\n      detectors: [neural-cleanse]\n      samples: 16")),
+            options: o => o is Gate.Core.Checks.TrojanScan.TrojanScanOptions t ? t with { NeuralCleanse = t.NeuralCleanse with { Steps = 1, UnreachedSteps = 300 } } : o);
+        Assert.True(scaled.Result.Verdict == Verdict.Pass, scaled.Result.Summary);
+        Assert.True(scaled.Result.BudgetUsed["steps"] > 10, $"{scaled.Result.BudgetUsed["steps"]} steps");
+    }
+
     [Fact]
     public void An_exhausted_time_budget_is_inconclusive()
     {

@@ -1,0 +1,134 @@
+using Gate.Core.Plan;
+
+namespace Gate.Core.Decision;
+
+/// <summary>One budget default the plan lowered (or a defaulted wall time it raised to the check's share) to fit the sandbox.</summary>
+/// <param name="Option">the option's key as a policy writes it, e.g. <c>samples</c>, <c>tabor.steps</c>, <c>search[0].steps</c></param>
+/// <param name="Value">what the check runs with</param>
+/// <param name="DeclaredDefault">what the default would have been</param>
+public sealed record ScaledDefault(string Option, string Value, string DeclaredDefault, string Rule);
+
+/// <summary>
+/// Bound options whose expensive budget knobs (samples, steps, queries) a policy may leave at their defaults, so the
+/// plan may lower them to fit the sandbox (<see cref="BudgetScaling"/>). A value the policy wrote is never changed.
+/// </summary>
+public interface IScalesDefaults : IEstimatesWork
+{
+    /// <summary>
+    /// The options with the defaulted knobs lowered so their work is about <paramref name="factor"/> (0..1] of the
+    /// defaults' — samples before steps (samples mostly cost; steps decide whether a search converges), none below
+    /// its floor — and what was lowered. Factor 1 (or nothing defaulted) returns these options, nothing scaled.
+    /// </summary>
+    (object Options, IReadOnlyList<ScaledDefault> Scaled) ScaleDefaults(double factor, long rows, int classes);
+
+    /// <summary>
+    /// When the check's own wall-time budget is a default: the options with it raised to <paramref name="share"/> (the
+    /// check's share of the sandbox's time, when larger), and the record; null when the policy set it or it has none.
+    /// </summary>
+    (object Options, ScaledDefault Scaled)? WithWallTimeShare(TimeSpan share, int classes) => null;
+}
+
+/// <summary>
+/// Default budgets that scale with the model (issue #17): on a large model the declared defaults (PGD's 40 steps on
+/// every sample, the trojan scan's 300 steps per class and detector) can need hours, so a release policy that names
+/// only its thresholds would never decide. Before the checks run, with the measured pass cost, the defaulted knobs of
+/// every check are lowered by one factor so that the estimate fits <see cref="PlanEstimate.Headroom"/> of the
+/// sandbox's timeout; a check that cannot fit even at its floors is INCONCLUSIVE without running (never APPROVE).
+/// A check's defaulted own wall time is raised to its share of the sandbox's time. Whole jobs only: a shard runs
+/// the budgets as bound (its estimate is only printed). The same function runs in the sandbox (which runs the
+/// scaled checks) and on the host (which records the estimate), so both say the same.
+/// </summary>
+public static class BudgetScaling
+{
+    /// <summary>
+    /// Models from this many parameters have their defaults scaled. Below it the defaults stand: the estimate is a
+    /// loose upper bound on small models (7–8× on the digits release policy, <see cref="CheckEstimate.RefuseFactor"/>),
+    /// which would lower budgets that in fact fit.
+    /// </summary>
+    public const long MinParameters = 1_000_000;
+
+    /// <summary>The rule in words, recorded with every scaled value and shown by review and diff beside the default.</summary>
+    public const string Rule = "lowered on models of ≥ 1M parameters so the plan's estimate fits 80% of the sandbox timeout (samples before steps, none below its floor)";
+
+    /// <summary>The words review and diff print beside a default that this scaling may lower, with its floor.</summary>
+    public static string RuleWithFloor(string floor) => $"{Rule}; floor {floor}";
+
+    /// <summary>
+    /// A defaulted knob lowered by <paramref name="factor"/> but not below <paramref name="floor"/> (nor raised to it),
+    /// and the factor left for the next knob (1 when this one absorbed all of it).
+    /// </summary>
+    public static (long Value, double Left) Lower(long value, long floor, double factor)
+    {
+        if (factor >= 1 || value <= 0) return (value, Math.Min(1, factor));
+        long v = Math.Max(Math.Min(value, floor), (long)Math.Ceiling(value * factor));
+        return (v, Math.Min(1, factor * value / v));
+    }
+
+    /// <summary>What the scaling did to one check.</summary>
+    public sealed record Scaled(PlannedCheck Check, IReadOnlyList<ScaledDefault> Defaults, string? CannotFit);
+
+    /// <summary>
+    /// The checks with their defaults scaled to fit, by the largest factor f ≤ 1 at which the total estimate fits
+    /// <see cref="PlanEstimate.Headroom"/> × <paramref name="wallTime"/> and every check with a budget of its own set
+    /// by the policy fits that budget. A scalable check whose estimate at its floors alone exceeds what it may use is
+    /// refused (<see cref="Scaled.CannotFit"/>); if the floors together still do not fit, the costliest is refused
+    /// until they do. Unchanged when the model is small, the wall time unknown, or everything fits as declared.
+    /// </summary>
+    public static IReadOnlyList<Scaled> Apply(IReadOnlyList<PlannedCheck> checks, IReadOnlyDictionary<string, long> rows, int classes,
+        PassCost cost, TimeSpan wallTime, long parameters)
+    {
+        var unchanged = checks.Select(c => new Scaled(c, [], null)).ToList();
+        if (parameters < MinParameters || wallTime <= TimeSpan.Zero) return unchanged;
+        double limit = wallTime.TotalSeconds * PlanEstimate.Headroom;
+        long Rows(PlannedCheck c) => c.Spec.Dataset is { } d && rows.TryGetValue(d, out var n) ? n : 0;
+        double Seconds(object? options, PlannedCheck c) => options is IEstimatesWork w
+            ? w.Work(Rows(c), classes) is var k ? k.Forward * cost.ForwardSecondsPerSample + k.Gradient * cost.GradientSecondsPerSample : 0 : 0;
+        // Own budgets the policy set bind; a defaulted one gives way to the check's share of the sandbox (below).
+        double? Own(PlannedCheck c) => c.Options is IScalesDefaults s && s.WithWallTimeShare(wallTime, classes) is not null ? null
+            : (c.Options as IEstimatesWork)?.WallTimeBudget(classes)?.TotalSeconds * PlanEstimate.Headroom;
+        bool Runs(PlannedCheck c) => c.Runnable && c.Options is IEstimatesWork;
+
+        var scalable = checks.Where(c => Runs(c) && c.Options is IScalesDefaults).ToList();
+        (object Options, IReadOnlyList<ScaledDefault> Scaled) At(PlannedCheck c, double f) => ((IScalesDefaults)c.Options!).ScaleDefaults(f, Rows(c), classes);
+        bool Fits(PlannedCheck c, double seconds) => seconds <= Math.Min(limit, Own(c) ?? double.PositiveInfinity);
+        if (checks.Where(Runs).Sum(c => Seconds(c.Options, c)) <= limit && checks.Where(Runs).All(c => Fits(c, Seconds(c.Options, c))))
+            return unchanged;
+
+        // Refused: alone at its floors it exceeds what it may use; then, while the floors together do not fit, the costliest.
+        var refused = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var c in scalable)
+            if (Seconds(At(c, 0).Options, c) is var s0 && !Fits(c, s0))
+                refused[c.Spec.Id] = Refusal(s0, Math.Min(limit, Own(c) ?? double.PositiveInfinity), "alone");
+        var fixedSeconds = checks.Where(c => Runs(c) && c.Options is not IScalesDefaults).Sum(c => Seconds(c.Options, c));
+        double Total(double f) => fixedSeconds + scalable.Where(c => !refused.ContainsKey(c.Spec.Id)).Sum(c => Seconds(At(c, f).Options, c));
+        while (Total(0) > limit && scalable.Where(c => !refused.ContainsKey(c.Spec.Id)).MaxBy(c => Seconds(At(c, 0).Options, c)) is { } worst)
+            refused[worst.Spec.Id] = Refusal(Seconds(At(worst, 0).Options, worst), limit - (Total(0) - Seconds(At(worst, 0).Options, worst)), "beside the other checks");
+
+        bool Ok(double f) => Total(f) <= limit && scalable.Where(c => !refused.ContainsKey(c.Spec.Id)).All(c => Fits(c, Seconds(At(c, f).Options, c)));
+        double lo = 0, hi = 1;
+        if (Ok(1)) lo = 1;
+        else for (int i = 0; i < 40; i++) { double mid = (lo + hi) / 2; if (Ok(mid)) lo = mid; else hi = mid; }
+
+        var scaled = checks.ToDictionary(c => c.Spec.Id, c => (Options: c.Options, Defaults: (IReadOnlyList<ScaledDefault>)[]), StringComparer.Ordinal);
+        foreach (var c in scalable.Where(c => !refused.ContainsKey(c.Spec.Id)))
+            scaled[c.Spec.Id] = At(c, lo);
+        // Each check's share of the sandbox's whole timeout (the headroom too: the estimate fits 80%, a check may
+        // overrun its estimate), in proportion to its scaled estimate: a defaulted wall time rises to it.
+        double total = checks.Where(c => Runs(c) && !refused.ContainsKey(c.Spec.Id)).Sum(c => Seconds(scaled[c.Spec.Id].Options, c));
+        foreach (var c in scalable.Where(c => !refused.ContainsKey(c.Spec.Id)))
+        {
+            var (options, defaults) = scaled[c.Spec.Id];
+            double share = (total > 0 ? Seconds(options, c) / total : 1) * wallTime.TotalSeconds;
+            if (((IScalesDefaults)options!).WithWallTimeShare(TimeSpan.FromSeconds(Math.Ceiling(share)), classes) is { } raised)
+                scaled[c.Spec.Id] = (raised.Options, defaults.Append(raised.Scaled).ToList());
+        }
+        return checks.Select(c => refused.TryGetValue(c.Spec.Id, out var why)
+            ? new Scaled(c with { NotRunReason = why }, [], why)
+            : new Scaled(c with { Options = scaled[c.Spec.Id].Options }, scaled[c.Spec.Id].Defaults, null)).ToList();
+    }
+
+    private static string Refusal(double floorSeconds, double available, string how) =>
+        $"cannot fit: at the floors of its defaulted budgets it is estimated at {PlanEstimate.Seconds(floorSeconds)}, " +
+        $"but {how} it has {PlanEstimate.Seconds(Math.Max(0, available))} of the sandbox's time ({PlanEstimate.Headroom:P0} of sandbox.limits.timeout, or its own budget.wallTime); " +
+        "not run — raise sandbox.limits.timeout, or set its samples/steps explicitly";
+}
