@@ -77,8 +77,19 @@ internal static class EngineBench
         string profiled = !Torch.TorchProfile.Enabled ? "" : ",\"profileMsPerPass\":{" + string.Join(",", Torch.TorchProfile.Snapshot().Select(p =>
             string.Create(CultureInfo.InvariantCulture, $"\"{p.What}\":{{\"ms\":{p.Ms / repeat:0.###},\"calls\":{p.Count / repeat}}}"))) + "}";
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"device\":\"{device ?? "cpu"}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"nativeHeap\":\"{(runtime == "torch" ? Torch.NativeHeap.State : "n/a")}\",\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)},\"outputL1\":{outputL1:R},\"gradientL1\":{(double.IsNaN(gradientL1) ? "null" : gradientL1.ToString("R", CultureInfo.InvariantCulture))}{profiled}}}"));
+            $"{{\"model\":\"{Path.GetFileName(model)}\",\"runtime\":\"{runtime}\",\"device\":\"{device ?? "cpu"}\",\"batch\":{batch},\"threads\":{Environment.ProcessorCount},\"nativeHeap\":\"{(runtime == "torch" ? Torch.NativeHeap.State : "n/a")}\",\"forwardMs\":{Stats(forward)},\"forwardGradientMs\":{Stats(gradient)},\"outputL1\":{outputL1:R},\"gradientL1\":{(double.IsNaN(gradientL1) ? "null" : gradientL1.ToString("R", CultureInfo.InvariantCulture))},\"peakRssMiB\":{PeakRssMiB()}{profiled}}}"));
         return 0;
+    }
+
+    /// <summary>The process's peak resident memory (VmHWM), in MiB, or -1 where /proc does not say: what a sandbox memory limit is measured against.</summary>
+    private static long PeakRssMiB()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? -1 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+        }
+        catch (IOException) { return -1; }
     }
 
     private static double L1(Tensor t) => t.ToFloatArray().Sum(v => Math.Abs((double)v));
