@@ -31,9 +31,9 @@ public sealed record CheckEstimate(string Id, string Type, CheckWork Work, doubl
     public double? BudgetSeconds { get; init; }
     /// <summary>What the budget is: "budget.wallTime" or "sandbox.limits.timeout".</summary>
     public string? BudgetSource { get; init; }
-    /// <summary>The defaults <see cref="BudgetScaling"/> lowered (or whose wall time it raised) to fit the sandbox; the estimate is of the scaled check.</summary>
+    /// <summary>The defaults <c>Plan.BudgetScaling</c> lowered (or whose wall time it raised) to fit the sandbox; the estimate is of the scaled check.</summary>
     public IReadOnlyList<ScaledDefault> Scaled { get; init; } = [];
-    /// <summary>Why the check cannot fit even at the floors of its defaults (<see cref="BudgetScaling"/>): INCONCLUSIVE without running.</summary>
+    /// <summary>Why the check cannot fit even at the floors of its defaults (<c>Plan.BudgetScaling</c>): INCONCLUSIVE without running.</summary>
     public string? CannotFit { get; init; }
 
     /// <summary>

@@ -13,7 +13,7 @@ public static class CostEstimator
 {
     /// <param name="rows">The samples of each dataset, by name (<see cref="CheckPlan.Datasets"/>).</param>
     /// <param name="classes">The model's output classes (the last axis of its primary output).</param>
-    /// <param name="parameters">The model's parameter count: from <see cref="BudgetScaling.MinParameters"/> the defaulted budgets are scaled to fit (whole jobs only).</param>
+    /// <param name="parameters">The model's parameter count: from <see cref="BudgetRule.MinParameters"/> the defaulted budgets are scaled to fit (whole jobs only).</param>
     public static PlanEstimate Estimate(IEnumerable<PlannedCheck> checks, IReadOnlyDictionary<string, long> rows, int classes, PassCost cost, TimeSpan wallTime,
         long parameters = 0, bool whole = true) =>
         Estimate(Scale(checks.ToList(), rows, classes, cost, wallTime, parameters, whole), rows, classes, cost, wallTime);

@@ -123,7 +123,7 @@ public static class ModelRunExecutor
             if (!reads && !writes) { kept.Add(n); continue; }
             if (n.OpType != "Identity" || n.Domain is not ("" or "ai.onnx") || n.Inputs.Length != 1 || !source.TryGetValue(n.Inputs[0], out var from))
                 throw new GateInputException($"{model.FileName}: node {n.DisplayName} {(reads ? "reads" : "writes")} a sequence or optional value; the {runtime} engine computes " +
-                                             "on tensors and passes such values only through Identity unchanged (run it with --runtime onnxruntime)");
+                                             "on tensors and passes such values only through Identity unchanged (run it on ONNX Runtime)");
             source[n.Outputs[0]] = from;
         }
         var result = new Dictionary<string, ModelValue>(StringComparer.Ordinal);

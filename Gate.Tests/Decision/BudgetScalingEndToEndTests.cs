@@ -7,7 +7,7 @@ namespace Gate.Tests.Decision;
 
 /// <summary>
 /// Budgets that scale, through <c>gate check</c> in the bubblewrap sandbox: a model over
-/// <see cref="BudgetScaling.MinParameters"/> (one wide dense layer: 2.4M parameters, a few ms a pass)
+/// <see cref="BudgetRule.MinParameters"/> (one wide dense layer: 2.4M parameters, a few ms a pass)
 /// and a 60 s sandbox that its default budgets cannot fit. The adversarial search is scaled and runs to a verdict;
 /// the trojan scan cannot fit even at its floors and is INCONCLUSIVE without running.
 /// </summary>
@@ -85,7 +85,7 @@ public sealed class BudgetScalingEndToEndTests(BubblewrapFixture fixture) : ICla
         var checks = json["checks"]!.AsArray();
         var robustness = checks.Single(c => (string)c!["id"]! == "robustness")!;
         var scaled = robustness["details"]!["scaledDefaults"]!;
-        Assert.StartsWith(BudgetScaling.Rule, (string)scaled["samples"]!["rule"]!);
+        Assert.StartsWith(BudgetRule.Rule, (string)scaled["samples"]!["rule"]!);
         Assert.Equal("every sample (360)", (string)scaled["samples"]!["declaredDefault"]!);
         Assert.True((string)robustness["verdict"]! == "pass", robustness.ToJsonString());
         // As many samples attacked as were scaled to, no more.

@@ -103,7 +103,7 @@ public class BudgetScalingTests
         Assert.Contains("steps", names);
         Assert.Contains("budget.wallTime", names);
         Assert.True(trojan.WallTime > TimeSpan.FromMinutes(5), $"{trojan.WallTime}");
-        Assert.All(scaled.SelectMany(s => s.Defaults).Where(d => d.Option != "budget.wallTime"), d => Assert.StartsWith(BudgetScaling.Rule, d.Rule));
+        Assert.All(scaled.SelectMany(s => s.Defaults).Where(d => d.Option != "budget.wallTime"), d => Assert.StartsWith(BudgetRule.Rule, d.Rule));
 
         // The estimate the user sees (and decision.json records) is of the scaled checks, and says what was scaled.
         var after = CostEstimator.Estimate(plan.SandboxChecks, Rows(plan), 10, Slow, TimeSpan.FromMinutes(20), Large);
@@ -169,7 +169,7 @@ public class BudgetScalingTests
     public void Small_models_and_plans_that_fit_keep_their_defaults()
     {
         var plan = Plan(Defaults);
-        Assert.All(Apply(plan, Slow, parameters: BudgetScaling.MinParameters - 1), s => Assert.Empty(s.Defaults));
+        Assert.All(Apply(plan, Slow, parameters: BudgetRule.MinParameters - 1), s => Assert.Empty(s.Defaults));
         Assert.All(Apply(plan, new PassCost(1e-6, 1e-6, "injected")), s => Assert.Empty(s.Defaults));
         var trojan = (TrojanScanOptions)Apply(plan, new PassCost(1e-6, 1e-6, "injected")).Single(s => s.Check.Spec.Id == "trojan").Check.Options!;
         Assert.Equal(300, trojan.NeuralCleanse.Steps);
@@ -178,12 +178,12 @@ public class BudgetScalingTests
     [Fact]
     public void Lowering_takes_what_it_can_from_a_knob_and_passes_the_rest_on()
     {
-        Assert.Equal((64L, 1.0), BudgetScaling.Lower(64, 16, 1));
-        Assert.Equal((32L, 1.0), BudgetScaling.Lower(64, 16, 0.5));
-        var (v, left) = BudgetScaling.Lower(64, 16, 0.1);
+        Assert.Equal((64L, 1.0), BudgetRule.Lower(64, 16, 1));
+        Assert.Equal((32L, 1.0), BudgetRule.Lower(64, 16, 0.5));
+        var (v, left) = BudgetRule.Lower(64, 16, 0.1);
         Assert.Equal(16, v);
         Assert.Equal(0.4, left, 9); // 64 × 0.1 = 6.4 samples wanted, 16 taken: steps must give 0.4
-        Assert.Equal((8L, 0.0), (BudgetScaling.Lower(8, 16, 0.5).Value, 0.0)); // a default below its floor stays
+        Assert.Equal((8L, 0.0), (BudgetRule.Lower(8, 16, 0.5).Value, 0.0)); // a default below its floor stays
     }
 
     [Fact]
@@ -193,19 +193,19 @@ public class BudgetScalingTests
         var spec = plan.SandboxChecks.Single(c => c.Spec.Id == "trojan").Spec;
         var r = CheckResult.Inconclusive(spec, "x");
         r.Details["scaledDefaults"] = new JsonObject { ["budget.wallTime"] = new JsonObject { ["value"] = "300s" } };
-        CheckExecutor.RecordScaled(r, [new ScaledDefault("samples", "16", "64", BudgetScaling.Rule)]);
+        CheckExecutor.RecordScaled(r, [new ScaledDefault("samples", "16", "64", BudgetRule.Rule)]);
         var scaled = r.Details["scaledDefaults"]!;
         Assert.Equal("300s", (string)scaled["budget.wallTime"]!["value"]!);
         Assert.Equal("16", (string)scaled["samples"]!["value"]!);
         Assert.Equal("64", (string)scaled["samples"]!["declaredDefault"]!);
-        Assert.Equal(BudgetScaling.Rule, (string)scaled["samples"]!["rule"]!);
+        Assert.Equal(BudgetRule.Rule, (string)scaled["samples"]!["rule"]!);
     }
 
     [Fact]
     public void Review_says_which_defaults_the_sandbox_may_lower()
     {
         var steps = TrojanScanDeclaration.Value.Option("steps")!;
-        Assert.Contains(BudgetScaling.Rule, steps.DefaultWords);
+        Assert.Contains(BudgetRule.Rule, steps.DefaultWords);
         Assert.Contains($"floor {TrojanScanCheck.StepsFloor}", steps.DefaultWords);
     }
 }

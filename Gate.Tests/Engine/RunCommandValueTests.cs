@@ -96,7 +96,7 @@ public class RunCommandValueTests
         var (code, stdout, stderr) = RunGate("run", "--model", NoneModel(dir), "--output-dir", Path.Combine(dir, "out"));
         Assert.True(code == 3, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("node empty (Optional) writes a sequence or optional value", stdout + stderr);
-        Assert.Contains("--runtime onnxruntime", stdout + stderr);
+        Assert.Contains("run it on ONNX Runtime", stdout + stderr);
     }
 
     [Fact]

@@ -28,7 +28,9 @@ public class DeclaredDefaultsTests
         Assert.Equal("spec.checks[extra].samples", change.Path);
         Assert.Equal(ChangeKind.Weakening, change.Kind);
         // A default that scales with the model says so, with its rule (ScaledDefaultTests).
-        if (type == "trojan-scan") Assert.Equal($"{boundDefault} (default; scaled with the model: rule {Gate.Core.Checks.TrojanScan.TrojanScanCheck.SamplesRule})", change.New);
+        if (type == "trojan-scan")
+            Assert.Equal($"{boundDefault} (default; scaled with the model: rule {Gate.Core.Checks.TrojanScan.TrojanScanCheck.SamplesRule}; " +
+                         $"{Gate.Core.Decision.BudgetRule.RuleWithFloor(Gate.Core.Checks.TrojanScan.TrojanScanCheck.SamplesFloorText)})", change.New);
         else Assert.Equal($"{boundDefault} (default)", change.New);
     }
 
@@ -40,7 +42,8 @@ public class DeclaredDefaultsTests
         var md = PolicyReview.Render(policy, "md", _ => null);
         Assert.DoesNotContain("every clean input", md);
         Assert.Contains("Data: up to 64 clean inputs (default; scaled with the model: rule max(64, 4 × classes)", md);
-        Assert.Contains("300 (default) optimisation steps per class", md);
+        // The steps' default is scaled on large models too (BudgetRule), and review says so with the floor.
+        Assert.Contains($"300 (default; scaled with the model: rule {Gate.Core.Decision.BudgetRule.RuleWithFloor($"{Gate.Core.Checks.TrojanScan.TrojanScanCheck.StepsFloor}")}) optimisation steps per class", md);
     }
 
     /// <summary>(c) Lint uses the attack methods' own cost model, default steps and queries included.</summary>

@@ -78,9 +78,10 @@ public class ScaledDefaultTests
     {
         var md = PolicyReview.Render(PolicyLintTests.Parse(Policy(Defaults)), "md", _ => null);
         Assert.Contains("up to 64 clean inputs (default; scaled with the model: rule max(64, 4 × classes)", md);
-        // Set by the policy, it is the policy's number alone.
+        // Set by the policy, it is the policy's number alone (the steps, still defaulted, keep their own rule).
         var set = PolicyReview.Render(PolicyLintTests.Parse(Policy(Defaults.Replace("dataset: test", "dataset: test\n      samples: 32"))), "md", _ => null);
-        Assert.DoesNotContain("scaled with the model", set);
+        Assert.Contains("32 clean inputs", set);
+        Assert.DoesNotContain("clean inputs (default", set);
     }
 
     [Fact]

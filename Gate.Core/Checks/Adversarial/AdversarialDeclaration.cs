@@ -23,7 +23,7 @@ public static class AdversarialDeclaration
             "the wall-time budget applies to each shard."),
         Options =
         [
-            Opt.Samples("Samples to attack (the first N of the dataset).") with { ScaledWith = BudgetScaling.RuleWithFloor(AdversarialOptions.SamplesFloorText) },
+            Opt.Samples("Samples to attack (the first N of the dataset).") with { ScaledWith = BudgetRule.RuleWithFloor(AdversarialOptions.SamplesFloorText) },
             Opt.Names("indices", "The dataset rows to attack, instead of the first N.") with
                 { Type = new() { ["type"] = "array", ["minItems"] = 1, ["items"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "integer", ["minimum"] = 0, ["maximum"] = int.MaxValue } } },
             ThreatOptions.Threat("threat", "The perturbation set the adversary may search: norm, radius ε and (optionally) which input.", withInput: true) with { Required = true },
@@ -32,10 +32,10 @@ public static class AdversarialDeclaration
                 Opt.Int("targetClass", "The class a targeted adversary must reach.", min: 0)),
             Opt.ListOf("search", "Attack methods run in turn on every sample, each with its per-sample budget.", "method",
                 Opt.Enum("method", "Attack method.", AttackMethods.Names.ToArray()) with { Required = true },
-                Opt.Int("steps", "Gradient steps per run (pgd default 40, apgd default 100).") with { Strength = Strength.HigherIsStronger, Unit = "steps", ScaledWith = BudgetScaling.RuleWithFloor("20") },
+                Opt.Int("steps", "Gradient steps per run (pgd default 40, apgd default 100).") with { Strength = Strength.HigherIsStronger, Unit = "steps", ScaledWith = BudgetRule.RuleWithFloor("20") },
                 Opt.Int("restarts", "Random restarts (0: one run from the clean input).", min: 0) with { Strength = Strength.HigherIsStronger, Unit = "runs" },
                 Opt.Number("stepSize", "Step size α (default 5ε/steps for pgd).", exclusiveMin: 0) with { Strength = Strength.Neutral },
-                Opt.Int("queries", "Model queries per sample for score-based methods (square default 1000).") with { Strength = Strength.HigherIsStronger, Unit = "queries", ScaledWith = BudgetScaling.RuleWithFloor("200") },
+                Opt.Int("queries", "Model queries per sample for score-based methods (square default 1000).") with { Strength = Strength.HigherIsStronger, Unit = "queries", ScaledWith = BudgetRule.RuleWithFloor("200") },
                 Opt.Number("pInit", "Square attack's initial window share (default 0.3).", exclusiveMin: 0, max: 1) with { Strength = Strength.Neutral })
                 with { Required = true, Type = new() { ["minItems"] = 1 } },
             Opt.Mapping("budget", "The check's global cap; when it runs out the undecided samples make the check INCONCLUSIVE, never a pass.",

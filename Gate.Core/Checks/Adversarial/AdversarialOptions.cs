@@ -29,18 +29,18 @@ public sealed record AdversarialOptions(
         int? samples = Samples;
         if (Samples is null && Indices is null && rows > 0)
         {
-            var (v, l) = BudgetScaling.Lower(rows, SamplesFloor, factor);
+            var (v, l) = BudgetRule.Lower(rows, SamplesFloor, factor);
             left = l;
-            if (v != rows) { samples = (int)v; scaled.Add(new("samples", $"{v}", $"every sample ({rows})", BudgetScaling.RuleWithFloor(SamplesFloorText))); }
+            if (v != rows) { samples = (int)v; scaled.Add(new("samples", $"{v}", $"every sample ({rows})", BudgetRule.RuleWithFloor(SamplesFloorText))); }
         }
         var search = Search.Select((m, i) =>
         {
             if (AttackMethods.Find(m.Method)?.DefaultBudget is not { } knob) return m;
             int? given = knob.Key == "steps" ? m.Steps : m.Queries;
             if (given is not null) return m;
-            var (v, _) = BudgetScaling.Lower(knob.Default, knob.Floor, left);
+            var (v, _) = BudgetRule.Lower(knob.Default, knob.Floor, left);
             if (v == knob.Default) return m;
-            scaled.Add(new($"search[{i}].{knob.Key}", $"{v}", $"{knob.Default}", BudgetScaling.RuleWithFloor($"{knob.Floor} for {m.Method}")));
+            scaled.Add(new($"search[{i}].{knob.Key}", $"{v}", $"{knob.Default}", BudgetRule.RuleWithFloor($"{knob.Floor} for {m.Method}")));
             return knob.Key == "steps" ? m with { Steps = (int)v } : m with { Queries = (int)v };
         }).ToList();
         return (this with { Samples = samples, Search = search }, scaled);

@@ -74,9 +74,9 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
         int Knob(string key, int value, int floor, bool defaulted, ref double f)
         {
             if (!defaulted) return value;
-            var (v, left) = BudgetScaling.Lower(value, floor, f);
+            var (v, left) = BudgetRule.Lower(value, floor, f);
             f = left;
-            if (v != value) scaled.Add(new(key, v.ToString(CultureInfo.InvariantCulture), value.ToString(CultureInfo.InvariantCulture), BudgetScaling.RuleWithFloor(floor.ToString(CultureInfo.InvariantCulture))));
+            if (v != value) scaled.Add(new(key, v.ToString(CultureInfo.InvariantCulture), value.ToString(CultureInfo.InvariantCulture), BudgetRule.RuleWithFloor(floor.ToString(CultureInfo.InvariantCulture))));
             return (int)v;
         }
         double f = factor;

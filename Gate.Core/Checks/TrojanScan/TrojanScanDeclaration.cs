@@ -30,7 +30,7 @@ public static class TrojanScanDeclaration
                 Default = new JsonArray(TrojanScanCheck.DetectorNames.Select(d => (JsonNode)d).ToArray()),
                 Strength = Strength.HigherIsStronger,
             },
-            Opt.Samples("Clean inputs the triggers are optimised on (a seeded choice from the dataset).", defaultCap: 64) with { ScaledWith = TrojanScanCheck.SamplesRule + "; " + BudgetScaling.RuleWithFloor(TrojanScanCheck.SamplesFloorText) },
+            Opt.Samples("Clean inputs the triggers are optimised on (a seeded choice from the dataset).", defaultCap: 64) with { ScaledWith = TrojanScanCheck.SamplesRule + "; " + BudgetRule.RuleWithFloor(TrojanScanCheck.SamplesFloorText) },
             Opt.Int("steps", "Neural Cleanse: Adam steps per class.") with { Default = 300, Strength = Strength.HigherIsStronger, Unit = "steps", ScaledWith = StepsRule },
             Opt.Number("learningRate", "Neural Cleanse: Adam step size.", exclusiveMin: 0) with { Default = 0.1, Strength = Strength.Neutral },
             Opt.Number("maskPenalty", "Neural Cleanse: initial weight of the mask's L1 norm (adapted during the search).", min: 0) with { Default = 0.01, Strength = Strength.Neutral },
@@ -42,8 +42,8 @@ public static class TrojanScanDeclaration
                 Opt.Number("smoothness", "Weight of the mask's total variation.", min: 0) with { Default = 0.5, Strength = Strength.Neutral },
                 Opt.Number("threshold", "Anomaly-index threshold of the per-class cost.", exclusiveMin: 0) with { Strength = Strength.LowerIsStronger, WhenAbsent = "the calibrated threshold" }),
             Opt.Mapping("mmBd", "MM-BD: data-free maximum-margin statistic per class.",
-                Opt.Int("starts", "Random starts per class.", max: 1024) with { Default = 8, Strength = Strength.HigherIsStronger, ScaledWith = BudgetScaling.RuleWithFloor($"{TrojanScanCheck.MaxMarginStartsFloor}") },
-                Opt.Int("steps", "Ascent steps per start.") with { Default = 200, Strength = Strength.HigherIsStronger, Unit = "steps", ScaledWith = BudgetScaling.RuleWithFloor($"{TrojanScanCheck.MaxMarginStepsFloor}") },
+                Opt.Int("starts", "Random starts per class.", max: 1024) with { Default = 8, Strength = Strength.HigherIsStronger, ScaledWith = BudgetRule.RuleWithFloor($"{TrojanScanCheck.MaxMarginStartsFloor}") },
+                Opt.Int("steps", "Ascent steps per start.") with { Default = 200, Strength = Strength.HigherIsStronger, Unit = "steps", ScaledWith = BudgetRule.RuleWithFloor($"{TrojanScanCheck.MaxMarginStepsFloor}") },
                 Opt.Number("threshold", "Threshold on −log10 p of the largest margin.", exclusiveMin: 0) with { Strength = Strength.LowerIsStronger, WhenAbsent = "the calibrated threshold" }),
             Opt.Number("falsePositiveRate", "Target share of clean models the ensemble may flag: each of k detectors gets rate/k, and its calibrated threshold is the quantile of the clean reference models' scores for that share. When the calibration has reference models of the scanned task, their class-referenced consensus gets rate/2 and the k detectors share the other half.", exclusiveMin: 0, max: 1) with { Default = 0.1, Strength = Strength.HigherIsStronger },
             Opt.Number("confirmation", "Share of held-out non-target inputs a flagged detector's trigger must send to its class on the production runtime for the check to fail.", exclusiveMin: 0, max: 1) with { Default = 0.75, Strength = Strength.LowerIsStronger },
@@ -55,7 +55,7 @@ public static class TrojanScanDeclaration
         Review = Review,
     };
 
-    private static string StepsRule => BudgetScaling.RuleWithFloor($"{TrojanScanCheck.StepsFloor}");
+    private static string StepsRule => BudgetRule.RuleWithFloor($"{TrojanScanCheck.StepsFloor}");
 
     /// <summary>Review: the detectors, their effort and thresholds, and what makes the check fail.</summary>
     private static IEnumerable<string> Review(CheckSpec c, DeploymentPolicy p)
