@@ -116,7 +116,7 @@ public static class WhiteBoxEngines
             return (builtin, new WhiteBoxChoice("auto", "builtin", "the torch engine is not available outside the sandbox runner", FlushDenormals: builtin.FlushDenormals));
         if (TorchUnverified(model) is { } unverified)
             return (builtin, new WhiteBoxChoice("auto", "builtin", $"auto keeps the built-in engine: {unverified}", FlushDenormals: builtin.FlushDenormals));
-        long parameters = model.Graph.Initializers.Values.Sum(t => (long)t.Length);
+        long parameters = model.Graph.ParameterCount;
         if (parameters < AutoSmallModelParameters)
             return (builtin, new WhiteBoxChoice("auto", "builtin", $"a small model ({parameters} weights < {AutoSmallModelParameters}) stays on the built-in engine", FlushDenormals: builtin.FlushDenormals));
         var inputs = ProbeInputs(model);

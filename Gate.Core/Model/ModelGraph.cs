@@ -92,6 +92,8 @@ public sealed class Graph
     public required IReadOnlyList<ValueInfo> Inputs { get; init; }
     public required IReadOnlyList<ValueInfo> Outputs { get; init; }
     public required IReadOnlyDictionary<string, Tensor> Initializers { get; init; }
+    /// <summary>The model's parameters: every element of its initializers (static inspection's limit, auto's size rule, budget scaling).</summary>
+    public long ParameterCount => Initializers.Values.Sum(t => (long)t.Length);
     public required IReadOnlyList<Node> Nodes { get; init; }
     public required IReadOnlyDictionary<string, ValueInfo> ValueInfos { get; init; }
     /// <summary>Names of initializers stored outside the model file (relative paths inside the model's folder).</summary>

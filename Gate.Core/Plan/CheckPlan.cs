@@ -13,7 +13,7 @@ public sealed record PlannedCheck(CheckSpec Spec, ICheck? Implementation, object
     public bool Supported => Implementation is not null;
     /// <summary>Why the check is INCONCLUSIVE without running (e.g. the data has fewer samples than it asks for), or null.</summary>
     public string? NotRunReason { get; init; }
-    /// <summary>The defaulted budgets the sandbox scaled to fit its timeout (<see cref="Gate.Core.Decision.BudgetScaling"/>), recorded in the result's <c>details.scaledDefaults</c>.</summary>
+    /// <summary>The defaulted budgets the sandbox scaled to fit its timeout (<see cref="BudgetScaling"/>), recorded in the result's <c>details.scaledDefaults</c>.</summary>
     public IReadOnlyList<Gate.Core.Decision.ScaledDefault> ScaledDefaults { get; init; } = [];
     /// <summary>Supported and nothing stands in its way: the check is executed.</summary>
     public bool Runnable => Supported && NotRunReason is null;

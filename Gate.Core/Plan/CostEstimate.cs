@@ -47,7 +47,7 @@ public static class CostEstimator
     /// <summary>The plan's estimate for <paramref name="checks"/> on the sandbox's measured pass cost, against its wall time.</summary>
     public static PlanEstimate Estimate(CheckPlan plan, IEnumerable<PlannedCheck> checks, PassCost cost, bool whole = true) =>
         Estimate(checks, plan.Datasets.ToDictionary(d => d.Name, d => (long)d.Samples, StringComparer.Ordinal), Classes(plan.Model, plan.Policy),
-            cost, plan.Policy.Spec.Sandbox.Limits.Timeout, Parameters(plan.Model), whole);
+            cost, plan.Policy.Spec.Sandbox.Limits.Timeout, plan.Model.Graph.ParameterCount, whole);
 
     /// <summary>
     /// Inside the sandbox, before any check runs: the defaulted budgets scaled to fit the sandbox (<see cref="BudgetScaling"/>,
@@ -63,7 +63,7 @@ public static class CostEstimator
         foreach (var d in checks.Where(c => c.Runnable && c.Options is IEstimatesWork).Select(c => c.Spec.Dataset).OfType<string>().Distinct())
             rows[d] = ctx.LoadDataset(d).Count;
         int classes = Classes(ctx.Model, ctx.Policy);
-        var scaled = Scale(checks, rows, classes, cost, wallTime, Parameters(ctx.Model), whole);
+        var scaled = Scale(checks, rows, classes, cost, wallTime, ctx.Model.Graph.ParameterCount, whole);
         checks = scaled.Select(s => s.Defaults.Count > 0 ? s.Check with { ScaledDefaults = s.Defaults } : s.Check).ToList();
         var estimate = Estimate(scaled, rows, classes, cost, wallTime);
         var byId = estimate.Checks.ToDictionary(e => e.Id, StringComparer.Ordinal);
@@ -72,9 +72,6 @@ public static class CostEstimator
         if (!whole) return (checks, estimate);
         return (checks.Select(c => c.Runnable && byId[c.Spec.Id].OverBudgetReason is { } why ? c with { NotRunReason = why } : c).ToList(), estimate);
     }
-
-    /// <summary>The model's parameter count: the elements of its initializers (as static inspection counts them).</summary>
-    public static long Parameters(Gate.Core.Model.OnnxModel model) => model.Graph.Initializers.Values.Sum(t => (long)t.Length);
 
     /// <summary>The model's output classes: the last axis of its primary output when the graph declares it, else 10.</summary>
     public static int Classes(Gate.Core.Model.OnnxModel model, Gate.Core.Policy.DeploymentPolicy policy)

@@ -23,7 +23,7 @@ public interface IAttackMethod
     long QueriesPerSample(MethodSpec spec);
     /// <summary>
     /// The per-sample budget knob a policy may leave at its default (steps, queries): its key, default and the floor
-    /// below which the plan does not lower it to fit the sandbox (<see cref="Gate.Core.Decision.BudgetScaling"/>); null: none.
+    /// below which the plan does not lower it to fit the sandbox (<c>Plan.BudgetScaling</c>); null: none.
     /// </summary>
     (string Key, int Default, int Floor)? DefaultBudget => null;
     /// <summary>For the coverage statement, e.g. "PGD 40×5".</summary>

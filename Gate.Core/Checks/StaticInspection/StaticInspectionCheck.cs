@@ -72,7 +72,7 @@ public sealed class StaticInspectionCheck : Check<StaticInspectionOptions>
         var cf = g.Nodes.Where(nd => ControlFlow.Contains(nd.OpType)).Select(nd => nd.DisplayName).ToList();
         if (cf.Count > 0 && !o.AllowControlFlow) failures.Add($"control-flow operators: {string.Join(", ", cf)}");
         if (g.ExternalData.Count > 0 && !o.AllowExternalData) failures.Add($"external tensor data: {string.Join(", ", g.ExternalData.Keys)}");
-        long parameters = g.Initializers.Values.Sum(t => (long)t.Length);
+        long parameters = g.ParameterCount;
         if (o.MaxParameters is long maxp && parameters > maxp) failures.Add($"{parameters} parameters exceed the limit of {maxp}");
         long opset = ctx.Model.DefaultOpset;
         if (o.MinOpset is long lo && opset < lo) failures.Add($"opset {opset} is below the minimum {lo}");

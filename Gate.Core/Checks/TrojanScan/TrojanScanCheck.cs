@@ -186,7 +186,7 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         WallTimeShareRule = "raised to the scan's share of the sandbox timeout (in proportion to its estimate) when the budgets are scaled to fit it";
 
     /// <summary>
-    /// The floors of the defaults <see cref="BudgetScaling"/> may lower, measured on the digits CNNs with the trojan's
+    /// The floors of the defaults <c>Plan.BudgetScaling</c> may lower, measured on the digits CNNs with the trojan's
     /// ground truth (MANIFEST; without the class reference, which does not apply to a scaled scan): at 32 samples ×
     /// 150 steps both mask searches find the trojan (class 0, anomaly indices 4.4 and 5.1 over thresholds 3.7 and
     /// 4.0) and the clean CNN passes; at 64 × 100 Neural Cleanse flags the wrong class (8), at 16 × 100 the trojan is
