@@ -167,12 +167,12 @@ public static class MechanisticData
     }
 
     /// <summary>
-    /// What the activations a linear probe fits on may hold when it chose its layers itself (<c>auto</c>, <c>residual</c>):
-    /// every fold's L-BFGS (to a gradient of 1e-6) passes over samples × features, so the fitting — not the model's
-    /// forward passes, which the estimate counts — is the probe's cost. Measured on ResNet-18 shapes (200 samples,
-    /// docs/benchmarks/budgets.md): all ~550k activation features ran past 5 minutes, and 2^24 sample-features still
-    /// past 11 (the sandbox's timeout ended it); 2^21 is 8× less. Not yet measured to fit: a bound, not a cost model.
-    /// Named layers are the user's choice and are not thinned by it.
+    /// What the activations a linear probe fits on may hold when it chose its layers itself (<c>auto</c>, <c>residual</c>)
+    /// and its folds are too many rows for the row-space fit (<c>LinearProbeCheck.RowSpaceMaxRows</c>): then every fold's
+    /// L-BFGS (to a gradient of 1e-6) passes over samples × features per iteration, and the fitting — not the model's
+    /// forward passes, which the estimate counts — is the probe's cost. Measured on ResNet-18 shapes with that direct
+    /// fit (200 samples, docs/benchmarks/budgets.md): ~550k activation features ran past 5 minutes, 2^24 sample-features
+    /// past 11. A bound, not a cost model. Named layers are the user's choice and are not thinned by it.
     /// </summary>
     public const long ProbeFitElements = 1L << 21;
 

@@ -9,18 +9,7 @@ public static class SymmetricMatrix
     /// </summary>
     public static (double[] Gram, int Size) SmallerGram(double[] x, int n, int d)
     {
-        if (n <= d)
-        {
-            var g = new double[n * n];
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j <= i; j++)
-                {
-                    double s = 0;
-                    for (int k = 0; k < d; k++) s += x[i * d + k] * x[j * d + k];
-                    g[i * n + j] = g[j * n + i] = s;
-                }
-            return (g, n);
-        }
+        if (n <= d) return (RowGram(x, n, d), n);
         else
         {
             var g = new double[d * d];
@@ -37,6 +26,29 @@ public static class SymmetricMatrix
             for (int i = 0; i < d; i++) for (int j = 0; j < i; j++) g[j * d + i] = g[i * d + j];
             return (g, d);
         }
+    }
+
+    /// <summary>
+    /// X Xᵀ (n×n) of an n×d row-major matrix: the rows' dot products, vectorised and spread over the cores. For wide
+    /// activations (200 samples × 500k features) this O(n²d) product is the whole cost of the row-space methods that read them.
+    /// </summary>
+    public static double[] RowGram(double[] x, int n, int d)
+    {
+        var g = new double[n * n];
+        // Column chunks outermost: one chunk of every row (n × 1024 doubles) stays in cache while all n²/2 pairs read it,
+        // so the matrix streams from memory once instead of once per row.
+        const int Chunk = 1024;
+        for (int c0 = 0; c0 < d; c0 += Chunk)
+        {
+            int width = Math.Min(Chunk, d - c0), start = c0;
+            Parallel.For(0, n, i =>
+            {
+                var xi = x.AsSpan(i * d + start, width);
+                for (int j = 0; j <= i; j++) g[i * n + j] += System.Numerics.Tensors.TensorPrimitives.Dot(xi, x.AsSpan(j * d + start, width));
+            });
+        }
+        for (int i = 0; i < n; i++) for (int j = 0; j < i; j++) g[j * n + i] = g[i * n + j];
+        return g;
     }
 
     /// <summary>
@@ -69,9 +81,23 @@ public static class SymmetricMatrix
     /// Eigenvalues of a symmetric matrix by the cyclic Jacobi method (slow, O(n³) per sweep, but simple and
     /// accurate to machine precision; the matrices here are at most a few hundred wide). Sorted descending.
     /// </summary>
-    public static double[] Eigenvalues(double[] a, int n, int maxSweeps = 60)
+    public static double[] Eigenvalues(double[] a, int n, int maxSweeps = 60) => Jacobi(a, n, vectors: false, maxSweeps).Values;
+
+    /// <summary>
+    /// Eigenvalues (descending) and their unit eigenvectors, by the same Jacobi method: column k of the row-major n×n
+    /// <c>Vectors</c> belongs to <c>Values[k]</c>, so A = V diag(λ) Vᵀ.
+    /// </summary>
+    public static (double[] Values, double[] Vectors) EigenDecomposition(double[] a, int n, int maxSweeps = 60)
+    {
+        var (values, vectors) = Jacobi(a, n, vectors: true, maxSweeps);
+        return (values, vectors!);
+    }
+
+    private static (double[] Values, double[]? Vectors) Jacobi(double[] a, int n, bool vectors, int maxSweeps)
     {
         var m = (double[])a.Clone();
+        double[]? v = null;
+        if (vectors) { v = new double[n * n]; for (int i = 0; i < n; i++) v[i * n + i] = 1; }
         for (int sweep = 0; sweep < maxSweeps; sweep++)
         {
             double off = 0, diag = 0;
@@ -91,7 +117,7 @@ public static class SymmetricMatrix
                     double t = Math.Sign(theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
                     if (theta == 0) t = 1;
                     double c = 1 / Math.Sqrt(t * t + 1), s = t * c;
-                    // Rotate rows/columns p and q (A ← Jᵀ A J), keeping the matrix symmetric.
+                    // Rotate rows/columns p and q (A ← Jᵀ A J), keeping the matrix symmetric; V ← V J.
                     for (int k = 0; k < n; k++)
                     {
                         double akp = m[k * n + p], akq = m[k * n + q];
@@ -104,11 +130,21 @@ public static class SymmetricMatrix
                         m[p * n + k] = c * apk - s * aqk;
                         m[q * n + k] = s * apk + c * aqk;
                     }
+                    if (v is not null)
+                        for (int k = 0; k < n; k++)
+                        {
+                            double vkp = v[k * n + p], vkq = v[k * n + q];
+                            v[k * n + p] = c * vkp - s * vkq;
+                            v[k * n + q] = s * vkp + c * vkq;
+                        }
                 }
         }
-        var ev = new double[n];
-        for (int i = 0; i < n; i++) ev[i] = m[i * n + i];
-        Array.Sort(ev, (x, y) => y.CompareTo(x));
-        return ev;
+        var order = Enumerable.Range(0, n).OrderByDescending(i => m[i * n + i]).ToArray();
+        var values = order.Select(i => m[i * n + i]).ToArray();
+        if (v is null) return (values, null);
+        var sorted = new double[n * n];
+        for (int k = 0; k < n; k++)
+            for (int r = 0; r < n; r++) sorted[r * n + k] = v[r * n + order[k]];
+        return (values, sorted);
     }
 }

@@ -193,6 +193,78 @@ public class NumericsTests
         Assert.True(DecisionTree.Fit(x, y, 2, 5, 5).Depth == 0, "a leaf size of 5 forbids splitting 8 samples");
     }
 
+    [Fact]
+    public void Jacobi_eigenvectors_reconstruct_the_matrix_and_are_orthonormal()
+    {
+        var rng = new Random(11);
+        const int n = 7;
+        var b = Enumerable.Range(0, n * n).Select(_ => rng.NextDouble() - 0.5).ToArray();
+        var a = new double[n * n]; // BᵀB + a rank-deficient part: symmetric, with a repeated zero direction or two
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) for (int k = 0; k < n - 2; k++) a[i * n + j] += b[k * n + i] * b[k * n + j];
+        var (values, v) = SymmetricMatrix.EigenDecomposition(a, n);
+        for (int k = 1; k < n; k++) Assert.True(values[k - 1] >= values[k], "descending");
+        Assert.Equal(SymmetricMatrix.Eigenvalues(a, n), values);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double back = 0, dot = 0;
+                for (int k = 0; k < n; k++) { back += v[i * n + k] * values[k] * v[j * n + k]; dot += v[k * n + i] * v[k * n + j]; }
+                Assert.Equal(a[i * n + j], back, 10);
+                Assert.Equal(i == j ? 1 : 0, dot, 10);
+            }
+    }
+
+    [Fact]
+    public void Row_gram_is_the_rows_dot_products_across_column_chunks()
+    {
+        var rng = new Random(12);
+        int n = 5, d = 2500; // two and a half chunks
+        var x = Enumerable.Range(0, n * d).Select(_ => rng.NextDouble() - 0.5).ToArray();
+        var g = SymmetricMatrix.RowGram(x, n, d);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                Assert.Equal(Enumerable.Range(0, d).Sum(k => x[i * d + k] * x[j * d + k]), g[i * n + j], 9);
+    }
+
+    /// <summary>
+    /// The row-space fit of a wide probe (<see cref="RowSpace"/>) is the direct fit: same logits on held-out rows, for
+    /// two and for three classes, also when the training rows are rank-deficient (a duplicated row, a zero column block).
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Fitting_in_the_row_space_gives_the_direct_fits_logits(int classes)
+    {
+        var rng = new Random(20 + classes);
+        int n = 40, d = 300, test = 10;
+        var x = new double[n * d];
+        var y = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            y[i] = i % classes;
+            for (int k = 0; k < d; k++) x[i * d + k] = k < 50 ? 0 : rng.NextDouble() - 0.5 + (k % classes == y[i] ? 0.15 : 0);
+        }
+        Array.Copy(x, 0, x, 1 * d, d); y[1] = y[0]; // a duplicated training row: rank below the row count
+        var train = Enumerable.Range(0, n - test).ToArray();
+        var held = Enumerable.Range(n - test, test).ToArray();
+        double c = 0.5;
+        var direct = LogisticRegression.Fit(x[..((n - test) * d)], n - test, d, y[..(n - test)], classes, c);
+        var gram = SymmetricMatrix.RowGram(x, n, d);
+        var (zTrain, zTest, rank) = RowSpace.Coordinates(gram, n, train, held);
+        Assert.Equal(n - test - 1, rank);
+        var inRowSpace = LogisticRegression.Fit(zTrain, n - test, rank, y[..(n - test)], classes, c);
+        Assert.True(direct.Converged && inRowSpace.Converged);
+        int heads = classes == 2 ? 1 : classes;
+        for (int t = 0; t < test; t++)
+            for (int j = 0; j < heads; j++)
+            {
+                double a = direct.Bias(j), b = inRowSpace.Bias(j);
+                for (int k = 0; k < d; k++) a += direct.Weight(j, k) * x[held[t] * d + k];
+                for (int k = 0; k < rank; k++) b += inRowSpace.Weight(j, k) * zTest[t * rank + k];
+                Assert.True(Math.Abs(a - b) < 1e-4 * Math.Max(1, Math.Abs(a)), $"row {t}, head {j}: direct {a}, row space {b}");
+            }
+    }
+
     private static double[,] Orthonormal(int n, Random rng)
     {
         var q = new double[n, n];

@@ -51,8 +51,9 @@ public sealed class LinearProbeCheck : ShardedCheck<LinearProbeOptions>
         var labels = rows.Select(i => Array.IndexOf(classesSeen, ds.Labels[i])).ToArray();
         // Bounded on the whole layer list, so every shard thins it alike (the budget and the sizes are the same everywhere).
         var samples = ds.Select(rows);
-        // Layers it chose itself are also thinned to what the fits can afford (ProbeFitElements); named layers only to memory.
-        var (budget, what) = o.Layers.Named is null ? MechanisticData.ProbeCaptureBudget(ctx) : (MechanisticData.CaptureBudgetBytes(ctx), null);
+        // Every layer is bounded by memory. Layers it chose itself are also thinned to what direct fits can afford
+        // (ProbeFitElements) when the folds have too many rows to fit in their row space, whose cost does not grow with the width.
+        var (budget, what) = o.Layers.Named is null && rows.Length > RowSpaceMaxRows ? MechanisticData.ProbeCaptureBudget(ctx) : (MechanisticData.CaptureBudgetBytes(ctx), null);
         var capture = MechanisticData.BoundCapture(ctx, samples, MechanisticData.ResolveLayers(ctx.Model, o.Layers), o.Layers.Named is not null, o.Pooling,
             budget, budgetWhat: what);
         var layers = capture.Layers;
@@ -135,29 +136,47 @@ public sealed class LinearProbeCheck : ShardedCheck<LinearProbeOptions>
 
     internal static string PoolingNote(Pooling p) => p == Pooling.Flatten ? "" : $" (token positions pooled: {p.ToString().ToLowerInvariant()})";
 
+    /// <summary>
+    /// Training folds of at most this many rows that are narrower than the layer are fitted in their row space
+    /// (<see cref="RowSpace"/>): the same optimum, at the cost of one Gram matrix per layer and an m×m eigendecomposition
+    /// per fold (Jacobi, ~10·6m³), which stays below the direct fit's per-iteration m·d·classes on wide layers up to here.
+    /// </summary>
+    public const int RowSpaceMaxRows = 1024;
+
     /// <summary>Cross-validates one layer. Exposed for tests.</summary>
     public static ProbeLayerResult Probe(string layer, SampleMatrix x, int[] labels, int classes, int[] folds, int k, double c)
     {
         int correct = 0;
         var foldAcc = new double[k];
+        double[]? gram = null;
         for (int f = 0; f < k; f++)
         {
             var train = Enumerable.Range(0, labels.Length).Where(i => folds[i] != f).ToArray();
             var test = Enumerable.Range(0, labels.Length).Where(i => folds[i] == f).ToArray();
             if (test.Length == 0) { foldAcc[f] = double.NaN; continue; }
             var trainY = train.Select(i => labels[i]).ToArray();
-            Func<ReadOnlySpan<double>, int> predict;
+            var predicted = new int[test.Length];
             var present = trainY.Distinct().Order().ToArray();
-            if (present.Length == 1) { int only = present[0]; predict = _ => only; } // a one-class fold has nothing to fit
+            if (present.Length == 1) Array.Fill(predicted, present[0]); // a one-class fold has nothing to fit
             else
             {
                 // Fit on the classes present in this training fold, mapping back to global labels.
                 var local = trainY.Select(y => Array.IndexOf(present, y)).ToArray();
-                var model = LogisticRegression.Fit(x.SelectRows(train).Data, train.Length, x.Columns, local, present.Length, c);
-                predict = row => present[model.Predict(row)];
+                if (train.Length < x.Columns && train.Length <= RowSpaceMaxRows)
+                {
+                    gram ??= SymmetricMatrix.RowGram(x.Data, x.Rows, x.Columns);
+                    var (zTrain, zTest, rank) = RowSpace.Coordinates(gram, x.Rows, train, test);
+                    var model = LogisticRegression.Fit(zTrain, train.Length, rank, local, present.Length, c);
+                    for (int t = 0; t < test.Length; t++) predicted[t] = present[model.Predict(zTest.AsSpan(t * rank, rank))];
+                }
+                else
+                {
+                    var model = LogisticRegression.Fit(x.SelectRows(train).Data, train.Length, x.Columns, local, present.Length, c);
+                    for (int t = 0; t < test.Length; t++) predicted[t] = present[model.Predict(x.Row(test[t]))];
+                }
             }
             int ok = 0;
-            foreach (var i in test) if (predict(x.Row(i)) == labels[i]) ok++;
+            for (int t = 0; t < test.Length; t++) if (predicted[t] == labels[test[t]]) ok++;
             correct += ok;
             foldAcc[f] = (double)ok / test.Length;
         }
