@@ -95,7 +95,6 @@ public class BudgetScalingTests
         Assert.Equal(TrojanScanCheck.SamplesFloor(10), trojan.Samples);
         Assert.InRange(trojan.NeuralCleanse.Steps, TrojanScanCheck.StepsFloor, 299);
         Assert.Equal(trojan.NeuralCleanse.Steps, trojan.Tabor.Steps);
-        Assert.Equal(300, trojan.NeuralCleanse.UnreachedSteps); // an unreached class may search on to the default
 
         // Every lowered value is recorded with its default and the rule; the scan's defaulted wall time became its share.
         var names = scaled.Single(s => s.Check.Spec.Id == "trojan").Defaults.Select(d => d.Option).ToList();

@@ -13,16 +13,12 @@ using Gate.Core.Tensors;
 namespace Gate.Core.Checks.TrojanScan;
 
 /// <summary>Budget of one trigger reverse-engineering detector (Neural Cleanse or TABOR).</summary>
-public sealed record MaskSearchOptions(int Steps, double LearningRate, double MaskPenalty, double Smoothness, double? Threshold)
-{
-    /// <summary>
-    /// When <see cref="Steps"/> was scaled down to fit the sandbox: a class whose search has not reached the attack-success
-    /// target by then goes on up to this many (the declared default) while the wall time lasts. A clean class that needs
-    /// longer is thus not left unreached (which would make the scan INCONCLUSIVE), and a reached class stops where every
-    /// class of the estimate stops; the extra steps are outside the estimate, inside the wall-time budget.
-    /// </summary>
-    public int? UnreachedSteps { get; init; }
-}
+/// <summary>
+/// Budget of one trigger reverse-engineering detector (Neural Cleanse or TABOR). A class that has not reached the
+/// attack-success target within <see cref="Steps"/> searches on, up to as many steps again (inside the wall time),
+/// with its mask penalty relaxed (<see cref="TrojanScanCheck.ReverseEngineer"/>).
+/// </summary>
+public sealed record MaskSearchOptions(int Steps, double LearningRate, double MaskPenalty, double Smoothness, double? Threshold);
 
 /// <summary>Budget of MM-BD: random starts per class and projected-Adam steps.</summary>
 public sealed record MaxMarginOptions(int Starts, int Steps, double? Threshold);
@@ -93,8 +89,7 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
         {
             BudgetScaled = BudgetScaled || scaled.Count > 0,
             Samples = samples, SamplesDefaulted = SamplesDefaulted && !scaled.Any(d => d.Option == "samples"),
-            NeuralCleanse = NeuralCleanse with { Steps = nc, UnreachedSteps = nc < NeuralCleanse.Steps ? NeuralCleanse.Steps : null },
-            Tabor = Tabor with { Steps = tabor, UnreachedSteps = tabor < Tabor.Steps ? Tabor.Steps : null }, MaxMargin = MaxMargin with { Starts = starts, Steps = mmSteps },
+            NeuralCleanse = NeuralCleanse with { Steps = nc }, Tabor = Tabor with { Steps = tabor }, MaxMargin = MaxMargin with { Starts = starts, Steps = mmSteps },
         }, scaled);
     }
 
@@ -121,7 +116,8 @@ public sealed record TrojanScanOptions(string Dataset, IReadOnlyList<string> Det
 
 /// <summary>One class's reverse-engineered trigger: the smallest mask (L1) found that reached the attack-success target.</summary>
 /// <param name="Cost">the regularised size the detector ranks by: L1 for Neural Cleanse, L1 + smoothness·TV for TABOR</param>
-public sealed record TriggerCandidate(int Class, double L1, double AttackSuccess, bool Reached, float[] Mask, float[] Pattern, int StepsRun, double Cost = double.NaN);
+/// <param name="RelaxedFrom">the step from which the mask penalty was relaxed because the class had not reached the target within its steps (null: never)</param>
+public sealed record TriggerCandidate(int Class, double L1, double AttackSuccess, bool Reached, float[] Mask, float[] Pattern, int StepsRun, double Cost = double.NaN, int? RelaxedFrom = null);
 
 /// <summary>What one detector concluded: its statistic per class, its model-level score against the calibrated threshold, its trigger.</summary>
 public sealed record DetectorOutcome(string Name, string Statistic, string PerClassName, double[] PerClass, double Score, int SuspectClass,
@@ -343,7 +339,7 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
 
     private static JsonObject Record(TriggerCandidate f) => new()
     {
-        ["class"] = f.Class, ["l1"] = Num(f.L1), ["attackSuccess"] = Num(f.AttackSuccess), ["reached"] = f.Reached, ["stepsRun"] = f.StepsRun, ["cost"] = Num(f.Cost),
+        ["class"] = f.Class, ["l1"] = Num(f.L1), ["attackSuccess"] = Num(f.AttackSuccess), ["reached"] = f.Reached, ["stepsRun"] = f.StepsRun, ["cost"] = Num(f.Cost), ["relaxedFrom"] = f.RelaxedFrom,
         ["mask"] = Floats(f.Mask), ["pattern"] = Floats(f.Pattern),
     };
 
@@ -362,7 +358,7 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
 
     private static TriggerCandidate Candidate(JsonObject u) => new(u["class"]!.GetValue<int>(), ReadNum(u["l1"]), ReadNum(u["attackSuccess"]), u["reached"]!.GetValue<bool>(),
         ReadFloats(u["mask"], "mask"), ReadFloats(u["pattern"], "pattern"),
-        u["stepsRun"]!.GetValue<int>(), ReadNum(u["cost"]));
+        u["stepsRun"]!.GetValue<int>(), ReadNum(u["cost"]), u["relaxedFrom"]?.GetValue<int>());
 
     /// <summary>
     /// The scan's result from every unit's record: per-class statistics per detector, their calibrated thresholds,
@@ -388,6 +384,8 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         double referenceAlpha = o.FalsePositiveRate / 2;
 
         var outcomes = new List<DetectorOutcome>();
+        // Classes that needed the relaxed penalty past their steps: their mask size is what the longer search found.
+        var relaxedPenalty = new JsonObject();
         // Recovered triggers per detector and class, with their production replay (made in the sandbox).
         var triggers = new Dictionary<string, TriggerCandidate[]>();
         var replays = new Dictionary<string, (double? Asr, int Tested)[]>();
@@ -418,6 +416,10 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
             int argmin = Array.IndexOf(costs, costs.Min());
             var unreached = candidates.Where(f => !f.Reached).Select(f => f.Class).ToList();
             var truncated = candidates.Where(f => f.StepsRun < opts.Steps).Select(f => f.Class).ToList();
+            var relaxed = candidates.Where(f => f.RelaxedFrom is not null).ToList();
+            if (relaxed.Count > 0)
+                relaxedPenalty[detector] = new JsonArray(relaxed.Select(f => (JsonNode)new JsonObject
+                    { ["class"] = f.Class, ["from"] = f.RelaxedFrom, ["stepsRun"] = f.StepsRun, ["reached"] = f.Reached }).ToArray());
             string? exhausted = unreached.Count > 0
                 ? $"the trigger search did not reach {AttackSuccessTarget:P0} attack success for class(es) {string.Join(", ", unreached)} within the budget (raise steps or wallTime)"
                 : truncated.Count > 0 ? $"the wall-time budget ({wallTime.TotalSeconds:F0}s) ended the search for class(es) {string.Join(", ", truncated)} before {opts.Steps} steps (raise wallTime)" : null;
@@ -425,6 +427,7 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
                     : "anomaly index (median − min)/(1.4826·MAD) of the per-class mask L1 norms", detector == Tabor ? "mask cost" : "mask L1",
                 costs, TrojanStatistics.LowAnomalyIndex(costs), argmin, opts.Threshold, calibration, alpha, exhausted));
         }
+        if (relaxedPenalty.Count > 0) r.Details["relaxedPenalty"] = relaxedPenalty;
         if (referenceMismatch is null) outcomes.Add(ReferenceOutcome(calibration.Reference!, outcomes, o.Detectors, referenceAlpha, r));
         else r.Details["classReference"] = new JsonObject { ["applies"] = false, ["why"] = referenceMismatch };
         // Shards run side by side: the scan took as long as its slowest shard.
@@ -668,11 +671,18 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         int windowHits = 0;
         const int Patience = 10;
         int step;
-        int limit = Math.Max(o.Steps, o.UnreachedSteps ?? 0);
+        // A class that has not reached the target within its steps searches on without the mask penalty — as Neural
+        // Cleanse's own search starts, at λ = 0 until the trigger works — up to as many steps again, so the mask may
+        // grow to a working size. A class whose penalty held its mask below that is a hard class, not a suspicious one
+        // (a trigger's target is reached early, with a small mask); it is then measured instead of leaving the scan
+        // undecided. Classes that reach within their steps search exactly as before, so the calibrated thresholds still apply.
+        int limit = 2 * o.Steps;
+        int? relaxedFrom = null;
         for (step = 0; step < limit && (step < o.Steps || !everReached); step++)
         {
             if (clock.Elapsed > deadline) break;
             ct.ThrowIfCancellationRequested();
+            if (step == o.Steps) { relaxedFrom = step; lambda = 0; } // only an unreached class gets here
             for (int i = 0; i < hw; i++) mask[i] = Sigmoid(mRaw[i]);
             for (int i = 0; i < chw; i++) pat[i] = lo + (hi - lo) * Sigmoid(pRaw[i]);
             for (int s = 0; s < n; s++)
@@ -739,8 +749,8 @@ public sealed class TrojanScanCheck : ShardedCheck<TrojanScanOptions>
         }
         if (bestMask is null)
             return new TriggerCandidate(target, mask.Sum(), lastAsr, false, mask.Select(v => (float)v).ToArray(), pat.Select(v => (float)v).ToArray(), step,
-                mask.Sum() + o.Smoothness * TotalVariation(mask, h, w));
-        return new TriggerCandidate(target, bestL1, bestAsr, true, bestMask, bestPattern!, step, bestCost);
+                mask.Sum() + o.Smoothness * TotalVariation(mask, h, w), relaxedFrom);
+        return new TriggerCandidate(target, bestL1, bestAsr, true, bestMask, bestPattern!, step, bestCost, relaxedFrom);
     }
 
     /// <summary>Squared total variation of an H×W mask over 4-neighbour pairs.</summary>

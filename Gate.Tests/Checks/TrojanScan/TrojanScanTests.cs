@@ -143,16 +143,31 @@ public class TrojanScanTests(TrojanScans scans) : IClassFixture<TrojanScans>
         if (expected == Verdict.Fail) Assert.Equal(0, (int)r.Details["flaggedClass"]!);
     }
 
+    /// <summary>
+    /// A class still short of the attack-success target after its steps searches on with its mask penalty relaxed, and is
+    /// recorded as such; one that never reaches it within twice its steps leaves the scan INCONCLUSIVE.
+    /// </summary>
     [Fact]
-    public void Scaled_steps_go_on_for_a_class_that_has_not_reached_its_target()
+    public void A_class_that_has_not_reached_its_target_searches_on_with_the_penalty_relaxed()
     {
-        // One step is never enough for every class to reach 90%: scaled (unlike written) steps continue up to the default.
-        var written = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy(TrojanScans.Check.Replace("dataset: test", "dataset: test\n      detectors: [neural-cleanse]\n      samples: 16\n      steps: 1")));
-        Assert.Equal(Verdict.Inconclusive, written.Result.Verdict);
-        var scaled = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy(TrojanScans.Check.Replace("dataset: test", "dataset: test\n      detectors: [neural-cleanse]\n      samples: 16")),
-            options: o => o is Gate.Core.Checks.TrojanScan.TrojanScanOptions t ? t with { NeuralCleanse = t.NeuralCleanse with { Steps = 1, UnreachedSteps = 300 } } : o);
-        Assert.True(scaled.Result.Verdict == Verdict.Pass, scaled.Result.Summary);
-        Assert.True(scaled.Result.BudgetUsed["steps"] > 10, $"{scaled.Result.BudgetUsed["steps"]} steps");
+        // A penalty 50× the default holds several classes of the clean digits CNN below 90% attack success for 50 steps.
+        // Searching on without it, every class gets there; searching on with it (measured), five do not.
+        const int steps = 50;
+        string Policy(int steps) => TrojanScans.Check.Replace("dataset: test", $"dataset: test\n      detectors: [neural-cleanse]\n      samples: 16\n      maskPenalty: 0.5\n      steps: {steps}");
+        var r = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy(Policy(steps))).Result;
+        var relaxed = r.Details["relaxedPenalty"]?["neural-cleanse"] as System.Text.Json.Nodes.JsonArray;
+        Assert.True(relaxed is { Count: > 0 }, $"no class needed the relaxed penalty: {r.Summary}");
+        foreach (var c in relaxed!)
+        {
+            Assert.Equal(steps, c!["from"]!.GetValue<int>());
+            Assert.InRange(c["stepsRun"]!.GetValue<int>(), steps + 1, 2 * steps);
+        }
+        Assert.True(relaxed.Any(c => c!["reached"]!.GetValue<bool>()), "relaxing the penalty let no class reach the target: " + relaxed.ToJsonString());
+        Assert.True(r.Verdict == Verdict.Pass, $"{r.Verdict}: {r.Summary}");
+        // One step (and one more) is too few for any search: INCONCLUSIVE, never a pass.
+        var tooShort = MechanisticHarness.Run("digits-cnn.onnx", MechanisticHarness.DigitsPolicy(Policy(1))).Result;
+        Assert.Equal(Verdict.Inconclusive, tooShort.Verdict);
+        Assert.Contains("did not reach", tooShort.Summary);
     }
 
     [Fact]
