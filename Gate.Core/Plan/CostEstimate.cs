@@ -102,7 +102,7 @@ public static class CostEstimator
             if (dataset is null) return null;
             var inputs = ctx.LoadDataset(dataset).Inputs;
             if (inputs.Shape[0] == 0) return null;
-            int n = Math.Min(FixedBatch.BatchFor(ctx.Model, 8), inputs.Shape[0]);
+            int n = Math.Min(FixedBatch.BatchFor(ctx.Model, WhiteBoxEngines.MeasuredBatch), inputs.Shape[0]);
             string input = ctx.Engine.InputNames.Contains(ctx.PrimaryInput.Name) ? ctx.PrimaryInput.Name : ctx.Engine.InputNames[0];
             return Measure(ctx.Engine, input, ctx.PrimaryOutput, inputs.SliceBatch(0, n), ctx.EngineChoice?.Engine ?? "builtin");
         }

@@ -29,6 +29,21 @@ public class WhiteBoxEngineChoiceTests
         Assert.Equal(choice, WhiteBoxEngines.Choose(Digits, "auto").Item2);
     }
 
+    /// <summary>auto times its engines at the batch the checks' gradient passes run (the estimate's too), not at 1:
+    /// the engines rank differently there. A batch that an input fixes stays.</summary>
+    [Fact]
+    public void Auto_measures_at_the_checks_batch_unless_the_model_fixes_its_batch()
+    {
+        OnnxModel Model(long batch)
+        {
+            var b = new OnnxBuilder(); b.Input("x", batch, 4); b.Node("Relu", ["x"], ["y"]); b.Output("y", batch, 4);
+            return OnnxModelLoader.Load(b.Save(Path.Combine(TestPaths.TempDir("gate-auto-batch"), "m.onnx")));
+        }
+        Assert.Equal([WhiteBoxEngines.MeasuredBatch, 4], WhiteBoxEngines.ProbeInputs(Model(-1))!["x"].Shape);
+        Assert.Equal([1, 4], WhiteBoxEngines.ProbeInputs(Model(1))!["x"].Shape);
+        Assert.Equal(8, WhiteBoxEngines.MeasuredBatch);
+    }
+
     [Fact]
     public void Auto_does_not_consider_torch_for_operators_outside_its_differential_tests()
     {
