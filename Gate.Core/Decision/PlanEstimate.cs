@@ -75,6 +75,15 @@ public sealed record PlanEstimate(PassCost Cost, IReadOnlyList<CheckEstimate> Ch
     /// <summary>The share of the wall time the estimate may use: the rest is the sandbox's start, loading and noise.</summary>
     public const double Headroom = 0.8;
 
+    /// <summary>
+    /// The share of the wall time the checks' own time budgets may add up to when they are raised to fit the sandbox:
+    /// more than <see cref="Headroom"/>, so a check may overrun its estimate, but not all of it — the runner's start,
+    /// the pass-cost measurement and work outside the estimates (a probe's fitting, ~75 s on ResNet-18) need the rest.
+    /// A check that used a share of the whole timeout ran the sandbox into its deadline, and a killed sandbox returns
+    /// no check's result.
+    /// </summary>
+    public const double ShareOfWallTime = 0.9;
+
     public bool Fits => TotalSeconds <= WallTimeSeconds * Headroom;
 
     /// <summary>When the estimate does not fit: the budgets to scale and by how much, the costliest check first.</summary>

@@ -62,13 +62,13 @@ public static class BudgetScaling
         var scaled = checks.ToDictionary(c => c.Spec.Id, c => (Options: c.Options, Defaults: (IReadOnlyList<ScaledDefault>)[]), StringComparer.Ordinal);
         foreach (var c in scalable.Where(c => !refused.ContainsKey(c.Spec.Id)))
             scaled[c.Spec.Id] = At(c, lo);
-        // Each check's share of the sandbox's whole timeout (the headroom too: the estimate fits 80%, a check may
+        // Each check's share of ShareOfWallTime of the timeout (more than the 80% the estimates fit: a check may
         // overrun its estimate), in proportion to its scaled estimate: a defaulted wall time rises to it.
         double total = checks.Where(c => Runs(c) && !refused.ContainsKey(c.Spec.Id)).Sum(c => Seconds(scaled[c.Spec.Id].Options, c));
         foreach (var c in scalable.Where(c => !refused.ContainsKey(c.Spec.Id)))
         {
             var (options, defaults) = scaled[c.Spec.Id];
-            double share = (total > 0 ? Seconds(options, c) / total : 1) * wallTime.TotalSeconds;
+            double share = (total > 0 ? Seconds(options, c) / total : 1) * wallTime.TotalSeconds * PlanEstimate.ShareOfWallTime;
             if (((IScalesDefaults)options!).WithWallTimeShare(TimeSpan.FromSeconds(Math.Ceiling(share)), classes) is { } raised)
                 scaled[c.Spec.Id] = (raised.Options, defaults.Append(raised.Scaled).ToList());
         }

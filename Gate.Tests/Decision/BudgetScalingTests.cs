@@ -102,6 +102,9 @@ public class BudgetScalingTests
         Assert.Contains("steps", names);
         Assert.Contains("budget.wallTime", names);
         Assert.True(trojan.WallTime > TimeSpan.FromMinutes(5), $"{trojan.WallTime}");
+        // The raised budgets leave the sandbox time beside them: they add up to at most 90% of its 20 minutes.
+        Assert.True(trojan.WallTime + (adv.WallTime ?? TimeSpan.Zero) <= TimeSpan.FromMinutes(20 * PlanEstimate.ShareOfWallTime) + TimeSpan.FromSeconds(1), $"{trojan.WallTime}");
+        Assert.True(trojan.WallTime > TimeSpan.FromMinutes(20 * PlanEstimate.ShareOfWallTime) * 0.5, $"{trojan.WallTime}: the scan is most of the estimate");
         Assert.All(scaled.SelectMany(s => s.Defaults).Where(d => d.Option != "budget.wallTime"), d => Assert.StartsWith(BudgetRule.Rule, d.Rule));
 
         // The estimate the user sees (and decision.json records) is of the scaled checks, and says what was scaled.

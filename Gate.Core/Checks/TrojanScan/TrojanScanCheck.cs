@@ -134,7 +134,7 @@ public sealed record DetectorOutcome(string Name, string Statistic, string PerCl
 /// <list type="bullet">
 /// <item><b>neural-cleanse</b> (Wang et al., IEEE S&amp;P 2019): for every class t, optimise a mask m ∈ [0,1]^{H×W} and pattern
 /// p (both through a sigmoid) so that x' = (1−m)⊙x + m⊙p sends clean samples to t, minimising mean CE(f(x'), t) + λ‖m‖₁
-/// with Adam and NC's λ schedule; statistic: anomaly index (median − min)/(1.4826·MAD) of the per-class mask L1.
+/// with Adam and NC's λ schedule (a class still short of the target after its steps searches on without the penalty, as NC starts); statistic: anomaly index (median − min)/(1.4826·MAD) of the per-class mask L1.
 /// Detects small, localised triggers (patches, checkerboards). Misses triggers whose mask is not small compared with
 /// clean classes' (whole rows/columns, blends, global perturbations) and several targets at once (they raise the MAD).</item>
 /// <item><b>tabor</b> (Guo et al., "TABOR", 2019, arXiv:1908.01763): Neural Cleanse's search with TABOR's smoothness
