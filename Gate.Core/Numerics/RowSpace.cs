@@ -30,6 +30,31 @@ public static class RowSpace
         var k = new double[m * m];
         for (int i = 0; i < m; i++)
             for (int j = 0; j < m; j++) k[i * m + j] = gram[train[i] * n + train[j]];
+        return Cholesky(k, m) is { } l ? ViaCholesky(gram, n, train, test, l) : ViaEigenvectors(gram, n, train, test, k);
+    }
+
+    /// <summary>
+    /// Full rank (distinct samples, the usual case): K = L Lᵀ, so Z = L are coordinates in the orthonormal basis
+    /// V = Xᵀ L⁻ᵀ (Vᵀ V = L⁻¹ K L⁻ᵀ = I), and a test row's are L⁻¹ K(X, x). m³/3 operations instead of Jacobi's ~60 m³.
+    /// </summary>
+    private static (double[], double[], int) ViaCholesky(double[] gram, int n, IReadOnlyList<int> train, IReadOnlyList<int> test, double[] l)
+    {
+        int m = train.Count;
+        var zTest = new double[test.Count * m];
+        for (int t = 0; t < test.Count; t++)
+            for (int i = 0; i < m; i++) // forward substitution: L y = K(X, x)
+            {
+                double s = gram[test[t] * n + train[i]];
+                for (int j = 0; j < i; j++) s -= l[i * m + j] * zTest[t * m + j];
+                zTest[t * m + i] = s / l[i * m + i];
+            }
+        return (l, zTest, m);
+    }
+
+    /// <summary>Rank-deficient (duplicated samples, dead units): the eigenvectors of K, dropping the null directions.</summary>
+    private static (double[], double[], int) ViaEigenvectors(double[] gram, int n, IReadOnlyList<int> train, IReadOnlyList<int> test, double[] k)
+    {
+        int m = train.Count;
         var (values, u) = SymmetricMatrix.EigenDecomposition(k, m);
         double cutoff = Math.Max(values.Length == 0 ? 0 : values[0], 0) * RelativeTolerance * Math.Max(1, m);
         int r = values.TakeWhile(v => v > cutoff).Count();
@@ -46,5 +71,32 @@ public static class RowSpace
                 zTest[t * r + j] = s / sigma[j];
             }
         return (zTrain, zTest, r);
+    }
+
+    /// <summary>
+    /// The lower Cholesky factor of K (row-major, zeros above the diagonal), or null when a pivot falls below the
+    /// rank tolerance relative to K's largest diagonal entry (then K is treated as rank-deficient).
+    /// </summary>
+    private static double[]? Cholesky(double[] k, int m)
+    {
+        double largest = 0;
+        for (int i = 0; i < m; i++) largest = Math.Max(largest, k[i * m + i]);
+        double floor = largest * RelativeTolerance * Math.Max(1, m);
+        var l = new double[m * m];
+        for (int j = 0; j < m; j++)
+        {
+            double s = k[j * m + j];
+            for (int p = 0; p < j; p++) s -= l[j * m + p] * l[j * m + p];
+            if (!(s > floor)) return null;
+            double ljj = Math.Sqrt(s);
+            l[j * m + j] = ljj;
+            for (int i = j + 1; i < m; i++)
+            {
+                double t = k[i * m + j];
+                for (int p = 0; p < j; p++) t -= l[i * m + p] * l[j * m + p];
+                l[i * m + j] = t / ljj;
+            }
+        }
+        return l;
     }
 }
