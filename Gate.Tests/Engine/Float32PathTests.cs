@@ -122,7 +122,7 @@ public class Float32PathTests
         Conv2d_float32_direct_kernels_match_float64(name, c, h, w, m, k, stride, dilation, padBegin, padEnd);
     }
 
-    // From ConvOp.PackedWeightFloats weight floats on, 512-bit machines run the packed GEMM in both passes (W packed for
+    // With ≥ 32 output channels and ≥ 64 taps, 512-bit machines run the packed GEMM in both passes (W packed for
     // Y = W·col, Wᵀ packed for dcol = Wᵀ·dY). Sizes off its blocks; batch 1 splits the GEMM itself across the cores (by
     // columns on large planes, by row tiles on small ones), larger batches split samples.
     public static TheoryData<string, int, int, int, int, int, int, int, int, int, int> PackedConvCases() => new()
@@ -133,14 +133,16 @@ public class Float32PathTests
         { "packed: batch 1, columns split across the cores", 1, 53, 29, 29, 70, 3, 1, 1, 1, 1 },
         { "packed: batch 1, 4×4 plane, row tiles split across the cores", 1, 64, 4, 4, 256, 3, 1, 1, 1, 1 },
         { "packed: ResNet's 64-channel 32×32 layer, batch 1", 1, 64, 32, 32, 64, 3, 1, 1, 1, 1 },
+        { "packed: a 7×7 stride-2 stem, 3 input channels", 2, 3, 23, 23, 32, 7, 2, 1, 3, 3 },
+        { "packed: 1×1 stride-2 projection", 3, 64, 9, 9, 40, 1, 2, 1, 0, 0 },
     };
 
     [Theory]
     [MemberData(nameof(PackedConvCases))]
     public void Conv2d_float32_packed_gemm_path_matches_float64(string name, int n, int c, int h, int w, int m, int k, int stride, int dilation, int padBegin, int padEnd)
     {
-        Assert.True((long)m * c * k * k >= Gate.Core.Engine.Ops.ConvOp.PackedWeightFloats, $"{name}: not on the packed path");
         if (!PackedGemm.IsSupported) Assert.Skip("the packed GEMM needs 512-bit vectors");
+        Assert.True(Gate.Core.Engine.Ops.ConvOp.TakesPackedGemm(1, m, c * k * k), $"{name}: not on the packed path");
         NodeAttribute[] attrs = [Ints("strides", stride, stride), Ints("dilations", dilation, dilation), Ints("pads", padBegin, padBegin, padEnd, padEnd)];
         var x = Rand(70 + c, n, c, h, w); var wt = Rand(80 + m, m, c, k, k); var b = Rand(90, m);
         Agree("Conv", attrs, ("x", x), ("w", wt), ("bias", b));

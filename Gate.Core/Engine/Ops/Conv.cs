@@ -65,11 +65,14 @@ public sealed class ConvOp : Operator
 
     /// <summary><see cref="Im2Col(float[], float[], Geo, int, int)"/> into columns [offset, offset + OH·OW) of a
     /// column matrix whose rows are <paramref name="ld"/> long (several samples side by side).</summary>
-    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset)
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset) => Im2Col(x, col, g, n, grp, ld, offset, 0, g.Cg);
+
+    /// <summary>Input channels [c0, c1) only: their rows of the column matrix are disjoint, so ranges can run in parallel.</summary>
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset, int c0, int c1)
     {
         var s = g.S;
         int ohw = ld, ow = g.OW, sx = s.Strides[1];
-        for (int c = 0; c < g.Cg; c++)
+        for (int c = c0; c < c1; c++)
         {
             int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
@@ -103,11 +106,14 @@ public sealed class ConvOp : Operator
     private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp) => Col2ImAdd(col, dx, g, n, grp, g.ColCols, 0);
 
     /// <summary><see cref="Col2ImAdd(float[], float[], Geo, int, int)"/> from columns [offset, offset + OH·OW) of rows <paramref name="ld"/> long.</summary>
-    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset)
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset) => Col2ImAdd(col, dx, g, n, grp, ld, offset, 0, g.Cg);
+
+    /// <summary>Input channels [c0, c1) only: they write disjoint planes of dX, so ranges can run in parallel.</summary>
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset, int c0, int c1)
     {
         var s = g.S;
         int ohw = ld, ow = g.OW, sx = s.Strides[1];
-        for (int c = 0; c < g.Cg; c++)
+        for (int c = c0; c < c1; c++)
         {
             int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
@@ -207,13 +213,14 @@ public sealed class ConvOp : Operator
     internal const int LargeWeightFloats = 1 << 17;
 
     /// <summary>
-    /// Where the packed GEMM runs (512-bit vectors), from this many weight floats on: ResNet's 64-channel 3×3 layers
-    /// (36,864) ran ~40 GFLOP/s on the direct kernel and gain from the packed one; the digits models' convolutions
-    /// (a few thousand) stay on the direct kernel, which is faster at their size.
+    /// Where the packed GEMM runs (512-bit vectors), one-group convolutions with at least 32 output channels and 64
+    /// taps per output take it in both passes: ResNet's 64-channel layers (~40 GFLOP/s on the direct kernel) and its
+    /// 7×7 stride-2 stem (13 GFLOP/s, and its stride-2 input gradient went through the unpacked GEMM). The digits
+    /// models' convolutions (8 and 16 channels, 9 and 72 taps) stay on the direct kernel, which is faster at their size.
     /// </summary>
-    internal const int PackedWeightFloats = 1 << 15;
+    internal static bool TakesPackedGemm(int groups, int m, int colRows) => PackedGemm.IsSupported && groups == 1 && m >= 32 && colRows >= 16;
 
-    private static bool LargeWeights(Geo g) => g.G == 1 && (long)g.M * g.ColRows >= (PackedGemm.IsSupported ? PackedWeightFloats : LargeWeightFloats);
+    private static bool LargeWeights(Geo g) => TakesPackedGemm(g.G, g.M, g.ColRows) || g.G == 1 && (long)g.M * g.ColRows >= LargeWeightFloats;
 
     /// <summary>W [M, ColRows] packed as the GEMM's A (forward) and Wᵀ [ColRows, M] (input gradient), cached per weight
     /// array like the transposes; weights computed in the graph are packed per call.</summary>
@@ -247,7 +254,8 @@ public sealed class ConvOp : Operator
         for (int s0 = n0; s0 < n1; s0 += per)
         {
             int count = Math.Min(per, n1 - s0), ld = count * plane;
-            for (int i = 0; i < count; i++) Im2Col(xf, col, g, s0 + i, 0, ld, i * plane);
+            if (parallel && count == 1) ByChannels(g, (c0, c1) => Im2Col(xf, col, g, s0, 0, ld, 0, c0, c1));
+            else for (int i = 0; i < count; i++) Im2Col(xf, col, g, s0 + i, 0, ld, i * plane);
             if (packed is not null && count == 1)
             {
                 PackedGemm.Multiply(packed, col.AsSpan(0, g.ColRows * ld), ld, y.AsSpan(s0 * g.M * plane, g.M * plane), plane, plane, false, bf is null ? default : bf.AsSpan(0, g.M), parallel);
@@ -293,10 +301,22 @@ public sealed class ConvOp : Operator
                 if (packed is not null) PackedGemm.Multiply(packed, dy.AsSpan(0, g.M * ld), ld, dcol.AsSpan(0, g.ColRows * ld), ld, ld, false, default, parallel);
                 else Kernels.MatMul(wT.AsSpan(0, g.ColRows * g.M), dy.AsSpan(0, g.M * ld), dcol.AsSpan(0, g.ColRows * ld), g.ColRows, g.M, ld);
             }
-            for (int i = 0; i < count; i++) Col2ImAdd(dcol, dx, g, s0 + i, 0, ld, i * plane);
+            if (parallel && count == 1) ByChannels(g, (c0, c1) => Col2ImAdd(dcol, dx, g, s0, 0, ld, 0, c0, c1));
+            else for (int i = 0; i < count; i++) Col2ImAdd(dcol, dx, g, s0 + i, 0, ld, i * plane);
         }
         System.Buffers.ArrayPool<float>.Shared.Return(dy);
         System.Buffers.ArrayPool<float>.Shared.Return(dcol);
+    }
+
+    /// <summary>
+    /// Input channel ranges of one sample across the cores: at batch 1 the GEMM runs on every core, and im2col or
+    /// col2im left on one (7 MB of column matrix for a 64-channel 56×56 layer) took longer than the GEMM itself.
+    /// </summary>
+    private static void ByChannels(Geo g, Action<int, int> range)
+    {
+        int parts = (long)g.ColRows * g.ColCols < 1 << 16 ? 1 : Math.Min(g.Cg, Environment.ProcessorCount);
+        if (parts <= 1) { range(0, g.Cg); return; }
+        ForkJoin.For(parts, t => range((int)((long)g.Cg * t / parts), (int)((long)g.Cg * (t + 1) / parts)));
     }
 
     /// <summary>Wᵀ per group ([ColRows, Mg] each, side by side), cached per weight array: the input gradient of every
