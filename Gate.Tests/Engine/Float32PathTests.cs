@@ -150,6 +150,30 @@ public class Float32PathTests
     }
 
     [Fact]
+    public void Packed_weights_cached_for_one_shape_are_not_reused_under_another()
+    {
+        if (!PackedGemm.IsSupported) Assert.Skip("the packed GEMM needs 512-bit vectors");
+        // One float array as W [64, 64, 3, 3] and then as W [128, 32, 3, 3]: the packed-weight cache is keyed by the
+        // array, so the second convolution must not read the first one's packing.
+        NodeAttribute[] attrs = [Ints("pads", 1, 1, 1, 1)];
+        var shared = Rand(95, 64 * 64 * 9).ToFloatArray();
+        float[] Run(int m, int c, out Tensor x64, out Tensor w64)
+        {
+            var x = Rand(96 + c, 2, c, 9, 9);
+            var w = Tensor.FromFloats([m, c, 3, 3], shared);
+            (x64, w64) = (x, Tensor.FromDoubles([m, c, 3, 3], shared.Select(v => (double)v).ToArray()));
+            var engine = CompiledModel.Compile(SingleNodeModel.Create("Conv", attrs, [("x", DType.Float32), ("w", DType.Float32)], 1));
+            return engine.Forward(new Dictionary<string, Tensor> { ["x"] = F32(x), ["w"] = w })["y0"].ToFloatArray();
+        }
+        Run(64, 64, out _, out _);
+        var y = Run(128, 32, out var x64, out var w64);
+        var reference = CompiledModel.Compile(SingleNodeModel.Create("Conv", attrs, [("x", DType.Float64), ("w", DType.Float64)], 1));
+        var expected = reference.Forward(new Dictionary<string, Tensor> { ["x"] = x64, ["w"] = w64 })["y0"];
+        for (int i = 0; i < y.Length; i++)
+            Assert.True(Math.Abs(expected.GetDouble(i) - y[i]) <= 1e-4 * (1 + Math.Abs(expected.GetDouble(i))), $"y[{i}]: float64 {expected.GetDouble(i)}, float32 {y[i]}");
+    }
+
+    [Fact]
     public void Residual_add_float32_gradient_matches_float64()
     {
         Agree("Add", [], ("a", Rand(61, 2, 5, 7)), ("b", Rand(62, 2, 5, 7)));

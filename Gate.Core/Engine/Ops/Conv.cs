@@ -231,7 +231,10 @@ public sealed class ConvOp : Operator
         PackedGemm.PackedA Make(float[] w) => transposed
             ? new PackedGemm.PackedA(w.AsSpan(0, g.M * g.ColRows), g.ColRows, g.M, 1, g.ColRows)
             : new PackedGemm.PackedA(w.AsSpan(0, g.M * g.ColRows), g.M, g.ColRows, g.ColRows, 1);
-        return BufferPool.IsRecyclable(wf) ? Make(wf) : (transposed ? PackedWT : PackedW).GetValue(wf, Make);
+        if (BufferPool.IsRecyclable(wf)) return Make(wf);
+        var cached = (transposed ? PackedWT : PackedW).GetValue(wf, Make);
+        // The cache is keyed by the array alone: an array seen before under another shape is packed afresh.
+        return cached.M == (transposed ? g.ColRows : g.M) && cached.K == (transposed ? g.M : g.ColRows) ? cached : Make(wf);
     }
 
     /// <summary>Columns the batched path puts side by side in one GEMM: small planes (4×4 at ResNet's last stage)
