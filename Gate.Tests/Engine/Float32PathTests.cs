@@ -122,6 +122,57 @@ public class Float32PathTests
         Conv2d_float32_direct_kernels_match_float64(name, c, h, w, m, k, stride, dilation, padBegin, padEnd);
     }
 
+    // With ≥ 32 output channels and ≥ 64 taps, 512-bit machines run the packed GEMM in both passes (W packed for
+    // Y = W·col, Wᵀ packed for dcol = Wᵀ·dY). Sizes off its blocks; batch 1 splits the GEMM itself across the cores (by
+    // columns on large planes, by row tiles on small ones), larger batches split samples.
+    public static TheoryData<string, int, int, int, int, int, int, int, int, int, int> PackedConvCases() => new()
+    {
+        // name, N, C, H, W, M, K, stride, dilation, padBegin, padEnd
+        { "packed: 64 channels at 18×18, one sample per GEMM, bias in the kernel", 3, 64, 18, 18, 64, 3, 1, 1, 1, 1 },
+        { "packed: odd channels, stride 2, 7×7 planes side by side", 3, 61, 13, 13, 67, 3, 2, 1, 1, 1 },
+        { "packed: batch 1, columns split across the cores", 1, 53, 29, 29, 70, 3, 1, 1, 1, 1 },
+        { "packed: batch 1, 4×4 plane, row tiles split across the cores", 1, 64, 4, 4, 256, 3, 1, 1, 1, 1 },
+        { "packed: ResNet's 64-channel 32×32 layer, batch 1", 1, 64, 32, 32, 64, 3, 1, 1, 1, 1 },
+        { "packed: a 7×7 stride-2 stem, 3 input channels", 2, 3, 23, 23, 32, 7, 2, 1, 3, 3 },
+        { "packed: 1×1 stride-2 projection", 3, 64, 9, 9, 40, 1, 2, 1, 0, 0 },
+    };
+
+    [Theory]
+    [MemberData(nameof(PackedConvCases))]
+    public void Conv2d_float32_packed_gemm_path_matches_float64(string name, int n, int c, int h, int w, int m, int k, int stride, int dilation, int padBegin, int padEnd)
+    {
+        if (!PackedGemm.IsSupported) Assert.Skip("the packed GEMM needs 512-bit vectors");
+        Assert.True(Gate.Core.Engine.Ops.ConvOp.TakesPackedGemm(1, m, c * k * k), $"{name}: not on the packed path");
+        NodeAttribute[] attrs = [Ints("strides", stride, stride), Ints("dilations", dilation, dilation), Ints("pads", padBegin, padBegin, padEnd, padEnd)];
+        var x = Rand(70 + c, n, c, h, w); var wt = Rand(80 + m, m, c, k, k); var b = Rand(90, m);
+        Agree("Conv", attrs, ("x", x), ("w", wt), ("bias", b));
+        Agree("Conv", attrs, ["x"], ("x", x), ("w", wt), ("bias", b));
+    }
+
+    [Fact]
+    public void Packed_weights_cached_for_one_shape_are_not_reused_under_another()
+    {
+        if (!PackedGemm.IsSupported) Assert.Skip("the packed GEMM needs 512-bit vectors");
+        // One float array as W [64, 64, 3, 3] and then as W [128, 32, 3, 3]: the packed-weight cache is keyed by the
+        // array, so the second convolution must not read the first one's packing.
+        NodeAttribute[] attrs = [Ints("pads", 1, 1, 1, 1)];
+        var shared = Rand(95, 64 * 64 * 9).ToFloatArray();
+        float[] Run(int m, int c, out Tensor x64, out Tensor w64)
+        {
+            var x = Rand(96 + c, 2, c, 9, 9);
+            var w = Tensor.FromFloats([m, c, 3, 3], shared);
+            (x64, w64) = (x, Tensor.FromDoubles([m, c, 3, 3], shared.Select(v => (double)v).ToArray()));
+            var engine = CompiledModel.Compile(SingleNodeModel.Create("Conv", attrs, [("x", DType.Float32), ("w", DType.Float32)], 1));
+            return engine.Forward(new Dictionary<string, Tensor> { ["x"] = F32(x), ["w"] = w })["y0"].ToFloatArray();
+        }
+        Run(64, 64, out _, out _);
+        var y = Run(128, 32, out var x64, out var w64);
+        var reference = CompiledModel.Compile(SingleNodeModel.Create("Conv", attrs, [("x", DType.Float64), ("w", DType.Float64)], 1));
+        var expected = reference.Forward(new Dictionary<string, Tensor> { ["x"] = x64, ["w"] = w64 })["y0"];
+        for (int i = 0; i < y.Length; i++)
+            Assert.True(Math.Abs(expected.GetDouble(i) - y[i]) <= 1e-4 * (1 + Math.Abs(expected.GetDouble(i))), $"y[{i}]: float64 {expected.GetDouble(i)}, float32 {y[i]}");
+    }
+
     [Fact]
     public void Residual_add_float32_gradient_matches_float64()
     {

@@ -33,7 +33,9 @@ public abstract class BinaryArithmetic : Operator
         {
             case StorageKind.Float:
             {
-                var y = new float[n];
+                // Pooled like every other float kernel's output: a fresh 8 MB array per residual Add (ResNet at batch
+                // 32) cost a large-object allocation and GC work each call, 14 % of a pass in the profile.
+                var y = ctx.RentFloats(n);
                 if (HasFastFloat && a.Shape.SequenceEqual(b.Shape)) FastFloat(a.Floats.AsSpan(0, n), b.Floats.AsSpan(0, n), y);
                 else
                 {

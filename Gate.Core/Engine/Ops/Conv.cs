@@ -65,11 +65,14 @@ public sealed class ConvOp : Operator
 
     /// <summary><see cref="Im2Col(float[], float[], Geo, int, int)"/> into columns [offset, offset + OH·OW) of a
     /// column matrix whose rows are <paramref name="ld"/> long (several samples side by side).</summary>
-    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset)
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset) => Im2Col(x, col, g, n, grp, ld, offset, 0, g.Cg);
+
+    /// <summary>Input channels [c0, c1) only: their rows of the column matrix are disjoint, so ranges can run in parallel.</summary>
+    private static void Im2Col(float[] x, float[] col, Geo g, int n, int grp, int ld, int offset, int c0, int c1)
     {
         var s = g.S;
         int ohw = ld, ow = g.OW, sx = s.Strides[1];
-        for (int c = 0; c < g.Cg; c++)
+        for (int c = c0; c < c1; c++)
         {
             int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
@@ -103,11 +106,14 @@ public sealed class ConvOp : Operator
     private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp) => Col2ImAdd(col, dx, g, n, grp, g.ColCols, 0);
 
     /// <summary><see cref="Col2ImAdd(float[], float[], Geo, int, int)"/> from columns [offset, offset + OH·OW) of rows <paramref name="ld"/> long.</summary>
-    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset)
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset) => Col2ImAdd(col, dx, g, n, grp, ld, offset, 0, g.Cg);
+
+    /// <summary>Input channels [c0, c1) only: they write disjoint planes of dX, so ranges can run in parallel.</summary>
+    private static void Col2ImAdd(float[] col, float[] dx, Geo g, int n, int grp, int ld, int offset, int c0, int c1)
     {
         var s = g.S;
         int ohw = ld, ow = g.OW, sx = s.Strides[1];
-        for (int c = 0; c < g.Cg; c++)
+        for (int c = c0; c < c1; c++)
         {
             int planeBase = ((n * g.C) + grp * g.Cg + c) * g.H * g.W;
             for (int ky = 0; ky < g.Kh; ky++)
@@ -144,16 +150,17 @@ public sealed class ConvOp : Operator
         // Samples in contiguous chunks, one per core: per-sample products are small (a few rows by OH·OW columns),
         // so finer tasks would cost more in hand-off than they compute; tiny batches stay on the calling thread.
         int chunks = work < ParallelWork ? 1 : Math.Min(g.N, Environment.ProcessorCount);
-        Action<int, int> samples = ForwardSamples(xf, wf, bf, y, g);
+        Action<int, int> samples = ForwardSamples(xf, wf, bf, y, g, parallelGemm: chunks == 1);
         if (chunks == 1) samples(0, g.N);
         else ForkJoin.For(chunks, c => samples((int)((long)g.N * c / chunks), (int)((long)g.N * (c + 1) / chunks)));
         return [Tensor.FromFloats([g.N, g.M, g.OH, g.OW], y)];
     }
 
-    /// <summary>The kernel for samples [n0, n1): <see cref="DirectConv"/> where it applies, else im2col + GEMM.</summary>
-    private static Action<int, int> ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g)
+    /// <summary>The kernel for samples [n0, n1): <see cref="DirectConv"/> where it applies, else im2col + GEMM.
+    /// <paramref name="parallelGemm"/>: the caller runs all samples as one chunk, so a large GEMM uses every core itself.</summary>
+    private static Action<int, int> ForwardSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, bool parallelGemm)
     {
-        if (LargeWeights(g)) return (n0, n1) => BatchedIm2ColSamples(xf, wf, bf, y, g, n0, n1);
+        if (LargeWeights(g)) return (n0, n1) => BatchedIm2ColSamples(xf, wf, bf, y, g, n0, n1, parallelGemm);
         if (!DirectConv.Supports(g.M, g.G, g.S.Strides[1], g.OW)) return (n0, n1) => Im2ColSamples(xf, wf, bf, y, g, n0, n1);
         var s = g.S;
         var direct = new DirectConv(g.C, g.H, g.W, g.M, g.Kh, g.Kw, s.Strides[0], s.Strides[1], s.Dilations[0], s.Dilations[1], s.PadBegin[0], s.PadBegin[1], g.OH, g.OW);
@@ -199,13 +206,36 @@ public sealed class ConvOp : Operator
 
     /// <summary>
     /// One-group convolutions whose weight matrix has at least this many floats (512 KiB: more than a core's share of
-    /// L2) take the batched im2col + blocked GEMM path in both passes. The direct kernel streams the whole weight
+    /// L2) take the batched im2col + GEMM path in both passes. The direct kernel streams the whole weight
     /// matrix once per block of 4–8 output pixels, which on ResNet's 128–512-channel layers made the weights, not the
     /// arithmetic, the cost; the GEMM streams them once per K panel for a whole group of samples' columns.
     /// </summary>
     internal const int LargeWeightFloats = 1 << 17;
 
-    private static bool LargeWeights(Geo g) => g.G == 1 && (long)g.M * g.ColRows >= LargeWeightFloats;
+    /// <summary>
+    /// Where the packed GEMM runs (512-bit vectors), one-group convolutions with at least 32 output channels and 64
+    /// taps per output take it in both passes: ResNet's 64-channel layers (~40 GFLOP/s on the direct kernel) and its
+    /// 7×7 stride-2 stem (13 GFLOP/s, and its stride-2 input gradient went through the unpacked GEMM). The digits
+    /// models' convolutions (8 and 16 channels, 9 and 72 taps) stay on the direct kernel, which is faster at their size.
+    /// </summary>
+    internal static bool TakesPackedGemm(int groups, int m, int colRows) => PackedGemm.IsSupported && groups == 1 && m >= 32 && colRows >= 16;
+
+    private static bool LargeWeights(Geo g) => TakesPackedGemm(g.G, g.M, g.ColRows) || g.G == 1 && (long)g.M * g.ColRows >= LargeWeightFloats;
+
+    /// <summary>W [M, ColRows] packed as the GEMM's A (forward) and Wᵀ [ColRows, M] (input gradient), cached per weight
+    /// array like the transposes; weights computed in the graph are packed per call.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], PackedGemm.PackedA> PackedW = new(), PackedWT = new();
+
+    private static PackedGemm.PackedA PackedWeights(float[] wf, Geo g, bool transposed)
+    {
+        PackedGemm.PackedA Make(float[] w) => transposed
+            ? new PackedGemm.PackedA(w.AsSpan(0, g.M * g.ColRows), g.ColRows, g.M, 1, g.ColRows)
+            : new PackedGemm.PackedA(w.AsSpan(0, g.M * g.ColRows), g.M, g.ColRows, g.ColRows, 1);
+        if (BufferPool.IsRecyclable(wf)) return Make(wf);
+        var cached = (transposed ? PackedWT : PackedW).GetValue(wf, Make);
+        // The cache is keyed by the array alone: an array seen before under another shape is packed afresh.
+        return cached.M == (transposed ? g.ColRows : g.M) && cached.K == (transposed ? g.M : g.ColRows) ? cached : Make(wf);
+    }
 
     /// <summary>Columns the batched path puts side by side in one GEMM: small planes (4×4 at ResNet's last stage)
     /// join several samples so that each pass over the weights does enough arithmetic.</summary>
@@ -215,19 +245,27 @@ public sealed class ConvOp : Operator
 
     /// <summary>
     /// Samples [n0, n1) of a large one-group convolution: S samples' column matrices side by side, Y' = W · col as one
-    /// GEMM [M, S·OH·OW], then each sample's rows (plus bias) into Y. With one chunk (batch 1) the GEMM itself runs
-    /// on both cores.
+    /// GEMM [M, S·OH·OW], then each sample's rows (plus bias) into Y; one sample per GEMM writes Y directly. With
+    /// <paramref name="parallel"/> (one chunk: batch 1) the GEMM itself runs on every core.
     /// </summary>
-    private static void BatchedIm2ColSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, int n0, int n1)
+    private static void BatchedIm2ColSamples(float[] xf, float[] wf, float[]? bf, float[] y, Geo g, int n0, int n1, bool parallel)
     {
         int plane = g.ColCols, per = SamplesPerGemm(g, n1 - n0);
+        var packed = PackedGemm.IsSupported ? PackedWeights(wf, g, transposed: false) : null;
         var col = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * per * plane);
         var prod = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * per * plane);
         for (int s0 = n0; s0 < n1; s0 += per)
         {
             int count = Math.Min(per, n1 - s0), ld = count * plane;
-            for (int i = 0; i < count; i++) Im2Col(xf, col, g, s0 + i, 0, ld, i * plane);
-            Kernels.MatMul(wf.AsSpan(0, g.M * g.ColRows), col.AsSpan(0, g.ColRows * ld), prod.AsSpan(0, g.M * ld), g.M, g.ColRows, ld);
+            if (parallel && count == 1) ByChannels(g, (c0, c1) => Im2Col(xf, col, g, s0, 0, ld, 0, c0, c1));
+            else for (int i = 0; i < count; i++) Im2Col(xf, col, g, s0 + i, 0, ld, i * plane);
+            if (packed is not null && count == 1)
+            {
+                PackedGemm.Multiply(packed, col.AsSpan(0, g.ColRows * ld), ld, y.AsSpan(s0 * g.M * plane, g.M * plane), plane, plane, false, bf is null ? default : bf.AsSpan(0, g.M), parallel);
+                continue;
+            }
+            if (packed is not null) PackedGemm.Multiply(packed, col.AsSpan(0, g.ColRows * ld), ld, prod.AsSpan(0, g.M * ld), ld, ld, false, default, parallel);
+            else Kernels.MatMul(wf.AsSpan(0, g.M * g.ColRows), col.AsSpan(0, g.ColRows * ld), prod.AsSpan(0, g.M * ld), g.M, g.ColRows, ld);
             for (int i = 0; i < count; i++)
                 for (int m = 0; m < g.M; m++)
                 {
@@ -243,25 +281,45 @@ public sealed class ConvOp : Operator
 
     /// <summary>
     /// dX for samples [n0, n1) of a large one-group convolution: S samples' dY side by side as [M, S·OH·OW],
-    /// dcol = Wᵀ · dY as one GEMM, scattered back per sample by col2im. <paramref name="wT"/> is Wᵀ [ColRows, M].
+    /// dcol = Wᵀ · dY as one GEMM, scattered back per sample by col2im. Where the packed GEMM runs it takes Wᵀ packed
+    /// (and one sample's dY in place); else <paramref name="wT"/> is Wᵀ [ColRows, M].
     /// </summary>
-    private static void BatchedCol2ImSamples(float[] gy, float[] wT, float[] dx, Geo g, int n0, int n1)
+    private static void BatchedCol2ImSamples(float[] gy, float[] wf, float[]? wT, float[] dx, Geo g, int n0, int n1, bool parallel)
     {
         int plane = g.ColCols, per = SamplesPerGemm(g, n1 - n0), sampleLen = g.C * g.H * g.W;
+        var packed = PackedGemm.IsSupported ? PackedWeights(wf, g, transposed: true) : null;
         dx.AsSpan(n0 * sampleLen, (n1 - n0) * sampleLen).Clear();
         var dy = System.Buffers.ArrayPool<float>.Shared.Rent(g.M * per * plane);
         var dcol = System.Buffers.ArrayPool<float>.Shared.Rent(g.ColRows * per * plane);
         for (int s0 = n0; s0 < n1; s0 += per)
         {
             int count = Math.Min(per, n1 - s0), ld = count * plane;
-            for (int i = 0; i < count; i++)
-                for (int m = 0; m < g.M; m++)
-                    gy.AsSpan(((s0 + i) * g.M + m) * plane, plane).CopyTo(dy.AsSpan(m * ld + i * plane, plane));
-            Kernels.MatMul(wT.AsSpan(0, g.ColRows * g.M), dy.AsSpan(0, g.M * ld), dcol.AsSpan(0, g.ColRows * ld), g.ColRows, g.M, ld);
-            for (int i = 0; i < count; i++) Col2ImAdd(dcol, dx, g, s0 + i, 0, ld, i * plane);
+            if (packed is not null && count == 1)
+                PackedGemm.Multiply(packed, gy.AsSpan(s0 * g.M * plane, g.M * plane), plane, dcol.AsSpan(0, g.ColRows * ld), ld, ld, false, default, parallel);
+            else
+            {
+                for (int i = 0; i < count; i++)
+                    for (int m = 0; m < g.M; m++)
+                        gy.AsSpan(((s0 + i) * g.M + m) * plane, plane).CopyTo(dy.AsSpan(m * ld + i * plane, plane));
+                if (packed is not null) PackedGemm.Multiply(packed, dy.AsSpan(0, g.M * ld), ld, dcol.AsSpan(0, g.ColRows * ld), ld, ld, false, default, parallel);
+                else Kernels.MatMul(wT.AsSpan(0, g.ColRows * g.M), dy.AsSpan(0, g.M * ld), dcol.AsSpan(0, g.ColRows * ld), g.ColRows, g.M, ld);
+            }
+            if (parallel && count == 1) ByChannels(g, (c0, c1) => Col2ImAdd(dcol, dx, g, s0, 0, ld, 0, c0, c1));
+            else for (int i = 0; i < count; i++) Col2ImAdd(dcol, dx, g, s0 + i, 0, ld, i * plane);
         }
         System.Buffers.ArrayPool<float>.Shared.Return(dy);
         System.Buffers.ArrayPool<float>.Shared.Return(dcol);
+    }
+
+    /// <summary>
+    /// Input channel ranges of one sample across the cores: at batch 1 the GEMM runs on every core, and im2col or
+    /// col2im left on one (7 MB of column matrix for a 64-channel 56×56 layer) took longer than the GEMM itself.
+    /// </summary>
+    private static void ByChannels(Geo g, Action<int, int> range)
+    {
+        int parts = (long)g.ColRows * g.ColCols < 1 << 16 ? 1 : Math.Min(g.Cg, Environment.ProcessorCount);
+        if (parts <= 1) { range(0, g.Cg); return; }
+        ForkJoin.For(parts, t => range((int)((long)g.Cg * t / parts), (int)((long)g.Cg * (t + 1) / parts)));
     }
 
     /// <summary>Wᵀ per group ([ColRows, Mg] each, side by side), cached per weight array: the input gradient of every
@@ -324,14 +382,14 @@ public sealed class ConvOp : Operator
             ? new DirectConv(g.M, g.OH, g.OW, g.C, g.Kh, g.Kw, 1, 1, 1, 1, g.Kh - 1 - s.PadBegin[0], g.Kw - 1 - s.PadBegin[1], g.H, g.W) : null;
         var flipped = directDx is null ? null : FlippedWeights(wf, g);
         // Transposed weights per group, shared by every sample (only the col2im route needs them).
-        var wT = dx is not null && directDx is null ? TransposedWeights(wf, g) : null;
+        var wT = dx is not null && directDx is null && !(batchedDx && PackedGemm.IsSupported) ? TransposedWeights(wf, g) : null;
         void Chunk(int chunk)
         {
             int n0 = (int)((long)g.N * chunk / chunks), n1 = (int)((long)g.N * (chunk + 1) / chunks);
             int sampleLen = g.C * g.H * g.W;
             if (batchedDx)
             {
-                BatchedCol2ImSamples(gy, wT!, dx!, g, n0, n1);
+                BatchedCol2ImSamples(gy, wf, wT, dx!, g, n0, n1, parallel: chunks == 1);
                 if (!needW) return;
             }
             else if (directDx is not null)
