@@ -10,10 +10,21 @@ namespace Gate.Core.Engine;
 /// </summary>
 internal sealed class BufferPool
 {
-    /// <summary>Free arrays kept per length: enough for the intermediates of a few concurrent passes.</summary>
-    private const int KeepPerLength = 8;
+    /// <summary>
+    /// Free arrays kept per length: a recording pass of a ResNet holds ~30 activations of one shape until its backward,
+    /// and with 8 kept the next pass allocated (and the GC collected) the other ~22 every time — ResNet-18 at 32×32,
+    /// batch 32: forward + input gradient 827–851 ms median with 8, 551–564 ms with 64, peak RSS 980–1020 vs 730 MiB.
+    /// </summary>
+    internal const int KeepPerLength = 64;
+
+    /// <summary>At most this much is kept free in all, so a pool never holds more than a large pass's working set.</summary>
+    internal const long MaxFreeBytes = 2L << 30;
 
     private readonly ConcurrentDictionary<int, ConcurrentBag<float[]>> _free = new();
+    private long _freeBytes;
+
+    /// <summary>Bytes now held free (for tests).</summary>
+    internal long FreeBytes => Interlocked.Read(ref _freeBytes);
 
     /// <summary>Every array a pool ever made: their contents change on reuse, so caches keyed by array identity must skip them.</summary>
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], object> Recyclable = new();
@@ -22,7 +33,11 @@ internal sealed class BufferPool
 
     public float[] Rent(int length)
     {
-        if (_free.TryGetValue(length, out var bag) && bag.TryTake(out var a)) return a;
+        if (_free.TryGetValue(length, out var bag) && bag.TryTake(out var a))
+        {
+            Interlocked.Add(ref _freeBytes, -(long)length * sizeof(float));
+            return a;
+        }
         a = GC.AllocateUninitializedArray<float>(length);
         Recyclable.Add(a, Recyclable);
         return a;
@@ -31,7 +46,10 @@ internal sealed class BufferPool
     public void Return(float[] a)
     {
         var bag = _free.GetOrAdd(a.Length, _ => new ConcurrentBag<float[]>());
-        if (bag.Count < KeepPerLength) bag.Add(a);
+        long bytes = (long)a.Length * sizeof(float);
+        if (bag.Count >= KeepPerLength) return;
+        if (Interlocked.Add(ref _freeBytes, bytes) > MaxFreeBytes) { Interlocked.Add(ref _freeBytes, -bytes); return; }
+        bag.Add(a);
     }
 }
 
