@@ -237,11 +237,12 @@ public abstract class RunnerBackend : ISandboxBackend
     /// stderr's tail kept, both through bounded readers, because the runner's output is untrusted and must not be able
     /// to exhaust the host's memory. Shared by the backends that start the runner as a child (process, bubblewrap).
     /// </summary>
-    protected static async Task<RunnerExit> RunChildAsync(System.Diagnostics.ProcessStartInfo psi, ResourceLimits limits, Action<string> stdoutLine, CancellationToken ct)
+    protected internal static async Task<RunnerExit> RunChildAsync(System.Diagnostics.ProcessStartInfo psi, ResourceLimits limits, Action<string> stdoutLine, CancellationToken ct)
     {
         var stderr = new TailBuffer();
-        using var proc = new System.Diagnostics.Process { StartInfo = psi };
-        proc.Start();
+        // Forked from a thread that outlives the child: a sandbox's parent-death signal follows the forking thread.
+        using var child = OwnThreadChild.Start(psi);
+        var proc = child.Process;
         proc.StandardInput.Close();
         var pumps = Task.WhenAll(
             BoundedLines.PumpAsync(proc.StandardOutput.BaseStream, stdoutLine, JobProtocol.MaxLineChars),
