@@ -229,8 +229,9 @@ public static class MechanisticData
     {
         int n = feeds.Values.First().Shape[0];
         batch = FixedBatch.BatchFor(ctx.Model, batch);
-        var parts = layers.ToDictionary(l => l, _ => new List<double[]>());
-        var widths = new Dictionary<string, int>();
+        // Each layer's matrix is allocated once its width is known and every batch is copied into its rows: holding
+        // the batches and concatenating them at the end would need twice the capture's memory at its peak.
+        var matrices = new Dictionary<string, SampleMatrix>(StringComparer.Ordinal);
         for (int start = 0; start < n; start += batch)
         {
             ct.ThrowIfCancellationRequested();
@@ -242,11 +243,16 @@ public static class MechanisticData
                 if (t.Rank == 0 || t.Shape[0] != count)
                     throw new GateInputException($"{ctx.Model.FileName}: tensor '{l}' has shape {t.ShapeString}; a layer to analyse must keep the batch axis first");
                 var pooled = Pool(t.ToDoubleArray(), t.Shape, pooling);
-                widths[l] = pooled.Length / count;
-                parts[l].Add(pooled);
+                int width = pooled.Length / count;
+                if (!matrices.TryGetValue(l, out var m))
+                    matrices[l] = m = new SampleMatrix(new double[checked((long)n * width) is var size && size <= Array.MaxLength ? (int)size
+                        : throw new InsufficientMemoryException($"{ctx.Model.FileName}: tensor '{l}' for {n} samples has {size} elements, over one array's {Array.MaxLength}: lower samples")], n, width);
+                else if (m.Columns != width)
+                    throw new GateInputException($"{ctx.Model.FileName}: tensor '{l}' has {width} features per sample in samples {start}..{start + count - 1} but {m.Columns} before; a layer to analyse must keep its size across batches");
+                Array.Copy(pooled, 0, m.Data, (long)start * width, pooled.Length);
             }
         }
-        return layers.ToDictionary(l => l, l => new SampleMatrix(parts[l].SelectMany(p => p).ToArray(), n, n == 0 ? 0 : widths[l]));
+        return layers.ToDictionary(l => l, l => matrices.TryGetValue(l, out var m) ? m : new SampleMatrix([], 0, 0));
     }
 
     /// <summary>

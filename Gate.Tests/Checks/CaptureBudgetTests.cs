@@ -94,4 +94,27 @@ public class CaptureBudgetTests
         // Nothing fits: refused, naming the smallest's need.
         Assert.Throws<InsufficientMemoryException>(() => MechanisticData.ChooseWithin(uneven, 10, 50, false, 256, "m.onnx"));
     }
+
+    [Fact]
+    public void A_capture_in_uneven_batches_fills_every_row_as_one_batch_would()
+    {
+        // 120 samples in batches of 7 (the last one short): each layer's matrix is filled in place, batch by batch.
+        var (model, datasets, hidden) = WideModel();
+        var dir = TestPaths.TempDir("gate-capture-rows");
+        var policyPath = Path.Combine(dir, "policy.yaml");
+        File.WriteAllText(policyPath, PolicyWithMemory(datasets, "    - { id: repr, type: representation, dataset: test }", "256Mi"));
+        var policy = Gate.Core.Policy.PolicyLoader.Load(policyPath);
+        var ctx = new CheckContext(model, policy, null, "no production runtime needed", new EvidenceWriter(Path.Combine(dir, "evidence")));
+        var inputs = ctx.LoadDataset("test").Inputs;
+        var batched = MechanisticData.CaptureActivations(ctx, inputs, hidden, CancellationToken.None, batch: 7);
+        var whole = MechanisticData.CaptureActivations(ctx, inputs, hidden, CancellationToken.None, batch: 256);
+        var x = inputs.ToDoubleArray();
+        foreach (var l in hidden)
+        {
+            Assert.Equal((Samples, Width), (batched[l].Rows, batched[l].Columns));
+            Assert.Equal(whole[l].Data, batched[l].Data);
+        }
+        // The first layer is Relu of the (non-negative) input itself: every row in its place.
+        Assert.Equal(x, batched[hidden[0]].Data);
+    }
 }
