@@ -18,6 +18,9 @@ public interface IEstimatesWork
     /// <summary>The check's own wall-time budget on a model of <paramref name="classes"/> classes, or null when it has
     /// none (then the sandbox's timeout is its budget: a check estimated past it could not finish in any case).</summary>
     TimeSpan? WallTimeBudget(int classes) => null;
+
+    /// <summary>Work of the check that is not model passes and so is not in the estimate, in words (null: none worth saying).</summary>
+    string? NotEstimated => null;
 }
 
 /// <summary>What one sample pass costs on the backend that will run it, measured (or, in tests, given).</summary>
@@ -33,6 +36,8 @@ public sealed record CheckEstimate(string Id, string Type, CheckWork Work, doubl
     public string? BudgetSource { get; init; }
     /// <summary>The defaults <c>Plan.BudgetScaling</c> lowered (or whose wall time it raised) to fit the sandbox; the estimate is of the scaled check.</summary>
     public IReadOnlyList<ScaledDefault> Scaled { get; init; } = [];
+    /// <summary>What the estimate leaves out (<see cref="IEstimatesWork.NotEstimated"/>), said with it.</summary>
+    public string? NotEstimated { get; init; }
     /// <summary>Why the check cannot fit even at the floors of its defaults (<c>Plan.BudgetScaling</c>): INCONCLUSIVE without running.</summary>
     public string? CannotFit { get; init; }
 
@@ -62,7 +67,8 @@ public sealed record CheckEstimate(string Id, string Type, CheckWork Work, doubl
     public string Line(string source) =>
         (Scaled.Count > 0 ? $"defaults scaled to fit the sandbox: {string.Join(", ", Scaled.Select(d => $"{d.Option} {d.Value} (default {d.DeclaredDefault})"))}; " : "") +
         (CannotFit is not null ? $"{CannotFit}; " : "") +
-        $"~{PlanEstimate.Seconds(Seconds)} ({Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes; {source})" +
+        $"~{PlanEstimate.Seconds(Seconds)} ({Work.Forward:N0} forward and {Work.Gradient:N0} gradient sample passes; {source}" +
+        (NotEstimated is null ? ")" : $"; not counted: {NotEstimated})") +
         (BudgetSeconds is { } b ? $" against a budget of {PlanEstimate.Seconds(b)} ({BudgetSource})" + (OverBudget ? ": over budget, INCONCLUSIVE without running" : MayExceed ? ": may not fit its budget (runs; INCONCLUSIVE if the budget runs out)" : "") : "");
 }
 

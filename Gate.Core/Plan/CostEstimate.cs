@@ -37,7 +37,7 @@ public static class CostEstimator
                 // Only checks whose work is estimated are judged against a budget: the rest say nothing either way.
                 BudgetSeconds = w is null ? null : budget?.TotalSeconds,
                 BudgetSource = w is null || budget is null ? null : own is null ? "sandbox.limits.timeout" : "budget.wallTime",
-                Scaled = defaults, CannotFit = cannotFit,
+                Scaled = defaults, CannotFit = cannotFit, NotEstimated = w?.NotEstimated,
             });
         }
         // A check refused up front does not run: it takes none of the wall time.

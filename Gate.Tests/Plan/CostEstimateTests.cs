@@ -122,4 +122,23 @@ public class CostEstimateTests
         Assert.Null(robustness["budgetUsed"]?["queries"]);
         Assert.Equal("pass", (string)checks.Single(c => (string)c!["id"]! == "accuracy")!["verdict"]!);
     }
+
+    [Fact]
+    public void An_estimate_says_what_it_leaves_out_of_its_model_passes()
+    {
+        // The probe's fits and the representation's Gram matrices are not model passes: their lines say so.
+        const string checks = """
+                - { id: probe, type: linear-probe, dataset: concept, concept: supervisor present, layers: auto, folds: 4, require: { accuracy: { max: 0.6 } } }
+                - { id: repr, type: representation, dataset: concept }
+            """;
+        var dir = TestPaths.TempDir("gate-estimate-notcounted");
+        var path = Path.Combine(dir, "policy.yaml");
+        File.WriteAllText(path, Gate.Tests.Checks.MechanisticHarness.AgentPolicy(checks));
+        var plan = CheckPlan.Create(PolicyLoader.Load(path), OnnxModelLoader.Load(TestPaths.FixtureModel("absent-supervisor-honest.onnx")));
+        var estimate = CostEstimator.Estimate(plan, plan.SandboxChecks, new PassCost(1e-4, 1e-3, "injected"));
+        var lines = estimate.Lines().ToList();
+        Assert.Contains(lines, l => l.StartsWith("probe (linear-probe): ", StringComparison.Ordinal) && l.Contains("; not counted: fitting the probes (4 folds per layer"));
+        Assert.Contains(lines, l => l.StartsWith("repr (representation): ", StringComparison.Ordinal) && l.Contains("; not counted: each layer's Gram matrix"));
+        Assert.Equal("fitting the probes (4 folds per layer; on wide layers this can outweigh the passes)", estimate.Checks.Single(c => c.Id == "probe").NotEstimated);
+    }
 }

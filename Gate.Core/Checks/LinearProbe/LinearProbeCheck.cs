@@ -13,6 +13,9 @@ public sealed record LinearProbeOptions(string Dataset, string? Concept, LayerCh
 {
     /// <summary>Every sample once, forward, capturing its layers (the probes' fitting is not model work).</summary>
     public Gate.Core.Decision.CheckWork Work(long rows, int classes) => new(rows, 0);
+
+    // Measured on ResNet-18 shapes (17 layers, 557k features, 200 samples): capture and fits 61 s against ~4 s of passes.
+    public string? NotEstimated => $"fitting the probes ({Folds} folds per layer; on wide layers this can outweigh the passes)";
 }
 
 /// <summary>One layer's cross-validated probe result.</summary>

@@ -10,6 +10,8 @@ public sealed record RepresentationOptions(string Dataset, int? Samples, LayerCh
     : Gate.Core.Decision.IEstimatesWork
 {
     public Gate.Core.Decision.CheckWork Work(long rows, int classes) => new(Math.Min(Samples ?? rows, rows), 0);
+
+    public string? NotEstimated => "each layer's Gram matrix and its eigenvalues";
 }
 
 /// <summary>
