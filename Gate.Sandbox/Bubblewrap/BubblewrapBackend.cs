@@ -156,6 +156,9 @@ public sealed class BubblewrapBackend : RunnerBackend
             return exit with { ExitCode = null, Fault = "bubblewrap: the sandbox could not join its cgroup" };
         if (cgroup?.OomKilled() == true)
             return exit with { Fault = $"the sandbox was killed for memory (OOM; limit {limits.MemoryBytes} bytes, no swap)" };
+        // With a cgroup we know a SIGKILL was not the memory limit's: say so, so nobody raises the limit in vain.
+        if (exit.ExitCode == 137 && cgroup is not null)
+            return exit with { Fault = "the runner was killed (SIGKILL), not for memory: the sandbox's cgroup recorded no OOM kill" };
         return exit;
     }
 }

@@ -32,6 +32,12 @@ internal static class FaultInjection
                     var p = System.Runtime.InteropServices.Marshal.AllocHGlobal(size);
                     unsafe { for (int i = 0; i < size; i += 4096) ((byte*)p)[i] = 1; }
                 }
+            case "sigkill":
+                // Killed by a signal, as a runner killed from outside (or by an OOM killer) ends. As a container's
+                // pid 1 the runner ignores its own SIGKILL: it then ends with the status a killed process reports.
+                System.Diagnostics.Process.GetCurrentProcess().Kill();
+                Thread.Sleep(1000);
+                return 128 + 9;
             case "hang":
                 Thread.Sleep(Timeout.Infinite);
                 return 0;

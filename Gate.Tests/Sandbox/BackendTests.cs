@@ -22,6 +22,8 @@ public abstract class BackendContract
     protected abstract string OomFault { get; }
     /// <summary>What the OOM fault's reason must say on this backend.</summary>
     protected abstract string OomReason { get; }
+    /// <summary>What a runner killed by SIGKILL must be reported as on this backend.</summary>
+    protected virtual string KillReason => "killed (SIGKILL)";
     protected virtual void AssertNothingLeftBehind() { }
 
     [Fact]
@@ -57,12 +59,13 @@ public abstract class BackendContract
     [InlineData("crash", "crashed")]
     [InlineData("oom", null)]
     [InlineData("hang", "deadline")]
+    [InlineData("sigkill", null)]
     [InlineData("garbage", "malformed")]
     [InlineData("truncated", "malformed")]
     [InlineData("noresults", "no results.json")]
     public async Task Every_fault_ends_incomplete_with_its_reason_and_no_evidence(string fault, string? reasonMentions)
     {
-        reasonMentions ??= OomReason;
+        reasonMentions ??= fault == "oom" ? OomReason : KillReason;
         var dir = TestPaths.TempDir("gate-sbx");
         var policy = SandboxTestJobs.WritePolicy(dir);
         // Only the hang is meant to meet the deadline; every other fault must be reported as itself even when a loaded

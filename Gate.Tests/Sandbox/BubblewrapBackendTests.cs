@@ -39,6 +39,8 @@ public sealed class BubblewrapBackendTests(BubblewrapFixture fixture) : BackendC
     // With a cgroup the kernel kills native over-allocation (as Docker's); without one only the managed heap is capped.
     protected override string OomFault => BubblewrapBackend.KernelLimits ? "oom-native" : "oom";
     protected override string OomReason => BubblewrapBackend.KernelLimits ? "killed for memory (OOM" : "OutOfMemoryException";
+    // With a cgroup, a kill that was not the memory limit's says so.
+    protected override string KillReason => BubblewrapBackend.KernelLimits ? "killed (SIGKILL), not for memory" : "killed (SIGKILL)";
 
     protected override void AssertSelfTest(IReadOnlyDictionary<string, string> probes) =>
         // Every namespace is unshared and the root is read-only whoever runs gate; as root also a fresh uid and a pids cgroup.
