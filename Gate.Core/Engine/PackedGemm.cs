@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Gate.Core.Engine;
 
@@ -10,16 +11,20 @@ namespace Gate.Core.Engine;
 /// weights, cached by the caller); B is packed per call into K×NR strips, so the micro-kernel reads both operands
 /// sequentially. Loop order: columns in NC blocks, K in KC panels (B's block packed once per panel, in L2), rows in MC
 /// blocks of A (in L2), then each KC×NR strip of B (in L1) against every MR-row micro-panel of A. The 6×32 micro-kernel
-/// keeps twelve 512-bit accumulators in registers (the 32 vector registers of AVX-512); edge tiles run the same kernel
-/// into a scratch tile, so C is never touched outside [M, N]. The unpacked blocked GEMM in <see cref="Kernels"/>
+/// keeps twelve 512-bit accumulators in registers (the 32 vector registers of AVX-512); without AVX-512 (AVX2 + FMA)
+/// the same packed strip is done as two 6×16 halves with twelve 256-bit accumulators (15 of AVX2's 16 registers), so
+/// one packing serves both. Edge tiles run the kernel into a scratch tile, so C is never touched outside [M, N]. The unpacked blocked GEMM in <see cref="Kernels"/>
 /// reads B in place from L2 with strided rows, which held these shapes to about 40 GFLOP/s on two cores.
 /// </summary>
 internal static class PackedGemm
 {
     public const int MR = 6, NR = 32, KC = 128, MC = 384, NC = 512;
 
-    /// <summary>The kernel needs 512-bit vectors; elsewhere callers keep the blocked GEMM.</summary>
-    public static bool IsSupported => Vector512.IsHardwareAccelerated;
+    /// <summary>Whether this CPU runs the 512-bit kernel; else the 256-bit one.</summary>
+    public static bool Wide => Vector512.IsHardwareAccelerated;
+
+    /// <summary>The kernels need AVX-512 or AVX2 with FMA; elsewhere callers keep the blocked GEMM.</summary>
+    public static bool IsSupported => Wide || (Vector256.IsHardwareAccelerated && Fma.IsSupported);
 
     /// <summary>
     /// A [M, K] packed as K panels of KC; within a panel, MR-row tiles (rows past M zero), each [kc, MR] contiguous.
@@ -63,10 +68,14 @@ internal static class PackedGemm
     /// <paramref name="accumulate"/>; B[p, j] is at b[p·ldb + j]. With <paramref name="parallel"/> the columns are
     /// split across the cores (for a batch of one, where the caller has no samples to split).
     /// </summary>
-    public static void Multiply(PackedA a, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, int n, bool accumulate, ReadOnlySpan<float> rowBias, bool parallel)
+    /// <param name="wide">the 512-bit kernel (true) or the 256-bit one (false); null: this CPU's (<see cref="Wide"/>)</param>
+    public static void Multiply(PackedA a, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, int n, bool accumulate, ReadOnlySpan<float> rowBias, bool parallel,
+        bool? wide = null)
     {
         int m = a.M, k = a.K;
-        if (!IsSupported) throw new PlatformNotSupportedException("PackedGemm needs 512-bit vectors");
+        if (!IsSupported) throw new PlatformNotSupportedException("PackedGemm needs AVX-512, or AVX2 with FMA");
+        bool w = wide ?? Wide;
+        if (w && !Wide) throw new PlatformNotSupportedException("this CPU has no 512-bit vectors");
         if (n <= 0) return;
         if (ldb < n || ldc < n) throw new ArgumentException("ldb and ldc must be at least N");
         if ((long)(k - 1) * ldb + n > b.Length) throw new ArgumentException("B is smaller than K·ldb");
@@ -79,7 +88,7 @@ internal static class PackedGemm
         int strips = (n + NR - 1) / NR, tiles = a.Tiles;
         bool byColumns = strips >= 4 * cores;
         int threads = byColumns ? cores : Math.Min(cores, tiles / 2);
-        if (threads <= 1) { Columns(a, b, ldb, c, ldc, 0, n, 0, tiles, accumulate, rowBias); return; }
+        if (threads <= 1) { Columns(a, b, ldb, c, ldc, 0, n, 0, tiles, accumulate, rowBias, w); return; }
         unsafe
         {
             fixed (float* pb = b, pc = c, pbias = rowBias)
@@ -93,7 +102,7 @@ internal static class PackedGemm
                     if (byColumns) { j0 = Math.Min(n, (int)((long)strips * t / threads) * NR); j1 = Math.Min(n, (int)((long)strips * (t + 1) / threads) * NR); }
                     else { t0 = (int)((long)tiles * t / threads); t1 = (int)((long)tiles * (t + 1) / threads); }
                     if (j0 < j1 && t0 < t1)
-                        Columns(a, new ReadOnlySpan<float>((float*)ib, lb), ldb, new Span<float>((float*)ic, lc), ldc, j0, j1, t0, t1, accumulate, new ReadOnlySpan<float>((float*)ibias, lbias));
+                        Columns(a, new ReadOnlySpan<float>((float*)ib, lb), ldb, new Span<float>((float*)ic, lc), ldc, j0, j1, t0, t1, accumulate, new ReadOnlySpan<float>((float*)ibias, lbias), w);
                 });
             }
         }
@@ -103,7 +112,8 @@ internal static class PackedGemm
     private const long ParallelWork = 1 << 20;
 
     /// <summary>Columns [j0, j1) of row tiles [tBegin, tEnd) of C, on the calling thread, with its own pack of B.</summary>
-    private static void Columns(PackedA a, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, int j0, int j1, int tBegin, int tEnd, bool accumulate, ReadOnlySpan<float> rowBias)
+    private static void Columns(PackedA a, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, int j0, int j1, int tBegin, int tEnd, bool accumulate, ReadOnlySpan<float> rowBias,
+        bool wide)
     {
         int m = a.M, k = a.K;
         var bp = System.Buffers.ArrayPool<float>.Shared.Rent(KC * NC);
@@ -129,7 +139,7 @@ internal static class PackedGemm
                             for (int t = t0; t < t1; t++)
                             {
                                 int i = t * MR, rows = Math.Min(MR, m - i);
-                                Tile(a.Data, panel + t * kc * MR, bp, s * kc * NR, kc, c, i, j, ldc, rows, cols, load, bias);
+                                Tile(a.Data, panel + t * kc * MR, bp, s * kc * NR, kc, c, i, j, ldc, rows, cols, load, bias, wide);
                             }
                         }
                     }
@@ -157,7 +167,8 @@ internal static class PackedGemm
 
     /// <summary>One MR×NR tile: straight into C when whole, else through a scratch tile holding only C's valid part.</summary>
     [SkipLocalsInit]
-    private static void Tile(float[] ap, int aOff, float[] bp, int bOff, int kc, Span<float> c, int i, int j, int ldc, int rows, int cols, bool load, ReadOnlySpan<float> bias)
+    private static void Tile(float[] ap, int aOff, float[] bp, int bOff, int kc, Span<float> c, int i, int j, int ldc, int rows, int cols, bool load, ReadOnlySpan<float> bias,
+        bool wide)
     {
         ref float ra = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ap), aOff);
         ref float rb = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(bp), bOff);
@@ -165,7 +176,7 @@ internal static class PackedGemm
         if (!bias.IsEmpty) { b6.Clear(); bias.Slice(i, rows).CopyTo(b6); }
         if (rows == MR && cols == NR)
         {
-            Kernel(ref ra, ref rb, kc, ref c[i * ldc + j], ldc, load, bias.IsEmpty ? ReadOnlySpan<float>.Empty : b6);
+            Kernel(ref ra, ref rb, kc, ref c[i * ldc + j], ldc, load, bias.IsEmpty ? ReadOnlySpan<float>.Empty : b6, wide);
             return;
         }
         Span<float> t = stackalloc float[MR * NR];
@@ -174,13 +185,21 @@ internal static class PackedGemm
             t.Clear();
             for (int r = 0; r < rows; r++) c.Slice((i + r) * ldc + j, cols).CopyTo(t.Slice(r * NR, cols));
         }
-        Kernel(ref ra, ref rb, kc, ref t[0], NR, load, bias.IsEmpty ? ReadOnlySpan<float>.Empty : b6);
+        Kernel(ref ra, ref rb, kc, ref t[0], NR, load, bias.IsEmpty ? ReadOnlySpan<float>.Empty : b6, wide);
         for (int r = 0; r < rows; r++) t.Slice(r * NR, cols).CopyTo(c.Slice((i + r) * ldc + j, cols));
+    }
+
+    /// <summary>C[6, 32] (+)= A-panel [kc, 6] · B-strip [kc, 32], by the 512-bit kernel or as two 16-column halves by the 256-bit one.</summary>
+    private static void Kernel(ref float a, ref float b, int kc, ref float c, int ldc, bool load, ReadOnlySpan<float> bias, bool wide)
+    {
+        if (wide) { Kernel512(ref a, ref b, kc, ref c, ldc, load, bias); return; }
+        Kernel256(ref a, ref b, kc, ref c, ldc, load, bias);
+        Kernel256(ref a, ref Unsafe.Add(ref b, NR / 2), kc, ref Unsafe.Add(ref c, NR / 2), ldc, load, bias);
     }
 
     /// <summary>C[6, 32] (+)= A-panel [kc, 6] · B-strip [kc, 32]: twelve accumulators, two B vectors and one broadcast per row per step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel(ref float a, ref float b, int kc, ref float c, int ldc, bool load, ReadOnlySpan<float> bias)
+    private static void Kernel512(ref float a, ref float b, int kc, ref float c, int ldc, bool load, ReadOnlySpan<float> bias)
     {
         ref float c0 = ref c;
         ref float c1 = ref Unsafe.Add(ref c0, ldc);
@@ -232,5 +251,64 @@ internal static class PackedGemm
         x30.StoreUnsafe(ref c3); x31.StoreUnsafe(ref c3, 16);
         x40.StoreUnsafe(ref c4); x41.StoreUnsafe(ref c4, 16);
         x50.StoreUnsafe(ref c5); x51.StoreUnsafe(ref c5, 16);
+    }
+
+    /// <summary>
+    /// C[6, 16] (+)= A-panel [kc, 6] · 16 columns of a B-strip [kc, 32] (rows NR apart): the AVX2 kernel, twelve
+    /// 256-bit accumulators, two B vectors and one broadcast per row per step.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel256(ref float a, ref float b, int kc, ref float c, int ldc, bool load, ReadOnlySpan<float> bias)
+    {
+        ref float c0 = ref c;
+        ref float c1 = ref Unsafe.Add(ref c0, ldc);
+        ref float c2 = ref Unsafe.Add(ref c1, ldc);
+        ref float c3 = ref Unsafe.Add(ref c2, ldc);
+        ref float c4 = ref Unsafe.Add(ref c3, ldc);
+        ref float c5 = ref Unsafe.Add(ref c4, ldc);
+        Vector256<float> x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51;
+        if (load)
+        {
+            x00 = Vector256.LoadUnsafe(ref c0); x01 = Vector256.LoadUnsafe(ref c0, 8);
+            x10 = Vector256.LoadUnsafe(ref c1); x11 = Vector256.LoadUnsafe(ref c1, 8);
+            x20 = Vector256.LoadUnsafe(ref c2); x21 = Vector256.LoadUnsafe(ref c2, 8);
+            x30 = Vector256.LoadUnsafe(ref c3); x31 = Vector256.LoadUnsafe(ref c3, 8);
+            x40 = Vector256.LoadUnsafe(ref c4); x41 = Vector256.LoadUnsafe(ref c4, 8);
+            x50 = Vector256.LoadUnsafe(ref c5); x51 = Vector256.LoadUnsafe(ref c5, 8);
+        }
+        else if (!bias.IsEmpty)
+        {
+            x00 = x01 = Vector256.Create(bias[0]);
+            x10 = x11 = Vector256.Create(bias[1]);
+            x20 = x21 = Vector256.Create(bias[2]);
+            x30 = x31 = Vector256.Create(bias[3]);
+            x40 = x41 = Vector256.Create(bias[4]);
+            x50 = x51 = Vector256.Create(bias[5]);
+        }
+        else x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = Vector256<float>.Zero;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.LoadUnsafe(ref b); var b1 = Vector256.LoadUnsafe(ref b, 8);
+            var s = Vector256.Create(a);
+            x00 = Vector256.FusedMultiplyAdd(s, b0, x00); x01 = Vector256.FusedMultiplyAdd(s, b1, x01);
+            s = Vector256.Create(Unsafe.Add(ref a, 1));
+            x10 = Vector256.FusedMultiplyAdd(s, b0, x10); x11 = Vector256.FusedMultiplyAdd(s, b1, x11);
+            s = Vector256.Create(Unsafe.Add(ref a, 2));
+            x20 = Vector256.FusedMultiplyAdd(s, b0, x20); x21 = Vector256.FusedMultiplyAdd(s, b1, x21);
+            s = Vector256.Create(Unsafe.Add(ref a, 3));
+            x30 = Vector256.FusedMultiplyAdd(s, b0, x30); x31 = Vector256.FusedMultiplyAdd(s, b1, x31);
+            s = Vector256.Create(Unsafe.Add(ref a, 4));
+            x40 = Vector256.FusedMultiplyAdd(s, b0, x40); x41 = Vector256.FusedMultiplyAdd(s, b1, x41);
+            s = Vector256.Create(Unsafe.Add(ref a, 5));
+            x50 = Vector256.FusedMultiplyAdd(s, b0, x50); x51 = Vector256.FusedMultiplyAdd(s, b1, x51);
+            a = ref Unsafe.Add(ref a, MR);
+            b = ref Unsafe.Add(ref b, NR);
+        }
+        x00.StoreUnsafe(ref c0); x01.StoreUnsafe(ref c0, 8);
+        x10.StoreUnsafe(ref c1); x11.StoreUnsafe(ref c1, 8);
+        x20.StoreUnsafe(ref c2); x21.StoreUnsafe(ref c2, 8);
+        x30.StoreUnsafe(ref c3); x31.StoreUnsafe(ref c3, 8);
+        x40.StoreUnsafe(ref c4); x41.StoreUnsafe(ref c4, 8);
+        x50.StoreUnsafe(ref c5); x51.StoreUnsafe(ref c5, 8);
     }
 }
