@@ -255,7 +255,9 @@ internal static class PackedGemm
 
     /// <summary>
     /// C[6, 16] (+)= A-panel [kc, 6] · 16 columns of a B-strip [kc, 32] (rows NR apart): the AVX2 kernel, twelve
-    /// 256-bit accumulators, two B vectors and one broadcast per row per step.
+    /// 256-bit accumulators, two B vectors and one broadcast per row per step. It mirrors <see cref="Kernel512"/> line
+    /// for line: .NET 10 has no public interface over Vector256 and Vector512 to write one generic kernel with, and
+    /// the twelve accumulators must stay named locals for the JIT to keep them in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel256(ref float a, ref float b, int kc, ref float c, int ldc, bool load, ReadOnlySpan<float> bias)
