@@ -64,9 +64,18 @@ public static class CheckExecutor
             else if (pc.Implementation is IShardedCheck sharded && pc.NotRunReason is null)
                 results.Add(await RunOneAsync(ctx, pc, ct, sub => sharded.RunShardAsync(sub, pc.Spec, pc.Options!, shard, ct)).ConfigureAwait(false));
             else if (shard.RunsUnshardedChecks) results.Add(await RunOneAsync(ctx, pc, ct).ConfigureAwait(false));
+            ReleaseMemory();
         }
         return results;
     }
+
+    /// <summary>
+    /// Between checks: a check's captures and fits are garbage once its result is in, but without memory pressure the
+    /// GC grows the heap rather than collect the oldest generation, so the next check's allocations stacked on them
+    /// (ResNet-18's probe, then the representation: 2.9 → 5.4 → 6.5 GB). A compacting collection that returns the freed
+    /// memory lets each check start from what the run really holds.
+    /// </summary>
+    private static void ReleaseMemory() => GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     /// <summary>
     /// The defaults the sandbox scaled to fit its timeout, beside those the check scaled with the model itself: one
