@@ -82,9 +82,13 @@ public class CaptureBudgetTests
         var c = MechanisticData.ChooseWithin(layers, 10, 4000, chosenByUser: false, batch: 256, "m.onnx");
         Assert.Equal(["l0", "l3", "l6", "l9"], c.Layers);
         Assert.Contains("4 of 10", c.Note);
-        Assert.Equal(2, c.Batch); // a quarter of the budget (1000 bytes) per batch of 400-byte samples
+        Assert.Equal(1, c.Batch); // a sixteenth of the budget (250 bytes) is under one 400-byte sample: one at a time
+        // All ten fit 64000 bytes; a batch's captures get a sixteenth (4000 bytes) = 4 samples of 1000 bytes.
+        var roomy = MechanisticData.ChooseWithin(layers, 10, 64000, chosenByUser: false, batch: 256, "m.onnx");
+        Assert.Equal(10, roomy.Layers.Count);
+        Assert.Equal(4, roomy.Batch);
         // Everything fits: unchanged, no note, the batch asked for.
-        var all = MechanisticData.ChooseWithin(layers, 10, 1 << 20, chosenByUser: false, batch: 256, "m.onnx");
+        var all = MechanisticData.ChooseWithin(layers, 10, 1 << 24, chosenByUser: false, batch: 256, "m.onnx");
         Assert.Equal(10, all.Layers.Count);
         Assert.Null(all.Note);
         Assert.Equal(256, all.Batch);
